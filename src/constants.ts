@@ -1,0 +1,35 @@
+/** Names of tables and columns: an identifier, so they fit in URLs, topics and config files. */
+export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_]{0,62}$/
+
+/** Row keys and partition values are UTF-8 strings of this many bytes at most (no NUL). */
+export const MAX_KEY_BYTES = 512
+
+/** One register value, JSON-encoded, may be at most this large. */
+export const MAX_VALUE_BYTES = 256 * 1024
+
+/** A whole row document, encoded, may be at most this large: rows travel in one frame. */
+export const MAX_ROW_BYTES = 1024 * 1024
+
+/** A remote delta larger than this is refused before it is decoded. */
+export const MAX_DELTA_BYTES = 1024 * 1024
+
+/** Columns a table may have, so a schema stays readable and a row stays small. */
+export const MAX_COLUMNS = 256
+
+/**
+ * Digest tree shape: 16^4 = 65,536 leaf buckets per (table, partition). With 100k rows that is
+ * ~1.5 rows a bucket, so anti-entropy that descends to differing leaves exchanges little more
+ * than the rows that differ. Levels: 0 = root (1 node) … 4 = leaves (65,536 nodes).
+ */
+export const DIGEST_TREE_FANOUT_BITS = 4
+export const DIGEST_TREE_DEPTH = 4
+export const DIGEST_BYTES = 16
+
+/** Live row documents kept in memory; the rest stay encoded in LevelDB. */
+export const DEFAULT_ROW_CACHE_SIZE = 10_000
+
+/** Digest trees (≈1.1 MB each) kept in memory; others are reloaded from their stored leaves. */
+export const DEFAULT_TREE_CACHE_SIZE = 64
+
+/** Most writes coalesced into one LevelDB batch (group commit). */
+export const MAX_WRITES_PER_BATCH = 4096

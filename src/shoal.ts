@@ -1,0 +1,332 @@
+import { PartitionError, SchemaError, UnknownColumnError, UnknownTableError, ValidationError } from './errors.js'
+import { CATALOG_SCHEMA, CATALOG_TABLE, catalogValuesToSchema, schemaToCatalogValues } from './table/catalog.js'
+import type { ApplyResult } from './table/engine.js'
+import { toHex } from './table/hash.js'
+import type { RowOp } from './table/row.js'
+import {
+  extendSchema,
+  isPlainObject,
+  normalizeKeyValue,
+  sameSchema,
+  validateSchema,
+  validateValue,
+  type ResolvedSchema,
+  type TableSchema,
+} from './table/schema.js'
+import { Store, type ChangeEvent, type ChangeListener, type StoreOptions, type StoredRow } from './store/store.js'
+import { SEP } from './store/layout.js'
+
+export type Row = Record<string, unknown>
+
+export interface RowOptions {
+  /** The row's partition; found from the key when left out (one lookup). */
+  partition?: string | number
+}
+
+export interface TextEdit {
+  /** Position in UTF-16 code units, 0 … length. */
+  index: number
+  /** Characters to remove at `index` (default 0). */
+  delete?: number
+  /** Text to insert at `index` (default ''). */
+  insert?: string
+}
+
+export interface ScanOptions {
+  partition?: string | number
+  /** Resume after this cursor: the `next` of the previous page. */
+  after?: string
+  /** Rows per page, 1 … 10,000 (default 100). */
+  limit?: number
+}
+
+export interface ScanPage {
+  rows: Row[]
+  /** Pass as `after` for the next page; null on the last page. */
+  next: string | null
+}
+
+export interface TableStatus {
+  name: string
+  engine: string
+  partitionBy: string | null
+  rows: number
+  partitions: Array<{ partition: string; rows: number; digest: string }>
+}
+
+export interface ShoalStatus {
+  actor: string
+  dir: string
+  tables: TableStatus[]
+}
+
+export type ShoalOptions = StoreOptions
+
+const DEFAULT_SCAN_LIMIT = 100
+const MAX_SCAN_LIMIT = 10_000
+
+/**
+ * A Shoal database: typed tables of CRDT rows in one LevelDB folder.
+ *
+ *   const db = await Shoal.open({ dir: './data' })
+ *   await db.defineTable({ name: 'stock', primaryKey: 'sku', columns: { sku: 'string', qty: 'counter' } })
+ *   await db.table('stock').put('A1', { qty: 10 })
+ */
+export class Shoal {
+  private readonly schemas = new Map<string, ResolvedSchema>()
+  private readonly unsubscribeCatalog: () => void
+
+  private constructor(readonly store: Store) {
+    this.unsubscribeCatalog = store.subscribe((event) => {
+      if (event.table === CATALOG_TABLE) this.refreshCatalogRow(event.key, event.row)
+    })
+  }
+
+  static async open(options: ShoalOptions): Promise<Shoal> {
+    const store = await Store.open(options)
+    const shoal = new Shoal(store)
+    try {
+      let after: { partition: string; key: string } | null = null
+      while (true) {
+        const page: StoredRow[] = await store.scan(CATALOG_SCHEMA, '', after, 1000)
+        for (const row of page) shoal.refreshCatalogRow(row.key, row.state.values)
+        if (page.length < 1000) break
+        after = { partition: '', key: page[page.length - 1]!.key }
+      }
+    } catch (error) {
+      await store.close()
+      throw error
+    }
+    return shoal
+  }
+
+  /** This replica's identity (stable for the data folder). */
+  get actor(): string {
+    return this.store.actor
+  }
+
+  /** Defines a table, or extends an existing one with new columns. Returns the schema in force. */
+  async defineTable(input: TableSchema): Promise<ResolvedSchema> {
+    const next = validateSchema(input)
+    const current = this.schemas.get(next.name)
+    const merged = current === undefined ? next : extendSchema(current, next)
+    if (current !== undefined && sameSchema(current, merged)) return current
+    const values = schemaToCatalogValues(merged)
+    if (current !== undefined) {
+      // Only the new columns: concurrent additions on other peers then merge column by column.
+      for (const key of Object.keys(values)) if (key.startsWith('col:') && current.columns[key.slice(4)] !== undefined) delete values[key]
+    }
+    await this.store.writeLocal(CATALOG_SCHEMA, merged.name, '', null, { op: 'put', values })
+    this.schemas.set(merged.name, merged)
+    return merged
+  }
+
+  /** All user tables, by name. */
+  tables(): ResolvedSchema[] {
+    return [...this.schemas.values()].sort((a, b) => (a.name < b.name ? -1 : 1))
+  }
+
+  schema(name: string): ResolvedSchema {
+    const schema = this.schemas.get(name)
+    if (schema === undefined) throw new UnknownTableError(name, [...this.schemas.keys()])
+    return schema
+  }
+
+  table(name: string): Table {
+    this.schema(name)
+    return new Table(this, name)
+  }
+
+  /** Every committed change, local or remote, to any table (including the `_tables` catalog). */
+  subscribe(listener: ChangeListener): () => void {
+    return this.store.subscribe(listener)
+  }
+
+  /**
+   * Merges a delta received from a peer. Refuses (with a typed error, nothing stored changing)
+   * deltas for unknown tables, malformed keys, oversized or undecodable deltas.
+   */
+  async applyRemoteDelta(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult> {
+    const schema = table === CATALOG_TABLE ? CATALOG_SCHEMA : this.schema(table)
+    if (!(delta instanceof Uint8Array)) throw new ValidationError('a delta must be bytes (Uint8Array)')
+    if (schema.partitionBy === null) {
+      if (partition !== '') throw new PartitionError(`table '${table}' is not partitioned; a delta for partition '${partition}' is invalid`)
+    } else {
+      normalizeKeyValue(`partition of table '${table}'`, 'string', partition)
+    }
+    normalizeKeyValue(`row key of table '${table}'`, 'string', key)
+    return this.store.applyRemote(schema, partition, key, delta, origin)
+  }
+
+  async status(): Promise<ShoalStatus> {
+    const tables: TableStatus[] = []
+    for (const schema of this.tables()) {
+      const partitions = await this.store.partitions(schema.name)
+      tables.push({
+        name: schema.name,
+        engine: schema.engine,
+        partitionBy: schema.partitionBy,
+        rows: partitions.reduce((sum, p) => sum + p.rows, 0),
+        partitions: partitions.map((p) => ({ partition: p.partition, rows: p.rows, digest: toHex(p.digest) })),
+      })
+    }
+    return { actor: this.actor, dir: this.store.dir, tables }
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribeCatalog()
+    await this.store.close()
+  }
+
+  private refreshCatalogRow(name: string, values: Readonly<Record<string, unknown>> | null): void {
+    if (values === null) return
+    try {
+      const schema = catalogValuesToSchema(values)
+      if (schema.name !== name) throw new SchemaError(`catalog row '${name}' describes table '${schema.name}'`)
+      this.schemas.set(name, schema)
+    } catch (error) {
+      // A bad schema from a peer must not take the local tables down; keep the last good one.
+      console.error(`shoal: ignoring invalid schema for table '${name}': ${(error as Error).message}`)
+    }
+  }
+}
+
+/** One table of a Shoal database. Every write resolves once it is durable. */
+export class Table {
+  constructor(
+    private readonly shoal: Shoal,
+    readonly name: string,
+  ) {}
+
+  get schema(): ResolvedSchema {
+    return this.shoal.schema(this.name)
+  }
+
+  /** Inserts the row or merges `values` into it (re-inserting a deleted row). Returns the row. */
+  async put(key: string | number, values: Row, options?: RowOptions): Promise<Row> {
+    return this.write(key, values, options, 'put')
+  }
+
+  /** Merges `values` into an existing row; RowNotFoundError if it is absent or deleted. */
+  async update(key: string | number, values: Row, options?: RowOptions): Promise<Row> {
+    return this.write(key, values, options, 'update')
+  }
+
+  /** Adds `by` (default 1, may be negative) to a counter column; concurrent increments add up. */
+  async increment(key: string | number, column: string, by = 1, options?: RowOptions): Promise<Row> {
+    const schema = this.schema
+    this.columnOfKind(schema, column, 'counter')
+    if (typeof by !== 'number' || !Number.isSafeInteger(by)) throw new ValidationError(`increment of '${column}' must be an integer, got ${JSON.stringify(by)}`)
+    return this.run(schema, key, options, null, { op: 'increment', column, by })
+  }
+
+  /** Edits a text column in place; concurrent edits on other peers interleave. */
+  async editText(key: string | number, column: string, edit: TextEdit, options?: RowOptions): Promise<Row> {
+    const schema = this.schema
+    this.columnOfKind(schema, column, 'text')
+    if (!isPlainObject(edit as unknown)) throw new ValidationError('a text edit is an object { index, delete?, insert? }')
+    const insert = edit.insert ?? ''
+    if (typeof insert !== 'string') throw new ValidationError(`text edit 'insert' must be a string`)
+    validateValue(schema.name, column, 'text', insert)
+    return this.run(schema, key, options, null, { op: 'editText', column, index: edit.index, delete: edit.delete ?? 0, insert })
+  }
+
+  /** Deletes the row (a tombstone that replicates). Returns false if there was no live row. */
+  async delete(key: string | number, options?: RowOptions): Promise<boolean> {
+    const schema = this.schema
+    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    const result = await this.shoal.store.writeLocal(schema, k, this.partitionOption(schema, options), null, { op: 'delete' })
+    return result.changed
+  }
+
+  /** The row, or null if absent or deleted. */
+  async get(key: string | number, options?: RowOptions): Promise<Row | null> {
+    const schema = this.schema
+    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    const row = await this.shoal.store.read(schema, k, this.partitionOption(schema, options))
+    return row !== null && row.state.alive ? { ...row.state.values } : null
+  }
+
+  /** Losing values of concurrent writes per column (Automerge tables keep them; Yjs does not). */
+  async conflicts(key: string | number, options?: RowOptions): Promise<Record<string, unknown[]>> {
+    const schema = this.schema
+    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    return (await this.shoal.store.conflicts(schema, k, this.partitionOption(schema, options))) ?? {}
+  }
+
+  /** A page of live rows in key order (partition, then key, when scanning all partitions). */
+  async scan(options: ScanOptions = {}): Promise<ScanPage> {
+    const schema = this.schema
+    if (!isPlainObject(options as unknown)) throw new ValidationError('scan options must be an object { partition?, after?, limit? }')
+    const limit = options.limit ?? DEFAULT_SCAN_LIMIT
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_SCAN_LIMIT) {
+      throw new ValidationError(`scan limit must be an integer from 1 to ${MAX_SCAN_LIMIT}, got ${JSON.stringify(options.limit)}`)
+    }
+    const partition = this.partitionOption(schema, options)
+    const fixed = schema.partitionBy === null ? '' : partition
+    let after: { partition: string; key: string } | null = null
+    if (options.after !== undefined) {
+      if (typeof options.after !== 'string' || options.after === '') throw new ValidationError(`scan 'after' must be the 'next' cursor of a previous page`)
+      const cut = options.after.indexOf(SEP)
+      if (cut >= 0) after = { partition: options.after.slice(0, cut), key: options.after.slice(cut + 1) }
+      else if (fixed !== null) after = { partition: fixed, key: options.after }
+      else throw new ValidationError(`scanning all partitions of '${schema.name}': 'after' must be the 'next' cursor of a previous page`)
+    }
+    const rows = await this.shoal.store.scan(schema, fixed, after, limit)
+    const last = rows[rows.length - 1]
+    const next = rows.length < limit || last === undefined ? null : fixed === null ? `${last.partition}${SEP}${last.key}` : last.key
+    return { rows: rows.map((r) => ({ ...r.state.values })), next }
+  }
+
+  /** Committed changes to this table, local or remote. */
+  subscribe(listener: (event: ChangeEvent) => void): () => void {
+    return this.shoal.store.subscribe((event) => {
+      if (event.table === this.name) listener(event)
+    })
+  }
+
+  private async write(key: string | number, values: Row, options: RowOptions | undefined, op: 'put' | 'update'): Promise<Row> {
+    const schema = this.schema
+    if (!isPlainObject(values as unknown)) throw new ValidationError(`${op} of table '${schema.name}' needs an object of column → value`)
+    const checked: Row = {}
+    let createPartition: string | null = null
+    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    for (const [column, value] of Object.entries(values)) {
+      const kind = schema.columns[column]
+      if (kind === undefined) throw new UnknownColumnError(schema.name, column, Object.keys(schema.columns))
+      if (column === schema.primaryKey) {
+        const given = normalizeKeyValue(`column '${column}' (the primary key)`, kind, value)
+        if (given !== k) throw new ValidationError(`column '${column}' is the primary key: it is '${k}' for this row and cannot be set to '${given}'`)
+        continue
+      }
+      if (column === schema.partitionBy) {
+        createPartition = normalizeKeyValue(`column '${column}' (the partition column)`, kind, value)
+        continue
+      }
+      checked[column] = validateValue(schema.name, column, kind, value)
+    }
+    const partition = this.partitionOption(schema, options)
+    if (partition !== null && createPartition !== null && partition !== createPartition) {
+      throw new PartitionError(`the row says ${schema.partitionBy} = '${createPartition}' but the partition option says '${partition}'`)
+    }
+    return this.run(schema, k, options, createPartition ?? partition, { op, values: checked })
+  }
+
+  private async run(schema: ResolvedSchema, key: string | number, options: RowOptions | undefined, createPartition: string | null, op: RowOp): Promise<Row> {
+    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    const result = await this.shoal.store.writeLocal(schema, k, this.partitionOption(schema, options), createPartition, op)
+    return { ...result.state.values }
+  }
+
+  private partitionOption(schema: ResolvedSchema, options: RowOptions | ScanOptions | undefined): string | null {
+    if (options === undefined || options.partition === undefined) return null
+    if (schema.partitionBy === null) throw new PartitionError(`table '${schema.name}' is not partitioned; leave out 'partition'`)
+    return normalizeKeyValue(`partition of table '${schema.name}'`, schema.columns[schema.partitionBy]!, options.partition)
+  }
+
+  private columnOfKind(schema: ResolvedSchema, column: string, kind: 'counter' | 'text'): void {
+    const actual = schema.columns[column]
+    if (actual === undefined) throw new UnknownColumnError(schema.name, column, Object.keys(schema.columns))
+    if (actual !== kind) throw new ValidationError(`column '${column}' of table '${schema.name}' is ${actual}, not ${kind}`)
+  }
+}

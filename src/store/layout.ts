@@ -1,0 +1,77 @@
+import { DIGEST_BYTES } from '../constants.js'
+import { StoreCorruptError } from '../errors.js'
+
+/*
+ * LevelDB layout (sublevels of one database; key parts joined by NUL, which names and keys may
+ * not contain):
+ *   rows    table␀partition␀key        → RowRecord (format, flags, rowHash, encoded document)
+ *   buckets table␀partition␀leaf␀key   → rowHash   (the rows of one digest leaf, for anti-entropy)
+ *   leaves  table␀partition␀leaf       → leaf hash (inner tree levels are derived on load)
+ *   keys    table␀key␀partition        → ''        (finds a row's partition from its key)
+ *   meta    'actor' | count␀table␀partition → value
+ * One local change is one atomic batch over all of them.
+ */
+
+export const SEP = '\u0000'
+const RECORD_FORMAT = 1
+const FLAG_ALIVE = 1
+
+export function rowKey(table: string, partition: string, key: string): string {
+  return `${table}${SEP}${partition}${SEP}${key}`
+}
+
+export function partitionPrefix(table: string, partition: string): string {
+  return `${table}${SEP}${partition}${SEP}`
+}
+
+export function leafName(leaf: number): string {
+  return leaf.toString(16).padStart(4, '0')
+}
+
+export function bucketKey(table: string, partition: string, leaf: number, key: string): string {
+  return `${table}${SEP}${partition}${SEP}${leafName(leaf)}${SEP}${key}`
+}
+
+export function leafKey(table: string, partition: string, leaf: number): string {
+  return `${table}${SEP}${partition}${SEP}${leafName(leaf)}`
+}
+
+export function indexKey(table: string, key: string, partition: string): string {
+  return `${table}${SEP}${key}${SEP}${partition}`
+}
+
+export function countKey(table: string, partition: string): string {
+  return `count${SEP}${table}${SEP}${partition}`
+}
+
+/** Smallest string greater than every key starting with `prefix` (for range ends). */
+export function prefixEnd(prefix: string): string {
+  return prefix + '\uffff'
+}
+
+export interface RowRecord {
+  alive: boolean
+  /** The row's contribution to its digest leaf: hash(key ‖ rowDigest). */
+  rowHash: Uint8Array
+  doc: Uint8Array
+}
+
+export function encodeRecord(record: RowRecord): Uint8Array {
+  const out = new Uint8Array(2 + DIGEST_BYTES + record.doc.length)
+  out[0] = RECORD_FORMAT
+  out[1] = record.alive ? FLAG_ALIVE : 0
+  out.set(record.rowHash, 2)
+  out.set(record.doc, 2 + DIGEST_BYTES)
+  return out
+}
+
+export function decodeRecord(bytes: Uint8Array, where: string): RowRecord {
+  if (bytes.length < 2 + DIGEST_BYTES || bytes[0] !== RECORD_FORMAT) {
+    throw new StoreCorruptError(`stored row ${where} is not in Shoal's row format (format byte ${bytes[0]}); the data folder is damaged or not Shoal's`)
+  }
+  return {
+    alive: (bytes[1]! & FLAG_ALIVE) !== 0,
+    rowHash: bytes.subarray(2, 2 + DIGEST_BYTES),
+    doc: bytes.subarray(2 + DIGEST_BYTES),
+  }
+}

@@ -1,0 +1,685 @@
+import { mkdir } from 'node:fs/promises'
+import { randomUUID } from 'node:crypto'
+import { Level } from 'level'
+import { DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
+import { DeltaError, PartitionError, RowNotFoundError, RowTooLargeError, ShoalError, StoreClosedError, StoreOpenError, StoreWriteError } from '../errors.js'
+import { contribution, DigestTree, leafOf } from '../table/digest-tree.js'
+import { equalBytes } from '../table/hash.js'
+import type { ApplyResult, EngineContext } from '../table/engine.js'
+import { engineFor } from '../table/engines.js'
+import { RowDocument, type RowOp, type RowState } from '../table/row.js'
+import { keyColumnValue, type ResolvedSchema } from '../table/schema.js'
+import { bucketKey, countKey, decodeRecord, encodeRecord, indexKey, leafKey, partitionPrefix, prefixEnd, rowKey, SEP } from './layout.js'
+import { RowCache } from './row-cache.js'
+
+export interface StoreOptions {
+  /** The data folder; created if missing. */
+  dir: string
+  /** This replica's identity, fixed at the store's creation (later the libp2p peer id). */
+  actor?: string
+  /** Live row documents kept in memory. */
+  rowCacheSize?: number
+  /** Digest trees kept in memory. */
+  treeCacheSize?: number
+  /**
+   * fsync every batch before acknowledging (default true): an acknowledged write survives power
+   * loss, not only a killed process. Group commit amortises the fsync over concurrent writes.
+   */
+  syncWrites?: boolean
+  /** Wall-clock seconds for change metadata; injectable for simulations. */
+  nowSeconds?: () => number
+}
+
+/** A committed change to one row, local or from a peer. */
+export interface ChangeEvent {
+  table: string
+  partition: string
+  key: string
+  /** 'local', or the id of the peer the delta came from. */
+  origin: string
+  alive: boolean
+  /** The row after the change (null when deleted). */
+  row: Readonly<Record<string, unknown>> | null
+  /** The engine delta of this change: what a peer needs to apply it. */
+  delta: Uint8Array
+}
+
+export type ChangeListener = (event: ChangeEvent) => void
+
+export interface LocalWriteResult {
+  partition: string
+  changed: boolean
+  state: RowState
+}
+
+export interface StoredRow {
+  partition: string
+  key: string
+  state: RowState
+}
+
+export interface PartitionSummary {
+  partition: string
+  rows: number
+  digest: Uint8Array
+}
+
+interface LocalJob {
+  kind: 'local'
+  schema: ResolvedSchema
+  key: string
+  /** Known partition ('' for unpartitioned tables), or null to look it up by key. */
+  partition: string | null
+  /** The partition a put names in its values; used when the row does not exist yet. */
+  createPartition: string | null
+  op: RowOp
+  resolve: (result: LocalWriteResult) => void
+  reject: (error: unknown) => void
+}
+
+interface RemoteJob {
+  kind: 'remote'
+  schema: ResolvedSchema
+  key: string
+  partition: string
+  delta: Uint8Array
+  origin: string
+  resolve: (result: ApplyResult) => void
+  reject: (error: unknown) => void
+}
+
+type Job = LocalJob | RemoteJob
+
+/** A row held in memory: its document plus what is on disk for it. */
+class LiveRow {
+  constructor(
+    readonly doc: RowDocument,
+    /** The row's digest-leaf contribution as stored (null: not on disk). */
+    public rowHash: Uint8Array | null,
+    public alive: boolean,
+    /** Encoded size on disk, to bound the row size check without re-encoding every change. */
+    public storedBytes: number,
+  ) {}
+
+  dispose(): void {
+    this.doc.dispose()
+  }
+}
+
+interface Touched {
+  schema: ResolvedSchema
+  partition: string
+  key: string
+  id: string
+  live: LiveRow | null
+  /** Bytes on disk before this batch (null: absent), to rebuild the row after a refused change. */
+  stored: Uint8Array | null
+  deltas: Uint8Array[]
+  dirty: boolean
+}
+
+function identityValues(schema: ResolvedSchema, key: string, partition: string): Record<string, unknown> {
+  const values: Record<string, unknown> = { [schema.primaryKey]: keyColumnValue(schema.columns[schema.primaryKey]!, key) }
+  if (schema.partitionBy !== null) values[schema.partitionBy] = keyColumnValue(schema.columns[schema.partitionBy]!, partition)
+  return values
+}
+
+const ZERO_HASH = new Uint8Array(DIGEST_BYTES)
+
+function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(DIGEST_BYTES)
+  for (let i = 0; i < DIGEST_BYTES; i++) out[i] = a[i]! ^ b[i]!
+  return out
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0) return false
+  return true
+}
+
+/**
+ * Rows of every table in one LevelDB database. Writes go through one queue: each batch applies
+ * its operations to the live documents, then writes rows, digest leaves and counts in one atomic
+ * LevelDB batch, and only then acknowledges them (group commit). Reads see committed state only.
+ */
+export class Store {
+  private readonly rows
+  private readonly buckets
+  private readonly leaves
+  private readonly keys
+  private readonly meta
+  private readonly cache: RowCache<LiveRow>
+  private readonly trees = new Map<string, DigestTree>()
+  private readonly counts = new Map<string, number>()
+  private readonly listeners = new Set<ChangeListener>()
+  private queue: Job[] = []
+  private draining: Promise<void> | null = null
+  /** The batch being written now; reads of its rows wait for it. */
+  private flushing: Promise<void> | null = null
+  /** Row ids being written by the batch in flight; reads of them wait for its commit. */
+  private inFlight = new Set<string>()
+  /** Bumped at every commit, so a read that raced a commit does not cache what it read. */
+  private commitSeq = 0
+  private closed = false
+  private readonly context: EngineContext
+
+  private constructor(
+    private readonly db: Level<string, Uint8Array>,
+    readonly dir: string,
+    readonly actor: string,
+    private readonly options: StoreOptions,
+  ) {
+    const sub = (name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    this.rows = sub('rows')
+    this.buckets = sub('buckets')
+    this.leaves = sub('leaves')
+    this.keys = sub('keys')
+    this.meta = db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.cache = new RowCache<LiveRow>(options.rowCacheSize ?? DEFAULT_ROW_CACHE_SIZE)
+    this.context = options.nowSeconds === undefined ? { actor } : { actor, nowSeconds: options.nowSeconds }
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    const dir = options.dir
+    try {
+      await mkdir(dir, { recursive: true })
+    } catch (error) {
+      throw new StoreOpenError(`cannot create data folder '${dir}': ${(error as Error).message}`, { cause: error })
+    }
+    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    try {
+      await db.open()
+    } catch (error) {
+      const cause = (error as { cause?: Error }).cause
+      const detail = cause?.message ?? (error as Error).message
+      if (/lock/i.test(detail)) {
+        throw new StoreOpenError(
+          `data folder '${dir}' is in use by another process (its LevelDB lock is held); stop the other Shoal peer or choose another data folder`,
+          { cause: error },
+        )
+      }
+      throw new StoreOpenError(`cannot open data folder '${dir}': ${detail}`, { cause: error })
+    }
+    const meta = db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    let actor = await meta.get('actor')
+    if (actor === undefined) {
+      actor = options.actor ?? randomUUID()
+      await meta.put('actor', actor, { sync: true } as object)
+    } else if (options.actor !== undefined && options.actor !== actor) {
+      await db.close()
+      throw new StoreOpenError(`data folder '${dir}' belongs to replica '${actor}', not '${options.actor}'; use that folder's own identity or another folder`)
+    }
+    const store = new Store(db, dir, actor, options)
+    for await (const [key, value] of meta.iterator({ gte: `count${SEP}`, lt: prefixEnd(`count${SEP}`) })) {
+      store.counts.set(key.slice(`count${SEP}`.length), Number(value))
+    }
+    return store
+  }
+
+  // ---- writes --------------------------------------------------------------------------------
+
+  /** Applies one local operation durably; resolves after its batch is on disk. */
+  writeLocal(schema: ResolvedSchema, key: string, partition: string | null, createPartition: string | null, op: RowOp): Promise<LocalWriteResult> {
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'local', schema, key, partition, createPartition, op, resolve, reject })
+    })
+  }
+
+  /** Merges a delta from a peer durably. Idempotent; refuses oversized or undecodable deltas. */
+  applyRemote(schema: ResolvedSchema, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult> {
+    if (delta.length > MAX_DELTA_BYTES) {
+      return Promise.reject(new DeltaError(`delta for row '${key}' of table '${schema.name}' is ${delta.length} bytes, over the ${MAX_DELTA_BYTES}-byte limit`))
+    }
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'remote', schema, key, partition, delta, origin, resolve, reject })
+    })
+  }
+
+  private enqueue(job: Job): void {
+    if (this.closed) {
+      job.reject(new StoreClosedError())
+      return
+    }
+    this.queue.push(job)
+    // Start on a microtask, so operations issued in the same tick share one batch.
+    this.draining ??= Promise.resolve().then(() => this.drain())
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_WRITES_PER_BATCH)
+        this.flushing = this.flush(batch)
+        await this.flushing
+        this.flushing = null
+      }
+    } finally {
+      this.draining = null
+    }
+  }
+
+  private async flush(jobs: Job[]): Promise<void> {
+    const touched = new Map<string, Touched>()
+    const targets = new Map<Job, Touched>()
+    const refused = new Set<Job>()
+
+    // 1. Find each row's partition (a key's partition is fixed when the row is created).
+    await Promise.all(
+      jobs.map(async (job) => {
+        try {
+          const partition = await this.partitionFor(job)
+          if (partition === null) return
+          const id = rowKey(job.schema.name, partition, job.key)
+          let t = touched.get(id)
+          if (t === undefined) {
+            t = { schema: job.schema, partition, key: job.key, id, live: null, stored: null, deltas: [], dirty: false }
+            touched.set(id, t)
+          }
+          targets.set(job, t)
+        } catch (error) {
+          refused.add(job)
+          job.reject(error)
+        }
+      }),
+    )
+    for (const id of touched.keys()) this.inFlight.add(id)
+
+    try {
+      // 2. Load the rows and digest trees involved.
+      await this.loadTouched([...touched.values()])
+
+      // 3. Apply operations in order.
+      const done: Array<() => void> = []
+      const events: ChangeEvent[] = []
+      for (const job of jobs) {
+        const t = targets.get(job)
+        if (refused.has(job)) continue
+        if (t === undefined) {
+          if (job.kind === 'local' && job.op.op === 'delete') {
+            job.resolve({ partition: '', changed: false, state: { alive: false, life: 0, values: {} } })
+          }
+          continue
+        }
+        try {
+          if (job.kind === 'local') this.applyLocal(job, t, done, events)
+          else this.applyRemoteJob(job, t, done, events)
+        } catch (error) {
+          this.rebuild(t)
+          job.reject(error)
+        }
+      }
+
+      // 4. One atomic batch for everything that changed.
+      await this.commit([...touched.values()].filter((t) => t.dirty))
+      for (const resolve of done) resolve()
+      for (const event of events) this.emit(event)
+    } catch (error) {
+      for (const t of touched.values()) this.cache.delete(t.id)
+      const failure = error instanceof ShoalError ? error : new StoreWriteError(`write to '${this.dir}' failed: ${(error as Error).message}; nothing of this batch was applied`, { cause: error })
+      for (const job of jobs) job.reject(failure)
+    } finally {
+      for (const t of touched.values()) {
+        this.inFlight.delete(t.id)
+        if (t.live !== null) this.cache.unpin(t.live)
+      }
+      this.evictTrees()
+    }
+  }
+
+  private async partitionFor(job: Job): Promise<string | null> {
+    const { schema } = job
+    if (job.kind === 'remote') return job.partition
+    if (schema.partitionBy === null) return ''
+    const found = job.partition ?? (await this.findPartition(schema.name, job.key))
+    if (found !== null) {
+      if (job.createPartition !== null && job.createPartition !== found) {
+        throw new PartitionError(
+          `row '${job.key}' of table '${schema.name}' is in partition '${found}'; its '${schema.partitionBy}' cannot change to '${job.createPartition}'`,
+        )
+      }
+      return found
+    }
+    if (job.op.op === 'put') {
+      if (job.createPartition === null) {
+        throw new PartitionError(`table '${schema.name}' is partitioned by '${schema.partitionBy}': include '${schema.partitionBy}' in the row to create '${job.key}'`)
+      }
+      return job.createPartition
+    }
+    if (job.op.op === 'delete') return null
+    throw new RowNotFoundError(schema.name, job.key)
+  }
+
+  /** The partition holding `key` (the first, if concurrent creations put it in several). */
+  async findPartition(table: string, key: string): Promise<string | null> {
+    const prefix = `${table}${SEP}${key}${SEP}`
+    for await (const k of this.keys.keys({ gte: prefix, lt: prefixEnd(prefix), limit: 1 })) return k.slice(prefix.length)
+    return null
+  }
+
+  private async loadTouched(list: Touched[]): Promise<void> {
+    const missing: Touched[] = []
+    for (const t of list) {
+      const live = this.cache.get(t.id)
+      if (live !== undefined) {
+        t.live = live
+        this.cache.pin(live)
+      } else {
+        missing.push(t)
+      }
+    }
+    if (missing.length > 0) {
+      const values = await this.rows.getMany(missing.map((t) => t.id))
+      missing.forEach((t, i) => {
+        const bytes = values[i]
+        if (bytes === undefined) return
+        t.stored = bytes
+        t.live = this.decodeLive(t.schema, t.key, t.id, bytes)
+        this.cache.pin(t.live)
+      })
+    }
+    for (const t of list) await this.tree(t.schema.name, t.partition)
+  }
+
+  private decodeLive(schema: ResolvedSchema, key: string, id: string, bytes: Uint8Array): LiveRow {
+    const record = decodeRecord(bytes, id)
+    const doc = RowDocument.decode(engineFor(schema.engine), record.doc, this.context, schema.name, key)
+    return new LiveRow(doc, record.rowHash.slice(), record.alive, bytes.length)
+  }
+
+  private ensureLive(t: Touched): LiveRow {
+    if (t.live === null) {
+      t.live = new LiveRow(RowDocument.create(engineFor(t.schema.engine), this.context, t.schema.name, t.key), null, false, 0)
+      this.cache.pin(t.live)
+    }
+    return t.live
+  }
+
+  private applyLocal(job: LocalJob, t: Touched, done: Array<() => void>, events: ChangeEvent[]): void {
+    if (t.live === null && job.op.op !== 'put') {
+      if (job.op.op === 'delete') {
+        done.push(() => job.resolve({ partition: t.partition, changed: false, state: { alive: false, life: 0, values: {} } }))
+        return
+      }
+      throw new RowNotFoundError(job.schema.name, job.key)
+    }
+    const live = this.ensureLive(t)
+    let op = job.op
+    if (op.op === 'put' && !live.doc.alive) {
+      // A new life starts from empty columns: write the key and partition columns into it.
+      op = { op: 'put', values: { ...identityValues(job.schema, t.key, t.partition), ...op.values } }
+    }
+    const delta = live.doc.apply(op, job.schema)
+    if (delta !== null) this.recordDelta(t, delta)
+    const state = live.doc.state(job.schema)
+    done.push(() => job.resolve({ partition: t.partition, changed: delta !== null, state }))
+    if (delta !== null) {
+      events.push({ table: t.schema.name, partition: t.partition, key: t.key, origin: 'local', alive: state.alive, row: state.alive ? state.values : null, delta })
+    }
+  }
+
+  private applyRemoteJob(job: RemoteJob, t: Touched, done: Array<() => void>, events: ChangeEvent[]): void {
+    const live = this.ensureLive(t)
+    const result = live.doc.applyDelta(job.delta)
+    if (result !== 'unchanged') this.recordDelta(t, job.delta)
+    done.push(() => job.resolve(result))
+    if (result === 'changed') {
+      const state = live.doc.state(job.schema)
+      events.push({ table: t.schema.name, partition: t.partition, key: t.key, origin: job.origin, alive: state.alive, row: state.alive ? state.values : null, delta: job.delta })
+    }
+  }
+
+  /** Notes a change to the row and refuses it if the row would outgrow MAX_ROW_BYTES. */
+  private recordDelta(t: Touched, delta: Uint8Array): void {
+    t.deltas.push(delta)
+    t.dirty = true
+    const estimate = t.live!.storedBytes + t.deltas.reduce((sum, d) => sum + d.length, 0)
+    if (estimate > MAX_ROW_BYTES) {
+      const exact = t.live!.doc.encode().length
+      if (exact > MAX_ROW_BYTES) {
+        t.deltas.pop()
+        throw new RowTooLargeError(t.schema.name, t.key, exact, MAX_ROW_BYTES)
+      }
+    }
+  }
+
+  /** Restores a row's document to disk state plus this batch's accepted changes (after a refusal). */
+  private rebuild(t: Touched): void {
+    if (t.live === null) return
+    const old = t.live
+    let live: LiveRow | null = null
+    if (t.stored !== null) live = this.decodeLive(t.schema, t.key, t.id, t.stored)
+    else if (t.deltas.length > 0) live = new LiveRow(RowDocument.create(engineFor(t.schema.engine), this.context, t.schema.name, t.key), null, false, 0)
+    if (live !== null) {
+      for (const d of t.deltas) live.doc.applyDelta(d)
+      this.cache.pin(live)
+    }
+    this.cache.delete(t.id)
+    this.cache.unpin(old)
+    t.live = live
+    t.dirty = t.deltas.length > 0
+  }
+
+  private async commit(dirty: Touched[]): Promise<void> {
+    if (dirty.length === 0) return
+    const batch = this.db.batch()
+    const leafChanges = new Map<string, { table: string; partition: string; leaf: number; change: Uint8Array }>()
+    const countChanges = new Map<string, number>()
+    const updates: Array<{ t: Touched; rowHash: Uint8Array; alive: boolean; size: number }> = []
+    for (const t of dirty) {
+      const live = t.live!
+      const doc = live.doc.encode()
+      const rowHash = contribution(t.key, live.doc.digest())
+      const alive = live.doc.alive
+      const record = encodeRecord({ alive, rowHash, doc })
+      batch.put(t.id, record, { sublevel: this.rows })
+      const before = live.rowHash
+      if (before === null || !equalBytes(before, rowHash)) {
+        const leaf = leafOf(t.key)
+        batch.put(bucketKey(t.schema.name, t.partition, leaf, t.key), rowHash, { sublevel: this.buckets })
+        const lk = leafKey(t.schema.name, t.partition, leaf)
+        const prev = leafChanges.get(lk)?.change ?? ZERO_HASH
+        leafChanges.set(lk, { table: t.schema.name, partition: t.partition, leaf, change: xor(prev, xor(before ?? ZERO_HASH, rowHash)) })
+      }
+      if (before === null) batch.put(indexKey(t.schema.name, t.key, t.partition), new Uint8Array(0), { sublevel: this.keys })
+      const countChange = (alive ? 1 : 0) - (live.alive ? 1 : 0)
+      // A row new on disk also records its partition (count entries list a table's partitions).
+      if (countChange !== 0 || before === null) {
+        const ck = `${t.schema.name}${SEP}${t.partition}`
+        countChanges.set(ck, (countChanges.get(ck) ?? 0) + countChange)
+      }
+      updates.push({ t, rowHash, alive, size: record.length })
+    }
+    for (const [lk, { table, partition, leaf, change }] of leafChanges) {
+      const value = xor((await this.tree(table, partition)).leaf(leaf), change)
+      if (isZero(value)) batch.del(lk, { sublevel: this.leaves })
+      else batch.put(lk, value, { sublevel: this.leaves })
+    }
+    for (const [ck, change] of countChanges) {
+      const [table, partition] = ck.split(SEP) as [string, string]
+      batch.put(countKey(table, partition), String((this.counts.get(ck) ?? 0) + change), { sublevel: this.meta as never })
+    }
+    await batch.write({ sync: this.options.syncWrites ?? true })
+
+    // Durable: now the in-memory views may move.
+    this.commitSeq++
+    for (const { table, partition, leaf, change } of leafChanges.values()) this.trees.get(`${table}${SEP}${partition}`)?.apply(leaf, change)
+    for (const [ck, change] of countChanges) this.counts.set(ck, (this.counts.get(ck) ?? 0) + change)
+    for (const { t, rowHash, alive, size } of updates) {
+      const live = t.live!
+      live.rowHash = rowHash
+      live.alive = alive
+      live.storedBytes = size
+      this.cache.set(t.id, live)
+    }
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------
+
+  /** The committed state of a row, or null if it was never stored. */
+  async read(schema: ResolvedSchema, key: string, partition: string | null): Promise<StoredRow | null> {
+    this.assertOpen()
+    const p = schema.partitionBy === null ? '' : (partition ?? (await this.findPartition(schema.name, key)))
+    if (p === null) return null
+    const id = rowKey(schema.name, p, key)
+    while (this.inFlight.has(id) && this.flushing !== null) await this.flushing
+    const cached = this.cache.get(id)
+    if (cached !== undefined) return { partition: p, key, state: cached.doc.state(schema) }
+    const seq = this.commitSeq
+    const bytes = await this.rows.get(id)
+    if (bytes === undefined) return null
+    const record = decodeRecord(bytes, id)
+    if (!record.alive) return { partition: p, key, state: { alive: false, life: 0, values: {} } }
+    const live = this.decodeLive(schema, key, id, bytes)
+    const state = live.doc.state(schema)
+    if (seq === this.commitSeq && !this.inFlight.has(id) && this.cache.get(id) === undefined) this.cache.set(id, live)
+    else live.dispose()
+    return { partition: p, key, state }
+  }
+
+  /** Live rows in key order, from one partition or (partition null) all of them. */
+  async scan(schema: ResolvedSchema, partition: string | null, after: { partition: string; key: string } | null, limit: number): Promise<StoredRow[]> {
+    this.assertOpen()
+    const prefix = partition === null ? `${schema.name}${SEP}` : partitionPrefix(schema.name, partition)
+    const gt = after === null ? undefined : rowKey(schema.name, after.partition, after.key)
+    const out: StoredRow[] = []
+    const iterator = this.rows.iterator({ ...(gt === undefined ? { gte: prefix } : { gt }), lt: prefixEnd(prefix) })
+    try {
+      for await (const [id, bytes] of iterator) {
+        const record = decodeRecord(bytes, id)
+        if (!record.alive) continue
+        const rest = id.slice(schema.name.length + 1)
+        const cut = rest.indexOf(SEP)
+        const p = rest.slice(0, cut)
+        const key = rest.slice(cut + 1)
+        const cached = this.inFlight.has(id) ? undefined : this.cache.get(id)
+        let state: RowState
+        if (cached !== undefined) {
+          state = cached.doc.state(schema)
+        } else {
+          // Scans do not fill the cache: one pass over a big table must not evict the hot rows.
+          const doc = RowDocument.decode(engineFor(schema.engine), record.doc, this.context, schema.name, key)
+          state = doc.state(schema)
+          doc.dispose()
+        }
+        out.push({ partition: p, key, state })
+        if (out.length >= limit) break
+      }
+    } finally {
+      await iterator.close()
+    }
+    return out
+  }
+
+  /** Losing values of concurrent register writes (Automerge tables), per column. */
+  async conflicts(schema: ResolvedSchema, key: string, partition: string | null): Promise<Record<string, unknown[]> | null> {
+    const p = schema.partitionBy === null ? '' : (partition ?? (await this.findPartition(schema.name, key)))
+    if (p === null) return null
+    const id = rowKey(schema.name, p, key)
+    while (this.inFlight.has(id) && this.flushing !== null) await this.flushing
+    const bytes = await this.rows.get(id)
+    if (bytes === undefined) return null
+    const live = this.decodeLive(schema, key, id, bytes)
+    const result = live.doc.conflicts()
+    live.dispose()
+    return result
+  }
+
+  // ---- replication surface (used by anti-entropy) ---------------------------------------------
+
+  /** The encoded row document as stored, or null. */
+  async encodedRow(table: string, partition: string, key: string): Promise<Uint8Array | null> {
+    const bytes = await this.rows.get(rowKey(table, partition, key))
+    return bytes === undefined ? null : decodeRecord(bytes, key).doc.slice()
+  }
+
+  async digestTree(table: string, partition: string): Promise<DigestTree> {
+    return this.tree(table, partition)
+  }
+
+  /** Row keys and their leaf contributions in one digest leaf. */
+  async leafRows(table: string, partition: string, leaf: number): Promise<Array<{ key: string; rowHash: Uint8Array }>> {
+    const prefix = `${table}${SEP}${partition}${SEP}${leaf.toString(16).padStart(4, '0')}${SEP}`
+    const out: Array<{ key: string; rowHash: Uint8Array }> = []
+    for await (const [k, v] of this.buckets.iterator({ gte: prefix, lt: prefixEnd(prefix) })) out.push({ key: k.slice(prefix.length), rowHash: v })
+    return out
+  }
+
+  /** Partitions of a table that hold rows (live or deleted), with live row counts and digest roots. */
+  async partitions(table: string): Promise<PartitionSummary[]> {
+    const out: PartitionSummary[] = []
+    for (const [ck, rows] of this.counts) {
+      const [t, partition] = ck.split(SEP) as [string, string]
+      if (t !== table) continue
+      out.push({ partition, rows, digest: (await this.tree(table, partition)).root() })
+    }
+    return out.sort((a, b) => (a.partition < b.partition ? -1 : a.partition > b.partition ? 1 : 0))
+  }
+
+  rowCount(table: string, partition?: string): number {
+    let total = 0
+    for (const [ck, rows] of this.counts) {
+      const [t, p] = ck.split(SEP) as [string, string]
+      if (t === table && (partition === undefined || p === partition)) total += rows
+    }
+    return total
+  }
+
+  // ---- digest trees --------------------------------------------------------------------------
+
+  private async tree(table: string, partition: string): Promise<DigestTree> {
+    const id = `${table}${SEP}${partition}`
+    const cached = this.trees.get(id)
+    if (cached !== undefined) return cached
+    const seq = this.commitSeq
+    const prefix = `${id}${SEP}`
+    const leaves: Array<[number, Uint8Array]> = []
+    for await (const [k, v] of this.leaves.iterator({ gte: prefix, lt: prefixEnd(prefix) })) leaves.push([parseInt(k.slice(prefix.length), 16), v])
+    const tree = DigestTree.fromLeaves(leaves)
+    const raced = this.trees.get(id)
+    if (raced !== undefined) return raced
+    if (seq === this.commitSeq) this.trees.set(id, tree)
+    return tree
+  }
+
+  private evictTrees(): void {
+    const limit = this.options.treeCacheSize ?? DEFAULT_TREE_CACHE_SIZE
+    while (this.trees.size > limit) this.trees.delete(this.trees.keys().next().value!)
+  }
+
+  // ---- events and lifecycle --------------------------------------------------------------------
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  private emit(event: ChangeEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event)
+      } catch (error) {
+        // A failing listener must not break the store, the write, or the other listeners.
+        console.error(`shoal: a change listener threw on ${event.table}/${event.key}:`, error)
+      }
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreClosedError()
+  }
+
+  get isOpen(): boolean {
+    return !this.closed
+  }
+
+  /** Finishes queued writes, then closes the database. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    while (this.draining !== null) await this.draining
+    this.cache.clear()
+    this.trees.clear()
+    await this.db.close()
+  }
+}
+

@@ -1,0 +1,220 @@
+import * as A from '@automerge/automerge'
+import { DeltaError } from '../errors.js'
+import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
+import { concatBytes, fromHex, hash128, hashText, toHex } from './hash.js'
+
+/*
+ * Layout of a row in one Automerge document (flat root keys):
+ *   'l:<actor>'          causal length that actor set (read: the maximum)
+ *   'r:<life>:<column>'  register: JSON text in an ImmutableString (last writer wins; losers kept as conflicts)
+ *   'n:<life>:<column>'  A.Counter (concurrent increments add up)
+ *   't:<life>:<column>'  Automerge text
+ *
+ * Counters and texts are objects that must be created exactly once: two replicas creating the
+ * same key concurrently would produce two objects, and one of them (with its increments or
+ * edits) would lose. So they are created by a *genesis change*, identical on every replica: made
+ * by an actor derived from the key, with no dependencies and timestamp 0. Replicas that create
+ * it independently produce the same change hash, which Automerge stores once.
+ */
+
+type RowRecord = Record<string, unknown>
+
+const GENESIS_CACHE_LIMIT = 4096
+const genesisCache = new Map<string, Uint8Array>()
+
+function genesisChange(key: string, initial: () => unknown): Uint8Array {
+  let change = genesisCache.get(key)
+  if (change === undefined) {
+    const actor = toHex(hashText(`shoal-genesis\u0000${key}`).subarray(0, 16))
+    const seed = A.change(A.init<RowRecord>({ actor }), { time: 0 }, (d) => {
+      d[key] = initial()
+    })
+    change = A.getLastLocalChange(seed)!
+    A.free(seed)
+    if (genesisCache.size >= GENESIS_CACHE_LIMIT) genesisCache.delete(genesisCache.keys().next().value!)
+    genesisCache.set(key, change)
+  }
+  return change
+}
+
+export function automergeActorId(actor: string): string {
+  return toHex(hashText(actor).subarray(0, 16))
+}
+
+type Write =
+  | { kind: 'life'; length: number }
+  | { kind: 'register'; key: string; value: unknown }
+  | { kind: 'increment'; key: string; by: number }
+  | { kind: 'splice'; key: string; index: number; deleteCount: number; insert: string }
+
+const HEAD_BYTES = 32
+
+class AutomergeDoc implements EngineDoc {
+  private doc: A.Doc<RowRecord>
+  private readonly actorHex: string
+  private readonly nowSeconds: (() => number) | undefined
+
+  constructor(context: EngineContext, bytes?: Uint8Array) {
+    this.actorHex = automergeActorId(context.actor)
+    this.nowSeconds = context.nowSeconds
+    if (bytes === undefined) {
+      this.doc = A.init<RowRecord>({ actor: this.actorHex })
+    } else {
+      try {
+        this.doc = A.load<RowRecord>(bytes, { actor: this.actorHex })
+      } catch (error) {
+        throw new DeltaError('bytes are not an Automerge row document', { cause: error })
+      }
+    }
+  }
+
+  causalLength(): number {
+    let max = 0
+    for (const key of Object.keys(this.doc)) {
+      if (!key.startsWith('l:')) continue
+      const value = this.doc[key]
+      if (typeof value === 'number' && value > max) max = value
+    }
+    return max
+  }
+
+  read(life: number): EngineCells {
+    const registers = new Map<string, unknown>()
+    const counters = new Map<string, number>()
+    const texts = new Map<string, string>()
+    const suffix = `${life}:`
+    for (const [key, value] of Object.entries(this.doc)) {
+      const kind = key.slice(0, 2)
+      if (!key.startsWith(suffix, 2)) continue
+      const column = key.slice(2 + suffix.length)
+      if (kind === 'r:') registers.set(column, decodeRegister(value))
+      else if (kind === 'n:' && value instanceof A.Counter) counters.set(column, value.value)
+      else if (kind === 't:' && typeof value === 'string') texts.set(column, value)
+    }
+    return { registers, counters, texts }
+  }
+
+  conflicts(life: number): Map<string, unknown[]> {
+    const out = new Map<string, unknown[]>()
+    const prefix = `r:${life}:`
+    for (const key of Object.keys(this.doc)) {
+      if (!key.startsWith(prefix)) continue
+      const all = A.getConflicts(this.doc, key)
+      if (all === undefined || Object.keys(all).length < 2) continue
+      const winner = this.doc[key]
+      const losers = Object.values(all).filter((v) => v !== winner).map(decodeRegister)
+      out.set(key.slice(prefix.length), losers)
+    }
+    return out
+  }
+
+  textLength(life: number, column: string): number {
+    const value = this.doc[`t:${life}:${column}`]
+    return typeof value === 'string' ? value.length : 0
+  }
+
+  change(writes: (w: EngineWriter) => void): Uint8Array | null {
+    const planned: Write[] = []
+    writes({
+      setCausalLength: (length) => planned.push({ kind: 'life', length }),
+      setRegister: (life, column, value) => planned.push({ kind: 'register', key: `r:${life}:${column}`, value }),
+      increment: (life, column, by) => {
+        if (by !== 0) planned.push({ kind: 'increment', key: `n:${life}:${column}`, by })
+      },
+      spliceText: (life, column, index, deleteCount, insert) => {
+        if (deleteCount > 0 || insert.length > 0) planned.push({ kind: 'splice', key: `t:${life}:${column}`, index, deleteCount, insert })
+      },
+    })
+    if (planned.length === 0) return null
+    const heads = A.getHeads(this.doc)
+    let doc = this.doc
+    const geneses: Uint8Array[] = []
+    for (const w of planned) {
+      if (w.kind === 'increment' && !(doc[w.key] instanceof A.Counter)) geneses.push(genesisChange(w.key, () => new A.Counter(0)))
+      if (w.kind === 'splice' && typeof doc[w.key] !== 'string') geneses.push(genesisChange(w.key, () => ''))
+    }
+    if (geneses.length > 0) [doc] = A.applyChanges(doc, geneses)
+    const time = this.nowSeconds?.()
+    doc = A.change(doc, time === undefined ? {} : { time }, (d) => {
+      for (const w of planned) {
+        switch (w.kind) {
+          case 'life':
+            d[`l:${this.actorHex}`] = w.length
+            break
+          case 'register':
+            d[w.key] = new A.ImmutableString(JSON.stringify(w.value))
+            break
+          case 'increment':
+            ;(d[w.key] as A.Counter).increment(w.by)
+            break
+          case 'splice':
+            A.splice(d, [w.key], w.index, w.deleteCount, w.insert)
+            break
+        }
+      }
+    })
+    this.doc = doc
+    return A.saveSince(doc, heads)
+  }
+
+  applyDelta(delta: Uint8Array): ApplyResult {
+    const before = A.getHeads(this.doc)
+    try {
+      this.doc = A.loadIncremental(this.doc, delta)
+    } catch (error) {
+      throw new DeltaError('delta is not a valid Automerge change set', { cause: error })
+    }
+    const after = A.getHeads(this.doc)
+    if (!sameHeads(before, after)) return 'changed'
+    return A.getMissingDeps(this.doc, []).length > 0 ? 'pending' : 'unchanged'
+  }
+
+  version(): Uint8Array {
+    return concatBytes(A.getHeads(this.doc).sort().map(fromHex))
+  }
+
+  deltaSince(version: Uint8Array): Uint8Array | null {
+    if (version.length % HEAD_BYTES !== 0) throw new DeltaError(`an Automerge version is a list of ${HEAD_BYTES}-byte hashes`)
+    const theirs: string[] = []
+    for (let i = 0; i < version.length; i += HEAD_BYTES) theirs.push(toHex(version.subarray(i, i + HEAD_BYTES)))
+    // Heads we have never seen tell us nothing about what they lack; the heads we know do.
+    const known = theirs.filter((h) => A.hasHeads(this.doc, [h]))
+    const delta = A.saveSince(this.doc, known)
+    return A.getChangesSince(this.doc, known).length === 0 ? null : delta
+  }
+
+  encode(): Uint8Array {
+    return A.save(this.doc)
+  }
+
+  /** The sorted heads identify the whole causal history, hence the state. */
+  digest(): Uint8Array {
+    return hash128(concatBytes(A.getHeads(this.doc).sort().map(fromHex)))
+  }
+
+  dispose(): void {
+    A.free(this.doc)
+  }
+}
+
+function decodeRegister(value: unknown): unknown {
+  const text = value instanceof A.ImmutableString ? value.val : typeof value === 'string' ? value : null
+  if (text === null) return value ?? null
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}
+
+function sameHeads(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false
+  const sb = [...b].sort()
+  return [...a].sort().every((h, i) => h === sb[i])
+}
+
+export const automergeEngine: RowEngine = {
+  name: 'automerge',
+  create: (context) => new AutomergeDoc(context),
+  decode: (bytes, context) => new AutomergeDoc(context, bytes),
+}

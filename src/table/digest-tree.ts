@@ -1,0 +1,100 @@
+import { sha256 } from '@noble/hashes/sha2.js'
+import { DIGEST_BYTES, DIGEST_TREE_DEPTH, DIGEST_TREE_FANOUT_BITS } from '../constants.js'
+
+/*
+ * A digest tree per (table, partition), Riak "Tictac" style: a leaf bucket's hash is the XOR of
+ * hash(rowKey ‖ rowDigest) over its rows, and every inner node is the XOR of its children. XOR
+ * makes each update O(depth) with no re-scan: XOR out the row's old contribution and XOR in the
+ * new one. Two replicas hold the same rows iff (with overwhelming probability) their roots are
+ * equal; where they differ, anti-entropy descends only into the differing children.
+ */
+
+export const TREE_FANOUT = 1 << DIGEST_TREE_FANOUT_BITS
+export const LEAF_COUNT = TREE_FANOUT ** DIGEST_TREE_DEPTH
+const encoder = new TextEncoder()
+
+/** The leaf bucket a row key falls in: the top bits of sha256(key). */
+export function leafOf(key: string): number {
+  const h = sha256(encoder.encode(key))
+  const bits = DIGEST_TREE_FANOUT_BITS * DIGEST_TREE_DEPTH
+  return (((h[0]! << 16) | (h[1]! << 8) | h[2]!) >>> (24 - bits)) & (LEAF_COUNT - 1)
+}
+
+/** A row's contribution to its leaf: sha256(key ‖ 0 ‖ rowDigest), truncated. */
+export function contribution(key: string, rowDigest: Uint8Array): Uint8Array {
+  const k = encoder.encode(key)
+  const input = new Uint8Array(k.length + 1 + rowDigest.length)
+  input.set(k, 0)
+  input.set(rowDigest, k.length + 1)
+  return sha256(input).subarray(0, DIGEST_BYTES)
+}
+
+/** XOR of two contributions: the change a row's new digest makes to its leaf. */
+export function contributionChange(key: string, before: Uint8Array | null, after: Uint8Array | null): Uint8Array {
+  const out = new Uint8Array(DIGEST_BYTES)
+  if (before !== null) xorInto(out, 0, contribution(key, before))
+  if (after !== null) xorInto(out, 0, contribution(key, after))
+  return out
+}
+
+function xorInto(target: Uint8Array, offset: number, value: Uint8Array): void {
+  for (let i = 0; i < DIGEST_BYTES; i++) target[offset + i]! ^= value[i]!
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0) return false
+  return true
+}
+
+export class DigestTree {
+  /** levels[d] holds TREE_FANOUT^d nodes of DIGEST_BYTES each; levels[DEPTH] are the leaves. */
+  private readonly levels: Uint8Array[]
+
+  constructor() {
+    this.levels = []
+    for (let d = 0; d <= DIGEST_TREE_DEPTH; d++) this.levels.push(new Uint8Array(TREE_FANOUT ** d * DIGEST_BYTES))
+  }
+
+  /** Rebuilds a tree from its stored leaves (the inner levels are derived, never stored). */
+  static fromLeaves(leaves: Iterable<readonly [number, Uint8Array]>): DigestTree {
+    const tree = new DigestTree()
+    for (const [leaf, value] of leaves) tree.apply(leaf, value)
+    return tree
+  }
+
+  /** XORs `change` into a leaf and all its ancestors. */
+  apply(leaf: number, change: Uint8Array): void {
+    if (isZero(change)) return
+    let index = leaf
+    for (let d = DIGEST_TREE_DEPTH; d >= 0; d--) {
+      xorInto(this.levels[d]!, index * DIGEST_BYTES, change)
+      index >>>= DIGEST_TREE_FANOUT_BITS
+    }
+  }
+
+  root(): Uint8Array {
+    return this.node(0, 0)
+  }
+
+  node(level: number, index: number): Uint8Array {
+    if (level < 0 || level > DIGEST_TREE_DEPTH || index < 0 || index >= TREE_FANOUT ** level) {
+      throw new RangeError(`no digest tree node ${index} at level ${level}`)
+    }
+    return this.levels[level]!.slice(index * DIGEST_BYTES, (index + 1) * DIGEST_BYTES)
+  }
+
+  /** The TREE_FANOUT children of an inner node, concatenated. */
+  children(level: number, index: number): Uint8Array {
+    if (level < 0 || level >= DIGEST_TREE_DEPTH) throw new RangeError(`level ${level} has no children`)
+    const first = index * TREE_FANOUT
+    return this.levels[level + 1]!.slice(first * DIGEST_BYTES, (first + TREE_FANOUT) * DIGEST_BYTES)
+  }
+
+  leaf(index: number): Uint8Array {
+    return this.node(DIGEST_TREE_DEPTH, index)
+  }
+
+  isEmpty(): boolean {
+    return isZero(this.levels[0]!)
+  }
+}

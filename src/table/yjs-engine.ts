@@ -1,0 +1,189 @@
+import * as Y from 'yjs'
+import { DeltaError } from '../errors.js'
+import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
+import { equalBytes, hash128, hashText } from './hash.js'
+
+/*
+ * Layout of a row in one Y.Doc (all root types, so replicas that create the same row
+ * independently still merge: Yjs root types are identified by name):
+ *   map 'l'                   clientID → causal length that client set (read: the maximum)
+ *   map 'r'                   "<life>:<column>" → register value (Y.Map: last writer wins)
+ *   map 'n'                   "<life>:<column>:<clientID>" → that client's running total (read: the sum)
+ *   text 't:<life>:<column>'  collaborative text
+ * Yjs has no counter type; per-client totals written only by their owner merge exactly.
+ */
+
+const LIVES = 'l'
+const REGISTERS = 'r'
+const COUNTERS = 'n'
+const TEXT_PREFIX = 't:'
+
+/**
+ * A stable Yjs client id per peer. Yjs requires that one client id never writes from two
+ * diverging states; Shoal guarantees it: a peer has one live document per row and only ever
+ * shares persisted state. 48 bits keep accidental collisions between peers negligible.
+ */
+export function yjsClientId(actor: string): number {
+  const h = hashText(actor)
+  return ((h[0]! * 2 ** 40 + h[1]! * 2 ** 32 + h[2]! * 2 ** 24 + ((h[3]! << 16) | (h[4]! << 8) | h[5]!)) % 2 ** 48) + 1
+}
+
+class YjsDoc implements EngineDoc {
+  private readonly doc: Y.Doc
+
+  constructor(context: EngineContext, bytes?: Uint8Array) {
+    // A guid avoids Yjs generating a random uuid per document, which costs ~100 µs.
+    this.doc = new Y.Doc({ guid: 'row', gc: true })
+    if (bytes !== undefined) {
+      try {
+        Y.applyUpdate(this.doc, bytes)
+      } catch (error) {
+        throw new DeltaError('bytes are not a Yjs row document', { cause: error })
+      }
+    }
+    // Set after loading: Yjs gives up a client id that arrives in a remote update it did not
+    // make (it then assumes another replica uses it), and loading is such an update.
+    this.doc.clientID = yjsClientId(context.actor)
+  }
+
+  causalLength(): number {
+    let max = 0
+    for (const value of this.doc.getMap(LIVES).values()) if (typeof value === 'number' && value > max) max = value
+    return max
+  }
+
+  read(life: number): EngineCells {
+    const prefix = `${life}:`
+    const registers = new Map<string, unknown>()
+    for (const [key, value] of this.doc.getMap(REGISTERS).entries()) {
+      if (key.startsWith(prefix)) registers.set(key.slice(prefix.length), value)
+    }
+    const counters = new Map<string, number>()
+    for (const [key, value] of this.doc.getMap(COUNTERS).entries()) {
+      if (!key.startsWith(prefix) || typeof value !== 'number') continue
+      const column = key.slice(prefix.length, key.lastIndexOf(':'))
+      counters.set(column, (counters.get(column) ?? 0) + value)
+    }
+    const texts = new Map<string, string>()
+    const textPrefix = `${TEXT_PREFIX}${prefix}`
+    for (const name of this.doc.share.keys()) {
+      if (name.startsWith(textPrefix)) texts.set(name.slice(textPrefix.length), this.doc.getText(name).toString())
+    }
+    return { registers, counters, texts }
+  }
+
+  conflicts(_life: number): Map<string, unknown[]> {
+    return new Map()
+  }
+
+  textLength(life: number, column: string): number {
+    const name = `${TEXT_PREFIX}${life}:${column}`
+    return this.doc.share.has(name) ? this.doc.getText(name).length : 0
+  }
+
+  change(writes: (w: EngineWriter) => void): Uint8Array | null {
+    const doc = this.doc
+    const client = doc.clientID
+    const before = Y.encodeStateVector(doc)
+    let wrote = false
+    doc.transact(() => {
+      writes({
+        setCausalLength(length) {
+          doc.getMap(LIVES).set(String(client), length)
+          wrote = true
+        },
+        setRegister(life, column, value) {
+          doc.getMap(REGISTERS).set(`${life}:${column}`, value)
+          wrote = true
+        },
+        increment(life, column, by) {
+          if (by === 0) return
+          const counters = doc.getMap(COUNTERS)
+          const key = `${life}:${column}:${client}`
+          const own = counters.get(key)
+          counters.set(key, (typeof own === 'number' ? own : 0) + by)
+          wrote = true
+        },
+        spliceText(life, column, index, deleteCount, insert) {
+          const text = doc.getText(`${TEXT_PREFIX}${life}:${column}`)
+          if (deleteCount > 0) text.delete(index, deleteCount)
+          if (insert.length > 0) text.insert(index, insert)
+          wrote = wrote || deleteCount > 0 || insert.length > 0
+        },
+      })
+    })
+    return wrote ? Y.encodeStateAsUpdate(doc, before) : null
+  }
+
+  applyDelta(delta: Uint8Array): ApplyResult {
+    const before = this.digest()
+    try {
+      Y.applyUpdate(this.doc, delta)
+    } catch (error) {
+      throw new DeltaError('delta is not a valid Yjs update', { cause: error })
+    }
+    const after = this.digest()
+    if (!equalBytes(before, after)) return 'changed'
+    // Held until its dependencies arrive; persisting it keeps it across restarts.
+    return this.doc.store.pendingStructs !== null || this.doc.store.pendingDs !== null ? 'pending' : 'unchanged'
+  }
+
+  version(): Uint8Array {
+    return Y.encodeStateVector(this.doc)
+  }
+
+  deltaSince(version: Uint8Array): Uint8Array | null {
+    let update: Uint8Array
+    try {
+      update = Y.encodeStateAsUpdate(this.doc, version)
+    } catch (error) {
+      throw new DeltaError('version is not a valid Yjs state vector', { cause: error })
+    }
+    // An update carrying no structs and no deletions is 2 bytes: [0 clients, 0 delete-set clients].
+    return update.length <= 2 ? null : update
+  }
+
+  encode(): Uint8Array {
+    return Y.encodeStateAsUpdate(this.doc)
+  }
+
+  /**
+   * Yjs state is fully determined by which items exist (the state vector) and which are deleted
+   * (the delete set). Both are serialised here sorted and merged, so equal state ⇒ equal bytes.
+   */
+  digest(): Uint8Array {
+    const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc))
+    const ds = Y.createDeleteSetFromStructStore(this.doc.store)
+    const parts: number[] = []
+    for (const client of [...sv.keys()].sort((a, b) => a - b)) parts.push(client, sv.get(client)!)
+    parts.push(-1)
+    for (const client of [...ds.clients.keys()].sort((a, b) => a - b)) {
+      const ranges = [...ds.clients.get(client)!].sort((a, b) => a.clock - b.clock)
+      parts.push(client)
+      let start = -1
+      let end = -1
+      for (const r of ranges) {
+        if (start >= 0 && r.clock <= end) {
+          end = Math.max(end, r.clock + r.len)
+          continue
+        }
+        if (start >= 0) parts.push(start, end - start)
+        start = r.clock
+        end = r.clock + r.len
+      }
+      if (start >= 0) parts.push(start, end - start)
+      parts.push(-2)
+    }
+    return hash128(new Uint8Array(new Float64Array(parts).buffer))
+  }
+
+  dispose(): void {
+    this.doc.destroy()
+  }
+}
+
+export const yjsEngine: RowEngine = {
+  name: 'yjs',
+  create: (context) => new YjsDoc(context),
+  decode: (bytes, context) => new YjsDoc(context, bytes),
+}
