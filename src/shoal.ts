@@ -13,7 +13,7 @@ import {
   type ResolvedSchema,
   type TableSchema,
 } from './table/schema.js'
-import { Store, type ChangeEvent, type ChangeListener, type StoreOptions, type StoredRow } from './store/store.js'
+import { Store, type ChangeEvent, type ChangeListener, type CheckReport, type StoreOptions, type StoredRow } from './store/store.js'
 import { SEP } from './store/layout.js'
 
 export type Row = Record<string, unknown>
@@ -171,6 +171,11 @@ export class Shoal {
       })
     }
     return { actor: this.actor, dir: this.store.dir, tables }
+  }
+
+  /** Re-reads every row and verifies digests, digest trees and counts (see Store.check). */
+  async check(): Promise<CheckReport> {
+    return this.store.check((table) => (table === CATALOG_TABLE ? CATALOG_SCHEMA : this.schemas.get(table)))
   }
 
   async close(): Promise<void> {

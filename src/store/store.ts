@@ -58,6 +58,12 @@ export interface StoredRow {
   state: RowState
 }
 
+export interface CheckReport {
+  rows: number
+  /** Empty when the store is consistent. */
+  problems: string[]
+}
+
 export interface PartitionSummary {
   partition: string
   rows: number
@@ -622,6 +628,64 @@ export class Store {
       if (t === table && (partition === undefined || p === partition)) total += rows
     }
     return total
+  }
+
+  /**
+   * Verifies the whole store against itself: every row decodes, its stored digest matches its
+   * document, and the digest leaves, bucket entries and live counts agree with the rows. Reads
+   * everything; meant for `shoal check` and tests, not for the hot path.
+   */
+  async check(schemaOf: (table: string) => ResolvedSchema | undefined): Promise<CheckReport> {
+    this.assertOpen()
+    while (this.draining !== null) await this.draining
+    const problems: string[] = []
+    const leaves = new Map<string, Uint8Array>()
+    const counts = new Map<string, number>()
+    const buckets = new Map<string, Uint8Array>()
+    let rows = 0
+    for await (const [id, bytes] of this.rows.iterator()) {
+      rows++
+      const [table, partition, key] = id.split(SEP) as [string, string, string]
+      const schema = schemaOf(table)
+      if (schema === undefined) {
+        problems.push(`row ${table}/${partition}/${key}: table '${table}' is not in the catalog`)
+        continue
+      }
+      try {
+        const record = decodeRecord(bytes, id)
+        const doc = RowDocument.decode(engineFor(schema.engine), record.doc, this.context, table, key)
+        const rowHash = contribution(key, doc.digest())
+        if (doc.alive !== record.alive) problems.push(`row ${table}/${partition}/${key}: stored alive flag ${record.alive} but document says ${doc.alive}`)
+        if (!equalBytes(rowHash, record.rowHash)) problems.push(`row ${table}/${partition}/${key}: stored digest does not match its document`)
+        doc.dispose()
+        const lk = leafKey(table, partition, leafOf(key))
+        leaves.set(lk, xor(leaves.get(lk) ?? ZERO_HASH, rowHash))
+        buckets.set(bucketKey(table, partition, leafOf(key), key), rowHash)
+        const ck = `${table}${SEP}${partition}`
+        counts.set(ck, (counts.get(ck) ?? 0) + (doc.alive ? 1 : 0))
+      } catch (error) {
+        problems.push(`row ${table}/${partition}/${key}: ${(error as Error).message}`)
+      }
+    }
+    const storedLeaves = new Map<string, Uint8Array>()
+    for await (const [k, v] of this.leaves.iterator()) storedLeaves.set(k, v)
+    for (const [k, v] of leaves) {
+      if (isZero(v)) continue
+      const stored = storedLeaves.get(k)
+      if (stored === undefined || !equalBytes(stored, v)) problems.push(`digest leaf ${k.split(SEP).join('/')} does not match its rows`)
+    }
+    for (const k of storedLeaves.keys()) if (!leaves.has(k)) problems.push(`digest leaf ${k.split(SEP).join('/')} has no rows`)
+    let bucketEntries = 0
+    for await (const [k, v] of this.buckets.iterator()) {
+      bucketEntries++
+      const expected = buckets.get(k)
+      if (expected === undefined || !equalBytes(expected, v)) problems.push(`bucket entry ${k.split(SEP).join('/')} does not match its row`)
+    }
+    if (bucketEntries !== buckets.size) problems.push(`${buckets.size} rows but ${bucketEntries} bucket entries`)
+    for (const [ck, n] of counts) {
+      if ((this.counts.get(ck) ?? 0) !== n) problems.push(`partition ${ck.split(SEP).join('/')}: stored live count ${this.counts.get(ck) ?? 0}, rows say ${n}`)
+    }
+    return { rows, problems }
   }
 
   // ---- digest trees --------------------------------------------------------------------------

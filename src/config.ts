@@ -1,0 +1,67 @@
+import { readFile } from 'node:fs/promises'
+import { ShoalError } from './errors.js'
+import { isPlainObject, validateSchema, type ResolvedSchema } from './table/schema.js'
+
+/** A peer's configuration file (peers/<name>.json). */
+export interface PeerConfig {
+  /** A label for logs and status. */
+  name: string | null
+  /** Data folder, relative to the directory shoal runs in. */
+  data: string
+  /** Tables this peer defines at start (existing tables are extended, never narrowed). */
+  tables: ResolvedSchema[]
+}
+
+export class ConfigError extends ShoalError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message)
+  }
+}
+
+export const DEFAULT_DATA_DIR = 'data'
+const FIELDS = new Set(['name', 'data', 'tables'])
+
+/** Validates a parsed config object; every message names the file and the bad field. */
+export function parseConfig(input: unknown, source: string): PeerConfig {
+  if (!isPlainObject(input)) throw new ConfigError(`${source}: the config must be a JSON object`)
+  for (const key of Object.keys(input)) {
+    if (!FIELDS.has(key)) throw new ConfigError(`${source}: unknown field '${key}' (allowed: ${[...FIELDS].join(', ')})`)
+  }
+  if (input.name !== undefined && (typeof input.name !== 'string' || input.name === '')) {
+    throw new ConfigError(`${source}: 'name' must be a non-empty string`)
+  }
+  if (input.data !== undefined && (typeof input.data !== 'string' || input.data === '')) {
+    throw new ConfigError(`${source}: 'data' must be a folder path`)
+  }
+  const tables: ResolvedSchema[] = []
+  if (input.tables !== undefined) {
+    if (!Array.isArray(input.tables)) throw new ConfigError(`${source}: 'tables' must be an array of table schemas`)
+    input.tables.forEach((schema: unknown, i: number) => {
+      try {
+        tables.push(validateSchema(schema))
+      } catch (error) {
+        throw new ConfigError(`${source}: tables[${i}]: ${(error as Error).message}`)
+      }
+    })
+    const names = tables.map((t) => t.name)
+    const twice = names.find((n, i) => names.indexOf(n) !== i)
+    if (twice !== undefined) throw new ConfigError(`${source}: table '${twice}' is defined twice`)
+  }
+  return { name: (input.name as string | undefined) ?? null, data: (input.data as string | undefined) ?? DEFAULT_DATA_DIR, tables }
+}
+
+export async function loadConfig(path: string): Promise<PeerConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new ConfigError(`cannot read config file '${path}': ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError(`${path}: not valid JSON: ${(error as Error).message}`)
+  }
+  return parseConfig(parsed, path)
+}
