@@ -149,6 +149,32 @@ describe.each(ENGINES)('Shoal tables on %s', (engine) => {
   })
 })
 
+describe('schema replication', () => {
+  it('keeps columns from a newer peer before this peer knows them, then learns the schema', async () => {
+    const a = await Shoal.open({ dir: await tempDir() })
+    const b = await Shoal.open({ dir: await tempDir() })
+    try {
+      const base = stock('yjs')
+      const events: ChangeEvent[] = []
+      a.subscribe((e) => events.push(e))
+      await a.defineTable(base)
+      await b.defineTable(base)
+      await a.defineTable({ ...base, columns: { ...base.columns, colour: 'string' } })
+      await a.table('stock').put('A1', { store: '7', colour: 'red', qty: 2 })
+      const rowEvent = events.find((e) => e.table === 'stock')!
+      await b.applyRemoteDelta('stock', rowEvent.partition, rowEvent.key, rowEvent.delta, 'peer-a')
+      expect(b.schema('stock').columns.colour).toBeUndefined()
+      expect(await b.table('stock').get('A1')).toMatchObject({ colour: 'red', qty: 2 })
+      for (const e of events.filter((e) => e.table === '_tables')) await b.applyRemoteDelta(e.table, e.partition, e.key, e.delta, 'peer-a')
+      expect(b.schema('stock').columns.colour).toBe('string')
+      await b.table('stock').update('A1', { colour: 'blue' })
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+})
+
 describe('bad input', () => {
   it('refuses malformed schemas with the field named', async () => {
     const db = await Shoal.open({ dir: await tempDir() })

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
 import { DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
-import { DeltaError, PartitionError, RowNotFoundError, RowTooLargeError, ShoalError, StoreClosedError, StoreOpenError, StoreWriteError } from '../errors.js'
+import { DeltaError, PartitionError, RowNotFoundError, ValidationError, RowTooLargeError, ShoalError, StoreClosedError, StoreOpenError, StoreWriteError } from '../errors.js'
 import { contribution, DigestTree, leafOf } from '../table/digest-tree.js'
 import { equalBytes } from '../table/hash.js'
 import type { ApplyResult, EngineContext } from '../table/engine.js'
@@ -118,8 +118,6 @@ interface Touched {
   key: string
   id: string
   live: LiveRow | null
-  /** Bytes on disk before this batch (null: absent), to rebuild the row after a refused change. */
-  stored: Uint8Array | null
   deltas: Uint8Array[]
   dirty: boolean
 }
@@ -269,25 +267,35 @@ export class Store {
     const targets = new Map<Job, Touched>()
     const refused = new Set<Job>()
 
-    // 1. Find each row's partition (a key's partition is fixed when the row is created).
-    await Promise.all(
-      jobs.map(async (job) => {
-        try {
-          const partition = await this.partitionFor(job)
-          if (partition === null) return
-          const id = rowKey(job.schema.name, partition, job.key)
-          let t = touched.get(id)
-          if (t === undefined) {
-            t = { schema: job.schema, partition, key: job.key, id, live: null, stored: null, deltas: [], dirty: false }
-            touched.set(id, t)
-          }
-          targets.set(job, t)
-        } catch (error) {
-          refused.add(job)
-          job.reject(error)
+    // 1. Find each row's partition (a key's partition is fixed when the row is created), in
+    //    job order, so a row created earlier in this batch is found by the jobs after it.
+    const lookups = new Map<string, Promise<string | null>>()
+    for (const job of jobs) {
+      if (job.kind === 'local' && job.schema.partitionBy !== null && (job.partition === null || job.op.op === 'put')) {
+        const k = `${job.schema.name}${SEP}${job.key}`
+        if (!lookups.has(k)) lookups.set(k, this.findPartition(job.schema.name, job.key))
+      }
+    }
+    const existing = new Map<string, string | null>()
+    await Promise.all([...lookups].map(async ([k, p]) => existing.set(k, await p)))
+    for (const job of jobs) {
+      try {
+        const k = `${job.schema.name}${SEP}${job.key}`
+        const partition = this.partitionFor(job, existing.get(k) ?? null)
+        if (partition === null) continue
+        if (job.kind === 'local' && job.op.op === 'put' && !existing.get(k)) existing.set(k, partition)
+        const id = rowKey(job.schema.name, partition, job.key)
+        let t = touched.get(id)
+        if (t === undefined) {
+          t = { schema: job.schema, partition, key: job.key, id, live: null, deltas: [], dirty: false }
+          touched.set(id, t)
         }
-      }),
-    )
+        targets.set(job, t)
+      } catch (error) {
+        refused.add(job)
+        job.reject(error)
+      }
+    }
     for (const id of touched.keys()) this.inFlight.add(id)
 
     try {
@@ -310,7 +318,9 @@ export class Store {
           if (job.kind === 'local') this.applyLocal(job, t, done, events)
           else this.applyRemoteJob(job, t, done, events)
         } catch (error) {
-          this.rebuild(t)
+          // Refusals found before changing anything leave the document as it was; anything
+          // else (a delta that failed half-way, a row grown too large) is undone from disk.
+          if (!(error instanceof RowNotFoundError || error instanceof ValidationError)) await this.rebuild(t)
           job.reject(error)
         }
       }
@@ -332,27 +342,30 @@ export class Store {
     }
   }
 
-  private async partitionFor(job: Job): Promise<string | null> {
+  /** The partition a job addresses, given where its key already lives (null: nowhere yet). */
+  private partitionFor(job: Job, existing: string | null): string | null {
     const { schema } = job
     if (job.kind === 'remote') return job.partition
     if (schema.partitionBy === null) return ''
-    const found = job.partition ?? (await this.findPartition(schema.name, job.key))
-    if (found !== null) {
-      if (job.createPartition !== null && job.createPartition !== found) {
+    if (job.op.op !== 'put') {
+      if (job.partition !== null) return job.partition
+      if (existing !== null) return existing
+      if (job.op.op === 'delete') return null
+      throw new RowNotFoundError(schema.name, job.key)
+    }
+    const wanted = job.createPartition ?? job.partition
+    if (existing !== null) {
+      if (wanted !== null && wanted !== existing) {
         throw new PartitionError(
-          `row '${job.key}' of table '${schema.name}' is in partition '${found}'; its '${schema.partitionBy}' cannot change to '${job.createPartition}'`,
+          `row '${job.key}' of table '${schema.name}' is in partition '${existing}'; its '${schema.partitionBy}' cannot change to '${wanted}'`,
         )
       }
-      return found
+      return existing
     }
-    if (job.op.op === 'put') {
-      if (job.createPartition === null) {
-        throw new PartitionError(`table '${schema.name}' is partitioned by '${schema.partitionBy}': include '${schema.partitionBy}' in the row to create '${job.key}'`)
-      }
-      return job.createPartition
+    if (wanted === null) {
+      throw new PartitionError(`table '${schema.name}' is partitioned by '${schema.partitionBy}': include '${schema.partitionBy}' in the row to create '${job.key}'`)
     }
-    if (job.op.op === 'delete') return null
-    throw new RowNotFoundError(schema.name, job.key)
+    return wanted
   }
 
   /** The partition holding `key` (the first, if concurrent creations put it in several). */
@@ -378,7 +391,6 @@ export class Store {
       missing.forEach((t, i) => {
         const bytes = values[i]
         if (bytes === undefined) return
-        t.stored = bytes
         t.live = this.decodeLive(t.schema, t.key, t.id, bytes)
         this.cache.pin(t.live)
       })
@@ -449,11 +461,13 @@ export class Store {
   }
 
   /** Restores a row's document to disk state plus this batch's accepted changes (after a refusal). */
-  private rebuild(t: Touched): void {
+  private async rebuild(t: Touched): Promise<void> {
     if (t.live === null) return
     const old = t.live
+    // Disk cannot have changed since this batch began: batches are the only writers, one at a time.
+    const stored = (await this.rows.get(t.id)) ?? null
     let live: LiveRow | null = null
-    if (t.stored !== null) live = this.decodeLive(t.schema, t.key, t.id, t.stored)
+    if (stored !== null) live = this.decodeLive(t.schema, t.key, t.id, stored)
     else if (t.deltas.length > 0) live = new LiveRow(RowDocument.create(engineFor(t.schema.engine), this.context, t.schema.name, t.key), null, false, 0)
     if (live !== null) {
       for (const d of t.deltas) live.doc.applyDelta(d)
