@@ -7,7 +7,8 @@ import { StoreCorruptError } from '../errors.js'
  *   rows    table␀partition␀key        → RowRecord (format, flags, rowHash, encoded document)
  *   buckets table␀partition␀leaf␀key   → rowHash   (the rows of one digest leaf, for anti-entropy)
  *   leaves  table␀partition␀leaf       → leaf hash (inner tree levels are derived on load)
- *   keys    table␀key␀partition        → ''        (finds a row's partition from its key)
+ *   keys    table␀key                  → partition (partitioned tables: where a key's row lives;
+ *                                                   the first creation seen here wins)
  *   meta    'actor' | count␀table␀partition → value
  * One local change is one atomic batch over all of them.
  */
@@ -36,8 +37,8 @@ export function leafKey(table: string, partition: string, leaf: number): string 
   return `${table}${SEP}${partition}${SEP}${leafName(leaf)}`
 }
 
-export function indexKey(table: string, key: string, partition: string): string {
-  return `${table}${SEP}${key}${SEP}${partition}`
+export function indexKey(table: string, key: string): string {
+  return `${table}${SEP}${key}`
 }
 
 export function countKey(table: string, partition: string): string {

@@ -177,7 +177,7 @@ export class Store {
     this.rows = sub('rows')
     this.buckets = sub('buckets')
     this.leaves = sub('leaves')
-    this.keys = sub('keys')
+    this.keys = db.sublevel<string, string>('keys', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     this.meta = db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     this.cache = new RowCache<LiveRow>(options.rowCacheSize ?? DEFAULT_ROW_CACHE_SIZE)
     this.context = options.nowSeconds === undefined ? { actor } : { actor, nowSeconds: options.nowSeconds }
@@ -269,18 +269,21 @@ export class Store {
 
     // 1. Find each row's partition (a key's partition is fixed when the row is created), in
     //    job order, so a row created earlier in this batch is found by the jobs after it.
-    const lookups = new Map<string, Promise<string | null>>()
+    const lookups = new Set<string>()
     for (const job of jobs) {
       if (job.kind === 'local' && job.schema.partitionBy !== null && (job.partition === null || job.op.op === 'put')) {
-        const k = `${job.schema.name}${SEP}${job.key}`
-        if (!lookups.has(k)) lookups.set(k, this.findPartition(job.schema.name, job.key))
+        lookups.add(indexKey(job.schema.name, job.key))
       }
     }
     const existing = new Map<string, string | null>()
-    await Promise.all([...lookups].map(async ([k, p]) => existing.set(k, await p)))
+    if (lookups.size > 0) {
+      const keys = [...lookups]
+      const found = await this.keys.getMany(keys)
+      keys.forEach((k, i) => existing.set(k, found[i] ?? null))
+    }
     for (const job of jobs) {
       try {
-        const k = `${job.schema.name}${SEP}${job.key}`
+        const k = indexKey(job.schema.name, job.key)
         const partition = this.partitionFor(job, existing.get(k) ?? null)
         if (partition === null) continue
         if (job.kind === 'local' && job.op.op === 'put' && !existing.get(k)) existing.set(k, partition)
@@ -368,11 +371,9 @@ export class Store {
     return wanted
   }
 
-  /** The partition holding `key` (the first, if concurrent creations put it in several). */
+  /** The partition holding `key` (the first one seen, if concurrent creations put it in several). */
   async findPartition(table: string, key: string): Promise<string | null> {
-    const prefix = `${table}${SEP}${key}${SEP}`
-    for await (const k of this.keys.keys({ gte: prefix, lt: prefixEnd(prefix), limit: 1 })) return k.slice(prefix.length)
-    return null
+    return (await this.keys.get(indexKey(table, key))) ?? null
   }
 
   private async loadTouched(list: Touched[]): Promise<void> {
@@ -485,6 +486,7 @@ export class Store {
     const leafChanges = new Map<string, { table: string; partition: string; leaf: number; change: Uint8Array }>()
     const countChanges = new Map<string, number>()
     const updates: Array<{ t: Touched; rowHash: Uint8Array; alive: boolean; size: number }> = []
+    const created: Touched[] = []
     for (const t of dirty) {
       const live = t.live!
       const doc = live.doc.encode()
@@ -500,7 +502,7 @@ export class Store {
         const prev = leafChanges.get(lk)?.change ?? ZERO_HASH
         leafChanges.set(lk, { table: t.schema.name, partition: t.partition, leaf, change: xor(prev, xor(before ?? ZERO_HASH, rowHash)) })
       }
-      if (before === null) batch.put(indexKey(t.schema.name, t.key, t.partition), new Uint8Array(0), { sublevel: this.keys })
+      if (before === null && t.schema.partitionBy !== null) created.push(t)
       const countChange = (alive ? 1 : 0) - (live.alive ? 1 : 0)
       // A row new on disk also records its partition (count entries list a table's partitions).
       if (countChange !== 0 || before === null) {
@@ -508,6 +510,16 @@ export class Store {
         countChanges.set(ck, (countChanges.get(ck) ?? 0) + countChange)
       }
       updates.push({ t, rowHash, alive, size: record.length })
+    }
+    if (created.length > 0) {
+      const keys = created.map((t) => indexKey(t.schema.name, t.key))
+      const indexed = await this.keys.getMany(keys)
+      const added = new Set<string>()
+      keys.forEach((k, i) => {
+        if (indexed[i] !== undefined || added.has(k)) return
+        added.add(k)
+        batch.put(k, created[i]!.partition, { sublevel: this.keys as never })
+      })
     }
     for (const [lk, { table, partition, leaf, change }] of leafChanges) {
       const value = xor((await this.tree(table, partition)).leaf(leaf), change)
