@@ -25,8 +25,14 @@ export const DIGEST_TREE_FANOUT_BITS = 4
 export const DIGEST_TREE_DEPTH = 4
 export const DIGEST_BYTES = 16
 
-/** Live row documents kept in memory; the rest stay encoded in LevelDB. */
+/** Live row documents kept in memory (in Yjs-row units); the rest stay encoded in LevelDB. */
 export const DEFAULT_ROW_CACHE_SIZE = 10_000
+
+/**
+ * A live Automerge row counts as this many cache units: it holds ~17 KB (mostly WASM heap)
+ * against ~5 KB for Yjs, and a growing WASM heap forces full GCs, so fewer are kept live.
+ */
+export const AUTOMERGE_CACHE_WEIGHT = 10
 
 /** Digest trees (≈1.1 MB each) kept in memory; others are reloaded from their stored leaves. */
 export const DEFAULT_TREE_CACHE_SIZE = 64

@@ -161,7 +161,7 @@ export class Shoal {
   async status(): Promise<ShoalStatus> {
     const tables: TableStatus[] = []
     for (const schema of this.tables()) {
-      const partitions = await this.store.partitions(schema.name)
+      const partitions = this.store.partitions(schema.name)
       tables.push({
         name: schema.name,
         engine: schema.engine,

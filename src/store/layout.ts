@@ -52,7 +52,7 @@ export function prefixEnd(prefix: string): string {
 
 export interface RowRecord {
   alive: boolean
-  /** The row's contribution to its digest leaf: hash(key ‖ rowDigest). */
+  /** The row's contribution to its digest leaf: hash(key ‖ canonical state). */
   rowHash: Uint8Array
   doc: Uint8Array
 }

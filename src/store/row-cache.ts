@@ -1,6 +1,8 @@
 /** Anything holding memory that must be released explicitly (Automerge's WASM heap). */
 export interface Disposable {
   dispose(): void
+  /** Cache units this item takes (default 1): an Automerge row holds ~10× a Yjs row's memory. */
+  readonly weight?: number
 }
 
 interface Entry<T> {
@@ -16,12 +18,18 @@ interface Entry<T> {
  */
 export class RowCache<T extends Disposable> {
   private readonly entries = new Map<string, Entry<T>>()
+  private weight = 0
   private readonly entryOf = new WeakMap<T, Entry<T>>()
 
   constructor(private readonly capacity: number) {}
 
   get size(): number {
     return this.entries.size
+  }
+
+  /** Cache units in use (see Disposable.weight). */
+  get load(): number {
+    return this.weight
   }
 
   get(id: string): T | undefined {
@@ -38,14 +46,17 @@ export class RowCache<T extends Disposable> {
     const old = this.entries.get(id)
     if (old !== undefined) {
       this.entries.delete(id)
+      this.weight -= old.doc.weight ?? 1
       if (old.doc !== doc) this.release(old)
     }
     const entry = this.entry(doc)
     entry.cached = true
     this.entries.set(id, entry)
-    while (this.entries.size > this.capacity) {
+    this.weight += doc.weight ?? 1
+    while (this.weight > this.capacity && this.entries.size > 1) {
       const [oldestId, oldest] = this.entries.entries().next().value as [string, Entry<T>]
       this.entries.delete(oldestId)
+      this.weight -= oldest.doc.weight ?? 1
       this.release(oldest)
     }
   }
@@ -55,6 +66,7 @@ export class RowCache<T extends Disposable> {
     const entry = this.entries.get(id)
     if (entry === undefined) return
     this.entries.delete(id)
+    this.weight -= entry.doc.weight ?? 1
     this.release(entry)
   }
 
@@ -72,6 +84,7 @@ export class RowCache<T extends Disposable> {
   clear(): void {
     for (const entry of this.entries.values()) this.release(entry)
     this.entries.clear()
+    this.weight = 0
   }
 
   private entry(doc: T): Entry<T> {

@@ -1,14 +1,14 @@
 import { mkdir } from 'node:fs/promises'
 import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
-import { DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
+import { AUTOMERGE_CACHE_WEIGHT, DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
 import { DeltaError, PartitionError, RowNotFoundError, ValidationError, RowTooLargeError, ShoalError, StoreClosedError, StoreOpenError, StoreWriteError } from '../errors.js'
-import { contribution, DigestTree, leafOf } from '../table/digest-tree.js'
-import { equalBytes } from '../table/hash.js'
+import { DigestTree, leafOf } from '../table/digest-tree.js'
+import { equalBytes, fromHex, toHex } from '../table/hash.js'
 import type { ApplyResult, EngineContext } from '../table/engine.js'
 import { engineFor } from '../table/engines.js'
 import { RowDocument, type RowOp, type RowState } from '../table/row.js'
-import { keyColumnValue, type ResolvedSchema } from '../table/schema.js'
+import { keyColumnValue, type EngineName, type ResolvedSchema } from '../table/schema.js'
 import { bucketKey, countKey, decodeRecord, encodeRecord, indexKey, leafKey, partitionPrefix, prefixEnd, rowKey, SEP } from './layout.js'
 import { RowCache } from './row-cache.js'
 
@@ -98,6 +98,8 @@ type Job = LocalJob | RemoteJob
 
 /** A row held in memory: its document plus what is on disk for it. */
 class LiveRow {
+  readonly weight: number
+
   constructor(
     readonly doc: RowDocument,
     /** The row's digest-leaf contribution as stored (null: not on disk). */
@@ -105,7 +107,10 @@ class LiveRow {
     public alive: boolean,
     /** Encoded size on disk, to bound the row size check without re-encoding every change. */
     public storedBytes: number,
-  ) {}
+    engine: EngineName,
+  ) {
+    this.weight = engine === 'automerge' ? AUTOMERGE_CACHE_WEIGHT : 1
+  }
 
   dispose(): void {
     this.doc.dispose()
@@ -129,6 +134,9 @@ function identityValues(schema: ResolvedSchema, key: string, partition: string):
 }
 
 const ZERO_HASH = new Uint8Array(DIGEST_BYTES)
+const utf8 = new TextEncoder()
+
+type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
 function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(DIGEST_BYTES)
@@ -155,6 +163,9 @@ export class Store {
   private readonly cache: RowCache<LiveRow>
   private readonly trees = new Map<string, DigestTree>()
   private readonly counts = new Map<string, number>()
+  /** Digest tree root per table␀partition, kept current in memory and in meta. */
+  private readonly roots = new Map<string, Uint8Array>()
+  private readonly prefix: { rows: string; buckets: string; leaves: string; keys: string; meta: string }
   private readonly listeners = new Set<ChangeListener>()
   private queue: Job[] = []
   private draining: Promise<void> | null = null
@@ -179,6 +190,7 @@ export class Store {
     this.leaves = sub('leaves')
     this.keys = db.sublevel<string, string>('keys', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     this.meta = db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.prefix = { rows: this.rows.prefix, buckets: this.buckets.prefix, leaves: this.leaves.prefix, keys: this.keys.prefix, meta: this.meta.prefix }
     this.cache = new RowCache<LiveRow>(options.rowCacheSize ?? DEFAULT_ROW_CACHE_SIZE)
     this.context = options.nowSeconds === undefined ? { actor } : { actor, nowSeconds: options.nowSeconds }
   }
@@ -216,6 +228,9 @@ export class Store {
     const store = new Store(db, dir, actor, options)
     for await (const [key, value] of meta.iterator({ gte: `count${SEP}`, lt: prefixEnd(`count${SEP}`) })) {
       store.counts.set(key.slice(`count${SEP}`.length), Number(value))
+    }
+    for await (const [key, value] of meta.iterator({ gte: `root${SEP}`, lt: prefixEnd(`root${SEP}`) })) {
+      store.roots.set(key.slice(`root${SEP}`.length), fromHex(value))
     }
     return store
   }
@@ -396,18 +411,17 @@ export class Store {
         this.cache.pin(t.live)
       })
     }
-    for (const t of list) await this.tree(t.schema.name, t.partition)
   }
 
   private decodeLive(schema: ResolvedSchema, key: string, id: string, bytes: Uint8Array): LiveRow {
     const record = decodeRecord(bytes, id)
     const doc = RowDocument.decode(engineFor(schema.engine), record.doc, this.context, schema.name, key)
-    return new LiveRow(doc, record.rowHash.slice(), record.alive, bytes.length)
+    return new LiveRow(doc, record.rowHash.slice(), record.alive, bytes.length, schema.engine)
   }
 
   private ensureLive(t: Touched): LiveRow {
     if (t.live === null) {
-      t.live = new LiveRow(RowDocument.create(engineFor(t.schema.engine), this.context, t.schema.name, t.key), null, false, 0)
+      t.live = new LiveRow(RowDocument.create(engineFor(t.schema.engine), this.context, t.schema.name, t.key), null, false, 0, t.schema.engine)
       this.cache.pin(t.live)
     }
     return t.live
@@ -469,7 +483,7 @@ export class Store {
     const stored = (await this.rows.get(t.id)) ?? null
     let live: LiveRow | null = null
     if (stored !== null) live = this.decodeLive(t.schema, t.key, t.id, stored)
-    else if (t.deltas.length > 0) live = new LiveRow(RowDocument.create(engineFor(t.schema.engine), this.context, t.schema.name, t.key), null, false, 0)
+    else if (t.deltas.length > 0) live = new LiveRow(RowDocument.create(engineFor(t.schema.engine), this.context, t.schema.name, t.key), null, false, 0, t.schema.engine)
     if (live !== null) {
       for (const d of t.deltas) live.doc.applyDelta(d)
       this.cache.pin(live)
@@ -482,33 +496,32 @@ export class Store {
 
   private async commit(dirty: Touched[]): Promise<void> {
     if (dirty.length === 0) return
-    const batch = this.db.batch()
-    const leafChanges = new Map<string, { table: string; partition: string; leaf: number; change: Uint8Array }>()
+    // One array batch on the root database with prefixed keys: abstract-level's per-operation
+    // sublevel handling costs ~3x the write itself (measured in bench/README.md).
+    const ops: BatchOp[] = []
+    const leafChanges = new Map<string, { ck: string; leaf: number; change: Uint8Array }>()
     const countChanges = new Map<string, number>()
     const updates: Array<{ t: Touched; rowHash: Uint8Array; alive: boolean; size: number }> = []
     const created: Touched[] = []
     for (const t of dirty) {
       const live = t.live!
-      const doc = live.doc.encode()
-      const rowHash = contribution(t.key, live.doc.digest())
+      const rowHash = live.doc.rowHash(t.key)
       const alive = live.doc.alive
-      const record = encodeRecord({ alive, rowHash, doc })
-      batch.put(t.id, record, { sublevel: this.rows })
+      const record = encodeRecord({ alive, rowHash, doc: live.doc.encode() })
+      ops.push({ type: 'put', key: this.prefix.rows + t.id, value: record })
       const before = live.rowHash
+      const ck = `${t.schema.name}${SEP}${t.partition}`
       if (before === null || !equalBytes(before, rowHash)) {
         const leaf = leafOf(t.key)
-        batch.put(bucketKey(t.schema.name, t.partition, leaf, t.key), rowHash, { sublevel: this.buckets })
+        ops.push({ type: 'put', key: this.prefix.buckets + bucketKey(t.schema.name, t.partition, leaf, t.key), value: rowHash })
         const lk = leafKey(t.schema.name, t.partition, leaf)
         const prev = leafChanges.get(lk)?.change ?? ZERO_HASH
-        leafChanges.set(lk, { table: t.schema.name, partition: t.partition, leaf, change: xor(prev, xor(before ?? ZERO_HASH, rowHash)) })
+        leafChanges.set(lk, { ck, leaf, change: xor(prev, xor(before ?? ZERO_HASH, rowHash)) })
       }
       if (before === null && t.schema.partitionBy !== null) created.push(t)
       const countChange = (alive ? 1 : 0) - (live.alive ? 1 : 0)
       // A row new on disk also records its partition (count entries list a table's partitions).
-      if (countChange !== 0 || before === null) {
-        const ck = `${t.schema.name}${SEP}${t.partition}`
-        countChanges.set(ck, (countChanges.get(ck) ?? 0) + countChange)
-      }
+      if (countChange !== 0 || before === null) countChanges.set(ck, (countChanges.get(ck) ?? 0) + countChange)
       updates.push({ t, rowHash, alive, size: record.length })
     }
     if (created.length > 0) {
@@ -518,23 +531,43 @@ export class Store {
       keys.forEach((k, i) => {
         if (indexed[i] !== undefined || added.has(k)) return
         added.add(k)
-        batch.put(k, created[i]!.partition, { sublevel: this.keys as never })
+        ops.push({ type: 'put', key: this.prefix.keys + k, value: utf8.encode(created[i]!.partition) })
       })
     }
-    for (const [lk, { table, partition, leaf, change }] of leafChanges) {
-      const value = xor((await this.tree(table, partition)).leaf(leaf), change)
-      if (isZero(value)) batch.del(lk, { sublevel: this.leaves })
-      else batch.put(lk, value, { sublevel: this.leaves })
+    // New leaf values: from the cached tree where there is one, else the stored leaf.
+    const leafKeys = [...leafChanges.keys()]
+    const uncached = leafKeys.filter((lk) => !this.trees.has(leafChanges.get(lk)!.ck))
+    const stored = uncached.length === 0 ? [] : await this.leaves.getMany(uncached)
+    const storedLeaf = new Map(uncached.map((lk, i) => [lk, stored[i]]))
+    const rootChanges = new Map<string, Uint8Array>()
+    for (const [lk, { ck, leaf, change }] of leafChanges) {
+      const current = this.trees.get(ck)?.leaf(leaf) ?? storedLeaf.get(lk) ?? ZERO_HASH
+      const value = xor(current, change)
+      if (isZero(value)) ops.push({ type: 'del', key: this.prefix.leaves + lk })
+      else ops.push({ type: 'put', key: this.prefix.leaves + lk, value })
+      rootChanges.set(ck, xor(rootChanges.get(ck) ?? ZERO_HASH, change))
+    }
+    const newRoots = new Map<string, Uint8Array>()
+    for (const [ck, change] of rootChanges) {
+      const root = xor(this.roots.get(ck) ?? ZERO_HASH, change)
+      newRoots.set(ck, root)
+      ops.push({ type: 'put', key: this.prefix.meta + `root${SEP}${ck}`, value: utf8.encode(toHex(root)) })
     }
     for (const [ck, change] of countChanges) {
       const [table, partition] = ck.split(SEP) as [string, string]
-      batch.put(countKey(table, partition), String((this.counts.get(ck) ?? 0) + change), { sublevel: this.meta as never })
+      ops.push({ type: 'put', key: this.prefix.meta + countKey(table, partition), value: utf8.encode(String((this.counts.get(ck) ?? 0) + change)) })
     }
-    await batch.write({ sync: this.options.syncWrites ?? true })
+    const batch = this.db.batch()
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value)
+      else batch.del(op.key)
+    }
+    await batch.write({ sync: this.options.syncWrites ?? true } as object)
 
     // Durable: now the in-memory views may move.
     this.commitSeq++
-    for (const { table, partition, leaf, change } of leafChanges.values()) this.trees.get(`${table}${SEP}${partition}`)?.apply(leaf, change)
+    for (const { ck, leaf, change } of leafChanges.values()) this.trees.get(ck)?.apply(leaf, change)
+    for (const [ck, root] of newRoots) this.roots.set(ck, root)
     for (const [ck, change] of countChanges) this.counts.set(ck, (this.counts.get(ck) ?? 0) + change)
     for (const { t, rowHash, alive, size } of updates) {
       const live = t.live!
@@ -637,12 +670,12 @@ export class Store {
   }
 
   /** Partitions of a table that hold rows (live or deleted), with live row counts and digest roots. */
-  async partitions(table: string): Promise<PartitionSummary[]> {
+  partitions(table: string): PartitionSummary[] {
     const out: PartitionSummary[] = []
     for (const [ck, rows] of this.counts) {
       const [t, partition] = ck.split(SEP) as [string, string]
       if (t !== table) continue
-      out.push({ partition, rows, digest: (await this.tree(table, partition)).root() })
+      out.push({ partition, rows, digest: this.roots.get(ck) ?? ZERO_HASH })
     }
     return out.sort((a, b) => (a.partition < b.partition ? -1 : a.partition > b.partition ? 1 : 0))
   }
@@ -680,7 +713,7 @@ export class Store {
       try {
         const record = decodeRecord(bytes, id)
         const doc = RowDocument.decode(engineFor(schema.engine), record.doc, this.context, table, key)
-        const rowHash = contribution(key, doc.digest())
+        const rowHash = doc.rowHash(key)
         if (doc.alive !== record.alive) problems.push(`row ${table}/${partition}/${key}: stored alive flag ${record.alive} but document says ${doc.alive}`)
         if (!equalBytes(rowHash, record.rowHash)) problems.push(`row ${table}/${partition}/${key}: stored digest does not match its document`)
         doc.dispose()
@@ -701,6 +734,14 @@ export class Store {
       if (stored === undefined || !equalBytes(stored, v)) problems.push(`digest leaf ${k.split(SEP).join('/')} does not match its rows`)
     }
     for (const k of storedLeaves.keys()) if (!leaves.has(k)) problems.push(`digest leaf ${k.split(SEP).join('/')} has no rows`)
+    const roots = new Map<string, Uint8Array>()
+    for (const [k, v] of leaves) {
+      const ck = k.slice(0, k.lastIndexOf(SEP))
+      roots.set(ck, xor(roots.get(ck) ?? ZERO_HASH, v))
+    }
+    for (const ck of new Set([...roots.keys(), ...this.roots.keys()])) {
+      if (!equalBytes(roots.get(ck) ?? ZERO_HASH, this.roots.get(ck) ?? ZERO_HASH)) problems.push(`digest root of ${ck.split(SEP).join('/')} does not match its rows`)
+    }
     let bucketEntries = 0
     for await (const [k, v] of this.buckets.iterator()) {
       bucketEntries++

@@ -1,7 +1,7 @@
 import * as A from '@automerge/automerge'
 import { DeltaError } from '../errors.js'
 import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
-import { concatBytes, fromHex, hash128, hashText, toHex } from './hash.js'
+import { concatBytes, fromHex, hashText, toHex } from './hash.js'
 
 /*
  * Layout of a row in one Automerge document (flat root keys):
@@ -188,8 +188,8 @@ class AutomergeDoc implements EngineDoc {
   }
 
   /** The sorted heads identify the whole causal history, hence the state. */
-  digest(): Uint8Array {
-    return hash128(concatBytes(A.getHeads(this.doc).sort().map(fromHex)))
+  canonicalState(): Uint8Array {
+    return this.version()
   }
 
   dispose(): void {

@@ -13,28 +13,31 @@ export const TREE_FANOUT = 1 << DIGEST_TREE_FANOUT_BITS
 export const LEAF_COUNT = TREE_FANOUT ** DIGEST_TREE_DEPTH
 const encoder = new TextEncoder()
 
-/** The leaf bucket a row key falls in: the top bits of sha256(key). */
+/**
+ * The leaf bucket a row key falls in. Only the spread matters (not secrecy), so a cheap FNV-1a
+ * over the key's UTF-16 code units with a final avalanche stands in for a cryptographic hash.
+ */
 export function leafOf(key: string): number {
-  const h = sha256(encoder.encode(key))
-  const bits = DIGEST_TREE_FANOUT_BITS * DIGEST_TREE_DEPTH
-  return (((h[0]! << 16) | (h[1]! << 8) | h[2]!) >>> (24 - bits)) & (LEAF_COUNT - 1)
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return (h >>> 0) >>> (32 - DIGEST_TREE_FANOUT_BITS * DIGEST_TREE_DEPTH)
 }
 
-/** A row's contribution to its leaf: sha256(key ‖ 0 ‖ rowDigest), truncated. */
-export function contribution(key: string, rowDigest: Uint8Array): Uint8Array {
+/** A row's contribution to its leaf: sha256(key ‖ 0 ‖ canonical state), truncated. */
+export function rowHash(key: string, canonicalState: Uint8Array): Uint8Array {
   const k = encoder.encode(key)
-  const input = new Uint8Array(k.length + 1 + rowDigest.length)
+  const input = new Uint8Array(k.length + 1 + canonicalState.length)
   input.set(k, 0)
-  input.set(rowDigest, k.length + 1)
+  input.set(canonicalState, k.length + 1)
   return sha256(input).subarray(0, DIGEST_BYTES)
-}
-
-/** XOR of two contributions: the change a row's new digest makes to its leaf. */
-export function contributionChange(key: string, before: Uint8Array | null, after: Uint8Array | null): Uint8Array {
-  const out = new Uint8Array(DIGEST_BYTES)
-  if (before !== null) xorInto(out, 0, contribution(key, before))
-  if (after !== null) xorInto(out, 0, contribution(key, after))
-  return out
 }
 
 function xorInto(target: Uint8Array, offset: number, value: Uint8Array): void {

@@ -26,8 +26,11 @@ export interface EngineDoc {
   deltaSince(version: Uint8Array): Uint8Array | null
   /** The whole row document. */
   encode(): Uint8Array
-  /** Canonical digest of the merged state: equal state ⇒ equal digest, on every replica. */
-  digest(): Uint8Array
+  /**
+   * Canonical bytes identifying the merged state (Yjs: state vector + delete set; Automerge: sorted
+   * heads): equal state ⇒ equal bytes, on every replica. Hashed into the row's digest.
+   */
+  canonicalState(): Uint8Array
   /** Releases engine memory (Automerge's WASM heap); the doc must not be used afterwards. */
   dispose(): void
 }

@@ -1,5 +1,7 @@
 import { RowNotFoundError, ValidationError } from '../errors.js'
 import type { ApplyResult, EngineContext, EngineDoc, RowEngine } from './engine.js'
+import { rowHash } from './digest-tree.js'
+import { hash128 } from './hash.js'
 import type { ColumnKind, ResolvedSchema } from './schema.js'
 
 /*
@@ -153,8 +155,14 @@ export class RowDocument {
     return this.doc.encode()
   }
 
+  /** Canonical digest of the merged state: equal state ⇒ equal digest, on every replica. */
   digest(): Uint8Array {
-    return this.doc.digest()
+    return hash128(this.doc.canonicalState())
+  }
+
+  /** The row's digest-tree contribution: one hash of its key and its canonical state. */
+  rowHash(key: string): Uint8Array {
+    return rowHash(key, this.doc.canonicalState())
   }
 
   dispose(): void {

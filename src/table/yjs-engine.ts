@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import { DeltaError } from '../errors.js'
 import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
-import { equalBytes, hash128, hashText } from './hash.js'
+import { equalBytes, hashText } from './hash.js'
 
 /*
  * Layout of a row in one Y.Doc (all root types, so replicas that create the same row
@@ -23,13 +23,27 @@ const TEXT_PREFIX = 't:'
  * diverging states; Shoal guarantees it: a peer has one live document per row and only ever
  * shares persisted state. 48 bits keep accidental collisions between peers negligible.
  */
+const clientIds = new Map<string, number>()
+
 export function yjsClientId(actor: string): number {
+  let id = clientIds.get(actor)
+  if (id === undefined) {
+    id = deriveClientId(actor)
+    if (clientIds.size > 1024) clientIds.clear()
+    clientIds.set(actor, id)
+  }
+  return id
+}
+
+function deriveClientId(actor: string): number {
   const h = hashText(actor)
   return ((h[0]! * 2 ** 40 + h[1]! * 2 ** 32 + h[2]! * 2 ** 24 + ((h[3]! << 16) | (h[4]! << 8) | h[5]!)) % 2 ** 48) + 1
 }
 
 class YjsDoc implements EngineDoc {
   private readonly doc: Y.Doc
+  /** The encoded document when the last change or delta was all it holds (saves an encode). */
+  private wholeDoc: Uint8Array | null = null
 
   constructor(context: EngineContext, bytes?: Uint8Array) {
     // A guid avoids Yjs generating a random uuid per document, which costs ~100 µs.
@@ -84,48 +98,72 @@ class YjsDoc implements EngineDoc {
   change(writes: (w: EngineWriter) => void): Uint8Array | null {
     const doc = this.doc
     const client = doc.clientID
-    const before = Y.encodeStateVector(doc)
+    const wasEmpty = doc.store.clients.size === 0 && doc.store.pendingStructs === null && doc.store.pendingDs === null
     let wrote = false
-    doc.transact(() => {
-      writes({
-        setCausalLength(length) {
-          doc.getMap(LIVES).set(String(client), length)
-          wrote = true
-        },
-        setRegister(life, column, value) {
-          doc.getMap(REGISTERS).set(`${life}:${column}`, value)
-          wrote = true
-        },
-        increment(life, column, by) {
-          if (by === 0) return
-          const counters = doc.getMap(COUNTERS)
-          const key = `${life}:${column}:${client}`
-          const own = counters.get(key)
-          counters.set(key, (typeof own === 'number' ? own : 0) + by)
-          wrote = true
-        },
-        spliceText(life, column, index, deleteCount, insert) {
-          const text = doc.getText(`${TEXT_PREFIX}${life}:${column}`)
-          if (deleteCount > 0) text.delete(index, deleteCount)
-          if (insert.length > 0) text.insert(index, insert)
-          wrote = wrote || deleteCount > 0 || insert.length > 0
-        },
+    // Yjs encodes just this transaction's structs for 'update' listeners: cheaper than diffing
+    // the whole document against a state vector.
+    let update: Uint8Array | null = null
+    const capture = (u: Uint8Array): void => {
+      update = u
+    }
+    doc.on('update', capture)
+    try {
+      doc.transact(() => {
+        writes({
+          setCausalLength(length) {
+            doc.getMap(LIVES).set(String(client), length)
+            wrote = true
+          },
+          setRegister(life, column, value) {
+            doc.getMap(REGISTERS).set(`${life}:${column}`, value)
+            wrote = true
+          },
+          increment(life, column, by) {
+            if (by === 0) return
+            const counters = doc.getMap(COUNTERS)
+            const key = `${life}:${column}:${client}`
+            const own = counters.get(key)
+            counters.set(key, (typeof own === 'number' ? own : 0) + by)
+            wrote = true
+          },
+          spliceText(life, column, index, deleteCount, insert) {
+            const text = doc.getText(`${TEXT_PREFIX}${life}:${column}`)
+            if (deleteCount > 0) text.delete(index, deleteCount)
+            if (insert.length > 0) text.insert(index, insert)
+            wrote = wrote || deleteCount > 0 || insert.length > 0
+          },
+        })
       })
-    })
-    return wrote ? Y.encodeStateAsUpdate(doc, before) : null
+    } finally {
+      doc.off('update', capture)
+    }
+    this.wholeDoc = null
+    if (!wrote || update === null) return null
+    // On an empty document the change is the whole document: encode() can reuse it.
+    if (wasEmpty) this.wholeDoc = update
+    return update
   }
 
   applyDelta(delta: Uint8Array): ApplyResult {
-    const before = this.digest()
+    const store = this.doc.store
+    const wasEmpty = store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null
+    const before = wasEmpty ? null : this.canonicalState()
+    this.wholeDoc = null
     try {
       Y.applyUpdate(this.doc, delta)
     } catch (error) {
       throw new DeltaError('delta is not a valid Yjs update', { cause: error })
     }
-    const after = this.digest()
-    if (!equalBytes(before, after)) return 'changed'
+    const pending = store.pendingStructs !== null || store.pendingDs !== null
+    if (wasEmpty) {
+      if (store.clients.size === 0) return pending ? 'pending' : 'unchanged'
+      // Everything in the delta applied to an empty document: the delta is the whole document.
+      if (!pending) this.wholeDoc = delta
+      return 'changed'
+    }
+    if (!equalBytes(before!, this.canonicalState())) return 'changed'
     // Held until its dependencies arrive; persisting it keeps it across restarts.
-    return this.doc.store.pendingStructs !== null || this.doc.store.pendingDs !== null ? 'pending' : 'unchanged'
+    return pending ? 'pending' : 'unchanged'
   }
 
   version(): Uint8Array {
@@ -144,18 +182,22 @@ class YjsDoc implements EngineDoc {
   }
 
   encode(): Uint8Array {
-    return Y.encodeStateAsUpdate(this.doc)
+    return this.wholeDoc ?? Y.encodeStateAsUpdate(this.doc)
   }
 
   /**
    * Yjs state is fully determined by which items exist (the state vector) and which are deleted
    * (the delete set). Both are serialised here sorted and merged, so equal state ⇒ equal bytes.
    */
-  digest(): Uint8Array {
-    const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc))
+  canonicalState(): Uint8Array {
+    const clients = this.doc.store.clients
     const ds = Y.createDeleteSetFromStructStore(this.doc.store)
     const parts: number[] = []
-    for (const client of [...sv.keys()].sort((a, b) => a - b)) parts.push(client, sv.get(client)!)
+    for (const client of [...clients.keys()].sort((a, b) => a - b)) {
+      const structs = clients.get(client)!
+      const last = structs[structs.length - 1]!
+      parts.push(client, last.id.clock + last.length)
+    }
     parts.push(-1)
     for (const client of [...ds.clients.keys()].sort((a, b) => a - b)) {
       const ranges = [...ds.clients.get(client)!].sort((a, b) => a.clock - b.clock)
@@ -174,7 +216,7 @@ class YjsDoc implements EngineDoc {
       if (start >= 0) parts.push(start, end - start)
       parts.push(-2)
     }
-    return hash128(new Uint8Array(new Float64Array(parts).buffer))
+    return new Uint8Array(new Float64Array(parts).buffer)
   }
 
   dispose(): void {
