@@ -83,6 +83,13 @@ export class Shoal {
   }
 
   static async open(options: ShoalOptions): Promise<Shoal> {
+    if (!isPlainObject(options as unknown) || typeof options.dir !== 'string' || options.dir === '') {
+      throw new ValidationError("Shoal.open needs { dir: '<data folder>' }")
+    }
+    for (const field of ['rowCacheSize', 'treeCacheSize'] as const) {
+      const value = options[field]
+      if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new ValidationError(`Shoal.open: '${field}' must be a positive integer`)
+    }
     const store = await Store.open(options)
     const shoal = new Shoal(store)
     try {
@@ -139,6 +146,7 @@ export class Shoal {
 
   /** Every committed change, local or remote, to any table (including the `_tables` catalog). */
   subscribe(listener: ChangeListener): () => void {
+    if (typeof listener !== 'function') throw new ValidationError('subscribe needs a function (event) => void')
     return this.store.subscribe(listener)
   }
 
@@ -285,6 +293,7 @@ export class Table {
 
   /** Committed changes to this table, local or remote. */
   subscribe(listener: (event: ChangeEvent) => void): () => void {
+    if (typeof listener !== 'function') throw new ValidationError('subscribe needs a function (event) => void')
     return this.shoal.store.subscribe((event) => {
       if (event.table === this.name) listener(event)
     })

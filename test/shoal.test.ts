@@ -212,6 +212,10 @@ describe('bad input', () => {
       const rowBefore = await t.get('A1')
 
       expect(() => db.table('nope')).toThrow(UnknownTableError)
+      expect(() => t.subscribe('x' as never)).toThrow(ValidationError)
+      expect(() => db.subscribe(null as never)).toThrow(ValidationError)
+      await expect(Shoal.open({} as never)).rejects.toThrow(/needs \{ dir/)
+      await expect(Shoal.open({ dir: '/tmp/x', rowCacheSize: 0 })).rejects.toThrow(/rowCacheSize/)
       await expect(t.put('A2', { store: '7', colour: 'red' })).rejects.toThrow(UnknownColumnError)
       await expect(t.put('A2', { store: '7', price: 'cheap' })).rejects.toThrow(/column 'price' \(number\): expected a finite number/)
       await expect(t.put('A2', { store: '7', price: Number.NaN })).rejects.toThrow(ValidationError)
