@@ -1,0 +1,37 @@
+/** File names inside a peer's data folder (beside the LevelDB files, which ignore foreign names). */
+export const PEER_KEY_FILE = 'peer.key'
+export const PEER_BOOK_FILE = 'peers.json'
+
+/** The private key file is readable and writable by its owner only. */
+export const PEER_KEY_MODE = 0o600
+
+/**
+ * mDNS service tag: Shoal peers answer only Shoal queries, so a LAN full of other libp2p nodes
+ * (IPFS…) is not dialled.
+ */
+export const MDNS_SERVICE_TAG = '_shoal-mesh._udp.local'
+
+/**
+ * Gossipsub topic on which peers announce themselves (@libp2p/pubsub-peer-discovery), so peers
+ * learn of the peers their neighbours know. A Shoal-only topic: not the global libp2p one.
+ */
+export const DISCOVERY_TOPIC = '_shoal._peer-discovery._p2p._pubsub'
+
+/** How often a peer re-announces itself on DISCOVERY_TOPIC. */
+export const DEFAULT_DISCOVERY_INTERVAL_MS = 10_000
+
+/** Peer-store tag on peers of the mesh: a high value so the connection manager prunes them last. */
+export const MESH_PEER_TAG = 'shoal-mesh'
+export const MESH_PEER_TAG_VALUE = 100
+
+/** Redial backoff for known peers: first retry after about this long… */
+export const DEFAULT_REDIAL_MIN_DELAY_MS = 1_000
+/** …doubling up to this ceiling (each delay jittered to 50–100 % of its nominal value)… */
+export const DEFAULT_REDIAL_MAX_DELAY_MS = 60_000
+/** …and a peer not connected for this long is forgotten (dropped from redial and peers.json). */
+export const DEFAULT_FORGET_AFTER_MS = 7 * 24 * 60 * 60 * 1000
+/** At most this many peers are kept for redial and in peers.json (the most recently seen). */
+export const MAX_KNOWN_PEERS = 256
+
+/** peers.json is rewritten at most this often while connections come and go. */
+export const PEER_BOOK_SAVE_DELAY_MS = 2_000

@@ -1,0 +1,312 @@
+import type { Connection, IdentifyResult, Libp2p, Logger, PeerId, PeerInfo, PeerUpdate } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import {
+  DEFAULT_FORGET_AFTER_MS,
+  DEFAULT_REDIAL_MAX_DELAY_MS,
+  DEFAULT_REDIAL_MIN_DELAY_MS,
+  MAX_KNOWN_PEERS,
+  MESH_PEER_TAG,
+  MESH_PEER_TAG_VALUE,
+  PEER_BOOK_SAVE_DELAY_MS,
+} from './constants.js'
+import { loadPeerBook, savePeerBook, type PeerBookEntry } from './peer-book.js'
+
+export interface RedialOptions {
+  /** Nominal delay before the first redial of a peer that went away. */
+  minDelayMs: number
+  /** Ceiling of the doubling backoff. */
+  maxDelayMs: number
+  /** A peer not connected for this long is dropped from redial and from peers.json. */
+  forgetAfterMs: number
+  /** At most this many peers are kept (the least recently seen unconnected one is dropped first). */
+  maxPeers: number
+}
+
+export const DEFAULT_REDIAL: RedialOptions = {
+  minDelayMs: DEFAULT_REDIAL_MIN_DELAY_MS,
+  maxDelayMs: DEFAULT_REDIAL_MAX_DELAY_MS,
+  forgetAfterMs: DEFAULT_FORGET_AFTER_MS,
+  maxPeers: MAX_KNOWN_PEERS,
+}
+
+/**
+ * Delay before redial attempt number `attempt` (0-based): exponential backoff with "equal jitter"
+ * — the nominal delay min·2^attempt (capped at max), then a uniformly random 50–100 % of it, so
+ * peers that lost the same neighbour at the same moment do not redial it in lockstep.
+ */
+export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const nominal = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30))
+  return Math.round(nominal * (0.5 + 0.5 * random()))
+}
+
+interface Entry {
+  id: PeerId
+  /** Last known addresses; kept here because libp2p's peer store expires them after an hour. */
+  addrs: Multiaddr[]
+  /** When the peer was last connected (or first heard of, if never connected). */
+  lastSeen: number
+  /** Whether we were ever connected: only such peers are saved to peers.json. */
+  met: boolean
+  attempt: number
+  timer?: NodeJS.Timeout
+  dialing: boolean
+}
+
+/**
+ * Keeps this peer connected to every mesh peer it knows of: peers it has been connected to,
+ * peers a discovery mechanism reported (mDNS, bootstrap, pubsub peer discovery), and the peers
+ * saved in peers.json by an earlier run.
+ *
+ * Why our own loop rather than libp2p's KEEP_ALIVE tag + reconnect queue: libp2p's queue gives up
+ * after `reconnectRetries` (default 5, ≈31 s in all) and then removes the tag, so a peer that is
+ * down for a few minutes (a restart, a reboot, a flaky uplink) would never be redialled; it has no
+ * jitter; and its addresses come from the in-memory peer store, which forgets them after an hour
+ * and across restarts. This loop retries with capped exponential backoff and jitter until the peer
+ * has been unreachable for `forgetAfterMs`, remembers addresses itself, and persists them.
+ *
+ * libp2p v3 does not dial what discovery finds, and emits 'peer:discovery' only for peers new to
+ * its peer store; so discovered peers are dialled here, and peers whose addresses change later
+ * (a restart on another port) are reached through the redial loop, which re-reads addresses from
+ * 'peer:update' and 'peer:identify'. A relayed (limited) connection counts as connected: DCUtR
+ * upgrades it to a direct one when it can.
+ *
+ * One-shot: start() once, stop() once.
+ */
+export class MeshKeeper {
+  private readonly entries = new Map<string, Entry>()
+  private readonly abort = new AbortController()
+  private running = false
+  private saveTimer: NodeJS.Timeout | undefined
+  private saving: Promise<void> = Promise.resolve()
+  private readonly log: Logger
+
+  constructor(
+    private readonly libp2p: Libp2p,
+    private readonly options: RedialOptions,
+    private readonly bookFile: string | undefined,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.log = libp2p.logger.forComponent('shoal:net:mesh-keeper')
+  }
+
+  /** Attach to the node's events and redial the peers saved by an earlier run. Call before libp2p.start(). */
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    const events = this.libp2p
+    events.addEventListener('peer:connect', this.onConnect)
+    events.addEventListener('peer:disconnect', this.onDisconnect)
+    events.addEventListener('peer:discovery', this.onDiscovery)
+    events.addEventListener('peer:update', this.onUpdate)
+    events.addEventListener('peer:identify', this.onIdentify)
+    events.addEventListener('connection:open', this.onConnectionOpen)
+
+    if (this.bookFile === undefined) return
+    const now = Date.now()
+    for (const saved of await loadPeerBook(this.bookFile)) {
+      if (now - saved.lastSeen > this.options.forgetAfterMs) continue
+      let id: PeerId
+      try {
+        id = peerIdFromString(saved.id)
+      } catch {
+        continue
+      }
+      if (id.equals(this.libp2p.peerId)) continue
+      const addrs: Multiaddr[] = []
+      for (const a of saved.addrs) {
+        try {
+          addrs.push(multiaddr(a))
+        } catch {
+          // skip an address this version cannot parse
+        }
+      }
+      const entry = this.add(id, saved.lastSeen)
+      entry.met = true
+      if (addrs.length > 0) entry.addrs = addrs
+    }
+  }
+
+  /** Dial every known peer now (after libp2p has started). */
+  redialAll(): void {
+    for (const entry of this.entries.values()) this.schedule(entry, 0)
+  }
+
+  /** Stop redialling and save peers.json. Call before libp2p.stop(), whose disconnects must not be redialled. */
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.abort.abort()
+    const events = this.libp2p
+    events.removeEventListener('peer:connect', this.onConnect)
+    events.removeEventListener('peer:disconnect', this.onDisconnect)
+    events.removeEventListener('peer:discovery', this.onDiscovery)
+    events.removeEventListener('peer:update', this.onUpdate)
+    events.removeEventListener('peer:identify', this.onIdentify)
+    events.removeEventListener('connection:open', this.onConnectionOpen)
+    for (const entry of this.entries.values()) clearTimeout(entry.timer)
+    clearTimeout(this.saveTimer)
+    this.saveTimer = undefined
+    // mark connected peers as seen now, then write the final state
+    const now = Date.now()
+    for (const entry of this.entries.values()) if (this.connected(entry.id)) entry.lastSeen = now
+    await this.save()
+  }
+
+  /** Peers this node keeps connections to. */
+  knownPeers(): PeerId[] {
+    return [...this.entries.values()].map((e) => e.id)
+  }
+
+  /** Stop redialling a peer and drop it from peers.json (does not close an open connection). */
+  forget(peer: PeerId): void {
+    const entry = this.entries.get(peer.toString())
+    if (entry === undefined) return
+    clearTimeout(entry.timer)
+    this.entries.delete(peer.toString())
+    this.scheduleSave()
+  }
+
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    const entry = this.add(evt.detail, Date.now())
+    entry.met = true
+    entry.lastSeen = Date.now()
+    entry.attempt = 0
+    clearTimeout(entry.timer)
+    entry.timer = undefined
+    this.libp2p.peerStore
+      .merge(evt.detail, { tags: { [MESH_PEER_TAG]: { value: MESH_PEER_TAG_VALUE } } })
+      .catch((err: unknown) => this.log.error('could not tag %p - %e', evt.detail, err))
+    this.scheduleSave()
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const entry = this.entries.get(evt.detail.toString())
+    if (entry === undefined || !this.running) return
+    entry.lastSeen = Date.now()
+    entry.attempt = 0
+    this.schedule(entry, backoffDelay(0, this.options.minDelayMs, this.options.maxDelayMs, this.random))
+    this.scheduleSave()
+  }
+
+  private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
+    const { id, multiaddrs } = evt.detail
+    if (id.equals(this.libp2p.peerId)) return
+    const entry = this.add(id, Date.now())
+    if (multiaddrs.length > 0) entry.addrs = [...multiaddrs]
+    this.schedule(entry, 0)
+  }
+
+  private readonly onUpdate = (evt: CustomEvent<PeerUpdate>): void => {
+    const entry = this.entries.get(evt.detail.peer.id.toString())
+    if (entry === undefined) return
+    const addrs = evt.detail.peer.addresses.map((a) => a.multiaddr)
+    if (addrs.length > 0) entry.addrs = addrs
+  }
+
+  /** Until identify reports the peer's listen addresses, the address we dialled it on will do. */
+  private readonly onConnectionOpen = (evt: CustomEvent<Connection>): void => {
+    const conn = evt.detail
+    if (conn.direction !== 'outbound' || conn.limits !== undefined) return
+    const entry = this.entries.get(conn.remotePeer.toString())
+    if (entry !== undefined && entry.addrs.length === 0) entry.addrs = [conn.remoteAddr]
+  }
+
+  private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
+    const entry = this.entries.get(evt.detail.peerId.toString())
+    if (entry === undefined) return
+    if (evt.detail.listenAddrs.length > 0) entry.addrs = [...evt.detail.listenAddrs]
+    this.scheduleSave()
+  }
+
+  private add(id: PeerId, lastSeen: number): Entry {
+    const key = id.toString()
+    let entry = this.entries.get(key)
+    if (entry !== undefined) return entry
+    if (this.entries.size >= this.options.maxPeers) this.evictOne()
+    entry = { id, addrs: [], lastSeen, met: false, attempt: 0, dialing: false }
+    this.entries.set(key, entry)
+    return entry
+  }
+
+  private evictOne(): void {
+    let oldest: Entry | undefined
+    for (const entry of this.entries.values()) {
+      if (this.connected(entry.id)) continue
+      if (oldest === undefined || entry.lastSeen < oldest.lastSeen) oldest = entry
+    }
+    if (oldest !== undefined) this.forget(oldest.id)
+  }
+
+  private connected(id: PeerId): boolean {
+    return this.libp2p.getConnections(id).length > 0
+  }
+
+  private schedule(entry: Entry, delayMs: number): void {
+    if (!this.running || entry.dialing || entry.timer !== undefined) return
+    if (delayMs === 0 && this.connected(entry.id)) return
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined
+      void this.attempt(entry)
+    }, delayMs)
+    entry.timer.unref()
+  }
+
+  private async attempt(entry: Entry): Promise<void> {
+    if (!this.running || this.entries.get(entry.id.toString()) !== entry) return
+    if (this.connected(entry.id)) {
+      entry.attempt = 0
+      return
+    }
+    if (Date.now() - entry.lastSeen > this.options.forgetAfterMs) {
+      this.log('forgetting %p: unreachable since %s', entry.id, new Date(entry.lastSeen).toISOString())
+      this.forget(entry.id)
+      return
+    }
+    entry.dialing = true
+    try {
+      // re-add the addresses we remember: the peer store may have expired them
+      if (entry.addrs.length > 0) await this.libp2p.peerStore.merge(entry.id, { multiaddrs: entry.addrs })
+      await this.libp2p.dial(entry.id, { signal: this.abort.signal })
+      entry.attempt = 0
+    } catch (err) {
+      entry.dialing = false
+      if (!this.running) return
+      entry.attempt++
+      const delay = backoffDelay(entry.attempt, this.options.minDelayMs, this.options.maxDelayMs, this.random)
+      this.log('redial of %p failed (attempt %d), next in %d ms - %e', entry.id, entry.attempt, delay, err)
+      this.schedule(entry, delay)
+      return
+    }
+    entry.dialing = false
+  }
+
+  private scheduleSave(): void {
+    if (this.bookFile === undefined || !this.running || this.saveTimer !== undefined) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      void this.save()
+    }, PEER_BOOK_SAVE_DELAY_MS)
+    this.saveTimer.unref()
+  }
+
+  private save(): Promise<void> {
+    const file = this.bookFile
+    if (file === undefined) return Promise.resolve()
+    const now = Date.now()
+    const peers: PeerBookEntry[] = []
+    for (const entry of this.entries.values()) {
+      if (!entry.met) continue
+      peers.push({
+        id: entry.id.toString(),
+        addrs: entry.addrs.map((a) => a.toString()),
+        lastSeen: this.running && this.connected(entry.id) ? now : entry.lastSeen,
+      })
+    }
+    // chain the writes so an older snapshot never lands after a newer one
+    this.saving = this.saving
+      .then(() => savePeerBook(file, peers))
+      .catch((err: unknown) => this.log.error('could not save %s - %e', file, err))
+    return this.saving
+  }
+}

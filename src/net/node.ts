@@ -1,0 +1,211 @@
+// libp2p v3 calls Promise.withResolvers, which Node 20 lacks: install the polyfill before it loads.
+import '../polyfill.js'
+import './websocket-polyfill.js'
+
+import { join } from 'node:path'
+import { noise } from '@chainsafe/libp2p-noise'
+import { autoNAT } from '@libp2p/autonat'
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, identifyPush, type Identify, type IdentifyPush } from '@libp2p/identify'
+import type { Libp2p, PeerDiscovery, PeerId } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping, type Ping } from '@libp2p/ping'
+import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
+import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
+import { NetStartError } from './errors.js'
+import { loadOrCreatePeerKey } from './identity.js'
+import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
+
+export interface NetInit {
+  /** The peer's data folder; its private key lives here as 'peer.key' (mode 0600), known peers as 'peers.json'. */
+  dataDir: string
+  /** Multiaddrs to listen on, e.g. ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/ws']. Add '/p2p-circuit' to also be reachable through a relay. */
+  listen: string[]
+  /** Multiaddrs of peers to join through, each ending in /p2p/<peer id>. */
+  bootstrap?: string[]
+  /** Discover peers on the LAN by mDNS (default true). Tests pass false. */
+  mdns?: boolean
+  /** Run a circuit relay v2 server, so NATed peers can reserve a slot here (default false). */
+  relay?: boolean
+  /** How often this peer announces itself to the mesh on the discovery topic (default 10 s). */
+  discoveryIntervalMs?: number
+  /** Redial backoff for known peers (defaults: 1 s doubling to 60 s, forget after 7 days). */
+  redial?: Partial<RedialOptions>
+}
+
+/** The libp2p services every Shoal peer runs; `relay` only when NetInit.relay is true. */
+export interface ShoalServices extends Record<string, unknown> {
+  identify: Identify
+  identifyPush: IdentifyPush
+  ping: Ping
+  pubsub: GossipSub
+  dcutr: unknown
+  autonat: unknown
+  relay?: CircuitRelayService
+}
+
+/**
+ * A started libp2p node with Shoal's configuration. `libp2p` is the node itself, for the
+ * replication layer (protocol handlers, dialProtocol); the methods cover the common needs.
+ */
+export class ShoalNode {
+  private stopped = false
+
+  constructor(
+    readonly libp2p: Libp2p<ShoalServices>,
+    private readonly keeper: MeshKeeper,
+  ) {}
+
+  get peerId(): PeerId {
+    return this.libp2p.peerId
+  }
+
+  /** Gossipsub (StrictSign: every message carries its author's peer id and signature). */
+  get pubsub(): GossipSub {
+    return this.libp2p.services.pubsub
+  }
+
+  /** The addresses this node listens on, each ending in /p2p/<peer id>, ready to give to another peer. */
+  multiaddrs(): Multiaddr[] {
+    return this.libp2p.getMultiaddrs()
+  }
+
+  /** Peers with at least one open connection. */
+  connectedPeers(): PeerId[] {
+    return this.libp2p.getPeers()
+  }
+
+  /** Peers this node keeps connections to, redialling them with backoff when they go away. */
+  knownPeers(): PeerId[] {
+    return this.keeper.knownPeers()
+  }
+
+  /** Connect to a peer by multiaddr (with /p2p/<id>) or by a peer id whose addresses are known. */
+  async dial(target: string | Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<void> {
+    await this.libp2p.dial(toDialTarget(target), options)
+  }
+
+  /** Round-trip time to a peer in milliseconds (libp2p ping protocol). */
+  ping(target: string | Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<number> {
+    return this.libp2p.services.ping.ping(toDialTarget(target), options)
+  }
+
+  /** Stop redialling a peer, close connections to it, and drop it from peers.json. */
+  async forget(peer: PeerId): Promise<void> {
+    this.keeper.forget(peer)
+    await this.libp2p.hangUp(peer)
+  }
+
+  /** Close all connections and listeners. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.keeper.stop()
+    await this.libp2p.stop()
+  }
+}
+
+function toDialTarget(target: string | Multiaddr | PeerId): Multiaddr | PeerId {
+  if (typeof target !== 'string') return target
+  return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target)
+}
+
+function parseAddrs(what: string, addrs: readonly string[], needPeerId: boolean): void {
+  for (const a of addrs) {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(a)
+    } catch (error) {
+      throw new NetStartError(`${what} address '${a}' is not a valid multiaddr: ${(error as Error).message}`, { cause: error })
+    }
+    if (needPeerId && ma.getComponents().find((c) => c.name === 'p2p') === undefined) {
+      throw new NetStartError(`${what} address '${a}' has no /p2p/<peer id> part; append the peer's id, e.g. ${a}/p2p/12D3KooW…`)
+    }
+  }
+}
+
+/** Build, start and return this peer's libp2p node. */
+export async function createNode(init: NetInit): Promise<ShoalNode> {
+  if (typeof init.dataDir !== 'string' || init.dataDir === '') throw new NetStartError('createNode needs { dataDir }')
+  if (!Array.isArray(init.listen)) throw new NetStartError('createNode needs { listen: [multiaddr…] } (may be empty)')
+  parseAddrs('listen', init.listen, false)
+  const bootstrapList = init.bootstrap ?? []
+  parseAddrs('bootstrap', bootstrapList, true)
+
+  const privateKey = await loadOrCreatePeerKey(init.dataDir)
+
+  const peerDiscovery: Array<NonNullable<Libp2pOptions['peerDiscovery']>[number]> = [
+    // Peers learn of further peers from the ones they meet: each peer announces its id and
+    // addresses on a gossipsub topic, and gossipsub carries the announcement across the mesh.
+    pubsubPeerDiscovery({
+      topics: [DISCOVERY_TOPIC],
+      interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS,
+      // cast: it needs the `pubsub` service as a component, which libp2p provides by service
+      // name at run time but its Components type does not declare
+    }) as (components: unknown) => PeerDiscovery,
+  ]
+  if (init.mdns !== false) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
+  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList }))
+
+  const services: ServiceFactoryMap<ShoalServices> = {
+    identify: identify(),
+    identifyPush: identifyPush(),
+    ping: ping(),
+    pubsub: gossipsub({
+      globalSignaturePolicy: 'StrictSign',
+      // A lone peer writing locally must not get errors; anti-entropy repairs what it missed.
+      allowPublishToZeroTopicPeers: true,
+      emitSelf: false,
+    }),
+    dcutr: dcutr(),
+    autonat: autoNAT(),
+  }
+  if (init.relay === true) services.relay = circuitRelayServer()
+
+  let node: Libp2p<ShoalServices>
+  try {
+    node = await createLibp2p<ShoalServices>({
+      start: false,
+      privateKey,
+      addresses: { listen: init.listen },
+      transports: [tcp(), webSockets(), circuitRelayTransport()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      peerDiscovery,
+      services,
+    })
+  } catch (error) {
+    throw new NetStartError(`cannot configure the libp2p node: ${(error as Error).message}`, { cause: error })
+  }
+
+  const keeper = new MeshKeeper(
+    node as unknown as Libp2p,
+    { ...DEFAULT_REDIAL, ...init.redial },
+    join(init.dataDir, PEER_BOOK_FILE),
+  )
+  try {
+    await keeper.start()
+    await node.start()
+  } catch (error) {
+    await keeper.stop().catch(() => undefined)
+    await Promise.resolve()
+      .then(() => node.stop())
+      .catch(() => undefined)
+    throw new NetStartError(
+      `cannot start the libp2p node (listen ${JSON.stringify(init.listen)}): ${(error as Error).message}; ` +
+        `check that the ports are free and the addresses belong to this machine`,
+      { cause: error },
+    )
+  }
+  keeper.redialAll()
+  return new ShoalNode(node, keeper)
+}
