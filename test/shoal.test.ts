@@ -294,3 +294,16 @@ describe('bad input', () => {
     await expect(Shoal.open({ dir: join(dir, 'file') })).rejects.toThrow(StoreOpenError)
   })
 })
+
+describe('store format', () => {
+  it('refuses a data folder written in another store format, naming it', async () => {
+    const dir = await tempDir()
+    const db = await Shoal.open({ dir })
+    await db.close()
+    const { Level } = await import('level')
+    const raw = new Level<string, string>(dir)
+    await raw.sublevel<string, string>('meta', { valueEncoding: 'utf8' }).put('format', '99')
+    await raw.close()
+    await expect(Shoal.open({ dir })).rejects.toThrow(/store format 99; this Shoal reads format 1/)
+  })
+})

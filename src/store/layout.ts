@@ -9,7 +9,7 @@ import { StoreCorruptError } from '../errors.js'
  *   leaves  table␀partition␀leaf       → leaf hash (inner tree levels are derived on load)
  *   keys    table␀key                  → partition (partitioned tables: where a key's row lives;
  *                                                   the first creation seen here wins)
- *   meta    'actor' | count␀table␀partition → value
+ *   meta    'format' | 'actor' | count␀table␀partition | root␀table␀partition → value
  * One local change is one atomic batch over all of them.
  */
 

@@ -9,17 +9,26 @@ interface Entry<T> {
   readonly doc: T
   pins: number
   cached: boolean
+  /** Recency list links (only while cached). */
+  id: string
+  newer: Entry<T> | null
+  older: Entry<T> | null
 }
 
 /**
  * A bounded LRU of live row documents; every other row stays encoded in LevelDB. A document in
  * use across an await (by a write batch) is pinned: eviction then only drops it from the cache,
  * and its engine memory is released when the last pin goes.
+ *
+ * Recency is a doubly linked list rather than Map re-insertion: with many deletes, finding a
+ * Map's oldest entry skips its deleted slots (measured 13 µs an eviction at 10k entries).
  */
 export class RowCache<T extends Disposable> {
   private readonly entries = new Map<string, Entry<T>>()
-  private weight = 0
   private readonly entryOf = new WeakMap<T, Entry<T>>()
+  private newest: Entry<T> | null = null
+  private oldest: Entry<T> | null = null
+  private weight = 0
 
   constructor(private readonly capacity: number) {}
 
@@ -35,39 +44,28 @@ export class RowCache<T extends Disposable> {
   get(id: string): T | undefined {
     const entry = this.entries.get(id)
     if (entry === undefined) return undefined
-    // Re-insert to mark as most recently used.
-    this.entries.delete(id)
-    this.entries.set(id, entry)
+    this.unlink(entry)
+    this.linkNewest(entry)
     return entry.doc
   }
 
   /** Installs `doc` as the live document for `id`, releasing any other one it replaces. */
   set(id: string, doc: T): void {
     const old = this.entries.get(id)
-    if (old !== undefined) {
-      this.entries.delete(id)
-      this.weight -= old.doc.weight ?? 1
-      if (old.doc !== doc) this.release(old)
-    }
+    if (old !== undefined) this.remove(old, old.doc !== doc)
     const entry = this.entry(doc)
     entry.cached = true
+    entry.id = id
     this.entries.set(id, entry)
+    this.linkNewest(entry)
     this.weight += doc.weight ?? 1
-    while (this.weight > this.capacity && this.entries.size > 1) {
-      const [oldestId, oldest] = this.entries.entries().next().value as [string, Entry<T>]
-      this.entries.delete(oldestId)
-      this.weight -= oldest.doc.weight ?? 1
-      this.release(oldest)
-    }
+    while (this.weight > this.capacity && this.oldest !== null && this.oldest !== entry) this.remove(this.oldest, true)
   }
 
   /** Drops a document whose in-memory state may be ahead of disk (a failed write). */
   delete(id: string): void {
     const entry = this.entries.get(id)
-    if (entry === undefined) return
-    this.entries.delete(id)
-    this.weight -= entry.doc.weight ?? 1
-    this.release(entry)
+    if (entry !== undefined) this.remove(entry, true)
   }
 
   pin(doc: T): void {
@@ -82,22 +80,40 @@ export class RowCache<T extends Disposable> {
   }
 
   clear(): void {
-    for (const entry of this.entries.values()) this.release(entry)
-    this.entries.clear()
-    this.weight = 0
+    for (const entry of [...this.entries.values()]) this.remove(entry, true)
   }
 
   private entry(doc: T): Entry<T> {
     let entry = this.entryOf.get(doc)
     if (entry === undefined) {
-      entry = { doc, pins: 0, cached: false }
+      entry = { doc, pins: 0, cached: false, id: '', newer: null, older: null }
       this.entryOf.set(doc, entry)
     }
     return entry
   }
 
-  private release(entry: Entry<T>): void {
+  private remove(entry: Entry<T>, release: boolean): void {
+    this.entries.delete(entry.id)
+    this.unlink(entry)
+    this.weight -= entry.doc.weight ?? 1
     entry.cached = false
-    if (entry.pins <= 0) entry.doc.dispose()
+    if (release && entry.pins <= 0) entry.doc.dispose()
+  }
+
+  private linkNewest(entry: Entry<T>): void {
+    entry.older = this.newest
+    entry.newer = null
+    if (this.newest !== null) this.newest.newer = entry
+    this.newest = entry
+    if (this.oldest === null) this.oldest = entry
+  }
+
+  private unlink(entry: Entry<T>): void {
+    if (entry.newer !== null) entry.newer.older = entry.older
+    else if (this.newest === entry) this.newest = entry.older
+    if (entry.older !== null) entry.older.newer = entry.newer
+    else if (this.oldest === entry) this.oldest = entry.newer
+    entry.newer = null
+    entry.older = null
   }
 }

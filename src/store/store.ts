@@ -133,6 +133,12 @@ function identityValues(schema: ResolvedSchema, key: string, partition: string):
   return values
 }
 
+/** Key → partition answers remembered before the memo starts over. */
+const PARTITION_MEMO_SIZE = 100_000
+
+/** The on-disk layout version (layout.ts); bumped when it changes incompatibly. */
+export const STORE_FORMAT = 1
+
 const ZERO_HASH = new Uint8Array(DIGEST_BYTES)
 const utf8 = new TextEncoder()
 
@@ -165,6 +171,8 @@ export class Store {
   private readonly counts = new Map<string, number>()
   /** Digest tree root per table␀partition, kept current in memory and in meta. */
   private readonly roots = new Map<string, Uint8Array>()
+  /** Recently used key → partition answers from the key index (table␀key → partition). */
+  private readonly partitionOf = new Map<string, string>()
   private readonly prefix: { rows: string; buckets: string; leaves: string; keys: string; meta: string }
   private readonly listeners = new Set<ChangeListener>()
   private queue: Job[] = []
@@ -217,10 +225,22 @@ export class Store {
       throw new StoreOpenError(`cannot open data folder '${dir}': ${detail}`, { cause: error })
     }
     const meta = db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    const format = await meta.get('format')
     let actor = await meta.get('actor')
+    if (format !== undefined && format !== String(STORE_FORMAT)) {
+      await db.close()
+      throw new StoreOpenError(`data folder '${dir}' is in store format ${format}; this Shoal reads format ${STORE_FORMAT}; use the Shoal version that wrote it`)
+    }
+    if (format === undefined && actor !== undefined) {
+      await db.close()
+      throw new StoreOpenError(`data folder '${dir}' was written by a pre-release Shoal without a format marker; start from an empty folder`)
+    }
     if (actor === undefined) {
       actor = options.actor ?? randomUUID()
-      await meta.put('actor', actor, { sync: true } as object)
+      await db.batch([
+        { type: 'put', key: 'format', value: String(STORE_FORMAT) },
+        { type: 'put', key: 'actor', value: actor },
+      ].map((op) => ({ ...op, sublevel: meta })) as never, { sync: true } as object)
     } else if (options.actor !== undefined && options.actor !== actor) {
       await db.close()
       throw new StoreOpenError(`data folder '${dir}' belongs to replica '${actor}', not '${options.actor}'; use that folder's own identity or another folder`)
@@ -291,10 +311,19 @@ export class Store {
       }
     }
     const existing = new Map<string, string | null>()
-    if (lookups.size > 0) {
-      const keys = [...lookups]
-      const found = await this.keys.getMany(keys)
-      keys.forEach((k, i) => existing.set(k, found[i] ?? null))
+    const unknown: string[] = []
+    for (const k of lookups) {
+      const known = this.partitionOf.get(k)
+      if (known !== undefined) existing.set(k, known)
+      else unknown.push(k)
+    }
+    if (unknown.length > 0) {
+      const found = await this.keys.getMany(unknown)
+      unknown.forEach((k, i) => {
+        const p = found[i] ?? null
+        existing.set(k, p)
+        if (p !== null) this.rememberPartition(k, p)
+      })
     }
     for (const job of jobs) {
       try {
@@ -388,7 +417,18 @@ export class Store {
 
   /** The partition holding `key` (the first one seen, if concurrent creations put it in several). */
   async findPartition(table: string, key: string): Promise<string | null> {
-    return (await this.keys.get(indexKey(table, key))) ?? null
+    const k = indexKey(table, key)
+    const known = this.partitionOf.get(k)
+    if (known !== undefined) return known
+    const found = (await this.keys.get(k)) ?? null
+    if (found !== null) this.rememberPartition(k, found)
+    return found
+  }
+
+  /** A key's partition never changes once indexed, so remembering it needs no invalidation. */
+  private rememberPartition(k: string, partition: string): void {
+    if (this.partitionOf.size >= PARTITION_MEMO_SIZE) this.partitionOf.clear()
+    this.partitionOf.set(k, partition)
   }
 
   private async loadTouched(list: Touched[]): Promise<void> {
@@ -503,6 +543,7 @@ export class Store {
     const countChanges = new Map<string, number>()
     const updates: Array<{ t: Touched; rowHash: Uint8Array; alive: boolean; size: number }> = []
     const created: Touched[] = []
+    let indexedKeys = new Set<string>()
     for (const t of dirty) {
       const live = t.live!
       const rowHash = live.doc.rowHash(t.key)
@@ -533,6 +574,7 @@ export class Store {
         added.add(k)
         ops.push({ type: 'put', key: this.prefix.keys + k, value: utf8.encode(created[i]!.partition) })
       })
+      indexedKeys = added
     }
     // New leaf values: from the cached tree where there is one, else the stored leaf.
     const leafKeys = [...leafChanges.keys()]
@@ -568,6 +610,10 @@ export class Store {
     this.commitSeq++
     for (const { ck, leaf, change } of leafChanges.values()) this.trees.get(ck)?.apply(leaf, change)
     for (const [ck, root] of newRoots) this.roots.set(ck, root)
+    for (const t of created) {
+      const k = indexKey(t.schema.name, t.key)
+      if (indexedKeys.has(k)) this.rememberPartition(k, t.partition)
+    }
     for (const [ck, change] of countChanges) this.counts.set(ck, (this.counts.get(ck) ?? 0) + change)
     for (const { t, rowHash, alive, size } of updates) {
       const live = t.live!
