@@ -222,7 +222,8 @@ export class Store {
           { cause: error },
         )
       }
-      throw new StoreOpenError(`cannot open data folder '${dir}': ${detail}`, { cause: error })
+      const hint = /no space left/i.test(detail) ? '; LevelDB needs free disk space to open (it compacts on open): free some and retry' : ''
+      throw new StoreOpenError(`cannot open data folder '${dir}': ${detail}${hint}`, { cause: error })
     }
     const meta = db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     const format = await meta.get('format')
@@ -378,7 +379,9 @@ export class Store {
       for (const event of events) this.emit(event)
     } catch (error) {
       for (const t of touched.values()) this.cache.delete(t.id)
-      const failure = error instanceof ShoalError ? error : new StoreWriteError(`write to '${this.dir}' failed: ${(error as Error).message}; nothing of this batch was applied`, { cause: error })
+      const detail = (error as Error).message
+      const hint = /no space left/i.test(detail) ? `; free space on the disk holding '${this.dir}' and retry` : ''
+      const failure = error instanceof ShoalError ? error : new StoreWriteError(`write to '${this.dir}' failed: ${detail}; nothing of this batch was applied${hint}`, { cause: error })
       for (const job of jobs) job.reject(failure)
     } finally {
       for (const t of touched.values()) {
