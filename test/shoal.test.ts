@@ -6,6 +6,7 @@ import {
   SchemaConflictError,
   SchemaError,
   Shoal,
+  StoreCorruptError,
   StoreOpenError,
   UnknownColumnError,
   UnknownTableError,
@@ -305,5 +306,41 @@ describe('store format', () => {
     await raw.sublevel<string, string>('meta', { valueEncoding: 'utf8' }).put('format', '99')
     await raw.close()
     await expect(Shoal.open({ dir })).rejects.toThrow(/store format 99; this Shoal reads format 1/)
+  })
+})
+
+describe('a damaged row on disk', () => {
+  it('refuses only the operations on that row, names it, and check() reports it', async () => {
+    const dir = await tempDir()
+    const db = await Shoal.open({ dir })
+    await db.defineTable({ name: 'items', primaryKey: 'id', columns: { id: 'string', qty: 'counter' } })
+    await db.table('items').put('good', { qty: 1 })
+    await db.table('items').put('bad', { qty: 1 })
+    await db.close()
+    const { Level } = await import('level')
+    const raw = new Level<string, Uint8Array>(dir, { valueEncoding: 'view' })
+    const rows = raw.sublevel<string, Uint8Array>('rows', { valueEncoding: 'view' })
+    const id = 'items\u0000\u0000bad'
+    const record = (await rows.get(id))!
+    const damaged = record.slice()
+    damaged.fill(0xff, 18)
+    await rows.put(id, damaged)
+    await raw.close()
+
+    const again = await Shoal.open({ dir })
+    try {
+      const t = again.table('items')
+      const [good, bad] = await Promise.allSettled([t.increment('good', 'qty', 1), t.increment('bad', 'qty', 1)])
+      expect(good.status).toBe('fulfilled')
+      expect(bad.status).toBe('rejected')
+      expect((bad as PromiseRejectedResult).reason).toBeInstanceOf(StoreCorruptError)
+      expect(String((bad as PromiseRejectedResult).reason.message)).toMatch(/stored row 'bad' of table 'items'.*shoal check/)
+      expect(await t.get('good')).toEqual({ id: 'good', qty: 2 })
+      await expect(t.get('bad')).rejects.toThrow(StoreCorruptError)
+      const report = await again.check()
+      expect(report.problems.some((p) => p.includes('items//bad'))).toBe(true)
+    } finally {
+      await again.close()
+    }
   })
 })

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
 import { AUTOMERGE_CACHE_WEIGHT, DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
-import { DeltaError, PartitionError, RowNotFoundError, ValidationError, RowTooLargeError, ShoalError, StoreClosedError, StoreOpenError, StoreWriteError } from '../errors.js'
+import { DeltaError, PartitionError, RowNotFoundError, ValidationError, RowTooLargeError, ShoalError, StoreClosedError, StoreCorruptError, StoreOpenError, StoreWriteError } from '../errors.js'
 import { DigestTree, leafOf } from '../table/digest-tree.js'
 import { equalBytes, fromHex, toHex } from '../table/hash.js'
 import type { ApplyResult, EngineContext } from '../table/engine.js'
@@ -123,6 +123,8 @@ interface Touched {
   key: string
   id: string
   live: LiveRow | null
+  /** Set when the stored row could not be decoded: jobs on it are refused, the others go on. */
+  loadError: Error | null
   deltas: Uint8Array[]
   dirty: boolean
 }
@@ -335,7 +337,7 @@ export class Store {
         const id = rowKey(job.schema.name, partition, job.key)
         let t = touched.get(id)
         if (t === undefined) {
-          t = { schema: job.schema, partition, key: job.key, id, live: null, deltas: [], dirty: false }
+          t = { schema: job.schema, partition, key: job.key, id, live: null, loadError: null, deltas: [], dirty: false }
           touched.set(id, t)
         }
         targets.set(job, t)
@@ -360,6 +362,10 @@ export class Store {
           if (job.kind === 'local' && job.op.op === 'delete') {
             job.resolve({ partition: '', changed: false, state: { alive: false, life: 0, values: {} } })
           }
+          continue
+        }
+        if (t.loadError !== null) {
+          job.reject(t.loadError)
           continue
         }
         try {
@@ -450,16 +456,32 @@ export class Store {
       missing.forEach((t, i) => {
         const bytes = values[i]
         if (bytes === undefined) return
-        t.live = this.decodeLive(t.schema, t.key, t.id, bytes)
-        this.cache.pin(t.live)
+        try {
+          t.live = this.decodeLive(t.schema, t.key, t.id, bytes)
+          this.cache.pin(t.live)
+        } catch (error) {
+          t.loadError = error as Error
+        }
       })
     }
   }
 
   private decodeLive(schema: ResolvedSchema, key: string, id: string, bytes: Uint8Array): LiveRow {
     const record = decodeRecord(bytes, id)
-    const doc = RowDocument.decode(engineFor(schema.engine), record.doc, this.context, schema.name, key)
+    const doc = this.decodeDoc(schema, key, id, record.doc)
     return new LiveRow(doc, record.rowHash.slice(), record.alive, bytes.length, schema.engine)
+  }
+
+  private decodeDoc(schema: ResolvedSchema, key: string, id: string, bytes: Uint8Array): RowDocument {
+    try {
+      return RowDocument.decode(engineFor(schema.engine), bytes, this.context, schema.name, key)
+    } catch (error) {
+      throw new StoreCorruptError(
+        `stored row '${key}' of table '${schema.name}' (partition '${id.split(SEP)[1]}') cannot be decoded as a ${schema.engine} document; ` +
+          `run \`shoal check\` and restore the data folder from a backup or a peer`,
+        { cause: error },
+      )
+    }
   }
 
   private ensureLive(t: Touched): LiveRow {
@@ -671,7 +693,7 @@ export class Store {
           state = cached.doc.state(schema)
         } else {
           // Scans do not fill the cache: one pass over a big table must not evict the hot rows.
-          const doc = RowDocument.decode(engineFor(schema.engine), record.doc, this.context, schema.name, key)
+          const doc = this.decodeDoc(schema, key, id, record.doc)
           state = doc.state(schema)
           doc.dispose()
         }
