@@ -108,3 +108,10 @@ export class StoreCorruptError extends ShoalError {
     super('STORE_CORRUPT', message, options)
   }
 }
+
+/** A message from a peer is malformed, of another protocol version, or too large. It is dropped. */
+export class ProtocolError extends ShoalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PROTOCOL_INVALID', message, options)
+  }
+}

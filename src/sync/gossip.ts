@@ -1,0 +1,138 @@
+import { decode, encode } from 'cborg'
+import { MAX_DELTA_BYTES, MAX_KEY_BYTES, NAME_PATTERN } from '../constants.js'
+import { ProtocolError } from '../errors.js'
+
+/*
+ * Gossip messages (the fast path): one message carries the deltas of several rows of one
+ * (table, partition), coalesced over a few milliseconds. Encoded as a CBOR array
+ * [version, 'deltas', table, partition, [[key, delta], …]] so a receiver can reject another
+ * version before looking further. Pure: no timers or sockets; the caller injects scheduling.
+ */
+
+export const GOSSIP_VERSION = 1
+/** Largest gossip message sent or accepted; bigger batches are split. */
+export const MAX_GOSSIP_BYTES = 512 * 1024
+/** Changes made within this window go out as one message. */
+export const DEFAULT_COALESCE_MS = 5
+
+export interface RowDelta {
+  key: string
+  delta: Uint8Array
+}
+
+export interface DeltaBatch {
+  table: string
+  partition: string
+  deltas: RowDelta[]
+}
+
+/** The gossipsub topic of one (table, partition); '' is the partition of unpartitioned tables. */
+export function topicFor(table: string, partition: string): string {
+  return `shoal/${GOSSIP_VERSION}/${table}/${encodeURIComponent(partition)}`
+}
+
+export function encodeDeltaBatch(batch: DeltaBatch): Uint8Array {
+  return encode([GOSSIP_VERSION, 'deltas', batch.table, batch.partition, batch.deltas.map((d) => [d.key, d.delta])])
+}
+
+/** Decodes and checks a gossip message; throws ProtocolError saying what is wrong. */
+export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
+  if (bytes.length > MAX_GOSSIP_BYTES) throw new ProtocolError(`gossip message of ${bytes.length} bytes is over the ${MAX_GOSSIP_BYTES}-byte limit`)
+  let value: unknown
+  try {
+    value = decode(bytes)
+  } catch (error) {
+    throw new ProtocolError('gossip message is not valid CBOR', { cause: error })
+  }
+  if (!Array.isArray(value) || value.length !== 5) throw new ProtocolError('gossip message is not a [version, type, table, partition, deltas] array')
+  const [version, type, table, partition, deltas] = value as unknown[]
+  if (version !== GOSSIP_VERSION) throw new ProtocolError(`gossip message has protocol version ${JSON.stringify(version)}; this peer speaks ${GOSSIP_VERSION}`)
+  if (type !== 'deltas') throw new ProtocolError(`gossip message type ${JSON.stringify(type)} is unknown`)
+  if (typeof table !== 'string' || !(NAME_PATTERN.test(table) || table === '_tables')) throw new ProtocolError(`gossip message names an invalid table ${JSON.stringify(table)}`)
+  if (typeof partition !== 'string' || utf8Length(partition) > MAX_KEY_BYTES) throw new ProtocolError('gossip message has an invalid partition')
+  if (!Array.isArray(deltas) || deltas.length === 0) throw new ProtocolError('gossip message carries no deltas')
+  const out: RowDelta[] = []
+  for (const entry of deltas as unknown[]) {
+    if (!Array.isArray(entry) || entry.length !== 2) throw new ProtocolError('gossip delta is not a [key, delta] pair')
+    const [key, delta] = entry as unknown[]
+    if (typeof key !== 'string' || key === '' || key.includes('\u0000') || utf8Length(key) > MAX_KEY_BYTES) throw new ProtocolError('gossip delta has an invalid row key')
+    if (!(delta instanceof Uint8Array) || delta.length === 0 || delta.length > MAX_DELTA_BYTES) throw new ProtocolError(`gossip delta for row '${key}' is not a delta of 1…${MAX_DELTA_BYTES} bytes`)
+    out.push({ key, delta })
+  }
+  return { table, partition, deltas: out }
+}
+
+const utf8 = new TextEncoder()
+function utf8Length(text: string): number {
+  return utf8.encode(text).length
+}
+
+/** CBOR overhead allowances (upper bounds) when estimating a batch's encoded size. */
+const ENTRY_OVERHEAD_BYTES = 16
+const HEADER_OVERHEAD_BYTES = 32
+
+export interface CoalescerInit {
+  /** Sends one encoded message on a topic. */
+  publish: (topic: string, message: Uint8Array) => void
+  /** Runs `fn` after `ms`; returns a cancel function (injected so tests and simulations drive time). */
+  schedule: (fn: () => void, ms: number) => () => void
+  coalesceMs?: number
+  maxMessageBytes?: number
+}
+
+interface Pending {
+  table: string
+  partition: string
+  deltas: RowDelta[]
+  bytes: number
+  cancel: () => void
+}
+
+/**
+ * Coalesces local changes per (table, partition): the first change of a window starts a timer,
+ * every change within it joins the same message, and a message that would outgrow the size cap
+ * goes out at once. A delta too large for any message is refused (anti-entropy carries the row).
+ */
+export class GossipCoalescer {
+  private readonly pending = new Map<string, Pending>()
+  private readonly coalesceMs: number
+  private readonly maxBytes: number
+
+  constructor(private readonly init: CoalescerInit) {
+    this.coalesceMs = init.coalesceMs ?? DEFAULT_COALESCE_MS
+    this.maxBytes = init.maxMessageBytes ?? MAX_GOSSIP_BYTES
+  }
+
+  /** Queues one row's delta; returns false if it is too large to gossip. */
+  add(table: string, partition: string, key: string, delta: Uint8Array): boolean {
+    const size = delta.length + utf8Length(key) + ENTRY_OVERHEAD_BYTES
+    const headroom = utf8Length(table) + utf8Length(partition) + HEADER_OVERHEAD_BYTES
+    if (size + headroom > this.maxBytes) return false
+    const topic = topicFor(table, partition)
+    let p = this.pending.get(topic)
+    if (p !== undefined && p.bytes + size > this.maxBytes) {
+      this.send(topic)
+      p = undefined
+    }
+    if (p === undefined) {
+      p = { table, partition, deltas: [], bytes: headroom, cancel: this.init.schedule(() => this.send(topic), this.coalesceMs) }
+      this.pending.set(topic, p)
+    }
+    p.deltas.push({ key, delta })
+    p.bytes += size
+    return true
+  }
+
+  /** Sends everything queued now (on shutdown). */
+  flush(): void {
+    for (const topic of [...this.pending.keys()]) this.send(topic)
+  }
+
+  private send(topic: string): void {
+    const p = this.pending.get(topic)
+    if (p === undefined) return
+    this.pending.delete(topic)
+    p.cancel()
+    this.init.publish(topic, encodeDeltaBatch({ table: p.table, partition: p.partition, deltas: p.deltas }))
+  }
+}
