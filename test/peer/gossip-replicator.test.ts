@@ -1,0 +1,104 @@
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Shoal } from '../../src/index.js'
+import { createNode, type ShoalNode } from '../../src/net/node.js'
+import { GossipReplicator } from '../../src/peer/gossip-replicator.js'
+import { topicFor } from '../../src/sync/gossip.js'
+import { tempDir } from '../store/tempdir.js'
+
+interface Peer {
+  db: Shoal
+  node: ShoalNode
+  replicator: GossipReplicator
+  logs: string[]
+}
+
+const peers: Peer[] = []
+
+async function startPeer(bootstrap: string[] = []): Promise<Peer> {
+  const dir = await tempDir()
+  const db = await Shoal.open({ dir: join(dir, 'db') })
+  const node = await createNode({ dataDir: join(dir, 'net'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false })
+  const logs: string[] = []
+  const replicator = new GossipReplicator(db, node, { carries: { stock: ['7'] }, log: (m) => logs.push(m) })
+  replicator.start()
+  const peer = { db, node, replicator, logs }
+  peers.push(peer)
+  return peer
+}
+
+afterEach(async () => {
+  for (const p of peers.splice(0)) {
+    p.replicator.stop()
+    await p.node.stop()
+    await p.db.close()
+  }
+})
+
+async function eventually(what: string, check: () => Promise<boolean> | boolean, deadlineMs = 30_000): Promise<void> {
+  const until = Date.now() + deadlineMs
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe('gossip replication between real libp2p peers on 127.0.0.1', () => {
+  it('spreads schema and concurrent writes to three peers, which converge with counters summed', async () => {
+    const a = await startPeer()
+    const addr = a.node.multiaddrs()[0]!.toString()
+    const b = await startPeer([addr])
+    const c = await startPeer([addr])
+    const all = [a, b, c]
+    const topics = [topicFor('_tables', ''), topicFor('stock', '7')]
+    await eventually('every peer sees the others on both topics', () =>
+      all.every((p) => topics.every((t) => p.node.pubsub.getSubscribers(t).length === 2)),
+    )
+
+    await a.db.defineTable({ name: 'stock', primaryKey: 'sku', partitionBy: 'store', columns: { sku: 'string', store: 'string', name: 'string', qty: 'counter' } })
+    await eventually('b and c learn the table', () => [b, c].every((p) => p.db.tables().some((t) => t.name === 'stock')))
+
+    await a.db.table('stock').put('X', { store: '7', name: 'from a', qty: 10 })
+    await eventually('the row reaches b and c', async () => (await Promise.all([b, c].map((p) => p.db.table('stock').get('X')))).every((r) => r !== null))
+    await Promise.all(
+      all.flatMap((p, i) => [
+        ...Array.from({ length: 5 }, () => p.db.table('stock').increment('X', 'qty', i + 1)),
+        p.db.table('stock').update('X', { name: `from peer ${i}` }),
+      ]),
+    )
+    // 10 + 5·1 + 5·2 + 5·3
+    await eventually('all three rows equal with the counter summed', async () => {
+      const rows = await Promise.all(all.map((p) => p.db.table('stock').get('X')))
+      return rows.every((r) => r!.qty === 40 && r!.name === rows[0]!.name)
+    })
+    const digests = await Promise.all(all.map(async (p) => (await p.db.status()).tables[0]!.partitions))
+    expect(digests[1]).toEqual(digests[0])
+    expect(digests[2]).toEqual(digests[0])
+    for (const p of all) expect(p.logs).toEqual([])
+    expect(a.replicator.counters.deltasOut).toBeGreaterThan(0)
+    expect(b.replicator.counters.deltasApplied).toBeGreaterThan(0)
+  })
+
+  it('refuses garbage from a peer, logs it, and keeps its store and digests unchanged', async () => {
+    const a = await startPeer()
+    const b = await startPeer([a.node.multiaddrs()[0]!.toString()])
+    await a.db.defineTable({ name: 'stock', primaryKey: 'sku', partitionBy: 'store', columns: { sku: 'string', store: 'string', qty: 'counter' } })
+    await b.db.defineTable({ name: 'stock', primaryKey: 'sku', partitionBy: 'store', columns: { sku: 'string', store: 'string', qty: 'counter' } })
+    await b.db.table('stock').put('Y', { store: '7', qty: 1 })
+    const topic = topicFor('stock', '7')
+    await eventually('a sees b on the stock topic', () => a.node.pubsub.getSubscribers(topic).length === 1)
+    const before = await b.db.status()
+    const { encode } = await import('cborg')
+    const garbage = [
+      new Uint8Array([1, 2, 3]),
+      encode([9, 'deltas', 'stock', '7', [['Y', new Uint8Array([1])]]]),
+      encode([1, 'deltas', 'stock', '8', [['Y', new Uint8Array([1])]]]),
+      encode([1, 'deltas', 'stock', '7', [['Y', new Uint8Array([255, 255, 255, 1])]]]),
+    ]
+    for (const g of garbage) await a.node.pubsub.publish(topic, g)
+    await eventually('b logged all four refusals', () => b.logs.length >= 4)
+    expect(b.logs.join('\n')).toMatch(/not valid CBOR[\s\S]*protocol version 9[\s\S]*came on[\s\S]*not a valid Yjs update/)
+    expect(await b.db.status()).toEqual(before)
+    expect(await b.db.table('stock').get('Y')).toEqual({ sku: 'Y', store: '7', qty: 1 })
+  })
+})
