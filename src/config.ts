@@ -10,6 +10,14 @@ export interface PeerConfig {
   data: string
   /** Tables this peer defines at start (existing tables are extended, never narrowed). */
   tables: ResolvedSchema[]
+  /** libp2p multiaddrs to listen on. */
+  listen: string[]
+  /** Multiaddrs (with /p2p/<id>) of peers to join through. */
+  bootstrap: string[]
+  /** Discover peers on the LAN by mDNS. */
+  mdns: boolean
+  /** table → partitions this peer listens to before it holds rows of them (e.g. its own store). */
+  carries: Record<string, string[]>
 }
 
 export class ConfigError extends ShoalError {
@@ -19,7 +27,17 @@ export class ConfigError extends ShoalError {
 }
 
 export const DEFAULT_DATA_DIR = 'data'
-const FIELDS = new Set(['name', 'data', 'tables'])
+/** TCP and WebSockets on all interfaces, ports chosen by the OS. */
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
+const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries'])
+
+function stringList(source: string, field: string, value: unknown): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) {
+    throw new ConfigError(`${source}: '${field}' must be an array of multiaddr strings`)
+  }
+  return value as string[]
+}
 
 /** Validates a parsed config object; every message names the file and the bad field. */
 export function parseConfig(input: unknown, source: string): PeerConfig {
@@ -47,7 +65,26 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
     const twice = names.find((n, i) => names.indexOf(n) !== i)
     if (twice !== undefined) throw new ConfigError(`${source}: table '${twice}' is defined twice`)
   }
-  return { name: (input.name as string | undefined) ?? null, data: (input.data as string | undefined) ?? DEFAULT_DATA_DIR, tables }
+  if (input.mdns !== undefined && typeof input.mdns !== 'boolean') throw new ConfigError(`${source}: 'mdns' must be true or false`)
+  const carries: Record<string, string[]> = {}
+  if (input.carries !== undefined) {
+    if (!isPlainObject(input.carries)) throw new ConfigError(`${source}: 'carries' must be an object of table → [partitions]`)
+    for (const [table, partitions] of Object.entries(input.carries)) {
+      if (!Array.isArray(partitions) || !partitions.every((p) => typeof p === 'string')) {
+        throw new ConfigError(`${source}: carries.${table} must be an array of partition values (strings)`)
+      }
+      carries[table] = partitions as string[]
+    }
+  }
+  return {
+    name: (input.name as string | undefined) ?? null,
+    data: (input.data as string | undefined) ?? DEFAULT_DATA_DIR,
+    tables,
+    listen: input.listen === undefined ? DEFAULT_LISTEN : stringList(source, 'listen', input.listen),
+    bootstrap: stringList(source, 'bootstrap', input.bootstrap),
+    mdns: (input.mdns as boolean | undefined) ?? true,
+    carries,
+  }
 }
 
 export async function loadConfig(path: string): Promise<PeerConfig> {

@@ -11,7 +11,10 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [] })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {} })
+    expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
+    expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
+    expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/carries.stock must be an array/)
     expect(() => parseConfig([], 'x.json')).toThrow(/x.json: the config must be a JSON object/)
     expect(() => parseConfig({ name: '' }, 'x.json')).toThrow(ConfigError)
     expect(() => parseConfig({ tables: {} }, 'x.json')).toThrow(/'tables' must be an array/)

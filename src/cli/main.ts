@@ -2,7 +2,9 @@ import '../polyfill.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ConfigError, DEFAULT_DATA_DIR, loadConfig, type PeerConfig } from '../config.js'
+import { ConfigError, DEFAULT_DATA_DIR, loadConfig, parseConfig, type PeerConfig } from '../config.js'
+import { createNode, type ShoalNode } from '../net/node.js'
+import { GossipReplicator } from '../peer/gossip-replicator.js'
 import { ShoalError } from '../errors.js'
 import { Shoal, type ShoalStatus } from '../shoal.js'
 import { formatTable } from './format.js'
@@ -10,7 +12,8 @@ import { formatTable } from './format.js'
 const USAGE = `Usage: shoal <command> [options]
 
 Commands:
-  start    open the peer's store, define the configured tables, and run until Ctrl-C
+  start    run a peer: open its store, define the configured tables, join the mesh
+           (libp2p; local changes are gossiped to peers), until Ctrl-C
   status   print tables, partitions, row counts and digests of a data folder
   check    verify every row, digest and count in a data folder
   help     show this help
@@ -18,6 +21,9 @@ Commands:
 Options:
   --config FILE   peer config (JSON), e.g. peers/hq.json
   --data DIR      data folder (default: the config's "data", else ./${DEFAULT_DATA_DIR})
+  --listen ADDR   libp2p multiaddr to listen on (repeatable; replaces the config's)
+  --bootstrap ADDR  peer multiaddr with /p2p/<id> to join through (repeatable)
+  --no-mdns       do not discover peers on the LAN
   --json          machine-readable output (status, check)
   --version       print the version
 `
@@ -31,12 +37,21 @@ class UsageError extends ShoalError {
 interface Options {
   config?: string
   data?: string
+  listen?: string[]
+  bootstrap?: string[]
+  noMdns?: boolean
   json: boolean
 }
 
 async function resolveConfig(options: Options): Promise<PeerConfig> {
-  const config: PeerConfig = options.config === undefined ? { name: null, data: DEFAULT_DATA_DIR, tables: [] } : await loadConfig(options.config)
-  return options.data === undefined ? config : { ...config, data: options.data }
+  const config: PeerConfig = options.config === undefined ? parseConfig({}, '(defaults)') : await loadConfig(options.config)
+  return {
+    ...config,
+    ...(options.data === undefined ? {} : { data: options.data }),
+    ...(options.listen === undefined ? {} : { listen: options.listen }),
+    ...(options.bootstrap === undefined ? {} : { bootstrap: [...config.bootstrap, ...options.bootstrap] }),
+    ...(options.noMdns ? { mdns: false } : {}),
+  }
 }
 
 function printStatus(status: ShoalStatus, name: string | null): void {
@@ -73,19 +88,32 @@ async function openWithTables(config: PeerConfig): Promise<Shoal> {
 async function start(options: Options): Promise<void> {
   const config = await resolveConfig(options)
   const db = await openWithTables(config)
+  let node: ShoalNode
+  try {
+    node = await createNode({ dataDir: resolve(config.data), listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns })
+  } catch (error) {
+    await db.close()
+    throw error
+  }
+  const replicator = new GossipReplicator(db, node, { carries: config.carries })
+  replicator.start()
   printStatus(await db.status(), config.name)
+  console.log(`\npeer id ${node.peerId.toString()}`)
+  for (const addr of node.multiaddrs()) console.log(`listening on ${addr.toString()}`)
+  console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
   console.log('\nrunning; press Ctrl-C to stop')
   await new Promise<void>((done) => {
-    // An open LevelDB handle does not keep Node's event loop alive; this does, until a signal.
-    const keepAlive = setInterval(() => undefined, 2 ** 30)
     const stop = (signal: string): void => {
-      clearInterval(keepAlive)
-      console.log(`\n${signal}: closing the store…`)
-      db.close().then(done, (error: unknown) => {
-        console.error(`shoal: error while closing: ${(error as Error).message}`)
-        process.exitCode = 1
-        done()
-      })
+      console.log(`\n${signal}: stopping…`)
+      replicator.stop()
+      node
+        .stop()
+        .then(() => db.close())
+        .then(done, (error: unknown) => {
+          console.error(`shoal: error while stopping: ${(error as Error).message}`)
+          process.exitCode = 1
+          done()
+        })
     }
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
@@ -143,6 +171,9 @@ export async function main(argv: string[]): Promise<void> {
       options: {
         config: { type: 'string' },
         data: { type: 'string' },
+        listen: { type: 'string', multiple: true },
+        bootstrap: { type: 'string', multiple: true },
+        'no-mdns': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -162,7 +193,14 @@ export async function main(argv: string[]): Promise<void> {
     return
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`)
-  const options: Options = { json: values.json, ...(values.config === undefined ? {} : { config: values.config }), ...(values.data === undefined ? {} : { data: values.data }) }
+  const options: Options = {
+    json: values.json,
+    noMdns: values['no-mdns'],
+    ...(values.config === undefined ? {} : { config: values.config }),
+    ...(values.data === undefined ? {} : { data: values.data }),
+    ...(values.listen === undefined ? {} : { listen: values.listen }),
+    ...(values.bootstrap === undefined ? {} : { bootstrap: values.bootstrap }),
+  }
   switch (command) {
     case 'start':
       return start(options)

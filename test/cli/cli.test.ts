@@ -45,12 +45,15 @@ async function waitForOutput(child: ChildProcess, pattern: RegExp, deadlineMs = 
 describe('shoal CLI', () => {
   it('starts a peer from peers/hq.json, refuses a second process on its folder, stops cleanly on SIGTERM', async () => {
     const data = join(await tempDir(), 'hq')
-    const peer = shoal(['start', '--config', 'peers/hq.json', '--data', data])
+    const peer = shoal(['start', '--config', 'peers/hq.json', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'])
     const exited = new Promise<number | null>((resolve) => peer.on('exit', (c) => resolve(c)))
     const banner = await waitForOutput(peer, /running; press Ctrl-C/)
     expect(banner).toMatch(/peer\s+hq/)
     expect(banner).toMatch(/catalog\s+yjs/)
     expect(banner).toMatch(/sales\s+automerge\s+store/)
+    expect(banner).toMatch(/peer id 12D3KooW/)
+    expect(banner).toMatch(/listening on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/)
+    expect(banner).toMatch(/mDNS off/)
 
     const second = await runToEnd(['status', '--data', data])
     expect(second.code).toBe(1)
@@ -80,7 +83,7 @@ describe('shoal CLI', () => {
     for (const [text, message] of cases) {
       const file = join(dir, 'bad.json')
       await writeFile(file, text)
-      const result = await runToEnd(['start', '--config', file])
+      const result = await runToEnd(['start', '--config', file, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'])
       expect(result.code).toBe(2)
       expect(result.stderr).toMatch(message)
     }
