@@ -95,12 +95,7 @@ export class MeshKeeper {
     if (this.running) return
     this.running = true
     const events = this.libp2p
-    events.addEventListener('peer:connect', this.onConnect)
-    events.addEventListener('peer:disconnect', this.onDisconnect)
-    events.addEventListener('peer:discovery', this.onDiscovery)
-    events.addEventListener('peer:update', this.onUpdate)
-    events.addEventListener('peer:identify', this.onIdentify)
-    events.addEventListener('connection:open', this.onConnectionOpen)
+    for (const [name, handler] of this.listeners()) (events as unknown as EventTarget).addEventListener(name, handler)
 
     if (this.bookFile === undefined) return
     const now = Date.now()
@@ -127,6 +122,18 @@ export class MeshKeeper {
     }
   }
 
+  /** The node events this keeper follows, with their handlers. */
+  private listeners(): Array<[string, EventListener]> {
+    return [
+      ['peer:connect', this.onConnect as EventListener],
+      ['peer:disconnect', this.onDisconnect as EventListener],
+      ['peer:discovery', this.onDiscovery as EventListener],
+      ['peer:update', this.onUpdate as EventListener],
+      ['peer:identify', this.onIdentify as EventListener],
+      ['connection:open', this.onConnectionOpen as EventListener],
+    ]
+  }
+
   /** Dial every known peer now (after libp2p has started). */
   redialAll(): void {
     for (const entry of this.entries.values()) this.schedule(entry, 0)
@@ -138,12 +145,7 @@ export class MeshKeeper {
     this.running = false
     this.abort.abort()
     const events = this.libp2p
-    events.removeEventListener('peer:connect', this.onConnect)
-    events.removeEventListener('peer:disconnect', this.onDisconnect)
-    events.removeEventListener('peer:discovery', this.onDiscovery)
-    events.removeEventListener('peer:update', this.onUpdate)
-    events.removeEventListener('peer:identify', this.onIdentify)
-    events.removeEventListener('connection:open', this.onConnectionOpen)
+    for (const [name, handler] of this.listeners()) (events as unknown as EventTarget).removeEventListener(name, handler)
     for (const entry of this.entries.values()) clearTimeout(entry.timer)
     clearTimeout(this.saveTimer)
     this.saveTimer = undefined

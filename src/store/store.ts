@@ -314,6 +314,8 @@ export class Store {
       }
     }
     const existing = new Map<string, string | null>()
+    /** What the key index held before this batch, for keys looked up above (commit reuses it). */
+    const indexed = new Map<string, string | null>()
     const unknown: string[] = []
     for (const k of lookups) {
       const known = this.partitionOf.get(k)
@@ -333,7 +335,10 @@ export class Store {
         const k = indexKey(job.schema.name, job.key)
         const partition = this.partitionFor(job, existing.get(k) ?? null)
         if (partition === null) continue
-        if (job.kind === 'local' && job.op.op === 'put' && !existing.get(k)) existing.set(k, partition)
+        if (job.kind === 'local' && job.op.op === 'put' && !existing.get(k)) {
+          if (!indexed.has(k)) indexed.set(k, existing.get(k) ?? null)
+          existing.set(k, partition)
+        }
         const id = rowKey(job.schema.name, partition, job.key)
         let t = touched.get(id)
         if (t === undefined) {
@@ -380,7 +385,10 @@ export class Store {
       }
 
       // 4. One atomic batch for everything that changed.
-      await this.commit([...touched.values()].filter((t) => t.dirty))
+      await this.commit(
+        [...touched.values()].filter((t) => t.dirty),
+        indexed,
+      )
       for (const resolve of done) resolve()
       for (const event of events) this.emit(event)
     } catch (error) {
@@ -559,7 +567,7 @@ export class Store {
     t.dirty = t.deltas.length > 0
   }
 
-  private async commit(dirty: Touched[]): Promise<void> {
+  private async commit(dirty: Touched[], indexedBefore: ReadonlyMap<string, string | null>): Promise<void> {
     if (dirty.length === 0) return
     // One array batch on the root database with prefixed keys: abstract-level's per-operation
     // sublevel handling costs ~3x the write itself (measured in bench/README.md).
@@ -592,10 +600,14 @@ export class Store {
     }
     if (created.length > 0) {
       const keys = created.map((t) => indexKey(t.schema.name, t.key))
-      const indexed = await this.keys.getMany(keys)
+      // Rows created by a local put were looked up in flush(); only remote creations need a read.
+      const unknown = [...new Set(keys.filter((k) => !indexedBefore.has(k)))]
+      const read = unknown.length === 0 ? [] : await this.keys.getMany(unknown)
+      const before = new Map<string, string | null>(indexedBefore)
+      unknown.forEach((k, i) => before.set(k, read[i] ?? null))
       const added = new Set<string>()
       keys.forEach((k, i) => {
-        if (indexed[i] !== undefined || added.has(k)) return
+        if (before.get(k) != null || added.has(k)) return
         added.add(k)
         ops.push({ type: 'put', key: this.prefix.keys + k, value: utf8.encode(created[i]!.partition) })
       })
