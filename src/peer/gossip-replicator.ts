@@ -3,11 +3,11 @@ import type { ShoalNode } from '../net/node.js'
 import type { Shoal } from '../shoal.js'
 import type { ChangeEvent } from '../store/store.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
-import { decodeDeltaBatch, DEFAULT_COALESCE_MS, GossipCoalescer, topicFor } from '../sync/gossip.js'
+import { decodeDeltaBatch, decodePartitionAnnouncement, DEFAULT_COALESCE_MS, encodePartitionAnnouncement, GossipCoalescer, PARTITIONS_TOPIC, topicFor } from '../sync/gossip.js'
 
 /**
- * Partitions a peer listens to beyond those it already holds rows of: table → partitions ('' for
- * an unpartitioned table). Unpartitioned tables and the schema catalog are always carried.
+ * Partial replication: table → the only partitions of it this peer takes (e.g. a store peer's own
+ * store). Tables not listed are carried whole; the schema catalog always is.
  */
 export interface Carries {
   readonly [table: string]: readonly string[] | undefined
@@ -15,7 +15,6 @@ export interface Carries {
 
 export interface GossipReplicatorInit {
   coalesceMs?: number
-  /** Partitions to subscribe to beyond those with local rows (e.g. a store peer's own store). */
   carries?: Carries
   /** Where refusals of peers' messages are reported (default console.warn). */
   log?: (message: string) => void
@@ -44,6 +43,11 @@ export class GossipReplicator {
   private readonly subscribed = new Set<string>()
   private readonly log: (message: string) => void
   private unsubscribeStore: (() => void) | null = null
+  /**
+   * Called when a peer announces a partition this peer carries but did not listen to: gossip on
+   * it flows from now on; what was said before is for anti-entropy to fetch.
+   */
+  onPartitionLearned: ((table: string, partition: string, from: string) => void) | undefined
   private readonly onMessage = (event: CustomEvent<Message>): void => {
     void this.receive(event.detail)
   }
@@ -70,6 +74,7 @@ export class GossipReplicator {
 
   start(): void {
     this.node.pubsub.addEventListener('message', this.onMessage)
+    this.node.pubsub.subscribe(PARTITIONS_TOPIC)
     this.subscribe(CATALOG_TABLE, '')
     for (const [table, partitions] of Object.entries(this.init.carries ?? {})) for (const p of partitions ?? []) this.subscribe(table, p)
     for (const schema of this.db.tables()) {
@@ -85,6 +90,7 @@ export class GossipReplicator {
     this.unsubscribeStore = null
     this.coalescer.flush()
     this.node.pubsub.removeEventListener('message', this.onMessage)
+    this.node.pubsub.unsubscribe(PARTITIONS_TOPIC)
     for (const topic of this.subscribed) this.node.pubsub.unsubscribe(topic)
     this.subscribed.clear()
   }
@@ -94,11 +100,26 @@ export class GossipReplicator {
     return [...this.subscribed]
   }
 
-  private subscribe(table: string, partition: string): void {
+  /** Whether this peer takes (table, partition) by its carries. */
+  carries(table: string, partition: string): boolean {
+    if (table === CATALOG_TABLE) return true
+    const listed = this.init.carries?.[table]
+    return listed === undefined || listed.includes(partition)
+  }
+
+  /** Listens to a partition this peer carries (learned from a peer by anti-entropy or announcement). */
+  carry(table: string, partition: string): boolean {
+    if (!this.carries(table, partition)) return false
+    return this.subscribe(table, partition)
+  }
+
+  /** Returns true if the topic is new to this peer. */
+  private subscribe(table: string, partition: string): boolean {
     const topic = topicFor(table, partition)
-    if (this.subscribed.has(topic)) return
+    if (this.subscribed.has(topic)) return false
     this.subscribed.add(topic)
     this.node.pubsub.subscribe(topic)
+    return true
   }
 
   private onChange(event: ChangeEvent): void {
@@ -107,12 +128,43 @@ export class GossipReplicator {
       const carried = this.init.carries?.[event.key]
       if (carried === undefined && event.row.partitionBy === null) this.subscribe(event.key, '')
     }
-    if (event.origin !== 'local') return
-    this.subscribe(event.table, event.partition)
+    if (event.origin !== 'local') {
+      // Rows of a partition new here arrived (anti-entropy): listen for its changes from now on.
+      this.carry(event.table, event.partition)
+      return
+    }
+    // A partition new to this peer: tell the mesh, so peers carrying everything start listening.
+    if (this.subscribe(event.table, event.partition) && event.table !== CATALOG_TABLE) this.announce(event.table, event.partition)
     if (this.coalescer.add(event.table, event.partition, event.key, event.delta)) this.counters.deltasOut++
   }
 
+  private announce(table: string, partition: string): void {
+    const message = encodePartitionAnnouncement(table, partition)
+    this.counters.messagesOut++
+    this.counters.bytesOut += message.length
+    this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.log(`announcing partition ${table}/${partition} failed: ${(error as Error).message}`))
+  }
+
+  private onAnnouncement(message: Message): void {
+    if (message.type !== 'signed') {
+      this.refuse(`unsigned partition announcement dropped`)
+      return
+    }
+    let announced
+    try {
+      announced = decodePartitionAnnouncement(message.data)
+    } catch (error) {
+      this.refuse(`partition announcement from ${message.from.toString()} refused: ${(error as Error).message}`)
+      return
+    }
+    if (this.carry(announced.table, announced.partition)) this.onPartitionLearned?.(announced.table, announced.partition, message.from.toString())
+  }
+
   private async receive(message: Message): Promise<void> {
+    if (message.topic === PARTITIONS_TOPIC) {
+      this.onAnnouncement(message)
+      return
+    }
     if (!this.subscribed.has(message.topic)) return
     if (message.type !== 'signed') {
       this.refuse(`unsigned gossip message on ${message.topic} dropped`)

@@ -3,13 +3,13 @@ import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
 import { AUTOMERGE_CACHE_WEIGHT, DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
 import { DeltaError, PartitionError, RowNotFoundError, ValidationError, RowTooLargeError, ShoalError, StoreClosedError, StoreCorruptError, StoreOpenError, StoreWriteError } from '../errors.js'
-import { DigestTree, leafOf } from '../table/digest-tree.js'
+import { DigestTree, LEAF_COUNT, leafOf } from '../table/digest-tree.js'
 import { equalBytes, fromHex, toHex } from '../table/hash.js'
 import type { ApplyResult, EngineContext } from '../table/engine.js'
 import { engineFor } from '../table/engines.js'
 import { RowDocument, type RowOp, type RowState } from '../table/row.js'
 import { keyColumnValue, type EngineName, type ResolvedSchema } from '../table/schema.js'
-import { bucketKey, countKey, decodeRecord, encodeRecord, indexKey, leafKey, partitionPrefix, prefixEnd, rowKey, SEP } from './layout.js'
+import { bucketKey, countKey, decodeRecord, encodeRecord, indexKey, leafKey, leafName, partitionPrefix, prefixEnd, rowKey, SEP } from './layout.js'
 import { RowCache } from './row-cache.js'
 
 export interface StoreOptions {
@@ -140,6 +140,8 @@ const PARTITION_MEMO_SIZE = 100_000
 
 /** The on-disk layout version (layout.ts); bumped when it changes incompatibly. */
 export const STORE_FORMAT = 1
+/** Bucket keys read per rowRange call before the byte budget is applied. */
+const RANGE_KEYS_PER_READ = 2048
 
 const ZERO_HASH = new Uint8Array(DIGEST_BYTES)
 const utf8 = new TextEncoder()
@@ -752,13 +754,91 @@ export class Store {
     return out
   }
 
+  /**
+   * Rows of leaves [fromLeaf, toLeaf) in (leaf, key) order, after `after`, as stored (whole
+   * encoded documents), up to `limit` rows or about `maxBytes`. For anti-entropy's range transfers
+   * (initial load): the walk follows the bucket index, so a resumed walk starts where it stopped.
+   */
+  async rowRange(
+    table: string,
+    partition: string,
+    fromLeaf: number,
+    toLeaf: number,
+    after: { leaf: number; key: string } | null,
+    maxBytes: number,
+  ): Promise<{ rows: Array<{ leaf: number; key: string; doc: Uint8Array }>; next: { leaf: number; key: string } | null }> {
+    this.assertOpen()
+    const prefix = partitionPrefix(table, partition)
+    const range = after === null ? { gte: `${prefix}${leafName(fromLeaf)}${SEP}` } : { gt: bucketKey(table, partition, after.leaf, after.key) }
+    const end = toLeaf >= LEAF_COUNT ? prefixEnd(prefix) : `${prefix}${leafName(toLeaf)}${SEP}`
+    const keys: Array<{ leaf: number; key: string }> = []
+    let more = false
+    const iterator = this.buckets.keys({ ...range, lt: end })
+    try {
+      // Rows are ~150 B; read keys in slices so maxBytes is met without reading far past it.
+      for await (const k of iterator) {
+        const rest = k.slice(prefix.length)
+        keys.push({ leaf: parseInt(rest.slice(0, 4), 16), key: rest.slice(5) })
+        if (keys.length >= RANGE_KEYS_PER_READ) {
+          more = true
+          break
+        }
+      }
+    } finally {
+      await iterator.close()
+    }
+    const rows: Array<{ leaf: number; key: string; doc: Uint8Array }> = []
+    let bytes = 0
+    let last: { leaf: number; key: string } | null = null
+    const values = await this.rows.getMany(keys.map((k) => rowKey(table, partition, k.key)))
+    for (let i = 0; i < keys.length; i++) {
+      const value = values[i]
+      const doc = value === undefined ? null : decodeRecord(value, keys[i]!.key).doc
+      if (doc !== null && rows.length > 0 && bytes + doc.length > maxBytes) {
+        more = true
+        break
+      }
+      last = keys[i]!
+      // A bucket entry without its row cannot be committed (one batch writes both); skip defensively.
+      if (doc === null) continue
+      rows.push({ ...keys[i]!, doc: doc.slice() })
+      bytes += doc.length
+    }
+    return { rows, next: more ? last : null }
+  }
+
+  /** Stored documents of several rows of one partition (null where absent), in one read. */
+  async encodedRows(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>> {
+    this.assertOpen()
+    const values = await this.rows.getMany(keys.map((k) => rowKey(table, partition, k)))
+    return values.map((v, i) => (v === undefined ? null : decodeRecord(v, keys[i]!).doc.slice()))
+  }
+
+  /**
+   * For anti-entropy of a row both replicas hold: this replica's version, and (if `since` is given)
+   * what a replica at `since` lacks (null: nothing). Null if the row is not stored here.
+   */
+  async rowSince(schema: ResolvedSchema, partition: string, key: string, since: Uint8Array | null): Promise<{ version: Uint8Array; delta: Uint8Array | null } | null> {
+    this.assertOpen()
+    const id = rowKey(schema.name, partition, key)
+    const bytes = await this.rows.get(id)
+    if (bytes === undefined) return null
+    const doc = this.decodeDoc(schema, key, id, decodeRecord(bytes, id).doc)
+    try {
+      return { version: doc.version(), delta: since === null ? null : doc.deltaSince(since) }
+    } finally {
+      doc.dispose()
+    }
+  }
+
   /** Partitions of a table that hold rows (live or deleted), with live row counts and digest roots. */
   partitions(table: string): PartitionSummary[] {
     const out: PartitionSummary[] = []
-    for (const [ck, rows] of this.counts) {
+    // A partition holding only deleted rows may have a root but no count entry.
+    for (const ck of new Set([...this.counts.keys(), ...this.roots.keys()])) {
       const [t, partition] = ck.split(SEP) as [string, string]
       if (t !== table) continue
-      out.push({ partition, rows, digest: this.roots.get(ck) ?? ZERO_HASH })
+      out.push({ partition, rows: this.counts.get(ck) ?? 0, digest: this.roots.get(ck) ?? ZERO_HASH })
     }
     return out.sort((a, b) => (a.partition < b.partition ? -1 : a.partition > b.partition ? 1 : 0))
   }

@@ -62,6 +62,30 @@ export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
   return { table, partition, deltas: out }
 }
 
+/** Topic on which a peer announces a partition it starts writing to, so peers carrying the whole table listen. */
+export const PARTITIONS_TOPIC = `shoal/${GOSSIP_VERSION}/_partitions`
+
+export function encodePartitionAnnouncement(table: string, partition: string): Uint8Array {
+  return encode([GOSSIP_VERSION, 'partition', table, partition])
+}
+
+export function decodePartitionAnnouncement(bytes: Uint8Array): { table: string; partition: string } {
+  if (bytes.length > 4096) throw new ProtocolError(`partition announcement of ${bytes.length} bytes is too large`)
+  let value: unknown
+  try {
+    value = decode(bytes)
+  } catch (error) {
+    throw new ProtocolError('partition announcement is not valid CBOR', { cause: error })
+  }
+  if (!Array.isArray(value) || value.length !== 4) throw new ProtocolError('partition announcement is not a [version, type, table, partition] array')
+  const [version, type, table, partition] = value as unknown[]
+  if (version !== GOSSIP_VERSION) throw new ProtocolError(`partition announcement has protocol version ${JSON.stringify(version)}; this peer speaks ${GOSSIP_VERSION}`)
+  if (type !== 'partition') throw new ProtocolError(`announcement type ${JSON.stringify(type)} is unknown`)
+  if (typeof table !== 'string' || !NAME_PATTERN.test(table)) throw new ProtocolError(`partition announcement names an invalid table ${JSON.stringify(table)}`)
+  if (typeof partition !== 'string' || partition.includes('\u0000') || utf8Length(partition) > MAX_KEY_BYTES) throw new ProtocolError('partition announcement has an invalid partition')
+  return { table, partition }
+}
+
 const utf8 = new TextEncoder()
 function utf8Length(text: string): number {
   return utf8.encode(text).length

@@ -1,0 +1,281 @@
+import type { Connection, IdentifyResult, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
+import type { ShoalNode } from '../net/node.js'
+import type { Shoal } from '../shoal.js'
+import { ProtocolError } from '../errors.js'
+import { answer, reconcile, type Ask, type LoadProgressEvent, type RoundStats } from '../sync/reconciler.js'
+import { StoreReplica } from '../sync/store-replica.js'
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../sync/sync-messages.js'
+import type { LoadProgress, SyncPeerStatus, SyncStatus } from './status.js'
+
+export interface SyncServiceInit {
+  /** table → the only partitions this peer takes (tables not listed: all). */
+  carries?: Readonly<Record<string, readonly string[]>>
+  log?: (message: string) => void
+  /** Mean time between periodic rounds (default 30 s; each wait is jittered to 50–150 %). 0 turns periodic rounds off. */
+  intervalMs?: number
+  /** Peers reconciled with per periodic round (default 3, chosen at random). */
+  peersPerRound?: number
+  /** A round starts this long (jittered 0–100 %) after a peer connects (default 500 ms), so both sides rarely start at once. */
+  connectDelayMs?: number
+  /** A request unanswered for this long ends the round (default 60 s). */
+  requestTimeoutMs?: number
+  /** Range page and push batch size (default 256 KiB). */
+  pageBytes?: number
+}
+
+export interface SyncCounters {
+  rounds: number
+  rowsIn: number
+  rowsOut: number
+  bytesIn: number
+  bytesOut: number
+  /** Rows changed here by anti-entropy. */
+  rowsRepaired: number
+  refused: number
+}
+
+const DEFAULT_INTERVAL_MS = 30_000
+const DEFAULT_PEERS_PER_ROUND = 3
+const DEFAULT_CONNECT_DELAY_MS = 500
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
+/** A responder drops a stream left idle this long between requests. */
+const RESPONDER_IDLE_MS = 120_000
+
+/**
+ * The repair path of replication over libp2p: serves `/shoal/sync/1.0.0` and runs anti-entropy
+ * rounds (see sync/reconciler.ts) with a peer when it connects, when it announces a partition this
+ * peer carries, and periodically with a few random peers. At most one round per peer at a time.
+ */
+export class SyncService {
+  readonly counters: SyncCounters = { rounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, rowsRepaired: 0, refused: 0 }
+  /** Called as rows of a partition arrive in a round (initial loads, big repairs). */
+  onProgress: ((progress: LoadProgress & { done: boolean }) => void) | undefined
+  /** Called when a peer's hello shows a partition this peer carries but did not hold. */
+  onPartitionLearned: ((table: string, partition: string) => void) | undefined
+  private readonly replica: StoreReplica
+  private readonly log: (message: string) => void
+  private readonly peers = new Map<string, SyncPeerStatus>()
+  private readonly busy = new Set<string>()
+  private readonly loading = new Map<string, LoadProgress>()
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+  private readonly abort = new AbortController()
+  private readonly running = new Set<Promise<unknown>>()
+  private periodic: ReturnType<typeof setTimeout> | undefined
+  private started = false
+
+  constructor(
+    db: Shoal,
+    private readonly node: ShoalNode,
+    private readonly init: SyncServiceInit = {},
+  ) {
+    this.replica = new StoreReplica(db, init.carries ?? {})
+    this.log = init.log ?? ((message) => console.warn(`shoal: ${message}`))
+  }
+
+  async start(): Promise<void> {
+    this.started = true
+    await this.node.libp2p.handle(SYNC_PROTOCOL, (stream, connection) => this.track(this.respond(stream, connection)), { maxInboundStreams: 4 })
+    this.node.libp2p.addEventListener('peer:identify', this.onIdentify)
+    this.schedulePeriodic()
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.node.libp2p.removeEventListener('peer:identify', this.onIdentify)
+    clearTimeout(this.periodic)
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    this.abort.abort()
+    await this.node.libp2p.unhandle(SYNC_PROTOCOL).catch(() => undefined)
+    await Promise.allSettled([...this.running])
+  }
+
+  status(): SyncStatus {
+    return {
+      rounds: this.counters.rounds,
+      rowsRepaired: this.counters.rowsRepaired,
+      peers: [...this.peers.values()].map((p) => ({ ...p, state: this.busy.has(p.peer) ? 'syncing' : 'idle' })),
+      loading: [...this.loading.values()].map((l) => ({ ...l })),
+    }
+  }
+
+  /** A peer said (by gossip) that it holds a partition this peer carries: reconcile with it soon. */
+  partitionLearned(_table: string, _partition: string, from: string): void {
+    this.later(from, this.connectDelay())
+  }
+
+  /**
+   * Runs one anti-entropy round with a connected peer now, as the initiator. Resolves with the
+   * round's figures, or null if a round with that peer is already running.
+   */
+  async syncWith(peer: PeerId | string): Promise<RoundStats | null> {
+    const id = peer.toString()
+    if (!this.started || this.busy.has(id)) return null
+    this.busy.add(id)
+    const started = Date.now()
+    const before = { in: this.counters.bytesIn, out: this.counters.bytesOut }
+    let stream: Stream | undefined
+    try {
+      const signal = this.abort.signal
+      stream = await this.node.libp2p.dialProtocol(typeof peer === 'string' ? peerIdFromString(peer) : peer, SYNC_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+      const ask: Ask = async (request) => {
+        const bytes = encodeRequest(request)
+        const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)])
+        this.counters.bytesOut += bytes.length
+        await lp.write(bytes, { signal: timeout })
+        const response = (await lp.read({ signal: timeout })).subarray()
+        this.counters.bytesIn += response.length
+        return decodeResponse(response, request.type)
+      }
+      const stats = await reconcile(this.replica, ask, {
+        from: id,
+        signal,
+        ...(this.init.pageBytes === undefined ? {} : { pageBytes: this.init.pageBytes }),
+        onProgress: (event) => this.progress(id, event),
+      })
+      await stream.close().catch(() => undefined)
+      this.finishRound(id, started, before, stats, null)
+      for (const e of stats.errors) this.log(`anti-entropy with ${id}: ${e}`)
+      return stats
+    } catch (error) {
+      stream?.abort(error as Error)
+      if (!this.abort.signal.aborted) {
+        this.finishRound(id, started, before, null, (error as Error).message)
+        this.log(`anti-entropy with ${id} failed: ${(error as Error).message}`)
+      }
+      throw error
+    } finally {
+      this.busy.delete(id)
+      for (const key of [...this.loading.keys()]) if (key.startsWith(`${id}\u0000`)) this.loading.delete(key)
+    }
+  }
+
+  private finishRound(peer: string, started: number, before: { in: number; out: number }, stats: RoundStats | null, error: string | null): void {
+    this.counters.rounds++
+    if (stats !== null) {
+      this.counters.rowsIn += stats.rowsReceived
+      this.counters.rowsOut += stats.rowsSent
+      this.counters.rowsRepaired += stats.changedHere
+      this.counters.refused += stats.refused
+    }
+    this.peers.set(peer, {
+      peer,
+      state: 'idle',
+      lastRound: {
+        at: new Date().toISOString(),
+        ok: error === null && (stats?.errors.length ?? 0) === 0,
+        durationMs: Date.now() - started,
+        rowsReceived: stats?.rowsReceived ?? 0,
+        rowsSent: stats?.rowsSent ?? 0,
+        bytesIn: this.counters.bytesIn - before.in,
+        bytesOut: this.counters.bytesOut - before.out,
+        ...(error === null ? {} : { error }),
+      },
+    })
+  }
+
+  private progress(from: string, event: LoadProgressEvent): void {
+    const key = `${from}\u0000${event.table}\u0000${event.partition}`
+    const entry: LoadProgress = { table: event.table, partition: event.partition, from, received: event.received, expected: event.expected }
+    if (event.done) this.loading.delete(key)
+    else this.loading.set(key, entry)
+    this.onProgress?.({ ...entry, done: event.done })
+  }
+
+  /** Serves one inbound stream: one answer per request, until the initiator closes it. */
+  private async respond(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString()
+    const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    this.busy.add(from)
+    let served = 0
+    try {
+      for (;;) {
+        let frame: Uint8Array
+        try {
+          const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(RESPONDER_IDLE_MS)])
+          frame = (await lp.read({ signal })).subarray()
+        } catch (error) {
+          if ((error as Error).name === 'UnexpectedEOFError' || stream.readStatus !== 'readable' || this.abort.signal.aborted) break
+          throw new ProtocolError(`unreadable frame: ${(error as Error).message}`, { cause: error })
+        }
+        this.counters.bytesIn += frame.length
+        const request = decodeRequest(frame)
+        const response = await answer(this.replica, request, from)
+        if (request.type === 'push' && response.type === 'push') {
+          this.counters.rowsIn += request.rows.length
+          this.counters.rowsRepaired += response.applied
+          this.counters.refused += response.refused
+        } else if (request.type === 'hello') {
+          this.learnPartitions(request.roots)
+        } else if (response.type === 'range' || response.type === 'fetch') {
+          this.counters.rowsOut += response.rows.filter((r) => r.bytes !== null).length
+        }
+        const bytes = encodeResponse(response)
+        this.counters.bytesOut += bytes.length
+        await lp.write(bytes, { signal: this.abort.signal })
+        served++
+      }
+      await stream.close().catch(() => undefined)
+      if (served > 0) this.counters.rounds++
+    } catch (error) {
+      this.counters.refused++
+      if (!this.abort.signal.aborted) this.log(`anti-entropy request from ${from} refused, stream closed: ${(error as Error).message}`)
+      stream.abort(error as Error)
+    } finally {
+      this.busy.delete(from)
+    }
+  }
+
+  private learnPartitions(roots: ReadonlyArray<{ table: string; partition: string }>): void {
+    if (this.onPartitionLearned === undefined) return
+    const held = new Set(this.replica.roots().map((r) => `${r.table}\u0000${r.partition}`))
+    for (const r of roots) if (!held.has(`${r.table}\u0000${r.partition}`)) this.onPartitionLearned(r.table, r.partition)
+  }
+
+  private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {
+    if (!event.detail.protocols.includes(SYNC_PROTOCOL)) return
+    this.later(event.detail.peerId.toString(), this.connectDelay())
+  }
+
+  private connectDelay(): number {
+    return Math.random() * (this.init.connectDelayMs ?? DEFAULT_CONNECT_DELAY_MS)
+  }
+
+  private later(peer: string, ms: number): void {
+    if (!this.started) return
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      this.track(this.syncWith(peer).catch(() => undefined))
+    }, ms)
+    this.timers.add(timer)
+  }
+
+  private schedulePeriodic(): void {
+    const interval = this.init.intervalMs ?? DEFAULT_INTERVAL_MS
+    if (interval <= 0 || !this.started) return
+    this.periodic = setTimeout(() => {
+      this.track(this.periodicRound())
+      this.schedulePeriodic()
+    }, interval * (0.5 + Math.random()))
+  }
+
+  private async periodicRound(): Promise<void> {
+    const candidates: PeerId[] = []
+    for (const peer of this.node.connectedPeers()) {
+      const known = await this.node.libp2p.peerStore.get(peer).catch(() => null)
+      if (known?.protocols.includes(SYNC_PROTOCOL) === true && !this.busy.has(peer.toString())) candidates.push(peer)
+    }
+    const chosen = candidates.sort(() => Math.random() - 0.5).slice(0, this.init.peersPerRound ?? DEFAULT_PEERS_PER_ROUND)
+    await Promise.all(chosen.map((peer) => this.syncWith(peer).catch(() => undefined)))
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work)
+    void work.finally(() => this.running.delete(work))
+    return work
+  }
+}

@@ -1,0 +1,45 @@
+import { CATALOG_TABLE } from '../table/catalog.js'
+import type { CarrySpec, PartitionRoot, RangeCursor, RowBytes } from './sync-messages.js'
+
+/**
+ * What anti-entropy needs from a replica. The reconciler and responder are written against this
+ * alone, so the same decisions run over a real store (StoreReplica) or a simulated one.
+ */
+export interface SyncReplica {
+  /** Which partitions this replica receives (sent in hello). */
+  carrySpec(): CarrySpec
+  /** Partitions held here (tables known here, catalog included), with full digest roots. */
+  roots(): PartitionRoot[]
+  /** True if rows of this table's schema are known here. */
+  knowsTable(table: string): boolean
+  /** TREE_FANOUT child hashes (NODE_HASH_BYTES each) per node at `level`, concatenated. */
+  children(table: string, partition: string, level: number, nodes: readonly number[]): Promise<Uint8Array>
+  /** Keys and truncated row hashes of the rows in these leaves. */
+  leafRows(table: string, partition: string, leaves: readonly number[]): Promise<Array<{ leaf: number; key: string; hash: Uint8Array }>>
+  /** Whole rows of leaves [from, to) in (leaf, key) order after `after`, about maxBytes; next = where to go on, or null at the end. */
+  range(table: string, partition: string, from: number, to: number, after: RangeCursor | null, maxBytes: number): Promise<{ rows: RowBytes[]; next: RangeCursor | null }>
+  /** Per key: this replica's version and what a replica at `version` lacks (version null: the whole row). */
+  fetch(table: string, partition: string, items: ReadonlyArray<{ key: string; version: Uint8Array | null }>): Promise<Array<{ key: string; bytes: Uint8Array | null; version: Uint8Array | null }>>
+  /** This replica's version of a row, or null if it does not hold it. */
+  version(table: string, partition: string, key: string): Promise<Uint8Array | null>
+  /** What a replica at `version` lacks of a row (null: nothing, or no such row). */
+  deltaSince(table: string, partition: string, key: string, version: Uint8Array): Promise<Uint8Array | null>
+  /** Merges rows (whole documents or deltas) from peer `from`. Never throws for a bad row: counts it refused. */
+  apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number; errors: string[] }>
+}
+
+/**
+ * Whether a replica with this carry spec and these held partitions takes rows of (table,
+ * partition). The schema catalog always travels; a table missing from the spec is carried whole;
+ * a partition already held counts as carried (its rows were written here).
+ */
+export function carriesPartition(spec: CarrySpec, held: ReadonlySet<string>, table: string, partition: string): boolean {
+  if (table === CATALOG_TABLE) return true
+  const entry = spec[table]
+  if (entry === undefined || entry === '*') return true
+  return entry.includes(partition) || held.has(partitionId(table, partition))
+}
+
+export function partitionId(table: string, partition: string): string {
+  return `${table}\u0000${partition}`
+}

@@ -1,0 +1,291 @@
+import { decode, encode } from 'cborg'
+import { DIGEST_BYTES, MAX_KEY_BYTES, MAX_ROW_BYTES, NAME_PATTERN } from '../constants.js'
+import { ProtocolError } from '../errors.js'
+import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
+import { CATALOG_TABLE } from '../table/catalog.js'
+
+/*
+ * The anti-entropy protocol (/shoal/sync/1.0.0): the initiator sends requests, the responder
+ * answers each with one response, in order, over one stream. Every frame is a CBOR array
+ * [version, type, …fields], length-prefixed on the wire, so a receiver rejects another version or
+ * an unknown type before looking further. Row-heavy fields are arrays, not maps: keys would cost
+ * more bytes than hashes.
+ *
+ * Pure: encoding and validation only; no streams, no store.
+ */
+
+export const SYNC_PROTOCOL = '/shoal/sync/1.0.0'
+export const SYNC_VERSION = 1
+/**
+ * Largest frame sent or accepted. A row may be 1 MiB, so a frame must hold one; libp2p resets
+ * streams on reads over 4 MB, so frames stay well under that and transfers are paged.
+ */
+export const MAX_FRAME_BYTES = MAX_ROW_BYTES + 64 * 1024
+/** Hash bytes compared below the root: a false match on 8 bytes has probability 2^-64. */
+export const NODE_HASH_BYTES = 8
+/** Most tree nodes or leaves named in one request (answers stay ~64 KiB). */
+export const MAX_NODES_PER_REQUEST = 512
+/** Most rows named in one fetch request. */
+export const MAX_KEYS_PER_REQUEST = 512
+
+/** Which partitions of which tables a peer receives: '*' = all, else the listed ones. */
+export type CarrySpec = Record<string, '*' | string[]>
+
+export interface PartitionRoot {
+  table: string
+  partition: string
+  root: Uint8Array
+  /** Live rows (for progress estimates only). */
+  rows: number
+}
+
+/** A position in a (leaf, key)-ordered walk of a partition's rows. */
+export interface RangeCursor {
+  leaf: number
+  key: string
+}
+
+export interface RowBytes {
+  key: string
+  bytes: Uint8Array
+}
+
+export type SyncRequest =
+  | { type: 'hello'; carries: CarrySpec; roots: PartitionRoot[] }
+  /** For each node index at `level`, its TREE_FANOUT children's hashes (NODE_HASH_BYTES each). */
+  | { type: 'children'; table: string; partition: string; level: number; nodes: number[] }
+  /** Keys and (truncated) row hashes of the rows in these leaves. */
+  | { type: 'leaves'; table: string; partition: string; leaves: number[] }
+  /** Whole rows in leaves [from, to), after `after`, up to about `maxBytes`. */
+  | { type: 'range'; table: string; partition: string; from: number; to: number; after: RangeCursor | null; maxBytes: number }
+  /** Rows by key: with a version, only what a replica at that version lacks; without, the whole row. */
+  | { type: 'fetch'; table: string; partition: string; items: Array<{ key: string; version: Uint8Array | null }> }
+  /** Rows (whole or deltas) for the responder to merge. */
+  | { type: 'push'; table: string; partition: string; rows: RowBytes[] }
+
+export type SyncResponse =
+  | { type: 'hello'; carries: CarrySpec; roots: PartitionRoot[] }
+  | { type: 'children'; hashes: Uint8Array }
+  | { type: 'leaves'; rows: Array<{ leaf: number; key: string; hash: Uint8Array }> }
+  | { type: 'range'; rows: RowBytes[]; next: RangeCursor | null }
+  /** bytes null: the responder has nothing the asker lacks (or no such row). version: the responder's. */
+  | { type: 'fetch'; rows: Array<{ key: string; bytes: Uint8Array | null; version: Uint8Array | null }> }
+  | { type: 'push'; applied: number; refused: number }
+  | { type: 'error'; code: string; message: string }
+
+// ---- encoding -----------------------------------------------------------------------------------
+
+function cursor(c: RangeCursor | null): unknown {
+  return c === null ? null : [c.leaf, c.key]
+}
+
+export function encodeRequest(r: SyncRequest): Uint8Array {
+  switch (r.type) {
+    case 'hello':
+      return encode([SYNC_VERSION, 'hello', r.carries, r.roots.map((p) => [p.table, p.partition, p.root, p.rows])])
+    case 'children':
+      return encode([SYNC_VERSION, 'children', r.table, r.partition, r.level, r.nodes])
+    case 'leaves':
+      return encode([SYNC_VERSION, 'leaves', r.table, r.partition, r.leaves])
+    case 'range':
+      return encode([SYNC_VERSION, 'range', r.table, r.partition, r.from, r.to, cursor(r.after), r.maxBytes])
+    case 'fetch':
+      return encode([SYNC_VERSION, 'fetch', r.table, r.partition, r.items.map((i) => [i.key, i.version])])
+    case 'push':
+      return encode([SYNC_VERSION, 'push', r.table, r.partition, r.rows.map((x) => [x.key, x.bytes])])
+  }
+}
+
+export function encodeResponse(r: SyncResponse): Uint8Array {
+  switch (r.type) {
+    case 'hello':
+      return encode([SYNC_VERSION, 'hello', r.carries, r.roots.map((p) => [p.table, p.partition, p.root, p.rows])])
+    case 'children':
+      return encode([SYNC_VERSION, 'children', r.hashes])
+    case 'leaves':
+      return encode([SYNC_VERSION, 'leaves', r.rows.map((x) => [x.leaf, x.key, x.hash])])
+    case 'range':
+      return encode([SYNC_VERSION, 'range', r.rows.map((x) => [x.key, x.bytes]), cursor(r.next)])
+    case 'fetch':
+      return encode([SYNC_VERSION, 'fetch', r.rows.map((x) => [x.key, x.bytes, x.version])])
+    case 'push':
+      return encode([SYNC_VERSION, 'push', r.applied, r.refused])
+    case 'error':
+      return encode([SYNC_VERSION, 'error', r.code, r.message])
+  }
+}
+
+// ---- decoding and validation -----------------------------------------------------------------
+
+const utf8 = new TextEncoder()
+
+function frame(bytes: Uint8Array, what: string): unknown[] {
+  if (bytes.length > MAX_FRAME_BYTES) throw new ProtocolError(`sync ${what} of ${bytes.length} bytes is over the ${MAX_FRAME_BYTES}-byte limit`)
+  let value: unknown
+  try {
+    value = decode(bytes)
+  } catch (error) {
+    throw new ProtocolError(`sync ${what} is not valid CBOR`, { cause: error })
+  }
+  if (!Array.isArray(value) || value.length < 2) throw new ProtocolError(`sync ${what} is not a [version, type, …] array`)
+  if (value[0] !== SYNC_VERSION) throw new ProtocolError(`sync ${what} has protocol version ${JSON.stringify(value[0])}; this peer speaks ${SYNC_VERSION}`)
+  return value
+}
+
+function arity(v: unknown[], n: number, what: string): void {
+  if (v.length !== n) throw new ProtocolError(`sync ${what} '${String(v[1])}' must have ${n} fields, has ${v.length}`)
+}
+
+function table(v: unknown): string {
+  if (typeof v !== 'string' || !(NAME_PATTERN.test(v) || v === CATALOG_TABLE)) throw new ProtocolError(`invalid table name ${JSON.stringify(v)}`)
+  return v
+}
+
+function text(v: unknown, what: string, allowEmpty: boolean): string {
+  if (typeof v !== 'string' || (!allowEmpty && v === '') || v.includes('\u0000') || utf8.encode(v).length > MAX_KEY_BYTES) {
+    throw new ProtocolError(`invalid ${what} ${JSON.stringify(v)?.slice(0, 80)}`)
+  }
+  return v
+}
+
+const partition = (v: unknown): string => text(v, 'partition', true)
+const key = (v: unknown): string => text(v, 'row key', false)
+
+function int(v: unknown, what: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ProtocolError(`invalid ${what} ${JSON.stringify(v)} (must be an integer ${min}…${max})`)
+  return v
+}
+
+function bytes(v: unknown, what: string, min: number, max: number): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length < min || v.length > max) throw new ProtocolError(`invalid ${what}: must be ${min}…${max} bytes`)
+  return v
+}
+
+function list(v: unknown, what: string, max: number): unknown[] {
+  if (!Array.isArray(v)) throw new ProtocolError(`${what} must be an array`)
+  if (v.length > max) throw new ProtocolError(`${what} has ${v.length} entries, over the limit of ${max}`)
+  return v
+}
+
+function tuple(v: unknown, n: number, what: string): unknown[] {
+  if (!Array.isArray(v) || v.length !== n) throw new ProtocolError(`${what} must be a ${n}-element array`)
+  return v
+}
+
+const MAX_PARTITIONS = 100_000
+const MAX_ROWS_PER_FRAME = 100_000
+const MAX_VERSION_BYTES = 64 * 1024
+
+function carries(v: unknown): CarrySpec {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw new ProtocolError('carries must be a map of table → "*" or [partitions]')
+  const out: CarrySpec = {}
+  for (const [t, spec] of Object.entries(v as Record<string, unknown>)) {
+    table(t)
+    out[t] = spec === '*' ? '*' : list(spec, `carries of '${t}'`, MAX_PARTITIONS).map(partition)
+  }
+  return out
+}
+
+function roots(v: unknown): PartitionRoot[] {
+  return list(v, 'roots', MAX_PARTITIONS).map((entry) => {
+    const [t, p, root, rows] = tuple(entry, 4, 'a root entry')
+    return { table: table(t), partition: partition(p), root: bytes(root, 'digest root', DIGEST_BYTES, DIGEST_BYTES), rows: int(rows, 'row count', 0, Number.MAX_SAFE_INTEGER) }
+  })
+}
+
+function rangeCursor(v: unknown): RangeCursor | null {
+  if (v === null) return null
+  const [leaf, k] = tuple(v, 2, 'a range cursor')
+  return { leaf: int(leaf, 'leaf', 0, LEAF_COUNT - 1), key: key(k) }
+}
+
+function rowList(v: unknown): RowBytes[] {
+  return list(v, 'rows', MAX_ROWS_PER_FRAME).map((entry) => {
+    const [k, b] = tuple(entry, 2, 'a row entry')
+    return { key: key(k), bytes: bytes(b, 'row bytes', 1, MAX_ROW_BYTES) }
+  })
+}
+
+/** Decodes a request from a peer; throws ProtocolError naming what is wrong. */
+export function decodeRequest(data: Uint8Array): SyncRequest {
+  const v = frame(data, 'request')
+  switch (v[1]) {
+    case 'hello':
+      arity(v, 4, 'request')
+      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]) }
+    case 'children': {
+      arity(v, 6, 'request')
+      const level = int(v[4], 'tree level', 0, 3)
+      const max = TREE_FANOUT ** level - 1
+      return { type: 'children', table: table(v[2]), partition: partition(v[3]), level, nodes: list(v[5], 'nodes', MAX_NODES_PER_REQUEST).map((n) => int(n, 'node index', 0, max)) }
+    }
+    case 'leaves':
+      arity(v, 5, 'request')
+      return { type: 'leaves', table: table(v[2]), partition: partition(v[3]), leaves: list(v[4], 'leaves', MAX_NODES_PER_REQUEST).map((n) => int(n, 'leaf index', 0, LEAF_COUNT - 1)) }
+    case 'range': {
+      arity(v, 8, 'request')
+      const from = int(v[4], 'range start', 0, LEAF_COUNT - 1)
+      const to = int(v[5], 'range end', from + 1, LEAF_COUNT)
+      return { type: 'range', table: table(v[2]), partition: partition(v[3]), from, to, after: rangeCursor(v[6]), maxBytes: int(v[7], 'maxBytes', 1, MAX_FRAME_BYTES) }
+    }
+    case 'fetch':
+      arity(v, 5, 'request')
+      return {
+        type: 'fetch',
+        table: table(v[2]),
+        partition: partition(v[3]),
+        items: list(v[4], 'fetch items', MAX_KEYS_PER_REQUEST).map((entry) => {
+          const [k, version] = tuple(entry, 2, 'a fetch item')
+          return { key: key(k), version: version === null ? null : bytes(version, 'version', 0, MAX_VERSION_BYTES) }
+        }),
+      }
+    case 'push':
+      arity(v, 5, 'request')
+      return { type: 'push', table: table(v[2]), partition: partition(v[3]), rows: rowList(v[4]) }
+    default:
+      throw new ProtocolError(`sync request type ${JSON.stringify(v[1])} is unknown`)
+  }
+}
+
+/** Decodes a response to `request`; a response of another type than asked is a protocol error. */
+export function decodeResponse(data: Uint8Array, request: SyncRequest['type']): SyncResponse {
+  const v = frame(data, 'response')
+  if (v[1] === 'error') {
+    arity(v, 4, 'response')
+    if (typeof v[2] !== 'string' || typeof v[3] !== 'string') throw new ProtocolError('sync error response needs a code and a message')
+    return { type: 'error', code: v[2].slice(0, 64), message: v[3].slice(0, 1000) }
+  }
+  if (v[1] !== request) throw new ProtocolError(`sync response of type ${JSON.stringify(v[1])} to a '${request}' request`)
+  switch (request) {
+    case 'hello':
+      arity(v, 4, 'response')
+      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]) }
+    case 'children':
+      arity(v, 3, 'response')
+      return { type: 'children', hashes: bytes(v[2], 'child hashes', 0, MAX_NODES_PER_REQUEST * TREE_FANOUT * NODE_HASH_BYTES) }
+    case 'leaves':
+      arity(v, 3, 'response')
+      return {
+        type: 'leaves',
+        rows: list(v[2], 'leaf rows', MAX_ROWS_PER_FRAME).map((entry) => {
+          const [leaf, k, hash] = tuple(entry, 3, 'a leaf row')
+          return { leaf: int(leaf, 'leaf index', 0, LEAF_COUNT - 1), key: key(k), hash: bytes(hash, 'row hash', NODE_HASH_BYTES, NODE_HASH_BYTES) }
+        }),
+      }
+    case 'range':
+      arity(v, 4, 'response')
+      return { type: 'range', rows: rowList(v[2]), next: rangeCursor(v[3]) }
+    case 'fetch':
+      arity(v, 3, 'response')
+      return {
+        type: 'fetch',
+        rows: list(v[2], 'fetched rows', MAX_KEYS_PER_REQUEST).map((entry) => {
+          const [k, b, version] = tuple(entry, 3, 'a fetched row')
+          return { key: key(k), bytes: b === null ? null : bytes(b, 'row bytes', 1, MAX_ROW_BYTES), version: version === null ? null : bytes(version, 'version', 0, MAX_VERSION_BYTES) }
+        }),
+      }
+    case 'push':
+      arity(v, 4, 'response')
+      return { type: 'push', applied: int(v[2], 'applied count', 0, MAX_ROWS_PER_FRAME), refused: int(v[3], 'refused count', 0, MAX_ROWS_PER_FRAME) }
+  }
+}
