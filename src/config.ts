@@ -16,8 +16,15 @@ export interface PeerConfig {
   bootstrap: string[]
   /** Discover peers on the LAN by mDNS. */
   mdns: boolean
-  /** table → partitions this peer listens to before it holds rows of them (e.g. its own store). */
+  /**
+   * Partial replication: table → the only partitions of it this peer receives and stores (e.g. a
+   * store peer's own store). Tables not listed are carried whole (every partition).
+   */
   carries: Record<string, string[]>
+  /** Address of the local HTTP API, 'HOST:PORT' (port 0: any free port), or null for none. */
+  http: string | null
+  /** Serve as a circuit relay v2 so peers behind NAT can be reached through this one. */
+  relay: boolean
 }
 
 export class ConfigError extends ShoalError {
@@ -29,7 +36,17 @@ export class ConfigError extends ShoalError {
 export const DEFAULT_DATA_DIR = 'data'
 /** TCP and WebSockets on all interfaces, ports chosen by the OS. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
-const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries'])
+/** The HTTP API answers on loopback only unless the config says otherwise; port chosen by the OS. */
+export const DEFAULT_HTTP = '127.0.0.1:0'
+const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries', 'http', 'relay'])
+
+/** Parses 'HOST:PORT' (IPv6 hosts in brackets); throws ConfigError naming `what`. */
+export function parseHostPort(what: string, value: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value)
+  const port = match === null ? NaN : Number(match[2])
+  if (match === null || port > 65535) throw new ConfigError(`${what} must be HOST:PORT, e.g. 127.0.0.1:7001 (got '${value}')`)
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port }
+}
 
 function stringList(source: string, field: string, value: unknown): string[] {
   if (value === undefined) return []
@@ -66,6 +83,7 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
     if (twice !== undefined) throw new ConfigError(`${source}: table '${twice}' is defined twice`)
   }
   if (input.mdns !== undefined && typeof input.mdns !== 'boolean') throw new ConfigError(`${source}: 'mdns' must be true or false`)
+  if (input.relay !== undefined && typeof input.relay !== 'boolean') throw new ConfigError(`${source}: 'relay' must be true or false`)
   const carries: Record<string, string[]> = {}
   if (input.carries !== undefined) {
     if (!isPlainObject(input.carries)) throw new ConfigError(`${source}: 'carries' must be an object of table → [partitions]`)
@@ -76,6 +94,15 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
       carries[table] = partitions as string[]
     }
   }
+  let http: string | null = DEFAULT_HTTP
+  if (input.http !== undefined) {
+    if (input.http === false || input.http === null) http = null
+    else if (typeof input.http !== 'string') throw new ConfigError(`${source}: 'http' must be "HOST:PORT" or false`)
+    else {
+      parseHostPort(`${source}: 'http'`, input.http)
+      http = input.http
+    }
+  }
   return {
     name: (input.name as string | undefined) ?? null,
     data: (input.data as string | undefined) ?? DEFAULT_DATA_DIR,
@@ -84,6 +111,8 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
     bootstrap: stringList(source, 'bootstrap', input.bootstrap),
     mdns: (input.mdns as boolean | undefined) ?? true,
     carries,
+    http,
+    relay: (input.relay as boolean | undefined) ?? false,
   }
 }
 

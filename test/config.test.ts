@@ -11,7 +11,7 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {} })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', relay: false })
     expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
     expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
     expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/carries.stock must be an array/)
@@ -21,5 +21,20 @@ describe('peer config', () => {
     const t = { name: 't', primaryKey: 'id', columns: { id: 'string' } }
     expect(() => parseConfig({ tables: [t, t] }, 'x.json')).toThrow(/table 't' is defined twice/)
     expect(() => parseConfig({ tables: [{ ...t, primaryKey: 'nope' }] }, 'x.json')).toThrow(/tables\[0\]: table 't': 'primaryKey' names 'nope'/)
+  })
+
+  it('takes the HTTP API address as HOST:PORT or false', () => {
+    expect(parseConfig({ http: '127.0.0.1:7001' }, 'x.json').http).toBe('127.0.0.1:7001')
+    expect(parseConfig({ http: '[::1]:7001' }, 'x.json').http).toBe('[::1]:7001')
+    expect(parseConfig({ http: false }, 'x.json').http).toBeNull()
+    expect(() => parseConfig({ http: 'localhost' }, 'x.json')).toThrow(/'http' must be HOST:PORT, e.g. 127.0.0.1:7001 \(got 'localhost'\)/)
+    expect(() => parseConfig({ http: '127.0.0.1:99999' }, 'x.json')).toThrow(/HOST:PORT/)
+    expect(() => parseConfig({ http: 7001 }, 'x.json')).toThrow(/'http' must be "HOST:PORT" or false/)
+  })
+
+  it('ships a retail mesh: HQ carries everything, each store its own partitions', async () => {
+    expect((await loadConfig('peers/hq.json')).carries).toEqual({})
+    expect((await loadConfig('peers/store-1.json')).carries).toEqual({ stock: ['1'], sales: ['1'] })
+    expect((await loadConfig('peers/store-2.json')).carries).toEqual({ stock: ['2'], sales: ['2'] })
   })
 })

@@ -1,3 +1,6 @@
+import type { LoadProgress, PeerStatus, SyncPeerStatus } from '../peer/status.js'
+import type { Row, ShoalStatus } from '../shoal.js'
+
 /** Renders rows as a left-aligned text table with a header, for people (scripts use --json). */
 export function formatTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
@@ -7,4 +10,93 @@ export function formatTable(header: readonly string[], rows: ReadonlyArray<reado
       .join('  ')
       .trimEnd()
   return [line(header), ...rows.map(line)].join('\n')
+}
+
+/** One cell: strings as they are (one line), everything else as JSON; null as '-'. */
+export function formatValue(value: unknown): string {
+  if (value === null || value === undefined) return '-'
+  const text = typeof value === 'string' ? value : JSON.stringify(value)
+  return text.replace(/\r?\n/g, '⏎')
+}
+
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US')
+}
+
+/** Peer ids all start alike (12D3KooW…): keep the start to recognise one, the end to tell them apart. */
+export function shortPeerId(id: string): string {
+  return id.length > 14 ? `${id.slice(0, 4)}…${id.slice(-6)}` : id
+}
+
+/** One row as COLUMN / VALUE lines. */
+export function formatRow(row: Row): string {
+  return formatTable(
+    ['COLUMN', 'VALUE'],
+    Object.entries(row).map(([column, value]) => [column, formatValue(value)]),
+  )
+}
+
+/** Rows of one table as a table, columns in the order they first appear. */
+export function formatRows(rows: readonly Row[]): string {
+  const columns: string[] = []
+  for (const row of rows) for (const column of Object.keys(row)) if (!columns.includes(column)) columns.push(column)
+  return formatTable(
+    columns.map((c) => c.toUpperCase()),
+    rows.map((row) => columns.map((c) => formatValue(row[c]))),
+  )
+}
+
+export function formatTables(status: ShoalStatus): string {
+  if (status.tables.length === 0) return 'tables  none yet (define them in the config file, with `shoal define` or defineTable())'
+  return formatTable(
+    ['TABLE', 'ENGINE', 'PARTITION BY', 'PARTITION', 'ROWS', 'DIGEST'],
+    status.tables.flatMap((t) =>
+      t.partitions.length === 0
+        ? [[t.name, t.engine, t.partitionBy ?? '-', '-', '0', '-']]
+        : t.partitions.map((p) => [t.name, t.engine, t.partitionBy ?? '-', p.partition === '' ? '-' : p.partition, String(p.rows), p.digest.slice(0, 16)]),
+    ),
+  )
+}
+
+/** A data folder read directly (no peer running): its identity and tables. */
+export function formatOfflineStatus(status: ShoalStatus, name: string | null): string {
+  const head = [`peer    ${name ?? '(unnamed)'}  actor ${status.actor}`, `data    ${status.dir}`]
+  return status.tables.length === 0 ? [...head, formatTables(status)].join('\n') : [...head, '', formatTables(status)].join('\n')
+}
+
+/** `[#####.....] 52% 52,000/100,000 rows stock/1 from 12D3…ab12cd` */
+export function formatLoad(p: LoadProgress, barWidth = 20): string {
+  const where = `${p.table}${p.partition === '' ? '' : `/${p.partition}`} from ${shortPeerId(p.from)}`
+  if (p.expected <= 0) return `[${'.'.repeat(barWidth)}] ${formatCount(p.received)} rows ${where}`
+  const share = Math.min(1, p.received / p.expected)
+  const filled = Math.floor(share * barWidth)
+  return `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}] ${Math.floor(share * 100)}% ${formatCount(p.received)}/${formatCount(p.expected)} rows ${where}`
+}
+
+function formatSyncPeer(s: SyncPeerStatus): string {
+  const last = s.lastRound
+  const round =
+    last === null
+      ? 'no round yet'
+      : `last round ${last.at} ${last.ok ? 'ok' : `failed: ${last.error ?? 'unknown error'}`}, ${last.durationMs} ms, ` +
+        `${formatCount(last.rowsReceived)} rows in, ${formatCount(last.rowsSent)} out`
+  return `        ${shortPeerId(s.peer)}  ${s.state}  ${round}`
+}
+
+/** A running peer's live status, as `GET /v1/status` returns it. */
+export function formatPeerStatus(status: PeerStatus): string {
+  const lines = [
+    `peer    ${status.name ?? '(unnamed)'}  actor ${status.actor}`,
+    `id      ${status.peerId}`,
+    `data    ${status.dir}`,
+    `http    ${status.http ?? 'off'}`,
+    ...status.addresses.map((a, i) => `${i === 0 ? 'listen' : '      '}  ${a}`),
+    `peers   ${status.connectedPeers.length === 0 ? 'none connected' : `${status.connectedPeers.length} connected: ${status.connectedPeers.map(shortPeerId).join(', ')}`}`,
+    `sync    ${formatCount(status.sync.rounds)} rounds, ${formatCount(status.sync.rowsRepaired)} rows repaired`,
+    ...status.sync.peers.map(formatSyncPeer),
+    ...status.sync.loading.map((p) => `loading ${formatLoad(p)}`),
+    '',
+    formatTables(status),
+  ]
+  return lines.join('\n')
 }

@@ -1,31 +1,50 @@
 import '../polyfill.js'
-import { existsSync, readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { ConfigError, DEFAULT_DATA_DIR, loadConfig, parseConfig, type PeerConfig } from '../config.js'
-import { createNode, type ShoalNode } from '../net/node.js'
-import { GossipReplicator } from '../peer/gossip-replicator.js'
+import { ConfigError, DEFAULT_DATA_DIR } from '../config.js'
 import { ShoalError } from '../errors.js'
-import { Shoal, type ShoalStatus } from '../shoal.js'
-import { formatTable } from './format.js'
+import { ApiError } from '../http/client.js'
+import { check, status } from './local.js'
+import type { Options } from './options.js'
+import { ArgumentError, REMOTE_VERBS, runRemote, type RemoteVerb } from './remote.js'
 
-const USAGE = `Usage: shoal <command> [options]
+const USAGE = `Usage: shoal <command> [arguments] [options]
 
-Commands:
+Run a peer:
   start    run a peer: open its store, define the configured tables, join the mesh
-           (libp2p; local changes are gossiped to peers), until Ctrl-C
-  status   print tables, partitions, row counts and digests of a data folder
-  check    verify every row, digest and count in a data folder
+           (gossip and anti-entropy with other peers) and serve the HTTP API, until Ctrl-C
+
+Talk to a running peer (over its HTTP API):
+  status                          live status of the running peer (peer id, addresses,
+                                  connected peers, sync, tables); without a running peer,
+                                  the data folder read directly
+  get <table> <key>               one row
+  put <table> <key> <json>        create the row or merge these columns into it,
+                                  e.g. put stock 7:A1 '{"store": "7", "qty": 10}'
+  delete <table> <key>            delete a row
+  increment <table> <key> <column> [by]
+                                  add 'by' (default 1, may be negative) to a counter
+  scan <table>                    a page of rows (--partition, --after, --limit)
+  define <table> <json|@file>     define a table, or add columns to it
+
+Offline:
+  check    verify every row, digest and count of a data folder (stop its peer first)
   help     show this help
 
 Options:
-  --config FILE   peer config (JSON), e.g. peers/hq.json
-  --data DIR      data folder (default: the config's "data", else ./${DEFAULT_DATA_DIR})
-  --listen ADDR   libp2p multiaddr to listen on (repeatable; replaces the config's)
+  --config FILE     peer config (JSON), e.g. peers/hq.json
+  --data DIR        data folder (default: the config's "data", else ./${DEFAULT_DATA_DIR})
+  --listen ADDR     libp2p multiaddr to listen on (repeatable; replaces the config's)
   --bootstrap ADDR  peer multiaddr with /p2p/<id> to join through (repeatable)
-  --no-mdns       do not discover peers on the LAN
-  --json          machine-readable output (status, check)
-  --version       print the version
+  --no-mdns         do not discover peers on the LAN
+  --http HOST:PORT  start: where the HTTP API listens (replaces the config's "http";
+                    'off' or --no-http: no API). Other commands: the API to talk to
+                    (default: the address the peer wrote to <data>/api.json)
+  --partition P     the row's partition (get, put, delete, increment, scan)
+  --after CURSOR    scan: continue after the 'next' cursor of the previous page
+  --limit N         scan: rows per page (1 to 1000, default 100)
+  --json            machine-readable output (the API's JSON)
+  --version         print the version
 `
 
 class UsageError extends ShoalError {
@@ -34,139 +53,32 @@ class UsageError extends ShoalError {
   }
 }
 
-interface Options {
-  config?: string
-  data?: string
-  listen?: string[]
-  bootstrap?: string[]
-  noMdns?: boolean
-  json: boolean
-}
-
-async function resolveConfig(options: Options): Promise<PeerConfig> {
-  const config: PeerConfig = options.config === undefined ? parseConfig({}, '(defaults)') : await loadConfig(options.config)
-  return {
-    ...config,
-    ...(options.data === undefined ? {} : { data: options.data }),
-    ...(options.listen === undefined ? {} : { listen: options.listen }),
-    ...(options.bootstrap === undefined ? {} : { bootstrap: [...config.bootstrap, ...options.bootstrap] }),
-    ...(options.noMdns ? { mdns: false } : {}),
-  }
-}
-
-function printStatus(status: ShoalStatus, name: string | null): void {
-  console.log(`peer    ${name ?? '(unnamed)'}  actor ${status.actor}`)
-  console.log(`data    ${status.dir}`)
-  if (status.tables.length === 0) {
-    console.log('tables  none yet (define them in the config file or with defineTable())')
-    return
-  }
-  console.log('')
-  console.log(
-    formatTable(
-      ['TABLE', 'ENGINE', 'PARTITION BY', 'PARTITION', 'ROWS', 'DIGEST'],
-      status.tables.flatMap((t) =>
-        t.partitions.length === 0
-          ? [[t.name, t.engine, t.partitionBy ?? '-', '-', '0', '-']]
-          : t.partitions.map((p) => [t.name, t.engine, t.partitionBy ?? '-', p.partition === '' ? '-' : p.partition, String(p.rows), p.digest.slice(0, 16)]),
-      ),
-    ),
-  )
-}
-
-async function openWithTables(config: PeerConfig): Promise<Shoal> {
-  const db = await Shoal.open({ dir: resolve(config.data) })
-  try {
-    for (const schema of config.tables) await db.defineTable(schema)
-  } catch (error) {
-    await db.close()
-    throw error
-  }
-  return db
-}
-
-async function start(options: Options): Promise<void> {
-  const config = await resolveConfig(options)
-  const db = await openWithTables(config)
-  let node: ShoalNode
-  try {
-    node = await createNode({ dataDir: resolve(config.data), listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns })
-  } catch (error) {
-    await db.close()
-    throw error
-  }
-  const replicator = new GossipReplicator(db, node, { carries: config.carries })
-  replicator.start()
-  printStatus(await db.status(), config.name)
-  console.log(`\npeer id ${node.peerId.toString()}`)
-  for (const addr of node.multiaddrs()) console.log(`listening on ${addr.toString()}`)
-  console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
-  console.log('\nrunning; press Ctrl-C to stop')
-  await new Promise<void>((done) => {
-    const stop = (signal: string): void => {
-      console.log(`\n${signal}: stopping…`)
-      replicator.stop()
-      node
-        .stop()
-        .then(() => db.close())
-        .then(done, (error: unknown) => {
-          console.error(`shoal: error while stopping: ${(error as Error).message}`)
-          process.exitCode = 1
-          done()
-        })
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
-  })
-  console.log('stopped cleanly')
-}
-
-/** Opens an existing data folder; reading commands never create one. */
-async function openExisting(config: PeerConfig): Promise<Shoal> {
-  const dir = resolve(config.data)
-  if (!existsSync(dir)) throw new ConfigError(`no data folder at '${dir}'; start a peer with \`shoal start\` first, or pass --data`)
-  return Shoal.open({ dir })
-}
-
-async function status(options: Options): Promise<void> {
-  const config = await resolveConfig(options)
-  const db = await openExisting(config)
-  try {
-    const s = await db.status()
-    if (options.json) console.log(JSON.stringify(s, null, 2))
-    else printStatus(s, config.name)
-  } finally {
-    await db.close()
-  }
-}
-
-async function check(options: Options): Promise<void> {
-  const config = await resolveConfig(options)
-  const db = await openExisting(config)
-  try {
-    const report = await db.check()
-    if (options.json) console.log(JSON.stringify(report, null, 2))
-    else if (report.problems.length === 0) console.log(`ok: ${report.rows} rows, digests and counts consistent`)
-    else {
-      console.log(`${report.problems.length} problem(s) in ${report.rows} rows:`)
-      for (const p of report.problems) console.log(`  ${p}`)
-    }
-    if (report.problems.length > 0) process.exitCode = 1
-  } finally {
-    await db.close()
-  }
-}
+const LOCAL_COMMANDS = ['start', 'status', 'check']
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
 }
 
+function checkArity(command: string, rest: readonly string[], required: readonly string[], optional: readonly string[]): void {
+  const shape = [...required.map((a) => `<${a}>`), ...optional.map((a) => `[${a}]`)].join(' ')
+  if (rest.length < required.length) throw new UsageError(`${command} needs ${shape}; missing <${required[rest.length]}>`)
+  if (rest.length > required.length + optional.length) throw new UsageError(`unexpected argument '${rest[required.length + optional.length]}' (${command} takes ${shape || 'no arguments'})`)
+}
+
+/**
+ * parseArgs reads `-3` as an unknown short option, but `increment … qty -3` means a number; such
+ * tokens are masked while parsing and restored after (shoal has no short options besides -h).
+ */
+const NEGATIVE_NUMBER = /^-\d/
+const MASK = '\u0001'
+const unmask = (value: string): string => (value.startsWith(MASK) ? value.slice(MASK.length) : value)
+
 export async function main(argv: string[]): Promise<void> {
   let parsed
   try {
     parsed = parseArgs({
-      args: argv,
+      args: argv.map((a) => (NEGATIVE_NUMBER.test(a) ? MASK + a : a)),
       allowPositionals: true,
       options: {
         config: { type: 'string' },
@@ -174,6 +86,11 @@ export async function main(argv: string[]): Promise<void> {
         listen: { type: 'string', multiple: true },
         bootstrap: { type: 'string', multiple: true },
         'no-mdns': { type: 'boolean', default: false },
+        http: { type: 'string' },
+        'no-http': { type: 'boolean', default: false },
+        partition: { type: 'string' },
+        after: { type: 'string' },
+        limit: { type: 'string' },
         json: { type: 'boolean', default: false },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -182,7 +99,10 @@ export async function main(argv: string[]): Promise<void> {
   } catch (error) {
     throw new UsageError((error as Error).message)
   }
-  const { values, positionals } = parsed
+  const values = Object.fromEntries(
+    Object.entries(parsed.values).map(([name, value]) => [name, typeof value === 'string' ? unmask(value) : Array.isArray(value) ? value.map(unmask) : value]),
+  ) as typeof parsed.values
+  const positionals = parsed.positionals.map(unmask)
   if (values.version) {
     console.log(version())
     return
@@ -192,18 +112,32 @@ export async function main(argv: string[]): Promise<void> {
     console.log(USAGE)
     return
   }
-  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`)
   const options: Options = {
     json: values.json,
     noMdns: values['no-mdns'],
+    noHttp: values['no-http'],
     ...(values.config === undefined ? {} : { config: values.config }),
     ...(values.data === undefined ? {} : { data: values.data }),
     ...(values.listen === undefined ? {} : { listen: values.listen }),
     ...(values.bootstrap === undefined ? {} : { bootstrap: values.bootstrap }),
+    ...(values.http === undefined ? {} : { http: values.http }),
+    ...(values.partition === undefined ? {} : { partition: values.partition }),
+    ...(values.after === undefined ? {} : { after: values.after }),
+    ...(values.limit === undefined ? {} : { limit: values.limit }),
   }
+  if (Object.hasOwn(REMOTE_VERBS, command)) {
+    const verb = command as RemoteVerb
+    checkArity(verb, rest, REMOTE_VERBS[verb].args, REMOTE_VERBS[verb].optional)
+    return runRemote(verb, rest, options)
+  }
+  if (!LOCAL_COMMANDS.includes(command)) throw new UsageError(`unknown command '${command}'`)
+  checkArity(command, rest, [], [])
   switch (command) {
-    case 'start':
+    case 'start': {
+      // Loaded only here: the other commands need not pay for loading libp2p.
+      const { start } = await import('./start.js')
       return start(options)
+    }
     case 'status':
       return status(options)
     case 'check':
@@ -217,9 +151,14 @@ export async function run(argv: string[]): Promise<void> {
   try {
     await main(argv)
   } catch (error) {
+    if (error instanceof ApiError) {
+      console.error(`shoal: ${error.message} (${error.code})`)
+      process.exitCode = 1
+      return
+    }
     if (error instanceof ShoalError) {
       console.error(`shoal: ${error.message}`)
-      process.exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : 1
+      process.exitCode = error instanceof UsageError || error instanceof ConfigError || error instanceof ArgumentError ? 2 : 1
       return
     }
     console.error('shoal: unexpected error:', error)

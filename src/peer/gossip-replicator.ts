@@ -43,6 +43,7 @@ export class GossipReplicator {
   private readonly subscribed = new Set<string>()
   private readonly log: (message: string) => void
   private unsubscribeStore: (() => void) | null = null
+  private restoreValidation: (() => void) | undefined
   /**
    * Called when a peer announces a partition this peer carries but did not listen to: gossip on
    * it flows from now on; what was said before is for anti-entropy to fetch.
@@ -73,6 +74,7 @@ export class GossipReplicator {
   }
 
   start(): void {
+    this.watchRejected()
     this.node.pubsub.addEventListener('message', this.onMessage)
     this.node.pubsub.subscribe(PARTITIONS_TOPIC)
     this.subscribe(CATALOG_TABLE, '')
@@ -84,8 +86,30 @@ export class GossipReplicator {
     this.unsubscribeStore = this.db.subscribe((event) => this.onChange(event))
   }
 
+  /**
+   * Gossipsub drops a message whose signature does not verify (or that fails its other checks)
+   * before any event reaches us; wrap its check so each such refusal is logged and counted like
+   * ours. Only observes: the result is passed through unchanged.
+   */
+  private watchRejected(): void {
+    type Validate = (from: { toString(): string }, message: { topic: string }) => Promise<{ code: string; error?: string }>
+    const pubsub = this.node.pubsub as unknown as { validateReceivedMessage?: Validate }
+    const original = pubsub.validateReceivedMessage
+    if (typeof original !== 'function') return
+    pubsub.validateReceivedMessage = async (from, message) => {
+      const result = await original.call(pubsub, from, message)
+      if (result.code === 'invalid' && result.error !== undefined) this.refuse(`gossip message from ${from.toString()} on ${message.topic} rejected: ${result.error}`)
+      return result
+    }
+    this.restoreValidation = () => {
+      pubsub.validateReceivedMessage = original
+    }
+  }
+
   /** Publishes what is queued, then leaves the topics. */
   stop(): void {
+    this.restoreValidation?.()
+    this.restoreValidation = undefined
     this.unsubscribeStore?.()
     this.unsubscribeStore = null
     this.coalescer.flush()

@@ -58,6 +58,8 @@ export class SyncService {
   private readonly log: (message: string) => void
   private readonly peers = new Map<string, SyncPeerStatus>()
   private readonly busy = new Set<string>()
+  /** Peers to reconcile with again as soon as the round running with them ends. */
+  private readonly again = new Set<string>()
   private readonly loading = new Map<string, LoadProgress>()
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private readonly abort = new AbortController()
@@ -66,7 +68,7 @@ export class SyncService {
   private started = false
 
   constructor(
-    db: Shoal,
+    private readonly db: Shoal,
     private readonly node: ShoalNode,
     private readonly init: SyncServiceInit = {},
   ) {
@@ -113,7 +115,12 @@ export class SyncService {
    */
   async syncWith(peer: PeerId | string): Promise<RoundStats | null> {
     const id = peer.toString()
-    if (!this.started || this.busy.has(id)) return null
+    if (!this.started) return null
+    if (this.busy.has(id)) {
+      // The running round may have compared roots before the change that asked for this one.
+      this.again.add(id)
+      return null
+    }
     this.busy.add(id)
     const started = Date.now()
     const before = { in: this.counters.bytesIn, out: this.counters.bytesOut }
@@ -149,32 +156,28 @@ export class SyncService {
       }
       throw error
     } finally {
-      this.busy.delete(id)
+      this.release(id)
       for (const key of [...this.loading.keys()]) if (key.startsWith(`${id}\u0000`)) this.loading.delete(key)
     }
   }
 
   private finishRound(peer: string, started: number, before: { in: number; out: number }, stats: RoundStats | null, error: string | null): void {
-    this.counters.rounds++
     if (stats !== null) {
       this.counters.rowsIn += stats.rowsReceived
       this.counters.rowsOut += stats.rowsSent
       this.counters.rowsRepaired += stats.changedHere
       this.counters.refused += stats.refused
     }
+    const ok = error === null && (stats?.errors.length ?? 0) === 0
+    this.record(peer, started, { rowsReceived: stats?.rowsReceived ?? 0, rowsSent: stats?.rowsSent ?? 0, bytesIn: this.counters.bytesIn - before.in, bytesOut: this.counters.bytesOut - before.out }, ok, error)
+  }
+
+  private record(peer: string, started: number, figures: { rowsReceived: number; rowsSent: number; bytesIn: number; bytesOut: number }, ok: boolean, error: string | null): void {
+    this.counters.rounds++
     this.peers.set(peer, {
       peer,
       state: 'idle',
-      lastRound: {
-        at: new Date().toISOString(),
-        ok: error === null && (stats?.errors.length ?? 0) === 0,
-        durationMs: Date.now() - started,
-        rowsReceived: stats?.rowsReceived ?? 0,
-        rowsSent: stats?.rowsSent ?? 0,
-        bytesIn: this.counters.bytesIn - before.in,
-        bytesOut: this.counters.bytesOut - before.out,
-        ...(error === null ? {} : { error }),
-      },
+      lastRound: { at: new Date().toISOString(), ok, durationMs: Date.now() - started, ...figures, ...(error === null ? {} : { error }) },
     })
   }
 
@@ -191,7 +194,12 @@ export class SyncService {
     const from = connection.remotePeer.toString()
     const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
     this.busy.add(from)
+    const started = Date.now()
+    const figures = { rowsReceived: 0, rowsSent: 0, bytesIn: 0, bytesOut: 0 }
     let served = 0
+    // Rows pushed to us count as a load too (an initiator holding what we lack pushes it).
+    const theirRows = new Map<string, number>()
+    const pushed = new Map<string, LoadProgressEvent>()
     try {
       for (;;) {
         let frame: Uint8Array
@@ -203,31 +211,52 @@ export class SyncService {
           throw new ProtocolError(`unreadable frame: ${(error as Error).message}`, { cause: error })
         }
         this.counters.bytesIn += frame.length
+        figures.bytesIn += frame.length
         const request = decodeRequest(frame)
         const response = await answer(this.replica, request, from)
         if (request.type === 'push' && response.type === 'push') {
           this.counters.rowsIn += request.rows.length
+          figures.rowsReceived += request.rows.length
+          const id = `${request.table}\u0000${request.partition}`
+          const entry = pushed.get(id) ?? { table: request.table, partition: request.partition, received: 0, expected: Math.max(0, (theirRows.get(id) ?? 0) - this.db.store.rowCount(request.table, request.partition)), done: false }
+          entry.received += request.rows.length
+          entry.expected = Math.max(entry.expected, entry.received)
+          pushed.set(id, entry)
+          this.progress(from, entry)
           this.counters.rowsRepaired += response.applied
           this.counters.refused += response.refused
         } else if (request.type === 'hello') {
+          for (const r of request.roots) theirRows.set(`${r.table}\u0000${r.partition}`, r.rows)
           this.learnPartitions(request.roots)
         } else if (response.type === 'range' || response.type === 'fetch') {
-          this.counters.rowsOut += response.rows.filter((r) => r.bytes !== null).length
+          const sent = response.rows.filter((r) => r.bytes !== null).length
+          this.counters.rowsOut += sent
+          figures.rowsSent += sent
         }
         const bytes = encodeResponse(response)
         this.counters.bytesOut += bytes.length
+        figures.bytesOut += bytes.length
         await lp.write(bytes, { signal: this.abort.signal })
         served++
       }
       await stream.close().catch(() => undefined)
-      if (served > 0) this.counters.rounds++
+      if (served > 0) this.record(from, started, figures, true, null)
     } catch (error) {
       this.counters.refused++
-      if (!this.abort.signal.aborted) this.log(`anti-entropy request from ${from} refused, stream closed: ${(error as Error).message}`)
+      if (!this.abort.signal.aborted) {
+        this.log(`anti-entropy request from ${from} refused, stream closed: ${(error as Error).message}`)
+        this.record(from, started, figures, false, (error as Error).message)
+      }
       stream.abort(error as Error)
     } finally {
-      this.busy.delete(from)
+      for (const entry of pushed.values()) this.progress(from, { ...entry, done: true })
+      this.release(from)
     }
+  }
+
+  private release(peer: string): void {
+    this.busy.delete(peer)
+    if (this.again.delete(peer)) this.later(peer, this.connectDelay())
   }
 
   private learnPartitions(roots: ReadonlyArray<{ table: string; partition: string }>): void {

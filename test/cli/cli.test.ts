@@ -1,49 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { API_FILE } from '../../src/cli/api-target.js'
 import { tempDir } from '../store/tempdir.js'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const cli = join(root, 'src/cli/bin.ts')
-
-function shoal(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-}
-
-async function runToEnd(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = shoal(args)
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()))
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
-  return { code, stdout, stderr }
-}
-
-async function waitForOutput(child: ChildProcess, pattern: RegExp, deadlineMs = 30_000): Promise<string> {
-  let out = ''
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${deadlineMs} ms; output so far:\n${out}`)), deadlineMs)
-    const onData = (c: Buffer): void => {
-      out += c.toString()
-      if (pattern.test(out)) {
-        clearTimeout(timer)
-        resolve(out)
-      }
-    }
-    child.stdout!.on('data', onData)
-    child.stderr!.on('data', onData)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      if (!pattern.test(out)) reject(new Error(`exited with ${code} before ${pattern}; output:\n${out}`))
-    })
-  })
-}
+import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, waitForOutput } from './helpers.js'
 
 describe('shoal CLI', () => {
-  it('starts a peer from peers/hq.json, refuses a second process on its folder, stops cleanly on SIGTERM', async () => {
+  it('starts a peer from peers/hq.json, serves live status, refuses check on its folder, stops cleanly on SIGTERM', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
     const data = join(await tempDir(), 'hq')
     const peer = shoal(['start', '--config', 'peers/hq.json', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'])
     const exited = new Promise<number | null>((resolve) => peer.on('exit', (c) => resolve(c)))
@@ -53,16 +17,23 @@ describe('shoal CLI', () => {
     expect(banner).toMatch(/sales\s+automerge\s+store/)
     expect(banner).toMatch(/peer id 12D3KooW/)
     expect(banner).toMatch(/listening on \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/)
+    expect(banner).toMatch(/HTTP API http:\/\/127\.0\.0\.1:\d+/)
     expect(banner).toMatch(/mDNS off/)
 
-    const second = await runToEnd(['status', '--data', data])
+    // The folder is locked by the peer: status asks the peer, check (offline only) refuses.
+    const live = await runOk(['status', '--data', data])
+    expect(live).toMatch(/peer\s+hq/)
+    expect(live).toMatch(/id\s+12D3KooW/)
+    expect(live).toMatch(/sync\s+\d+ rounds/)
+    const second = await runToEnd(['check', '--data', data])
     expect(second.code).toBe(1)
-    expect(second.stderr).toMatch(/in use by another process/)
+    expect(second.stderr).toMatch(/in use by a running peer .*stop the peer first/)
 
     const stopping = waitForOutput(peer, /stopped cleanly/)
     peer.kill('SIGTERM')
     await stopping
     expect(await exited).toBe(0)
+    expect(existsSync(join(data, API_FILE))).toBe(false)
 
     const status = await runToEnd(['status', '--data', data, '--json'])
     expect(status.code).toBe(0)
@@ -72,7 +43,13 @@ describe('shoal CLI', () => {
     expect(check.stdout).toMatch(/^ok: \d+ rows/)
   })
 
-  it('names the bad field of a malformed config and exits 2', async () => {
+  it('keeps the API file name the peer writes', async () => {
+    // Imported here, not at the top: the peer module loads libp2p and the replication services.
+    const { API_FILE: written } = await import('../../src/peer/peer.js')
+    expect(written).toBe(API_FILE)
+  })
+
+  it('names the bad field of a malformed config and exits 2', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
     const dir = await tempDir()
     const cases: Array<[string, RegExp]> = [
       ['{"data": "x", "tables": [{"name": "t", "primaryKey": "id", "columns": {"id": "strin"}}]}', /tables\[0\]: table 't': column 'id' has kind "strin"/],
@@ -96,5 +73,8 @@ describe('shoal CLI', () => {
     const noData = await runToEnd(['status', '--data', join(dir, 'absent')])
     expect(noData.code).toBe(2)
     expect(noData.stderr).toMatch(/no data folder/)
+    const badHttp = await runToEnd(['start', '--data', join(dir, 'd'), '--http', 'localhost', '--no-mdns'])
+    expect(badHttp.code).toBe(2)
+    expect(badHttp.stderr).toMatch(/--http must be HOST:PORT/)
   })
 })

@@ -1,0 +1,38 @@
+import { loadConfig, parseConfig, parseHostPort, type PeerConfig } from '../config.js'
+
+/** Command-line options shared by the verbs (each verb reads the ones it needs). */
+export interface Options {
+  config?: string
+  data?: string
+  listen?: string[]
+  bootstrap?: string[]
+  noMdns?: boolean
+  /** `--http HOST:PORT`; 'off' only makes sense for `start`. */
+  http?: string
+  noHttp?: boolean
+  json: boolean
+  partition?: string
+  after?: string
+  limit?: string
+}
+
+/** `--http off` and `--no-http` turn the API off; anything else must be HOST:PORT. */
+function httpOverride(options: Options): { http: string | null } | Record<string, never> {
+  if (options.noHttp || options.http === 'off') return { http: null }
+  if (options.http === undefined) return {}
+  parseHostPort('--http', options.http)
+  return { http: options.http }
+}
+
+/** The config file (or defaults) with the command-line flags applied over it. */
+export async function resolveConfig(options: Options): Promise<PeerConfig> {
+  const config: PeerConfig = options.config === undefined ? parseConfig({}, '(defaults)') : await loadConfig(options.config)
+  return {
+    ...config,
+    ...(options.data === undefined ? {} : { data: options.data }),
+    ...(options.listen === undefined ? {} : { listen: options.listen }),
+    ...(options.bootstrap === undefined ? {} : { bootstrap: [...config.bootstrap, ...options.bootstrap] }),
+    ...(options.noMdns ? { mdns: false } : {}),
+    ...httpOverride(options),
+  }
+}

@@ -1,0 +1,47 @@
+import { Peer } from '../peer/peer.js'
+import { formatOfflineStatus } from './format.js'
+import { resolveConfig, type Options } from './options.js'
+import { LoadProgressView } from './progress.js'
+
+/** How often the sync status is read, for loads that end without a final report (a failed round). */
+const SETTLE_INTERVAL_MS = 1000
+
+/** `shoal start`: runs a peer until SIGINT / SIGTERM, then stops it cleanly. */
+export async function start(options: Options): Promise<void> {
+  const config = await resolveConfig(options)
+  const peer = await Peer.start(config)
+  const view = new LoadProgressView(process.stderr)
+  peer.sync.onProgress = (p) => view.update(p)
+  const settle = setInterval(() => view.settle(peer.sync.status().loading), SETTLE_INTERVAL_MS)
+
+  let tables: string
+  try {
+    tables = formatOfflineStatus(await peer.db.status(), config.name)
+  } catch (error) {
+    clearInterval(settle)
+    await peer.stop()
+    throw error
+  }
+  console.log(tables)
+  console.log(`\npeer id ${peer.node.peerId.toString()}`)
+  for (const addr of peer.node.multiaddrs()) console.log(`listening on ${addr.toString()}`)
+  console.log(peer.http === null ? 'HTTP API off' : `HTTP API ${peer.http.url}`)
+  console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
+  console.log('\nrunning; press Ctrl-C to stop')
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+  })
+  clearInterval(settle)
+  view.clearBar()
+  console.log(`\n${signal}: stopping…`)
+  try {
+    await peer.stop()
+  } catch (error) {
+    console.error(`shoal: error while stopping: ${(error as Error).message}`)
+    process.exitCode = 1
+    return
+  }
+  console.log('stopped cleanly')
+}

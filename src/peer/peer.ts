@@ -1,0 +1,117 @@
+import { unlink, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { parseHostPort, type PeerConfig } from '../config.js'
+import { startHttpApi, type HttpApi } from '../http/server.js'
+import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
+import { Shoal } from '../shoal.js'
+import { GossipReplicator } from './gossip-replicator.js'
+import type { PeerCounters, PeerStatus } from './status.js'
+import { SyncService, type SyncServiceInit } from './sync-service.js'
+
+/** Written into the data folder while the peer runs, so `shoal get/put/…` can find its HTTP API. */
+export const API_FILE = 'api.json'
+
+export interface PeerOptions {
+  /** Where refusals and sync errors are reported (default console.warn). */
+  log?: (message: string) => void
+  /** Network knobs beyond the config (tests shorten discovery and redial). */
+  net?: Partial<Pick<NetInit, 'discoveryIntervalMs' | 'redial' | 'relay'>>
+  /** Anti-entropy knobs (round interval, page sizes). */
+  sync?: Omit<SyncServiceInit, 'carries' | 'log'>
+  /** Gossip coalescing window (ms). */
+  coalesceMs?: number
+}
+
+/**
+ * A running Shoal peer: the store, the libp2p node, gossip (fast path), anti-entropy (repair
+ * path) and the local HTTP API, started and stopped together. This is what `shoal start` runs.
+ */
+export class Peer {
+  private stopped = false
+
+  private constructor(
+    readonly config: PeerConfig,
+    readonly db: Shoal,
+    readonly node: ShoalNode,
+    readonly gossip: GossipReplicator,
+    readonly sync: SyncService,
+    readonly http: HttpApi | null,
+  ) {}
+
+  static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
+    const dir = resolve(config.data)
+    const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`))
+    const db = await Shoal.open({ dir })
+    const undo: Array<() => Promise<void>> = [() => db.close()]
+    const unwind = async (): Promise<void> => {
+      for (const step of undo.reverse()) await step().catch(() => undefined)
+    }
+    try {
+      for (const schema of config.tables) await db.defineTable(schema)
+      const node = await createNode({ dataDir: dir, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, relay: config.relay, ...options.net })
+      undo.push(() => node.stop())
+      const gossip = new GossipReplicator(db, node, { carries: config.carries, log, ...(options.coalesceMs === undefined ? {} : { coalesceMs: options.coalesceMs }) })
+      const sync = new SyncService(db, node, { ...options.sync, carries: config.carries, log })
+      gossip.onPartitionLearned = (table, partition, from) => sync.partitionLearned(table, partition, from)
+      sync.onPartitionLearned = (table, partition) => gossip.carry(table, partition)
+      gossip.start()
+      undo.push(async () => gossip.stop())
+      await sync.start()
+      undo.push(() => sync.stop())
+      let peer: Peer | null = null
+      let http: HttpApi | null = null
+      if (config.http !== null) {
+        const { host, port } = parseHostPort('--http', config.http)
+        http = await startHttpApi({ host, port, db, log, status: () => peer!.status(), counters: () => peer!.counters() })
+        undo.push(() => http!.close())
+        await writeFile(join(dir, API_FILE), JSON.stringify({ url: http.url, pid: process.pid }) + '\n')
+      }
+      peer = new Peer(config, db, node, gossip, sync, http)
+      return peer
+    } catch (error) {
+      await unwind()
+      throw error
+    }
+  }
+
+  async status(): Promise<PeerStatus> {
+    return {
+      ...(await this.db.status()),
+      name: this.config.name,
+      peerId: this.node.peerId.toString(),
+      addresses: this.node.multiaddrs().map((a) => a.toString()),
+      connectedPeers: this.node.connectedPeers().map((p) => p.toString()),
+      http: this.http?.url ?? null,
+      sync: this.sync.status(),
+    }
+  }
+
+  counters(): PeerCounters {
+    const g = this.gossip.counters
+    const s = this.sync.counters
+    return {
+      deltasIn: g.deltasIn + s.rowsIn,
+      deltasOut: g.deltasOut + s.rowsOut,
+      bytesIn: g.bytesIn + s.bytesIn,
+      bytesOut: g.bytesOut + s.bytesOut,
+      syncRounds: s.rounds,
+      rowsRepaired: s.rowsRepaired,
+      refused: g.refused + s.refused,
+      connectedPeers: this.node.connectedPeers().length,
+    }
+  }
+
+  /** Stops the API, replication and the node, then closes the store. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    if (this.http !== null) {
+      await this.http.close()
+      await unlink(join(resolve(this.config.data), API_FILE)).catch(() => undefined)
+    }
+    this.gossip.stop()
+    await this.sync.stop()
+    await this.node.stop()
+    await this.db.close()
+  }
+}
