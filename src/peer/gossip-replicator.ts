@@ -41,6 +41,7 @@ export class GossipReplicator {
   readonly counters: GossipCounters = { messagesOut: 0, messagesIn: 0, deltasOut: 0, deltasIn: 0, deltasApplied: 0, bytesOut: 0, bytesIn: 0, refused: 0 }
   private readonly coalescer: GossipCoalescer
   private readonly subscribed = new Set<string>()
+  private readonly announced = new Set<string>()
   private readonly log: (message: string) => void
   private unsubscribeStore: (() => void) | null = null
   private restoreValidation: (() => void) | undefined
@@ -157,8 +158,14 @@ export class GossipReplicator {
       this.carry(event.table, event.partition)
       return
     }
-    // A partition new to this peer: tell the mesh, so peers carrying everything start listening.
-    if (this.subscribe(event.table, event.partition) && event.table !== CATALOG_TABLE) this.announce(event.table, event.partition)
+    this.subscribe(event.table, event.partition)
+    // The first write to a partition in this run tells the mesh about it, so peers carrying the
+    // whole table listen (and fetch what they missed) even if they have never held a row of it.
+    const id = `${event.table}\u0000${event.partition}`
+    if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
+      this.announced.add(id)
+      this.announce(event.table, event.partition)
+    }
     if (this.coalescer.add(event.table, event.partition, event.key, event.delta)) this.counters.deltasOut++
   }
 

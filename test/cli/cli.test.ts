@@ -9,7 +9,8 @@ import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, waitForOutput } fro
 describe('shoal CLI', () => {
   it('starts a peer from peers/hq.json, serves live status, refuses check on its folder, stops cleanly on SIGTERM', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
     const data = join(await tempDir(), 'hq')
-    const peer = shoal(['start', '--config', 'peers/hq.json', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'])
+    // Any free port for the API: the config's 7001 may belong to a peer the developer is running.
+    const peer = shoal(['start', '--config', 'peers/hq.json', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', '127.0.0.1:0'])
     const exited = new Promise<number | null>((resolve) => peer.on('exit', (c) => resolve(c)))
     const banner = await waitForOutput(peer, /running; press Ctrl-C/)
     expect(banner).toMatch(/peer\s+hq/)

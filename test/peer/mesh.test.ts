@@ -64,7 +64,7 @@ function addr(r: Running): string {
   return r.peer.node.multiaddrs()[0]!.toString()
 }
 
-async function eventually(what: string, check: () => Promise<boolean> | boolean, deadlineMs = 60_000): Promise<void> {
+async function eventually(what: string, check: () => Promise<boolean> | boolean, deadlineMs = 30_000): Promise<void> {
   const until = Date.now() + deadlineMs
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`)
@@ -175,6 +175,21 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     expect((await partitions(s2, 'sales')).map((p) => p[0])).toEqual(['2'])
     expect((await partitions(hq, 'sales')).map((p) => p[0])).toEqual(['1', '2'])
     expect(s1.peer.gossip.topics()).not.toContain(topicFor('stock', '2'))
+  })
+
+  it('a store announces its first write to a partition, so HQ (which never held it) listens from then on', async () => {
+    const hq = await start()
+    const s1 = await start({ bootstrap: [addr(hq)], carries: { stock: ['1'], sales: ['1'] } })
+    await eventually('both know the catalog topic has the other', () => hq.peer.node.pubsub.getSubscribers(topicFor('_tables', '')).length === 1 && s1.peer.node.pubsub.getSubscribers(topicFor('_tables', '')).length === 1)
+    // Gossip only: with anti-entropy stopped, nothing else can carry the rows.
+    await hq.peer.sync.stop()
+    await s1.peer.sync.stop()
+    expect(hq.peer.gossip.topics()).not.toContain(topicFor('sales', '1'))
+    await s1.peer.db.table('sales').put('first', { store: '1', amount: 5 })
+    await eventually('hq listens to sales/1 and s1 knows it', () => s1.peer.node.pubsub.getSubscribers(topicFor('sales', '1')).length === 1)
+    await s1.peer.db.table('sales').put('second', { store: '1', amount: 6 })
+    await eventually('the next sale reaches hq by gossip', async () => (await hq.peer.db.table('sales').get('second')) !== null)
+    // The first one went out before hq listened: anti-entropy repairs that (tests above).
   })
 
   it('schema changes reach peers: a new table and a new column', async () => {
