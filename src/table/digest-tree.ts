@@ -101,3 +101,50 @@ export class DigestTree {
     return isZero(this.levels[0]!)
   }
 }
+
+/**
+ * The same tree, storing only non-zero nodes: for replicas holding few rows per partition (the
+ * simulator's thousand in-memory peers), where DigestTree's dense 1.1 MB per partition would not fit.
+ */
+export class SparseDigestTree {
+  /** Key: level * LEAF_COUNT + index (unique because index < TREE_FANOUT^level ≤ LEAF_COUNT). */
+  private readonly nodes = new Map<number, Uint8Array>()
+
+  apply(leaf: number, change: Uint8Array): void {
+    if (isZero(change)) return
+    let index = leaf
+    for (let d = DIGEST_TREE_DEPTH; d >= 0; d--) {
+      const key = d * LEAF_COUNT + index
+      let node = this.nodes.get(key)
+      if (node === undefined) this.nodes.set(key, (node = new Uint8Array(DIGEST_BYTES)))
+      xorInto(node, 0, change)
+      if (isZero(node)) this.nodes.delete(key)
+      index >>>= DIGEST_TREE_FANOUT_BITS
+    }
+  }
+
+  root(): Uint8Array {
+    return this.node(0, 0)
+  }
+
+  node(level: number, index: number): Uint8Array {
+    if (level < 0 || level > DIGEST_TREE_DEPTH || index < 0 || index >= TREE_FANOUT ** level) {
+      throw new RangeError(`no digest tree node ${index} at level ${level}`)
+    }
+    return (this.nodes.get(level * LEAF_COUNT + index) ?? new Uint8Array(DIGEST_BYTES)).slice()
+  }
+
+  children(level: number, index: number): Uint8Array {
+    if (level < 0 || level >= DIGEST_TREE_DEPTH) throw new RangeError(`level ${level} has no children`)
+    const out = new Uint8Array(TREE_FANOUT * DIGEST_BYTES)
+    for (let c = 0; c < TREE_FANOUT; c++) {
+      const node = this.nodes.get((level + 1) * LEAF_COUNT + index * TREE_FANOUT + c)
+      if (node !== undefined) out.set(node, c * DIGEST_BYTES)
+    }
+    return out
+  }
+
+  isEmpty(): boolean {
+    return !this.nodes.has(0)
+  }
+}

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { DIGEST_TREE_DEPTH } from '../../src/constants.js'
-import { DigestTree, LEAF_COUNT, leafOf, rowHash, TREE_FANOUT } from '../../src/table/digest-tree.js'
+import { DigestTree, LEAF_COUNT, leafOf, rowHash, SparseDigestTree, TREE_FANOUT } from '../../src/table/digest-tree.js'
 import { hex } from './helpers.js'
 
 describe('digest tree', () => {
@@ -40,5 +40,27 @@ describe('digest tree', () => {
     // 100k keys over 65,536 leaves: ~78% of leaves used if uniform; a poor hash would use far fewer.
     expect(counts.size).toBeGreaterThan(0.7 * LEAF_COUNT)
     expect(Math.max(...counts.values())).toBeLessThan(12)
+  })
+})
+
+describe('SparseDigestTree', () => {
+  it('matches the dense tree node for node', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 65535 }), fc.uint8Array({ minLength: 16, maxLength: 16 })), { maxLength: 40 }), (changes) => {
+        const dense = new DigestTree()
+        const sparse = new SparseDigestTree()
+        for (const [leaf, change] of changes) {
+          dense.apply(leaf, change)
+          sparse.apply(leaf, change)
+        }
+        expect(sparse.root()).toEqual(dense.root())
+        for (const [leaf] of changes) {
+          expect(sparse.node(4, leaf)).toEqual(dense.node(4, leaf))
+          expect(sparse.children(3, leaf >> 4)).toEqual(dense.children(3, leaf >> 4))
+          expect(sparse.children(0, 0)).toEqual(dense.children(0, 0))
+        }
+        expect(sparse.isEmpty()).toBe(dense.isEmpty())
+      }),
+    )
   })
 })

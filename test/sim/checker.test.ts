@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest'
+import { checkRun, type PeerFinal } from '../../src/sim/checker.js'
+import { DEFAULT_TABLES } from '../../src/sim/scenario.js'
+import type { HistoryOp } from '../../src/sim/workload.js'
+import type { RowState } from '../../src/table/row.js'
+
+const row = (life: number, values: Record<string, unknown> = {}): RowState => ({ alive: life % 2 === 1, life, values })
+
+function peer(n: number, rows: Record<string, RowState>, options: { root?: string; carries?: (t: string, p: string) => boolean; up?: boolean } = {}): PeerFinal {
+  const map = new Map(Object.entries(rows))
+  const parts = new Set([...map.keys()].map((id) => id.split('/').slice(0, 2).join('/')))
+  return {
+    peer: n,
+    up: options.up ?? true,
+    carries: options.carries ?? (() => true),
+    roots: new Map([...parts].map((p) => [p, options.root ?? 'aa'])),
+    held: [...parts].map((p) => ({ table: p.split('/')[0]!, partition: p.split('/')[1]! })),
+    rows: map,
+  }
+}
+
+let nextId = 0
+const op = (o: Partial<HistoryOp>): HistoryOp => ({ id: nextId++, peer: 0, at: 0, kind: 'put', table: 'stock', partition: '1', key: 'k', status: 'ok', life: 1, ...o })
+
+describe('the run checker', () => {
+  it('accepts a consistent history', () => {
+    const history = [op({ values: { sku: 'v1' } }), op({ kind: 'increment', column: 'qty', by: 3 }), op({ kind: 'increment', column: 'qty', by: 2, status: 'invoked', life: undefined })]
+    const final = { 'stock/1/k': row(1, { sku: 'v1', qty: 3, shelf: null }) }
+    expect(checkRun(DEFAULT_TABLES, history, [peer(0, final), peer(1, final)])).toEqual([])
+    // an unacknowledged increment may or may not have landed
+    expect(checkRun(DEFAULT_TABLES, history, [peer(0, { 'stock/1/k': row(1, { sku: 'v1', qty: 5 }) })])).toEqual([])
+  })
+
+  it('reports each kind of violation, naming the row', () => {
+    const cases: Array<[HistoryOp[], PeerFinal[], RegExp]> = [
+      [[op({ kind: 'increment', column: 'qty', by: 4 })], [peer(0, { 'stock/1/k': row(1, { qty: 1 }) })], /stock\/1\/k: counter qty is 1, below the 4 acknowledged/],
+      [[op({ kind: 'delete', life: 2 })], [peer(0, { 'stock/1/k': row(1, { qty: 0 }) })], /acknowledged delete .* but the row is back at life 1/],
+      [[op({ values: { sku: 'v1' } })], [peer(0, { 'stock/1/k': row(1, { sku: 'v9' }) })], /column sku = "v9" was never written/],
+      [[op({ values: { sku: 'v1' }, life: 1 })], [peer(0, { 'stock/1/k': row(3, { sku: 'v1' }) })], /written in another life than the row's 3/],
+      [[op({ table: 'sales', kind: 'text', column: 'note', token: '⟨7⟩' })], [peer(0, { 'sales/1/k': row(1, { note: '⟨8⟩' }) })], /text note lacks acknowledged insertion ⟨7⟩/],
+      [[], [peer(0, { 'stock/2/k': row(1) }, { carries: (_t, p) => p !== '2' })], /p0 holds stock\/2, which it does not carry/],
+      [[], [peer(0, { 'stock/1/k': row(1, { sku: 'a' }) }, { root: 'aa' }), peer(1, { 'stock/1/k': row(1, { sku: 'b' }) }, { root: 'bb' })], /stock\/1: p1 and p0 have different digests/],
+    ]
+    for (const [history, peers, message] of cases) {
+      const violations = checkRun(DEFAULT_TABLES, history, peers)
+      expect(violations.some((v) => message.test(v)), `${message} in ${JSON.stringify(violations)}`).toBe(true)
+    }
+  })
+
+  it('ignores peers that are down', () => {
+    const history = [op({ values: { sku: 'v1' } })]
+    expect(checkRun(DEFAULT_TABLES, history, [peer(0, { 'stock/1/k': row(1, { sku: 'v1', qty: 0 }) }), peer(1, {}, { up: false })])).toEqual([])
+  })
+})
