@@ -22,6 +22,8 @@ export interface RunOptions {
 }
 
 const encoder = new TextEncoder()
+/** Resolution of the time-to-converge measurement after the network heals (simulation ms). */
+const CONVERGENCE_STEP_MS = 10
 
 /**
  * Model mode: N peers of MemoryReplica + the real gossip coalescer and anti-entropy code over a
@@ -156,17 +158,25 @@ export async function runModel(scenario: Scenario, options: RunOptions = {}): Pr
     return true
   }
 
+  // Samples every sampleMs; after the heal, convergence is checked every CONVERGENCE_STEP_MS so the
+  // time to converge is not rounded up to a sample.
   const end = healAt + scenario.settleMs
   let convergedAt: number | null = null
-  for (let t = scenario.sampleMs; ; t += scenario.sampleMs) {
+  let nextSample = scenario.sampleMs
+  for (let t = Math.min(nextSample, healAt); ; ) {
     await scheduler.runUntil(t)
-    sample()
-    options.onProgress?.(Math.min(1, t / (healAt + (convergedAt === null ? scenario.settleMs / 4 : 0))), t <= healAt ? 'faults and workload' : 'converging after heal')
+    if (t >= nextSample) {
+      sample()
+      nextSample += scenario.sampleMs
+      options.onProgress?.(Math.min(1, t / (healAt + scenario.settleMs / 4)), t < healAt ? 'faults and workload' : 'converging after heal')
+    }
     if (t >= healAt && converged()) {
       convergedAt = t
+      if (samples.t.at(-1) !== t) sample()
       break
     }
     if (t >= end) break
+    t = t < healAt ? Math.min(nextSample, healAt) : Math.min(t + CONVERGENCE_STEP_MS, nextSample)
   }
   options.onProgress?.(1, 'checking')
 

@@ -237,7 +237,13 @@ function parseFaults(r: Reader, v: unknown, peers: number, durationMs: number): 
     const rate = (): number => r.number(`${f}.rate`, e.rate, 0, 1, false)
     switch (kind) {
       case 'partition': {
-        if (!Array.isArray(e.groups) || e.groups.length < 2) r.fail(`${f}.groups`, 'must be at least two arrays of peer indexes')
+        // "halves" splits whatever the number of peers (for sweeps over N).
+        if (e.groups === 'halves') {
+          if (peers < 2) r.fail(`${f}.groups`, '"halves" needs at least 2 peers')
+          const half = Math.floor(peers / 2)
+          return { kind, at, for: span, groups: [Array.from({ length: half }, (_, i) => i), Array.from({ length: peers - half }, (_, i) => half + i)] }
+        }
+        if (!Array.isArray(e.groups) || e.groups.length < 2) r.fail(`${f}.groups`, 'must be "halves" or at least two arrays of peer indexes')
         const groups = e.groups.map((g: unknown, j: number) => r.peerList(`${f}.groups[${j}]`, g, peers))
         const seen = new Set<number>()
         for (const p of groups.flat()) {
@@ -276,6 +282,11 @@ function parseFaults(r: Reader, v: unknown, peers: number, durationMs: number): 
 
 /** Reads a scenario file: `.yaml`/`.yml` as YAML, anything else as JSON. */
 export async function loadScenario(path: string): Promise<Scenario> {
+  return parseScenario(await readScenarioInput(path), path)
+}
+
+/** The raw (unvalidated) contents of a scenario file, for callers that override fields before parsing. */
+export async function readScenarioInput(path: string): Promise<unknown> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
@@ -288,5 +299,5 @@ export async function loadScenario(path: string): Promise<Scenario> {
   } catch (error) {
     throw new ScenarioError(`${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(error as Error).message}`)
   }
-  return parseScenario(parsed, path)
+  return parsed
 }
