@@ -109,16 +109,19 @@ interface Pending {
   partition: string
   deltas: RowDelta[]
   bytes: number
-  cancel: () => void
 }
 
 /**
- * Coalesces local changes per (table, partition): the first change of a window starts a timer,
- * every change within it joins the same message, and a message that would outgrow the size cap
- * goes out at once. A delta too large for any message is refused (anti-entropy carries the row).
+ * Coalesces local changes per (table, partition), leading edge first: a change on a quiet topic
+ * goes out at once (an isolated write pays no coalescing delay), and opens a window during which
+ * further changes are held and then sent together as one message; a window that sent something
+ * opens another. A message that would outgrow the size cap goes out at once. A delta too large for
+ * any message is refused (anti-entropy carries the row).
  */
 export class GossipCoalescer {
   private readonly pending = new Map<string, Pending>()
+  /** Topics inside a window: topic → cancel of the timer that ends it. */
+  private readonly windows = new Map<string, () => void>()
   private readonly coalesceMs: number
   private readonly maxBytes: number
 
@@ -139,24 +142,42 @@ export class GossipCoalescer {
       p = undefined
     }
     if (p === undefined) {
-      p = { table, partition, deltas: [], bytes: headroom, cancel: this.init.schedule(() => this.send(topic), this.coalesceMs) }
+      p = { table, partition, deltas: [], bytes: headroom }
       this.pending.set(topic, p)
     }
     p.deltas.push({ key, delta })
     p.bytes += size
+    if (!this.windows.has(topic)) {
+      this.send(topic)
+      this.openWindow(topic)
+    }
     return true
   }
 
   /** Sends everything queued now (on shutdown). */
   flush(): void {
     for (const topic of [...this.pending.keys()]) this.send(topic)
+    for (const cancel of this.windows.values()) cancel()
+    this.windows.clear()
+  }
+
+  private openWindow(topic: string): void {
+    this.windows.set(
+      topic,
+      this.init.schedule(() => {
+        this.windows.delete(topic)
+        if (this.pending.has(topic)) {
+          this.send(topic)
+          this.openWindow(topic)
+        }
+      }, this.coalesceMs),
+    )
   }
 
   private send(topic: string): void {
     const p = this.pending.get(topic)
     if (p === undefined) return
     this.pending.delete(topic)
-    p.cancel()
     this.init.publish(topic, encodeDeltaBatch({ table: p.table, partition: p.partition, deltas: p.deltas }))
   }
 }

@@ -56,20 +56,30 @@ describe('gossip coalescer', () => {
     return { sent, coalescer, tick }
   }
 
-  it('sends the changes of one window as one message per (table, partition)', () => {
+  it('sends a change on a quiet topic at once, and the changes of the following window as one message', () => {
     const { sent, coalescer, tick } = harness()
     coalescer.add('stock', '7', 'A1', new Uint8Array([1]))
     coalescer.add('stock', '7', 'A2', new Uint8Array([2]))
-    coalescer.add('stock', '9', 'B1', new Uint8Array([3]))
-    expect(sent).toEqual([])
+    coalescer.add('stock', '7', 'A3', new Uint8Array([3]))
+    coalescer.add('stock', '9', 'B1', new Uint8Array([4]))
+    // leading edge: the first change of each quiet topic went out alone
+    expect(sent.map((s) => [s.topic, decodeDeltaBatch(s.message).deltas.map((d) => d.key)])).toEqual([
+      [topicFor('stock', '7'), ['A1']],
+      [topicFor('stock', '9'), ['B1']],
+    ])
     tick()
-    expect(sent.map((s) => s.topic)).toEqual([topicFor('stock', '7'), topicFor('stock', '9')])
-    expect(decodeDeltaBatch(sent[0]!.message).deltas.map((d) => d.key)).toEqual(['A1', 'A2'])
-    coalescer.add('stock', '7', 'A3', new Uint8Array([4]))
+    expect(decodeDeltaBatch(sent[2]!.message).deltas.map((d) => d.key)).toEqual(['A2', 'A3'])
+    expect(sent).toHaveLength(3)
+    // the window that sent A2+A3 opened another; a change in it waits for it
+    coalescer.add('stock', '7', 'A4', new Uint8Array([5]))
+    expect(sent).toHaveLength(3)
     coalescer.flush()
-    expect(sent).toHaveLength(3)
+    expect(sent).toHaveLength(4)
     tick()
-    expect(sent).toHaveLength(3)
+    expect(sent).toHaveLength(4)
+    // quiet again: the next change goes at once
+    coalescer.add('stock', '7', 'A5', new Uint8Array([6]))
+    expect(sent).toHaveLength(5)
   })
 
   it('splits at the size cap, never sends an oversized message, and refuses a delta too big to gossip', () => {
