@@ -215,15 +215,19 @@ export class GossipReplicator {
       return
     }
     const origin = message.from.toString()
-    for (const { key, delta } of batch.deltas) {
-      this.counters.deltasIn++
-      try {
-        const result = await this.db.applyRemoteDelta(batch.table, batch.partition, key, delta, origin)
-        if (result !== 'unchanged') this.counters.deltasApplied++
-      } catch (error) {
-        this.refuse(`delta for ${batch.table}/${key} from ${origin} refused: ${(error as Error).message}`)
-      }
-    }
+    // All at once, so the store's group commit makes the message one durable batch (awaiting each
+    // delta in turn cost one fsync'd write per delta). Deltas of one key still apply in order.
+    this.counters.deltasIn += batch.deltas.length
+    await Promise.all(
+      batch.deltas.map(async ({ key, delta }) => {
+        try {
+          const result = await this.db.applyRemoteDelta(batch.table, batch.partition, key, delta, origin)
+          if (result !== 'unchanged') this.counters.deltasApplied++
+        } catch (error) {
+          this.refuse(`delta for ${batch.table}/${key} from ${origin} refused: ${(error as Error).message}`)
+        }
+      }),
+    )
   }
 
   private refuse(message: string): void {

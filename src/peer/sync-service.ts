@@ -57,7 +57,10 @@ export class SyncService {
   private readonly replica: StoreReplica
   private readonly log: (message: string) => void
   private readonly peers = new Map<string, SyncPeerStatus>()
-  private readonly busy = new Set<string>()
+  /** Rounds running with each peer, either side (a peer may be initiator and responder at once). */
+  private readonly busy = new Map<string, number>()
+  /** Peers this side is running a round with as the initiator. */
+  private readonly initiating = new Set<string>()
   /** Peers to reconcile with again as soon as the round running with them ends. */
   private readonly again = new Set<string>()
   private readonly loading = new Map<string, LoadProgress>()
@@ -121,7 +124,8 @@ export class SyncService {
       this.again.add(id)
       return null
     }
-    this.busy.add(id)
+    this.acquire(id)
+    this.initiating.add(id)
     const started = Date.now()
     const before = { in: this.counters.bytesIn, out: this.counters.bytesOut }
     let stream: Stream | undefined
@@ -150,12 +154,15 @@ export class SyncService {
       return stats
     } catch (error) {
       stream?.abort(error as Error)
+      // The peer is running its own round with us (started at the same moment): that one covers both directions.
+      if ((error as { code?: string }).code === 'BUSY') return null
       if (!this.abort.signal.aborted) {
         this.finishRound(id, started, before, null, (error as Error).message)
         this.log(`anti-entropy with ${id} failed: ${(error as Error).message}`)
       }
       throw error
     } finally {
+      this.initiating.delete(id)
       this.release(id)
       for (const key of [...this.loading.keys()]) if (key.startsWith(`${id}\u0000`)) this.loading.delete(key)
     }
@@ -193,7 +200,7 @@ export class SyncService {
   private async respond(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
     const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-    this.busy.add(from)
+    this.acquire(from)
     const started = Date.now()
     const figures = { rowsReceived: 0, rowsSent: 0, bytesIn: 0, bytesOut: 0 }
     let served = 0
@@ -213,6 +220,13 @@ export class SyncService {
         this.counters.bytesIn += frame.length
         figures.bytesIn += frame.length
         const request = decodeRequest(frame)
+        if (request.type === 'hello' && this.initiating.has(from) && this.node.peerId.toString() < from) {
+          // Both sides started a round at once: one round covers both directions, so the peer
+          // with the smaller id keeps its own and declines the other's.
+          await lp.write(encodeResponse({ type: 'error', code: 'BUSY', message: 'a round with you is already running from this side' }), { signal: this.abort.signal })
+          await stream.close().catch(() => undefined)
+          return
+        }
         const response = await answer(this.replica, request, from)
         if (request.type === 'push' && response.type === 'push') {
           this.counters.rowsIn += request.rows.length
@@ -254,7 +268,16 @@ export class SyncService {
     }
   }
 
+  private acquire(peer: string): void {
+    this.busy.set(peer, (this.busy.get(peer) ?? 0) + 1)
+  }
+
   private release(peer: string): void {
+    const left = (this.busy.get(peer) ?? 1) - 1
+    if (left > 0) {
+      this.busy.set(peer, left)
+      return
+    }
     this.busy.delete(peer)
     if (this.again.delete(peer)) this.later(peer, this.connectDelay())
   }

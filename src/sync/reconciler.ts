@@ -256,8 +256,13 @@ class Session {
       // then send what they lack. Deltas, not whole rows.
       const items = await Promise.all(both.map(async (key) => ({ key, version: await this.local.version(table, partition, key) })))
       const theirVersions = await this.fetchRows(table, partition, items, progress)
+      // Rows that now hash as theirs did need nothing sent back (a Yjs delta is never empty: it
+      // always carries the delete set, so "is there a delta" cannot tell).
+      const leavesNow = await this.local.leafRows(table, partition, [...new Set(remote.rows.filter((r) => theirVersions.has(r.key)).map((r) => r.leaf))])
+      const sameNow = new Set(leavesNow.filter((r) => theirVersions.has(r.key) && theirs.has(r.key) && equalBytes(r.hash, theirs.get(r.key)!)).map((r) => r.key))
       const back: RowBytes[] = []
       for (const [key, version] of theirVersions) {
+        if (sameNow.has(key)) continue
         const delta = await this.local.deltaSince(table, partition, key, version)
         if (delta !== null) back.push({ key, bytes: delta })
       }

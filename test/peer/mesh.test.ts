@@ -192,6 +192,24 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     // The first one went out before hq listened: anti-entropy repairs that (tests above).
   })
 
+  it('two peers starting a round with each other at once run one round, which repairs both sides', async () => {
+    const a = await start()
+    const b = await start({ bootstrap: [addr(a)] })
+    await eventually('connected and idle', () => a.peer.sync.status().rounds > 0 && b.peer.sync.status().rounds > 0 && [a, b].every((p) => p.peer.sync.status().peers.every((x) => x.state === 'idle')))
+    a.peer.gossip.stop()
+    b.peer.gossip.stop()
+    await a.peer.db.table('stock').put('only-a', { store: '1', qty: 1 })
+    await b.peer.db.table('stock').put('only-b', { store: '1', qty: 2 })
+    const [fromA, fromB] = await Promise.all([a.peer.sync.syncWith(b.peer.node.peerId), b.peer.sync.syncWith(a.peer.node.peerId)])
+    // One round runs (the other side declines, or defers if a round was still going): never two.
+    expect([fromA, fromB].filter((r) => r !== null).length).toBeLessThanOrEqual(1)
+    await eventually('both rows on both peers', async () => {
+      const rows = await Promise.all([a, b].flatMap((p) => [p.peer.db.table('stock').get('only-a'), p.peer.db.table('stock').get('only-b')]))
+      return rows.every((r) => r !== null)
+    })
+    for (const p of [a, b]) expect(p.logs).toEqual([])
+  })
+
   it('schema changes reach peers: a new table and a new column', async () => {
     const a = await start()
     const b = await start({ bootstrap: [addr(a)], tables: [] })
