@@ -27,6 +27,14 @@ Talk to a running peer (over its HTTP API):
   scan <table>                    a page of rows (--partition, --after, --limit)
   define <table> <json|@file>     define a table, or add columns to it
 
+Simulate:
+  sim      run a partition simulation: peers, faults and workload from --scenario FILE
+           (JSON or YAML, e.g. peers/scenarios/split-brain.yaml) or --random; checks
+           convergence and lost writes, writes summary.json and report.html, exits 1 on
+           a violation with the command that replays it
+           --seed N --peers N --mode model|real --duration MS --out DIR
+           --time-scale X (real mode: wall ms per scenario ms, for busy machines)
+           --sweep 10,100,1000 [--runs K]  convergence time and traffic vs peers
 Offline:
   check    verify every row, digest and count of a data folder (stop its peer first)
   help     show this help
@@ -92,6 +100,16 @@ export async function main(argv: string[]): Promise<void> {
         after: { type: 'string' },
         limit: { type: 'string' },
         json: { type: 'boolean', default: false },
+        scenario: { type: 'string' },
+        random: { type: 'boolean', default: false },
+        peers: { type: 'string' },
+        seed: { type: 'string' },
+        mode: { type: 'string' },
+        duration: { type: 'string' },
+        sweep: { type: 'string' },
+        runs: { type: 'string' },
+        out: { type: 'string' },
+        'time-scale': { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -124,6 +142,13 @@ export async function main(argv: string[]): Promise<void> {
     ...(values.partition === undefined ? {} : { partition: values.partition }),
     ...(values.after === undefined ? {} : { after: values.after }),
     ...(values.limit === undefined ? {} : { limit: values.limit }),
+  }
+  if (command === 'sim') {
+    checkArity('sim', rest, [], [])
+    const { sim } = await import('./sim.js')
+    const pick = (name: 'scenario' | 'peers' | 'seed' | 'mode' | 'duration' | 'sweep' | 'runs' | 'out'): Record<string, string> => (values[name] === undefined ? {} : { [name]: values[name] as string })
+    const timeScale = values['time-scale'] === undefined ? {} : { timeScale: values['time-scale'] }
+    return sim({ json: values.json, random: values.random, ...timeScale, ...pick('scenario'), ...pick('peers'), ...pick('seed'), ...pick('mode'), ...pick('duration'), ...pick('sweep'), ...pick('runs'), ...pick('out') })
   }
   if (Object.hasOwn(REMOTE_VERBS, command)) {
     const verb = command as RemoteVerb
@@ -158,7 +183,7 @@ export async function run(argv: string[]): Promise<void> {
     }
     if (error instanceof ShoalError) {
       console.error(`shoal: ${error.message}`)
-      process.exitCode = error instanceof UsageError || error instanceof ConfigError || error instanceof ArgumentError ? 2 : 1
+      process.exitCode = error instanceof UsageError || error instanceof ConfigError || error instanceof ArgumentError || error.code === 'SCENARIO_INVALID' ? 2 : 1
       return
     }
     console.error('shoal: unexpected error:', error)

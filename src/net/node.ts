@@ -3,6 +3,7 @@ import '../polyfill.js'
 import './websocket-polyfill.js'
 
 import { join } from 'node:path'
+import { sha256 } from '@noble/hashes/sha2.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { autoNAT } from '@libp2p/autonat'
 import { bootstrap } from '@libp2p/bootstrap'
@@ -10,8 +11,9 @@ import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } f
 import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, identifyPush, type Identify, type IdentifyPush } from '@libp2p/identify'
-import type { Libp2p, PeerDiscovery, PeerId } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PeerDiscovery, PeerId } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
+import { memory } from '@libp2p/memory'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, type Ping } from '@libp2p/ping'
 import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
@@ -40,6 +42,18 @@ export interface NetInit {
   discoveryIntervalMs?: number
   /** Redial backoff for known peers (defaults: 1 s doubling to 60 s, forget after 7 days). */
   redial?: Partial<RedialOptions>
+  /**
+   * 'default': TCP, WebSockets and circuit relay. 'memory': the in-process @libp2p/memory
+   * transport only (the real-stack simulator's peers): listen on '/memory/<unique name>'; no mDNS;
+   * the bootstrap addresses are dialled directly once started (libp2p's bootstrap module silently
+   * drops /memory/ addresses), and a failed first dial is not retried.
+   */
+  transports?: 'default' | 'memory'
+  /**
+   * Connection gater: return false to refuse dialling a peer and accepting its connections (the
+   * simulator enforces partitions with it). Open connections are not closed: hang up on them.
+   */
+  gater?: (remotePeerId: string) => boolean
 }
 
 /** The libp2p services every Shoal peer runs; `relay` only when NetInit.relay is true. */
@@ -114,6 +128,18 @@ export class ShoalNode {
   }
 }
 
+/** sha256(from ‖ seqno ‖ topic ‖ data), 16 bytes hex: identifies a gossip message without verifying it. */
+function fastMessageId(message: { from?: Uint8Array; seqno?: Uint8Array; topic: string; data?: Uint8Array }): string {
+  const h = sha256.create()
+  for (const part of [message.from, message.seqno, textEncoder.encode(message.topic), message.data]) {
+    h.update(new Uint8Array([part?.length ?? 0, (part?.length ?? 0) >>> 8, (part?.length ?? 0) >>> 16]))
+    if (part !== undefined) h.update(part)
+  }
+  return Buffer.from(h.digest().subarray(0, 16)).toString('hex')
+}
+
+const textEncoder = new TextEncoder()
+
 function toDialTarget(target: string | Multiaddr | PeerId): Multiaddr | PeerId {
   if (typeof target !== 'string') return target
   return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target)
@@ -153,8 +179,9 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       // name at run time but its Components type does not declare
     }) as (components: unknown) => PeerDiscovery,
   ]
-  if (init.mdns !== false) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
-  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList }))
+  const inMemory = init.transports === 'memory'
+  if (init.mdns !== false && !inMemory) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
+  if (bootstrapList.length > 0 && !inMemory) peerDiscovery.push(bootstrap({ list: bootstrapList }))
 
   const services: ServiceFactoryMap<ShoalServices> = {
     identify: identify(),
@@ -165,6 +192,11 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       // A lone peer writing locally must not get errors; anti-entropy repairs what it missed.
       allowPublishToZeroTopicPeers: true,
       emitSelf: false,
+      // Without it every duplicate copy of a message (one per mesh neighbour) has its Ed25519
+      // signature verified before it is dropped as seen; hashing the fields that make a message
+      // unique is far cheaper. Only messages that passed validation enter the cache, so a forged
+      // copy cannot make a valid one look seen first.
+      fastMsgIdFn: fastMessageId,
     }),
     dcutr: dcutr(),
     autonat: autoNAT(),
@@ -177,11 +209,12 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       start: false,
       privateKey,
       addresses: { listen: init.listen },
-      transports: [tcp(), webSockets(), circuitRelayTransport()],
+      transports: inMemory ? [memory()] : [tcp(), webSockets(), circuitRelayTransport()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       peerDiscovery,
       services,
+      ...(init.gater === undefined ? {} : { connectionGater: gaterFrom(init.gater) }),
     })
   } catch (error) {
     throw new NetStartError(`cannot configure the libp2p node: ${(error as Error).message}`, { cause: error })
@@ -207,5 +240,23 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     )
   }
   keeper.redialAll()
+  if (inMemory) {
+    for (const a of bootstrapList) {
+      node.dial(multiaddr(a)).catch((error: unknown) => node.logger.forComponent('shoal:net').error('could not dial bootstrap peer %s - %e', a, error))
+    }
+  }
   return new ShoalNode(node, keeper)
+}
+
+/** A libp2p connection gater refusing dials to, and connections from, peers `allow` rejects. */
+function gaterFrom(allow: (remotePeerId: string) => boolean): ConnectionGater {
+  const deny = (peer: PeerId): boolean => !allow(peer.toString())
+  return {
+    denyDialPeer: deny,
+    denyOutboundConnection: deny,
+    denyInboundEncryptedConnection: deny,
+    denyOutboundEncryptedConnection: deny,
+    denyInboundUpgradedConnection: deny,
+    denyOutboundUpgradedConnection: deny,
+  }
 }

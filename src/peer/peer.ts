@@ -15,7 +15,7 @@ export interface PeerOptions {
   /** Where refusals and sync errors are reported (default console.warn). */
   log?: (message: string) => void
   /** Network knobs beyond the config (tests shorten discovery and redial). */
-  net?: Partial<Pick<NetInit, 'discoveryIntervalMs' | 'redial' | 'relay'>>
+  net?: Partial<Pick<NetInit, 'discoveryIntervalMs' | 'redial' | 'relay' | 'transports' | 'gater'>>
   /** Anti-entropy knobs (round interval, page sizes). */
   sync?: Omit<SyncServiceInit, 'carries' | 'log'>
   /** Gossip coalescing window (ms). */
