@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { Connection, IdentifyResult, Libp2p, Logger, PeerId, PeerInfo, PeerUpdate } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -75,7 +76,8 @@ interface Entry {
  */
 export class MeshKeeper {
   private readonly entries = new Map<string, Entry>()
-  private readonly abort = new AbortController()
+  /** Shared by every redial: many in flight at once is normal, not a listener leak. */
+  private readonly abort = withUnboundedListeners(new AbortController())
   private running = false
   private saveTimer: NodeJS.Timeout | undefined
   private saving: Promise<void> = Promise.resolve()
@@ -311,4 +313,9 @@ export class MeshKeeper {
       .catch((err: unknown) => this.log.error('could not save %s - %e', file, err))
     return this.saving
   }
+}
+
+function withUnboundedListeners(controller: AbortController): AbortController {
+  setMaxListeners(Infinity, controller.signal)
+  return controller
 }
