@@ -1,7 +1,7 @@
 import { DIGEST_BYTES } from '../constants.js'
 import { NODE_HASH_BYTES, type CarrySpec, type PartitionRoot, type RangeCursor, type RowBytes } from '../sync/sync-messages.js'
-import { carriesPartition, partitionId, type SyncReplica } from '../sync/replica.js'
-import { leafOf, SparseDigestTree, TREE_FANOUT } from '../table/digest-tree.js'
+import { carriesPartition, partitionId, truncatedChildren, type SyncReplica } from '../sync/replica.js'
+import { leafOf, SparseDigestTree } from '../table/digest-tree.js'
 import type { EngineContext, RowEngine } from '../table/engine.js'
 import { engineFor } from '../table/engines.js'
 import { RowDocument, type RowOp, type RowState } from '../table/row.js'
@@ -127,12 +127,7 @@ export class MemoryReplica implements SyncReplica {
 
   async children(table: string, partition: string, level: number, nodes: readonly number[]): Promise<Uint8Array> {
     const tree = this.partitions.get(partitionId(table, partition))?.tree ?? new SparseDigestTree()
-    const out = new Uint8Array(nodes.length * TREE_FANOUT * NODE_HASH_BYTES)
-    nodes.forEach((node, i) => {
-      const children = tree.children(level, node)
-      for (let c = 0; c < TREE_FANOUT; c++) out.set(children.subarray(c * DIGEST_BYTES, c * DIGEST_BYTES + NODE_HASH_BYTES), (i * TREE_FANOUT + c) * NODE_HASH_BYTES)
-    })
-    return out
+    return truncatedChildren(tree, level, nodes)
   }
 
   async leafRows(table: string, partition: string, leaves: readonly number[]): Promise<Array<{ leaf: number; key: string; hash: Uint8Array }>> {

@@ -7,6 +7,7 @@ import { checkRun, rowId, type PeerFinal } from './checker.js'
 import { ModelPeer } from './model-peer.js'
 import { linkKey, SimNetwork } from './network.js'
 import { Rng } from './rng.js'
+import { cutOf, describeFault } from './faults.js'
 import type { FaultSpec, Scenario } from './scenario.js'
 import { VirtualScheduler } from './scheduler.js'
 import type { FaultWindow, SimSummary } from './summary.js'
@@ -75,7 +76,7 @@ export async function runModel(scenario: Scenario, options: RunOptions = {}): Pr
   for (const fault of scenario.faults) {
     const end = fault.for === null ? (fault.kind === 'join' ? fault.at : scenario.durationMs) : fault.at + fault.for
     lastFaultEnd = Math.max(lastFaultEnd, end, fault.kind === 'swizzle' ? fault.at + 2 * fault.links * fault.stepMs : 0)
-    windows.push({ kind: fault.kind, from: fault.at, to: fault.kind === 'join' ? null : end, detail: describe(fault) })
+    windows.push({ kind: fault.kind, from: fault.at, to: fault.kind === 'join' ? null : end, detail: describeFault(fault) })
     scheduler.schedule(fault.at, () => {
       trace(`fault ${fault.kind} start`)
       const undo = applyFault(fault, peers, network, faultRng, scheduler)
@@ -273,55 +274,15 @@ function divergenceSeries(
   return { intervalMs: scenario.sampleMs, t: samples.t, peers: Array.from({ length: n }, (_, i) => `p${i}`), divergence, messagesPerSec: samples.messages, bytesPerSec: samples.bytes }
 }
 
-function describe(f: FaultSpec): string {
-  switch (f.kind) {
-    case 'partition':
-      return f.groups.map((g) => g.join(',')).join(' | ')
-    case 'bridge':
-      return `${f.groups[0].join(',')} | ${f.groups[1].join(',')} via ${f.via}`
-    case 'isolate':
-    case 'crash':
-    case 'join':
-      return `peer ${f.peer}`
-    case 'skew':
-      return `peer ${f.peer} ${f.ms > 0 ? '+' : ''}${f.ms} ms`
-    case 'loss':
-    case 'duplicate':
-      return `${Math.round(f.rate * 100)}%${f.links === null ? '' : ` on ${f.links.length} links`}`
-    case 'delay':
-      return `${f.minMs}-${f.maxMs} ms${f.links === null ? '' : ` on ${f.links.length} links`}`
-    case 'ring':
-      return 'majorities ring'
-    case 'swizzle':
-      return `${f.links} links, one per ${f.stepMs} ms`
-  }
-}
-
 /** Puts a fault into force; returns the function that lifts it. */
 function applyFault(f: FaultSpec, peers: ModelPeer[], network: SimNetwork, rng: Rng, scheduler: VirtualScheduler): () => void {
   const n = peers.length
   switch (f.kind) {
-    case 'partition': {
-      const group = new Map<number, number>()
-      f.groups.forEach((g, i) => g.forEach((p) => group.set(p, i)))
-      // Peers not listed form one more group together.
-      return network.addCut((a, b) => (group.get(a) ?? -1) !== (group.get(b) ?? -1))
-    }
+    case 'partition':
     case 'isolate':
-      return network.addCut((a, b) => a === f.peer || b === f.peer)
-    case 'bridge': {
-      const [left, right] = [new Set(f.groups[0]), new Set(f.groups[1])]
-      return network.addCut((a, b) => a !== f.via && b !== f.via && ((left.has(a) && right.has(b)) || (right.has(a) && left.has(b))))
-    }
-    case 'ring': {
-      const order = rng.shuffle(Array.from({ length: n }, (_, i) => i))
-      const position = new Map(order.map((p, i) => [p, i]))
-      const reach = Math.floor(Math.floor(n / 2) / 2)
-      return network.addCut((a, b) => {
-        const d = Math.abs(position.get(a)! - position.get(b)!)
-        return Math.min(d, n - d) > reach
-      })
-    }
+    case 'bridge':
+    case 'ring':
+      return network.addCut(cutOf(f, n, rng)!)
     case 'loss':
       return network.addLoss(f.rate, f.links)
     case 'duplicate':

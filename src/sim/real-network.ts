@@ -1,3 +1,4 @@
+import type { Cut } from './faults.js'
 import type { RealPeer } from './real-peer.js'
 
 /*
@@ -7,7 +8,7 @@ import type { RealPeer } from './real-peer.js'
  * separated are dialled again (the mesh keeper would redial too, after its backoff).
  */
 
-export type Cut = (a: number, b: number) => boolean
+export type { Cut }
 
 export class RealNetwork {
   private readonly cuts = new Map<number, Cut>()

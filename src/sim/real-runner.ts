@@ -7,6 +7,7 @@ import { checkRun, rowId, type PeerFinal } from './checker.js'
 import { RealNetwork } from './real-network.js'
 import { fingerprint, RealPeer, type TrafficTotals } from './real-peer.js'
 import { Rng } from './rng.js'
+import { cutOf, describeFault } from './faults.js'
 import { ScenarioError, type FaultSpec, type Scenario } from './scenario.js'
 import type { FaultWindow, SimSummary } from './summary.js'
 import { Workload, type HistoryOp } from './workload.js'
@@ -488,25 +489,14 @@ const NOT_INJECTED = 'not injected in real-stack mode (use model mode)'
 
 function describe(f: FaultSpec): string {
   switch (f.kind) {
-    case 'partition':
-      return f.groups.map((g) => g.join(',')).join(' | ')
-    case 'bridge':
-      return `${f.groups[0].join(',')} | ${f.groups[1].join(',')} via ${f.via}`
-    case 'isolate':
-    case 'crash':
-    case 'join':
-      return `peer ${f.peer}`
     case 'skew':
-      return `peer ${f.peer} ${f.ms > 0 ? '+' : ''}${f.ms} ms: no effect in real-stack mode (clocks are not simulated)`
+      return `${describeFault(f)}: no effect in real-stack mode (clocks are not simulated)`
     case 'loss':
     case 'duplicate':
-      return `${Math.round(f.rate * 100)}%${f.links === null ? '' : ` on ${f.links.length} links`}: ${NOT_INJECTED}`
     case 'delay':
-      return `${f.minMs}-${f.maxMs} ms${f.links === null ? '' : ` on ${f.links.length} links`}: ${NOT_INJECTED}`
-    case 'ring':
-      return 'majorities ring'
-    case 'swizzle':
-      return `${f.links} links, one per ${f.stepMs} ms`
+      return `${describeFault(f)}: ${NOT_INJECTED}`
+    default:
+      return describeFault(f)
   }
 }
 
@@ -524,27 +514,11 @@ function applyFault(f: FaultSpec, ctx: FaultContext): () => void {
   const { peers, network, rng, timeline, track, startPeer } = ctx
   const n = peers.length
   switch (f.kind) {
-    case 'partition': {
-      const group = new Map<number, number>()
-      f.groups.forEach((g, i) => g.forEach((p) => group.set(p, i)))
-      // Peers not listed form one more group together.
-      return network.addCut((a, b) => (group.get(a) ?? -1) !== (group.get(b) ?? -1))
-    }
+    case 'partition':
     case 'isolate':
-      return network.addCut((a, b) => a === f.peer || b === f.peer)
-    case 'bridge': {
-      const [left, right] = [new Set(f.groups[0]), new Set(f.groups[1])]
-      return network.addCut((a, b) => a !== f.via && b !== f.via && ((left.has(a) && right.has(b)) || (right.has(a) && left.has(b))))
-    }
-    case 'ring': {
-      const order = rng.shuffle(Array.from({ length: n }, (_, i) => i))
-      const position = new Map(order.map((p, i) => [p, i]))
-      const reach = Math.floor(Math.floor(n / 2) / 2)
-      return network.addCut((a, b) => {
-        const d = Math.abs(position.get(a)! - position.get(b)!)
-        return Math.min(d, n - d) > reach
-      })
-    }
+    case 'bridge':
+    case 'ring':
+      return network.addCut(cutOf(f, n, rng)!)
     case 'loss':
     case 'duplicate':
     case 'delay':

@@ -1,5 +1,7 @@
+import { DIGEST_BYTES } from '../constants.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
-import type { CarrySpec, PartitionRoot, RangeCursor, RowBytes } from './sync-messages.js'
+import { TREE_FANOUT } from '../table/digest-tree.js'
+import { NODE_HASH_BYTES, type CarrySpec, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
 
 /**
  * What anti-entropy needs from a replica. The reconciler and responder are written against this
@@ -42,4 +44,14 @@ export function carriesPartition(spec: CarrySpec, held: ReadonlySet<string>, tab
 
 export function partitionId(table: string, partition: string): string {
   return `${table}\u0000${partition}`
+}
+
+/** The answer to a `children` request from a digest tree: each child's hash cut to NODE_HASH_BYTES. */
+export function truncatedChildren(tree: { children(level: number, index: number): Uint8Array }, level: number, nodes: readonly number[]): Uint8Array {
+  const out = new Uint8Array(nodes.length * TREE_FANOUT * NODE_HASH_BYTES)
+  nodes.forEach((node, i) => {
+    const children = tree.children(level, node)
+    for (let c = 0; c < TREE_FANOUT; c++) out.set(children.subarray(c * DIGEST_BYTES, c * DIGEST_BYTES + NODE_HASH_BYTES), (i * TREE_FANOUT + c) * NODE_HASH_BYTES)
+  })
+  return out
 }

@@ -1,10 +1,8 @@
 import type { Shoal } from '../shoal.js'
 import { CATALOG_SCHEMA, CATALOG_TABLE } from '../table/catalog.js'
 import type { ResolvedSchema } from '../table/schema.js'
-import type { SyncReplica } from './replica.js'
+import { truncatedChildren, type SyncReplica } from './replica.js'
 import { NODE_HASH_BYTES, type CarrySpec, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
-import { TREE_FANOUT } from '../table/digest-tree.js'
-import { DIGEST_BYTES } from '../constants.js'
 
 /** A Shoal database seen as an anti-entropy replica. `carries`: table → the only partitions taken (see carriesPartition). */
 export class StoreReplica implements SyncReplica {
@@ -35,12 +33,7 @@ export class StoreReplica implements SyncReplica {
 
   async children(table: string, partition: string, level: number, nodes: readonly number[]): Promise<Uint8Array> {
     const tree = await this.db.store.digestTree(table, partition)
-    const out = new Uint8Array(nodes.length * TREE_FANOUT * NODE_HASH_BYTES)
-    nodes.forEach((node, i) => {
-      const children = tree.children(level, node)
-      for (let c = 0; c < TREE_FANOUT; c++) out.set(children.subarray(c * DIGEST_BYTES, c * DIGEST_BYTES + NODE_HASH_BYTES), (i * TREE_FANOUT + c) * NODE_HASH_BYTES)
-    })
-    return out
+    return truncatedChildren(tree, level, nodes)
   }
 
   async leafRows(table: string, partition: string, leaves: readonly number[]): Promise<Array<{ leaf: number; key: string; hash: Uint8Array }>> {

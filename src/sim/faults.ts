@@ -1,0 +1,63 @@
+import type { Rng } from './rng.js'
+import type { FaultSpec } from './scenario.js'
+
+/** A cut: true when the link between two peers is down. */
+export type Cut = (a: number, b: number) => boolean
+
+/** One line saying what a fault does, for fault windows in summaries and reports. */
+export function describeFault(f: FaultSpec): string {
+  switch (f.kind) {
+    case 'partition':
+      return f.groups.map((g) => g.join(',')).join(' | ')
+    case 'bridge':
+      return `${f.groups[0].join(',')} | ${f.groups[1].join(',')} via ${f.via}`
+    case 'isolate':
+    case 'crash':
+    case 'join':
+      return `peer ${f.peer}`
+    case 'skew':
+      return `peer ${f.peer} ${f.ms > 0 ? '+' : ''}${f.ms} ms`
+    case 'loss':
+    case 'duplicate':
+      return `${Math.round(f.rate * 100)}%${f.links === null ? '' : ` on ${f.links.length} links`}`
+    case 'delay':
+      return `${f.minMs}-${f.maxMs} ms${f.links === null ? '' : ` on ${f.links.length} links`}`
+    case 'ring':
+      return 'majorities ring'
+    case 'swizzle':
+      return `${f.links} links, one per ${f.stepMs} ms`
+  }
+}
+
+/**
+ * The links a partition-shaped fault cuts among n peers (null for faults of other kinds), the same
+ * in model and real-stack mode. `rng` places peers on the ring of a majorities-ring fault.
+ */
+export function cutOf(f: FaultSpec, n: number, rng: Rng): Cut | null {
+  switch (f.kind) {
+    case 'partition': {
+      const group = new Map<number, number>()
+      f.groups.forEach((g, i) => g.forEach((p) => group.set(p, i)))
+      // Peers not listed form one more group together.
+      return (a, b) => (group.get(a) ?? -1) !== (group.get(b) ?? -1)
+    }
+    case 'isolate':
+      return (a, b) => a === f.peer || b === f.peer
+    case 'bridge': {
+      const [left, right] = [new Set(f.groups[0]), new Set(f.groups[1])]
+      return (a, b) => a !== f.via && b !== f.via && ((left.has(a) && right.has(b)) || (right.has(a) && left.has(b)))
+    }
+    case 'ring': {
+      // Each peer reaches a majority (itself and its nearest neighbours), no two the same one.
+      const order = rng.shuffle(Array.from({ length: n }, (_, i) => i))
+      const position = new Map(order.map((p, i) => [p, i]))
+      const reach = Math.floor(Math.floor(n / 2) / 2)
+      return (a, b) => {
+        const d = Math.abs(position.get(a)! - position.get(b)!)
+        return Math.min(d, n - d) > reach
+      }
+    }
+    default:
+      return null
+  }
+}
