@@ -821,6 +821,9 @@ export class Store {
   async rowSince(schema: ResolvedSchema, partition: string, key: string, since: Uint8Array | null): Promise<{ version: Uint8Array; delta: Uint8Array | null } | null> {
     this.assertOpen()
     const id = rowKey(schema.name, partition, key)
+    // A live cached row answers without decoding (it is the committed state unless a write is in flight).
+    const cached = this.inFlight.has(id) ? undefined : this.cache.get(id)
+    if (cached !== undefined) return { version: cached.doc.version(), delta: since === null ? null : cached.doc.deltaSince(since) }
     const bytes = await this.rows.get(id)
     if (bytes === undefined) return null
     const doc = this.decodeDoc(schema, key, id, decodeRecord(bytes, id).doc)
