@@ -1,0 +1,150 @@
+/*
+ * automerge-repo, ONE DOCUMENT PER ROW: same setup as automerge-repo.ts (Repo per peer, NodeFS
+ * storage, WebSocket sync server in peer 0, clients elsewhere), but every row is its own Automerge
+ * document ({store, sku, qty, shelf}) and an index document {urls: {[id]: AutomergeUrl}} lists them
+ * (how an automerge-repo app finds documents it did not create). Every peer watches the index and
+ * repo.find()s each row document it learns of; count()/snapshot() read the row documents that are
+ * loaded on that peer.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Repo, type AutomergeUrl, type DocHandle } from '@automerge/automerge-repo'
+import { WebSocketClientAdapter, WebSocketServerAdapter } from '@automerge/automerge-repo-network-websocket'
+import { NodeFSStorageAdapter } from '@automerge/automerge-repo-storage-nodefs'
+import { WebSocketServer } from 'ws'
+import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+
+const CHUNK = 1000
+
+interface RowDoc {
+  store: string
+  sku: string
+  qty: number
+  shelf: string
+}
+
+interface IndexDoc {
+  urls: Record<string, AutomergeUrl>
+}
+
+interface PeerState {
+  repo: Repo
+  index: DocHandle<IndexDoc>
+  rows: Map<string, DocHandle<RowDoc>>
+  finding: Set<string>
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r))
+
+export class AutomergeRepoDocsAdapter implements SystemAdapter {
+  readonly name = 'automerge-repo (doc/row)'
+  readonly topology = 'WebSocket sync server (ws) in peer 0, every other peer a WebSocketClientAdapter to ws://127.0.0.1'
+  readonly notes = `one Automerge document per row + an index document {urls}; peers find() every row document listed in the index; one index change() per ${CHUNK} rows; repo.flush() before a write call resolves`
+  private peers: PeerState[] = []
+  private wss: WebSocketServer | null = null
+
+  async start(peers: number, dir: string): Promise<void> {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+    this.wss = wss
+    await new Promise<void>((ok, fail) => {
+      wss.once('listening', ok)
+      wss.once('error', fail)
+    })
+    const port = (wss.address() as { port: number }).port
+    const repos: Repo[] = []
+    for (let i = 0; i < peers; i++) {
+      const folder = join(dir, `peer${i}`)
+      await mkdir(folder, { recursive: true })
+      const network = i === 0 ? new WebSocketServerAdapter(wss as never) : new WebSocketClientAdapter(`ws://127.0.0.1:${port}`)
+      repos.push(new Repo({ network: [network], storage: new NodeFSStorageAdapter(folder) }))
+    }
+    const index = repos[0]!.create<IndexDoc>({ urls: {} })
+    for (let i = 0; i < peers; i++) {
+      const handle = i === 0 ? index : await repos[i]!.find<IndexDoc>(index.url)
+      const state: PeerState = { repo: repos[i]!, index: handle, rows: new Map(), finding: new Set() }
+      handle.on('change', () => this.discover(state))
+      this.peers.push(state)
+    }
+  }
+
+  /** Finds every row document the index lists that this peer has not loaded yet. */
+  private discover(p: PeerState): void {
+    const urls = p.index.doc().urls
+    for (const [id, url] of Object.entries(urls)) {
+      if (p.rows.has(id) || p.finding.has(id)) continue
+      p.finding.add(id)
+      p.repo.find<RowDoc>(url).then(
+        (h) => {
+          p.finding.delete(id)
+          p.rows.set(id, h)
+        },
+        () => p.finding.delete(id),
+      )
+    }
+  }
+
+  private peer(i: number): PeerState {
+    const p = this.peers[i]
+    if (p === undefined) throw new Error(`automerge-repo-docs: no peer ${i}`)
+    return p
+  }
+
+  async insert(peer: number, rows: readonly StockRow[]): Promise<void> {
+    const p = this.peer(peer)
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      const part = rows.slice(i, i + CHUNK)
+      const made: Array<[string, AutomergeUrl]> = []
+      for (const r of part) {
+        const h = p.repo.create<RowDoc>({ store: r.store, sku: r.sku, qty: r.qty, shelf: r.shelf })
+        p.rows.set(r.id, h)
+        made.push([r.id, h.url])
+      }
+      p.index.change((d) => {
+        for (const [id, url] of made) d.urls[id] = url
+      })
+      await tick()
+    }
+    await p.repo.flush()
+  }
+
+  async update(peer: number, changes: readonly StockChange[]): Promise<void> {
+    const p = this.peer(peer)
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i]!
+      const h = p.rows.get(c.id)
+      if (h === undefined) continue
+      h.change((d) => {
+        for (const [k, v] of Object.entries(c.values)) (d as unknown as Record<string, unknown>)[k] = v
+      })
+      if (i % CHUNK === CHUNK - 1) await tick()
+    }
+    await p.repo.flush()
+  }
+
+  async count(peer: number): Promise<number> {
+    return this.peer(peer).rows.size
+  }
+
+  async snapshot(peer: number): Promise<StockRow[]> {
+    const out: StockRow[] = []
+    for (const [id, h] of this.peer(peer).rows) {
+      const d = h.doc()
+      out.push({ id, store: d.store, sku: d.sku, qty: d.qty, shelf: d.shelf })
+    }
+    return out
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.peers.splice(0).reverse()) await p.repo.shutdown().catch(() => undefined)
+    const wss = this.wss
+    this.wss = null
+    if (wss !== null) {
+      for (const c of wss.clients) c.terminate()
+      await new Promise<void>((r) => wss.close(() => r()))
+    }
+  }
+}
+
+export function createAdapter(): SystemAdapter {
+  return new AutomergeRepoDocsAdapter()
+}

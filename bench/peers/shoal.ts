@@ -1,0 +1,123 @@
+/*
+ * Shoal adapter: real Peers (src/peer/peer.ts) as `shoal start` runs them — LevelDB store, libp2p
+ * over TCP on 127.0.0.1, gossip + anti-entropy — all in this process, every peer bootstrapping to
+ * peer 0 (as test/peer/mesh.test.ts does). Table `stock` (engine yjs), partitioned by store.
+ * Writes go through peer.db.table('stock').put/update in concurrent chunks of 4096
+ * (= MAX_WRITES_PER_BATCH: one chunk ≈ one LevelDB batch, group commit).
+ */
+import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { parseConfig, type PeerConfig } from '../../src/config.js'
+import { Peer } from '../../src/peer/peer.js'
+import { topicFor } from '../../src/sync/gossip.js'
+import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+
+const TABLE = 'stock'
+const CHUNK = 4096
+const SCAN_PAGE = 10_000
+
+const TABLES = [
+  {
+    name: TABLE,
+    primaryKey: 'id',
+    partitionBy: 'store',
+    engine: 'yjs',
+    columns: { id: 'string', store: 'string', sku: 'string', qty: 'number', shelf: 'string' },
+  },
+]
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+async function eventually(what: string, check: () => boolean | Promise<boolean>, deadlineMs = 30_000): Promise<void> {
+  const until = Date.now() + deadlineMs
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`shoal: timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+async function chunked<T>(items: readonly T[], each: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += CHUNK) {
+    await Promise.all(items.slice(i, i + CHUNK).map(each))
+  }
+}
+
+export class ShoalAdapter implements SystemAdapter {
+  readonly name = 'shoal'
+  readonly topology = 'libp2p TCP on 127.0.0.1, every peer bootstraps to peer 0; gossipsub + anti-entropy (default interval)'
+  readonly notes = `Peer (src/peer/peer.ts), table 'stock' engine yjs partitioned by store, LevelDB; writes via table.put/update in concurrent chunks of ${CHUNK}`
+  private peers: Peer[] = []
+  readonly logs: string[] = []
+
+  async start(peers: number, dir: string): Promise<void> {
+    for (let i = 0; i < peers; i++) {
+      const data = join(dir, `peer${i}`)
+      await mkdir(data, { recursive: true })
+      const config: PeerConfig = {
+        ...parseConfig({ tables: TABLES, carries: {} }, `bench-peer${i}`),
+        data,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: i === 0 ? [] : [this.peers[0]!.node.multiaddrs()[0]!.toString()],
+        mdns: false,
+        http: null,
+      }
+      const peer = await Peer.start(config, {
+        log: (m) => this.logs.push(m),
+        net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
+        sync: { connectDelayMs: 100 },
+      })
+      this.peers.push(peer)
+    }
+    // Ready when every peer sees all the others on the catalog topic (gossip mesh formed).
+    await eventually('gossip mesh', () =>
+      this.peers.every((p) => p.node.pubsub.getSubscribers(topicFor('_tables', '')).length >= peers - 1),
+    )
+  }
+
+  private peer(i: number): Peer {
+    const p = this.peers[i]
+    if (p === undefined) throw new Error(`shoal: no peer ${i}`)
+    return p
+  }
+
+  async insert(peer: number, rows: readonly StockRow[]): Promise<void> {
+    const t = this.peer(peer).db.table(TABLE)
+    await chunked(rows, (r) => t.put(r.id, { store: r.store, sku: r.sku, qty: r.qty, shelf: r.shelf }))
+  }
+
+  async update(peer: number, changes: readonly StockChange[]): Promise<void> {
+    const t = this.peer(peer).db.table(TABLE)
+    await chunked(changes, (c) => t.update(c.id, { ...c.values }))
+  }
+
+  async count(peer: number): Promise<number> {
+    return this.peer(peer).db.store.rowCount(TABLE)
+  }
+
+  async snapshot(peer: number): Promise<StockRow[]> {
+    const t = this.peer(peer).db.table(TABLE)
+    const out: StockRow[] = []
+    let after: string | undefined
+    for (;;) {
+      const page = await t.scan(after === undefined ? { limit: SCAN_PAGE } : { limit: SCAN_PAGE, after })
+      for (const r of page.rows) out.push(r as unknown as StockRow)
+      if (page.next === null) break
+      after = page.next
+    }
+    return out
+  }
+
+  /** The partition digests (digest-tree roots) of the stock table: in memory, no row reads. */
+  async fingerprint(peer: number): Promise<string> {
+    const t = (await this.peer(peer).db.status()).tables.find((x) => x.name === TABLE)
+    return JSON.stringify((t?.partitions ?? []).map((p) => [p.partition, p.rows, p.digest]))
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.peers.splice(0)) await p.stop()
+  }
+}
+
+export function createAdapter(): SystemAdapter {
+  return new ShoalAdapter()
+}
