@@ -61,3 +61,13 @@ export function cutOf(f: FaultSpec, n: number, rng: Rng): Cut | null {
       return null
   }
 }
+
+/**
+ * When a fault ends (scenario ms): `at + for`, or the end of the workload when it has no `for`
+ * (a join has no end), and the latest time anything of it still acts (a swizzle restores its links
+ * one by one after its cut phase), which the heal must wait for.
+ */
+export function faultSpan(f: FaultSpec, durationMs: number): { end: number; lastEffect: number } {
+  const end = f.for === null ? (f.kind === 'join' ? f.at : durationMs) : f.at + f.for
+  return { end, lastEffect: Math.max(end, f.kind === 'swizzle' ? f.at + 2 * f.links * f.stepMs : 0) }
+}

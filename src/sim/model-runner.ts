@@ -7,7 +7,7 @@ import { checkRun, rowId, type PeerFinal } from './checker.js'
 import { ModelPeer } from './model-peer.js'
 import { linkKey, SimNetwork } from './network.js'
 import { Rng } from './rng.js'
-import { cutOf, describeFault } from './faults.js'
+import { cutOf, describeFault, faultSpan } from './faults.js'
 import type { FaultSpec, Scenario } from './scenario.js'
 import { VirtualScheduler } from './scheduler.js'
 import type { FaultWindow, SimSummary } from './summary.js'
@@ -74,8 +74,8 @@ export async function runModel(scenario: Scenario, options: RunOptions = {}): Pr
   const faultRng = root.fork('faults')
   let lastFaultEnd = 0
   for (const fault of scenario.faults) {
-    const end = fault.for === null ? (fault.kind === 'join' ? fault.at : scenario.durationMs) : fault.at + fault.for
-    lastFaultEnd = Math.max(lastFaultEnd, end, fault.kind === 'swizzle' ? fault.at + 2 * fault.links * fault.stepMs : 0)
+    const { end, lastEffect } = faultSpan(fault, scenario.durationMs)
+    lastFaultEnd = Math.max(lastFaultEnd, lastEffect)
     windows.push({ kind: fault.kind, from: fault.at, to: fault.kind === 'join' ? null : end, detail: describeFault(fault) })
     scheduler.schedule(fault.at, () => {
       trace(`fault ${fault.kind} start`)

@@ -7,7 +7,7 @@ import { checkRun, rowId, type PeerFinal } from './checker.js'
 import { RealNetwork } from './real-network.js'
 import { fingerprint, RealPeer, type TrafficTotals } from './real-peer.js'
 import { Rng } from './rng.js'
-import { cutOf, describeFault } from './faults.js'
+import { cutOf, describeFault, faultSpan } from './faults.js'
 import { ScenarioError, type FaultSpec, type Scenario } from './scenario.js'
 import type { FaultWindow, SimSummary } from './summary.js'
 import { Workload, type HistoryOp } from './workload.js'
@@ -139,8 +139,8 @@ export async function runReal(scenario: Scenario, options: RealRunOptions = {}):
     const faultRng = root.fork('faults')
     let lastFaultEnd = 0
     for (const fault of scenario.faults) {
-      const end = fault.for === null ? (fault.kind === 'join' ? fault.at : scenario.durationMs) : fault.at + fault.for
-      lastFaultEnd = Math.max(lastFaultEnd, end, fault.kind === 'swizzle' ? fault.at + 2 * fault.links * fault.stepMs : 0)
+      const { end, lastEffect } = faultSpan(fault, scenario.durationMs)
+      lastFaultEnd = Math.max(lastFaultEnd, lastEffect)
       windows.push({ kind: fault.kind, from: fault.at, to: fault.kind === 'join' ? null : end, detail: describe(fault) })
       timeline.at(fault.at, () => {
         const undo = applyFault(fault, { peers, network, rng: faultRng, timeline, track, startPeer })
