@@ -22,14 +22,13 @@
  * Every peer's data folder is under os.tmpdir() and removed afterwards. Progress goes to stderr;
  * the table goes to stdout; JSON to bench/results/.
  */
-import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { Session } from 'node:inspector'
 import { Socket } from 'node:net'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { cpuMark, foreignCores, ownCores, profiled, sourceHash } from './common.js'
 import { parseConfig, type PeerConfig } from '../src/config.js'
 import { Shoal, type ChangeEvent, type EngineName, type Table, type TableSchema } from '../src/index.js'
 import { Peer } from '../src/peer/peer.js'
@@ -186,84 +185,6 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>,
   }
 }
 
-type Post = (method: string, params: object, callback: (error: Error | null, result?: unknown) => void) => void
-
-/** Runs `fn` under the V8 sampling profiler when --cpu-prof-dir is given. */
-async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  if (PROF_DIR === undefined) return fn()
-  const session = new Session()
-  session.connect()
-  const raw = session.post.bind(session) as unknown as Post
-  const post = (method: string, params: object = {}) =>
-    new Promise<unknown>((ok, fail) => raw(method, params, (error, result) => (error === null ? ok(result) : fail(error))))
-  await post('Profiler.enable')
-  await post('Profiler.setSamplingInterval', { interval: 200 })
-  await post('Profiler.start')
-  try {
-    return await fn()
-  } finally {
-    const { profile } = (await post('Profiler.stop')) as { profile: unknown }
-    await mkdir(PROF_DIR, { recursive: true })
-    await writeFile(join(PROF_DIR, `${name}.cpuprofile`), JSON.stringify(profile))
-    session.disconnect()
-    progress(`wrote CPU profile ${join(PROF_DIR, `${name}.cpuprofile`)}`)
-  }
-}
-
-/** Identifies the source measured (no git here: another engineer commits concurrently). */
-function sourceHash(): string {
-  const root = resolve(dirname(THIS_FILE), '../../src')
-  const hash = createHash('sha256')
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) walk(path)
-      else if (entry.name.endsWith('.ts')) hash.update(path.slice(root.length)).update(readFileSync(path))
-    }
-  }
-  try {
-    walk(root)
-    return hash.digest('hex').slice(0, 16)
-  } catch {
-    return 'unknown'
-  }
-}
-
-/** CPU used by other processes since a mark, in average cores (Linux only; null elsewhere). */
-interface CpuMark {
-  wall: number
-  busy: number
-  own: number
-}
-
-function cpuMark(): CpuMark | null {
-  try {
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
-    const busy = cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]! + cpu[7]!
-    const self = readFileSync('/proc/self/stat', 'utf8')
-    const fields = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number)
-    const own = fields[11]! + fields[12]! + fields[13]! + fields[14]!
-    return { wall: performance.now(), busy, own }
-  } catch {
-    return null
-  }
-}
-
-function foreignCores(since: CpuMark | null): number | null {
-  const now = cpuMark()
-  if (since === null || now === null) return null
-  const seconds = (now.wall - since.wall) / 1000
-  if (seconds <= 0) return null
-  return Math.max(0, (now.busy - since.busy - (now.own - since.own)) / 100 / seconds)
-}
-
-/** CPU this process used since a mark, in average cores (how busy the 2 cores were). */
-function ownCores(since: CpuMark | null): number | null {
-  const now = cpuMark()
-  if (since === null || now === null) return null
-  const seconds = (now.wall - since.wall) / 1000
-  return seconds <= 0 ? null : (now.own - since.own) / 100 / seconds
-}
 
 // ---- bytes on the wire -----------------------------------------------------------------------------
 
@@ -602,7 +523,7 @@ async function benchThroughput(results: Partial<Record<EngineName, Metrics>>): P
         progress(`${engine}: throughput to ${receivers}: A issues ${n} single-column changes (increment qty / update shelf, alternating) over ${rows} rows in concurrent chunks of ${chunk}`)
         const t0 = performance.now()
         const done: number[] = others.map(() => NaN)
-        await profiled(`throughput-${engine}-to-${receivers}`, async () => {
+        await profiled(PROF_DIR, `throughput-${engine}-to-${receivers}`, async () => {
           for (let start = 0; start < n; start += chunk) {
             const ops: Array<Promise<unknown>> = []
             for (let i = start; i < Math.min(n, start + chunk); i++) {
@@ -631,7 +552,7 @@ async function benchThroughput(results: Partial<Record<EngineName, Metrics>>): P
             600_000,
             10,
           )
-        })
+        }, progress)
         const totalMs = Math.max(...done)
         const seconds = totalMs / 1000
         for (const u of unsubscribe) u()
@@ -788,7 +709,7 @@ async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<void> {
     const mark = wireMark()
     const t0 = performance.now()
     let next = n / 10
-    await profiled(`initial-load-${engine}`, async () => {
+    await profiled(PROF_DIR, `initial-load-${engine}`, async () => {
       await b.peer.node.dial(addr(a))
       await eventually(
         `B holds ${n} rows`,
@@ -803,7 +724,7 @@ async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<void> {
         900_000,
         10,
       )
-    })
+    }, progress)
     const loadMs = performance.now() - t0
     const s1 = b.peer.sync.counters
     m.ae_rows = n
@@ -837,7 +758,7 @@ async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<void> {
       // both peers); later rounds find the trees cached. The updated-rows round comes first: cold.
       progress(`${engine}: anti-entropy: ${DIFF_ROWS} ${kind} rows on A (gossip stopped), one round from B over libp2p${kind === 'updated' ? ' (digest trees not loaded yet)' : ''}`)
       const payload = await diverge(a, engine, kind, 1, n)
-      const r = await profiled(`round-${kind}-${engine}`, () => roundWith(b, a, peers))
+      const r = await profiled(PROF_DIR, `round-${kind}-${engine}`, () => roundWith(b, a, peers), progress)
       if (rootsOf(a, name) !== rootsOf(b, name)) throw new Error(`after a round with ${kind} rows, A and B differ`)
       Object.assign(m, {
         [`diff_${k}_round_ms`]: r.ms,
@@ -874,7 +795,7 @@ async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<void> {
       if (kind === 'updated') {
         progress(`${engine}: anti-entropy: ${DIFF_ROWS} more updated rows on A, one more round from B over libp2p (digest trees now cached)`)
         const payload3 = await diverge(a, engine, kind, 3, n)
-        const warm = await profiled(`round-updated-warm-${engine}`, () => roundWith(b, a, peers))
+        const warm = await profiled(PROF_DIR, `round-updated-warm-${engine}`, () => roundWith(b, a, peers), progress)
         if (rootsOf(a, name) !== rootsOf(b, name)) throw new Error('after a round with updated rows, A and B differ')
         m.diff_upd_warm_round_ms = warm.ms
         m.diff_upd_warm_round_bytes = warm.bytes
@@ -1036,7 +957,7 @@ function machine(): Record<string, string | number> {
 // ---- main ------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const SRC_HASH = sourceHash()
+  const SRC_HASH = sourceHash(resolve(dirname(THIS_FILE), '../../src'))
   installWireCounter()
   progress(`Shoal mesh bench${QUICK ? ' (quick)' : ''}; engines ${ENGINES.join(', ')}; phases ${[...PHASES].join(', ')}`)
   const results: Partial<Record<EngineName, Metrics>> = {}

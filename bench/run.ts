@@ -14,13 +14,12 @@
  * Progress goes to stderr; the table goes to stdout; JSON to bench/results/.
  */
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
-import { Session } from 'node:inspector'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { cpuMark, foreignCores, profiled, sourceHash } from './common.js'
 import { Shoal, validateSchema, type ChangeEvent, type EngineName, type Table, type TableSchema } from '../src/index.js'
 import { engineFor } from '../src/table/engines.js'
 import { RowDocument } from '../src/table/row.js'
@@ -185,81 +184,6 @@ function rate(ops: number, ms: number): number {
   return ops / (ms / 1000)
 }
 
-type Post = (method: string, params: object, callback: (error: Error | null, result?: unknown) => void) => void
-
-/** Runs `fn` under the V8 sampling profiler when --cpu-prof-dir is given (the timed section only). */
-async function profiled<T>(name: string, enabled: boolean, fn: () => Promise<T>): Promise<T> {
-  if (PROF_DIR === undefined || !enabled) return fn()
-  const session = new Session()
-  session.connect()
-  const raw = session.post.bind(session) as unknown as Post
-  const post = (method: string, params: object = {}) =>
-    new Promise<unknown>((ok, fail) => raw(method, params, (error, result) => (error === null ? ok(result) : fail(error))))
-  await post('Profiler.enable')
-  await post('Profiler.setSamplingInterval', { interval: 200 })
-  await post('Profiler.start')
-  try {
-    return await fn()
-  } finally {
-    const { profile } = (await post('Profiler.stop')) as { profile: unknown }
-    await mkdir(PROF_DIR, { recursive: true })
-    await writeFile(join(PROF_DIR, `${name}.cpuprofile`), JSON.stringify(profile))
-    session.disconnect()
-    progress(`wrote CPU profile ${join(PROF_DIR, `${name}.cpuprofile`)}`)
-  }
-}
-
-/** Identifies the source measured (no git here: another engineer commits concurrently). */
-function sourceHash(): string {
-  const root = resolve(dirname(THIS_FILE), '../../src')
-  const hash = createHash('sha256')
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) walk(path)
-      else if (entry.name.endsWith('.ts')) hash.update(path.slice(root.length)).update(readFileSync(path))
-    }
-  }
-  try {
-    walk(root)
-    return hash.digest('hex').slice(0, 16)
-  } catch {
-    return 'unknown'
-  }
-}
-
-/**
- * CPU used by *other* processes (not this one or its children) since `since`, in average cores:
- * the machine is shared, and a busy neighbour skews every rate here. Linux only; null elsewhere.
- */
-interface CpuMark {
-  wall: number
-  busy: number
-  own: number
-}
-
-function cpuMark(): CpuMark | null {
-  try {
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
-    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-    const busy = cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]! + cpu[7]!
-    const self = readFileSync('/proc/self/stat', 'utf8')
-    const fields = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number)
-    // Fields 14-17 of /proc/<pid>/stat (utime stime cutime cstime) are at 11-14 after the ')'.
-    const own = fields[11]! + fields[12]! + fields[13]! + fields[14]!
-    return { wall: performance.now(), busy, own }
-  } catch {
-    return null
-  }
-}
-
-function foreignCores(since: CpuMark | null): number | null {
-  const now = cpuMark()
-  if (since === null || now === null) return null
-  const seconds = (now.wall - since.wall) / 1000
-  if (seconds <= 0) return null
-  return Math.max(0, (now.busy - since.busy - (now.own - since.own)) / 100 / seconds)
-}
 
 // ---- phases ----------------------------------------------------------------------------------
 
@@ -294,7 +218,7 @@ async function benchBatched(engine: EngineName, m: Metrics): Promise<string | nu
     const dir = await tempDir('batched')
     const { db, t } = await openStock(dir, engine)
     const t0 = performance.now()
-    await profiled(`${engine}-batched-puts`, run === 0, () => loadRows(t, 0, n))
+    await profiled(run === 0 ? PROF_DIR : undefined, `${engine}-batched-puts`, () => loadRows(t, 0, n), progress)
     rates.push(rate(n, performance.now() - t0))
     await db.close()
     if (run === SIZES.runs - 1) {
@@ -407,11 +331,11 @@ async function benchRemote(engine: EngineName, m: Metrics): Promise<void> {
     const b = await Shoal.open({ dir: dirB })
     for (const e of catalog) await b.applyRemoteDelta(e.table, e.partition, e.key, e.delta, 'peer-a')
     const t0 = performance.now()
-    await profiled(`${engine}-remote-apply`, run === 0, async () => {
+    await profiled(run === 0 ? PROF_DIR : undefined, `${engine}-remote-apply`, async () => {
       for (let start = 0; start < data.length; start += CHUNK) {
         await Promise.all(data.slice(start, start + CHUNK).map((e) => b.applyRemoteDelta(e.table, e.partition, e.key, e.delta, 'peer-a')))
       }
-    })
+    }, progress)
     rates.push(rate(data.length, performance.now() - t0))
     const statusB = await b.status()
     const stockA = statusA.tables.find((x) => x.name === 'stock')
@@ -733,7 +657,7 @@ async function main(): Promise<void> {
     return
   }
   // Hash of src/**/*.ts at start (the bench script compiles src right before running).
-  const SRC_HASH = sourceHash()
+  const SRC_HASH = sourceHash(resolve(dirname(THIS_FILE), '../../src'))
   if ((globalThis as { gc?: unknown }).gc === undefined) progress('note: run with node --expose-gc for stable memory numbers')
   progress(`Shoal storage bench${QUICK ? ' (quick)' : ''}${SKIP_1M ? ', 1M rows skipped' : ''}; engines ${ENGINES.join(', ')}; phases ${[...PHASES].join(', ')}`)
   const results: Partial<Record<EngineName, Metrics>> = {}
