@@ -13,8 +13,16 @@ export interface Carries {
   readonly [table: string]: readonly string[] | undefined
 }
 
+/**
+ * How long the first messages on a partition this peer has just announced wait for a peer to
+ * subscribe to it (peers carrying the table subscribe when the announcement reaches them).
+ */
+export const FIRST_SUBSCRIBER_WAIT_MS = 1_000
+
 export interface GossipReplicatorInit {
   coalesceMs?: number
+  /** See FIRST_SUBSCRIBER_WAIT_MS. */
+  firstSubscriberWaitMs?: number
   carries?: Carries
   /** Where refusals of peers' messages are reported (default console.warn). */
   log?: (message: string) => void
@@ -42,6 +50,14 @@ export class GossipReplicator {
   private readonly coalescer: GossipCoalescer
   private readonly subscribed = new Set<string>()
   private readonly announced = new Set<string>()
+  /**
+   * Messages of partitions announced by this peer that no peer listened to yet: gossipsub sends
+   * only to current subscribers, so publishing them at once would lose them all and leave every
+   * row of the first burst to anti-entropy. Released when a peer subscribes, or after a wait.
+   */
+  private readonly held = new Map<string, { messages: Uint8Array[]; cancel: () => void }>()
+  /** When gossip last brought deltas on each topic (ms since the epoch). */
+  private readonly lastReceived = new Map<string, number>()
   private readonly log: (message: string) => void
   private unsubscribeStore: (() => void) | null = null
   private restoreValidation: (() => void) | undefined
@@ -52,6 +68,9 @@ export class GossipReplicator {
   onPartitionLearned: ((table: string, partition: string, from: string) => void) | undefined
   private readonly onMessage = (event: CustomEvent<Message>): void => {
     void this.receive(event.detail)
+  }
+  private readonly onSubscriptionChange = (event: CustomEvent<{ subscriptions: Array<{ topic: string; subscribe: boolean }> }>): void => {
+    for (const { topic, subscribe } of event.detail.subscriptions) if (subscribe) this.release(topic)
   }
 
   constructor(
@@ -67,16 +86,44 @@ export class GossipReplicator {
         return () => clearTimeout(timer)
       },
       publish: (topic, message) => {
-        this.counters.messagesOut++
-        this.counters.bytesOut += message.length
-        this.node.pubsub.publish(topic, message).catch((error: unknown) => this.log(`publishing on ${topic} failed: ${(error as Error).message}`))
+        const held = this.held.get(topic)
+        if (held !== undefined) held.messages.push(message)
+        else this.publish(topic, message)
       },
     })
+  }
+
+  private publish(topic: string, message: Uint8Array): void {
+    this.counters.messagesOut++
+    this.counters.bytesOut += message.length
+    this.node.pubsub.publish(topic, message).catch((error: unknown) => this.log(`publishing on ${topic} failed: ${(error as Error).message}`))
+  }
+
+  /** Holds the messages of a partition nobody listens to yet (see `held`). */
+  private hold(topic: string): void {
+    if (this.held.has(topic) || this.node.pubsub.getSubscribers(topic).length > 0) return
+    const timer = setTimeout(() => this.release(topic), this.init.firstSubscriberWaitMs ?? FIRST_SUBSCRIBER_WAIT_MS)
+    this.held.set(topic, { messages: [], cancel: () => clearTimeout(timer) })
+  }
+
+  private release(topic: string): void {
+    const held = this.held.get(topic)
+    if (held === undefined) return
+    this.held.delete(topic)
+    held.cancel()
+    for (const message of held.messages) this.publish(topic, message)
+  }
+
+  /** Milliseconds since gossip last brought deltas for (table, partition); Infinity if never. */
+  idleMs(table: string, partition: string): number {
+    const at = this.lastReceived.get(topicFor(table, partition))
+    return at === undefined ? Infinity : Date.now() - at
   }
 
   start(): void {
     this.watchRejected()
     this.node.pubsub.addEventListener('message', this.onMessage)
+    this.node.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.subscribe(PARTITIONS_TOPIC)
     this.subscribe(CATALOG_TABLE, '')
     for (const [table, partitions] of Object.entries(this.init.carries ?? {})) for (const p of partitions ?? []) this.subscribe(table, p)
@@ -114,7 +161,9 @@ export class GossipReplicator {
     this.unsubscribeStore?.()
     this.unsubscribeStore = null
     this.coalescer.flush()
+    for (const topic of [...this.held.keys()]) this.release(topic)
     this.node.pubsub.removeEventListener('message', this.onMessage)
+    this.node.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.unsubscribe(PARTITIONS_TOPIC)
     for (const topic of this.subscribed) this.node.pubsub.unsubscribe(topic)
     this.subscribed.clear()
@@ -164,6 +213,7 @@ export class GossipReplicator {
     const id = `${event.table}\u0000${event.partition}`
     if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
       this.announced.add(id)
+      this.hold(topicFor(event.table, event.partition))
       this.announce(event.table, event.partition)
     }
     if (this.coalescer.add(event.table, event.partition, event.key, event.delta)) this.counters.deltasOut++
@@ -215,6 +265,7 @@ export class GossipReplicator {
       return
     }
     const origin = message.from.toString()
+    this.lastReceived.set(message.topic, Date.now())
     // All at once, so the store's group commit makes the message one durable batch (awaiting each
     // delta in turn cost one fsync'd write per delta). Deltas of one key still apply in order.
     this.counters.deltasIn += batch.deltas.length
@@ -228,6 +279,8 @@ export class GossipReplicator {
         }
       }),
     )
+    // Quiet is measured from when the deltas are merged, not from when they arrived.
+    this.lastReceived.set(message.topic, Date.now())
   }
 
   private refuse(message: string): void {

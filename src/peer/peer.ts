@@ -51,7 +51,7 @@ export class Peer {
       const node = await createNode({ dataDir: dir, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, relay: config.relay, ...options.net })
       undo.push(() => node.stop())
       const gossip = new GossipReplicator(db, node, { carries: config.carries, log, ...(options.coalesceMs === undefined ? {} : { coalesceMs: options.coalesceMs }) })
-      const sync = new SyncService(db, node, { ...options.sync, carries: config.carries, log })
+      const sync = new SyncService(db, node, { gossipIdleMs: (table, partition) => gossip.idleMs(table, partition), ...options.sync, carries: config.carries, log })
       gossip.onPartitionLearned = (table, partition, from) => sync.partitionLearned(table, partition, from)
       sync.onPartitionLearned = (table, partition) => gossip.carry(table, partition)
       gossip.start()

@@ -23,6 +23,13 @@ export interface SyncServiceInit {
   requestTimeoutMs?: number
   /** Range page and push batch size (default 256 KiB). */
   pageBytes?: number
+  /**
+   * Milliseconds since gossip last brought deltas for a partition (Infinity if never). A round
+   * asked for by a partition announcement waits until the announcement and gossip on it have been
+   * quiet for LEARNED_QUIET_MS, so it fetches what gossip missed instead of racing gossip for the
+   * same rows.
+   */
+  gossipIdleMs?: (table: string, partition: string) => number
 }
 
 export interface SyncCounters {
@@ -40,6 +47,10 @@ const DEFAULT_INTERVAL_MS = 30_000
 const DEFAULT_PEERS_PER_ROUND = 3
 const DEFAULT_CONNECT_DELAY_MS = 500
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
+/** See SyncServiceInit.gossipIdleMs. */
+export const LEARNED_QUIET_MS = 1_000
+/** A round asked for by an announcement waits for quiet gossip at most this long. */
+export const LEARNED_MAX_WAIT_MS = 10_000
 /** A responder drops a stream left idle this long between requests. */
 const RESPONDER_IDLE_MS = 120_000
 
@@ -63,6 +74,15 @@ export class SyncService {
   private readonly initiating = new Set<string>()
   /** Peers to reconcile with again as soon as the round running with them ends. */
   private readonly again = new Set<string>()
+  /**
+   * When the last complete round with each peer started (initiated here without errors, or
+   * served here until the initiator closed the stream).
+   */
+  private readonly lastGoodRound = new Map<string, number>()
+  /** Peers that connected while a round with them was running: connection open time, decided when it ends. */
+  private readonly connectedDuringRound = new Map<string, number>()
+  /** Peers with an announcement-triggered round waiting for quiet gossip: the partitions it waits on, and since when. */
+  private readonly learned = new Map<string, { partitions: Set<string>; since: number }>()
   private readonly loading = new Map<string, LoadProgress>()
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private readonly abort = new AbortController()
@@ -93,6 +113,8 @@ export class SyncService {
     clearTimeout(this.periodic)
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
+    this.learned.clear()
+    this.connectedDuringRound.clear()
     this.abort.abort()
     await this.node.libp2p.unhandle(SYNC_PROTOCOL).catch(() => undefined)
     await Promise.allSettled([...this.running])
@@ -107,9 +129,47 @@ export class SyncService {
     }
   }
 
-  /** A peer said (by gossip) that it holds a partition this peer carries: reconcile with it soon. */
-  partitionLearned(_table: string, _partition: string, from: string): void {
-    this.later(from, this.connectDelay())
+  /**
+   * A peer said (by gossip) that it holds a partition this peer carries: reconcile with it once
+   * the gossip that follows the announcement has settled (the peer's first messages on it come
+   * once this peer has subscribed). One waiting round per peer covers every partition it
+   * announces meanwhile.
+   */
+  partitionLearned(table: string, partition: string, from: string): void {
+    if (!this.started) return
+    const waiting = this.learned.get(from)
+    if (waiting !== undefined) {
+      waiting.partitions.add(`${table}\u0000${partition}`)
+      waiting.since = Date.now()
+      return
+    }
+    this.learned.set(from, { partitions: new Set([`${table}\u0000${partition}`]), since: Date.now() })
+    const deadline = Date.now() + LEARNED_MAX_WAIT_MS
+    const check = (): void => {
+      const idle = this.learnedIdleMs(from)
+      if (idle >= LEARNED_QUIET_MS || Date.now() >= deadline) {
+        this.learned.delete(from)
+        this.track(this.syncWith(from).catch(() => undefined))
+      } else {
+        this.after(check, Math.min(LEARNED_QUIET_MS - idle, deadline - Date.now()))
+      }
+    }
+    this.after(check, LEARNED_QUIET_MS + this.connectDelay())
+  }
+
+  /** How long since the last announcement from `peer`, or gossip on the partitions it announced. */
+  private learnedIdleMs(peer: string): number {
+    const waiting = this.learned.get(peer)
+    if (waiting === undefined) return Infinity
+    let idle = Date.now() - waiting.since
+    const idleMs = this.init.gossipIdleMs
+    if (idleMs !== undefined) {
+      for (const id of waiting.partitions) {
+        const cut = id.indexOf('\u0000')
+        idle = Math.min(idle, idleMs(id.slice(0, cut), id.slice(cut + 1)))
+      }
+    }
+    return idle
   }
 
   /**
@@ -176,6 +236,7 @@ export class SyncService {
       this.counters.refused += stats.refused
     }
     const ok = error === null && (stats?.errors.length ?? 0) === 0
+    if (ok) this.roundCompleted(peer, started)
     this.record(peer, started, { rowsReceived: stats?.rowsReceived ?? 0, rowsSent: stats?.rowsSent ?? 0, bytesIn: this.counters.bytesIn - before.in, bytesOut: this.counters.bytesOut - before.out }, ok, error)
   }
 
@@ -204,6 +265,7 @@ export class SyncService {
     const started = Date.now()
     const figures = { rowsReceived: 0, rowsSent: 0, bytesIn: 0, bytesOut: 0 }
     let served = 0
+    let closedByInitiator = false
     // Rows pushed to us count as a load too (an initiator holding what we lack pushes it).
     const theirRows = new Map<string, number>()
     const pushed = new Map<string, LoadProgressEvent>()
@@ -214,7 +276,8 @@ export class SyncService {
           const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(RESPONDER_IDLE_MS)])
           frame = (await lp.read({ signal })).subarray()
         } catch (error) {
-          if ((error as Error).name === 'UnexpectedEOFError' || stream.readStatus !== 'readable' || this.abort.signal.aborted) break
+          closedByInitiator = (error as Error).name === 'UnexpectedEOFError'
+          if (closedByInitiator || stream.readStatus !== 'readable' || this.abort.signal.aborted) break
           throw new ProtocolError(`unreadable frame: ${(error as Error).message}`, { cause: error })
         }
         this.counters.bytesIn += frame.length
@@ -255,6 +318,7 @@ export class SyncService {
       }
       await stream.close().catch(() => undefined)
       if (served > 0) this.record(from, started, figures, true, null)
+      if (served > 0 && closedByInitiator) this.roundCompleted(from, started)
     } catch (error) {
       this.counters.refused++
       if (!this.abort.signal.aborted) {
@@ -279,7 +343,10 @@ export class SyncService {
       return
     }
     this.busy.delete(peer)
+    const opened = this.connectedDuringRound.get(peer)
+    this.connectedDuringRound.delete(peer)
     if (this.again.delete(peer)) this.later(peer, this.connectDelay())
+    else if (opened !== undefined) this.after(() => this.catchUp(peer, opened), this.connectDelay())
   }
 
   private learnPartitions(roots: ReadonlyArray<{ table: string; partition: string }>): void {
@@ -288,9 +355,32 @@ export class SyncService {
     for (const r of roots) if (!held.has(`${r.table}\u0000${r.partition}`)) this.onPartitionLearned(r.table, r.partition)
   }
 
+  private roundCompleted(peer: string, started: number): void {
+    this.lastGoodRound.set(peer, Math.max(started, this.lastGoodRound.get(peer) ?? 0))
+  }
+
   private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {
     if (!event.detail.protocols.includes(SYNC_PROTOCOL)) return
-    this.later(event.detail.peerId.toString(), this.connectDelay())
+    const peer = event.detail.peerId.toString()
+    const opened = event.detail.connection?.timeline.open
+    this.after(() => this.catchUp(peer, opened), this.connectDelay())
+  }
+
+  /**
+   * The round a new connection asks for. Identify also runs again on a live connection when the
+   * peer's addresses or protocols change (identify push), and both peers ask at once: a round
+   * that started after the connection opened, from either side, already caught up with everything
+   * from before it (gossip carries what came after), so another one would only repeat it.
+   */
+  private catchUp(peer: string, opened: number | undefined): void {
+    if (opened !== undefined) {
+      if ((this.lastGoodRound.get(peer) ?? -Infinity) >= opened) return
+      if (this.busy.has(peer)) {
+        this.connectedDuringRound.set(peer, Math.min(opened, this.connectedDuringRound.get(peer) ?? Infinity))
+        return
+      }
+    }
+    this.track(this.syncWith(peer).catch(() => undefined))
   }
 
   private connectDelay(): number {
@@ -298,10 +388,14 @@ export class SyncService {
   }
 
   private later(peer: string, ms: number): void {
+    this.after(() => this.track(this.syncWith(peer).catch(() => undefined)), ms)
+  }
+
+  private after(fn: () => void, ms: number): void {
     if (!this.started) return
     const timer = setTimeout(() => {
       this.timers.delete(timer)
-      this.track(this.syncWith(peer).catch(() => undefined))
+      fn()
     }, ms)
     this.timers.add(timer)
   }

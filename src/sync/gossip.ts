@@ -1,6 +1,7 @@
 import { decode, encode } from 'cborg'
 import { MAX_DELTA_BYTES, MAX_KEY_BYTES, NAME_PATTERN } from '../constants.js'
 import { ProtocolError } from '../errors.js'
+import { utf8Length } from '../table/hash.js'
 
 /*
  * Gossip messages (the fast path): one message carries the deltas of several rows of one
@@ -84,11 +85,6 @@ export function decodePartitionAnnouncement(bytes: Uint8Array): { table: string;
   if (typeof table !== 'string' || !NAME_PATTERN.test(table)) throw new ProtocolError(`partition announcement names an invalid table ${JSON.stringify(table)}`)
   if (typeof partition !== 'string' || partition.includes('\u0000') || utf8Length(partition) > MAX_KEY_BYTES) throw new ProtocolError('partition announcement has an invalid partition')
   return { table, partition }
-}
-
-const utf8 = new TextEncoder()
-function utf8Length(text: string): number {
-  return utf8.encode(text).length
 }
 
 /** CBOR overhead allowances (upper bounds) when estimating a batch's encoded size. */

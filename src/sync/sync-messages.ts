@@ -3,6 +3,7 @@ import { DIGEST_BYTES, MAX_KEY_BYTES, MAX_ROW_BYTES, NAME_PATTERN } from '../con
 import { ProtocolError } from '../errors.js'
 import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
+import { utf8Length } from '../table/hash.js'
 
 /*
  * The anti-entropy protocol (/shoal/sync/1.0.0): the initiator sends requests, the responder
@@ -117,8 +118,6 @@ export function encodeResponse(r: SyncResponse): Uint8Array {
 
 // ---- decoding and validation -----------------------------------------------------------------
 
-const utf8 = new TextEncoder()
-
 function frame(bytes: Uint8Array, what: string): unknown[] {
   if (bytes.length > MAX_FRAME_BYTES) throw new ProtocolError(`sync ${what} of ${bytes.length} bytes is over the ${MAX_FRAME_BYTES}-byte limit`)
   let value: unknown
@@ -142,7 +141,7 @@ function table(v: unknown): string {
 }
 
 function text(v: unknown, what: string, allowEmpty: boolean): string {
-  if (typeof v !== 'string' || (!allowEmpty && v === '') || v.includes('\u0000') || utf8.encode(v).length > MAX_KEY_BYTES) {
+  if (typeof v !== 'string' || (!allowEmpty && v === '') || v.includes('\u0000') || utf8Length(v) > MAX_KEY_BYTES) {
     throw new ProtocolError(`invalid ${what} ${JSON.stringify(v)?.slice(0, 80)}`)
   }
   return v

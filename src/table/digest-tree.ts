@@ -31,13 +31,18 @@ export function leafOf(key: string): number {
   return (h >>> 0) >>> (32 - DIGEST_TREE_FANOUT_BITS * DIGEST_TREE_DEPTH)
 }
 
+/** Reused input buffer of rowHash (hashed at every commit of every row; grown when too small). */
+let scratch = new Uint8Array(1024)
+
 /** A row's contribution to its leaf: sha256(key ‖ 0 ‖ canonical state), truncated. */
 export function rowHash(key: string, canonicalState: Uint8Array): Uint8Array {
-  const k = encoder.encode(key)
-  const input = new Uint8Array(k.length + 1 + canonicalState.length)
-  input.set(k, 0)
-  input.set(canonicalState, k.length + 1)
-  return sha256(input).subarray(0, DIGEST_BYTES)
+  // A UTF-16 code unit takes at most 3 UTF-8 bytes.
+  const most = key.length * 3 + 1 + canonicalState.length
+  if (scratch.length < most) scratch = new Uint8Array(most * 2)
+  const written = encoder.encodeInto(key, scratch).written
+  scratch[written] = 0
+  scratch.set(canonicalState, written + 1)
+  return sha256(scratch.subarray(0, written + 1 + canonicalState.length)).subarray(0, DIGEST_BYTES)
 }
 
 function xorInto(target: Uint8Array, offset: number, value: Uint8Array): void {

@@ -12,6 +12,25 @@ export function hashText(text: string): Uint8Array {
   return sha256(encoder.encode(text))
 }
 
+/**
+ * Bytes of `text` in UTF-8, as TextEncoder would write it (a lone surrogate becomes U+FFFD, 3
+ * bytes), without allocating the encoding: size checks run on every key of every write.
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x800) bytes += 1
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // A surrogate pair: two code units, four bytes.
+      bytes += 2
+      i++
+    } else bytes += 2
+  }
+  return bytes
+}
+
 export function toHex(bytes: Uint8Array): string {
   let out = ''
   for (const b of bytes) out += b.toString(16).padStart(2, '0')

@@ -44,7 +44,40 @@ export function isAlive(life: number): boolean {
   return life % 2 === 1
 }
 
+function readsCurrent(values: Readonly<Record<string, unknown>>, schema: ResolvedSchema): boolean {
+  for (const column in values) {
+    const kind = schema.columns[column]
+    if (kind === 'counter' || kind === 'text') return true
+  }
+  return false
+}
+
+/** Every schema column at its unset value (null, 0 or ""), per schema. */
+const defaultsOf = new WeakMap<ResolvedSchema, Readonly<Record<string, unknown>>>()
+
+function defaults(schema: ResolvedSchema): Readonly<Record<string, unknown>> {
+  let values = defaultsOf.get(schema)
+  if (values === undefined) {
+    const built: Record<string, unknown> = {}
+    for (const [column, kind] of Object.entries(schema.columns)) built[column] = kind === 'counter' ? 0 : kind === 'text' ? '' : null
+    values = built
+    defaultsOf.set(schema, values)
+  }
+  return values
+}
+
+function copyState(state: RowState): RowState {
+  return { alive: state.alive, life: state.life, values: { ...state.values } }
+}
+
 export class RowDocument {
+  /**
+   * The last state built, for the schema it was built with, until the document changes. Rows are
+   * read far more often than they change (every write returns the row, every change event and
+   * scan carries it); callers get copies, so what they do with theirs cannot reach it.
+   */
+  private memo: { schema: ResolvedSchema | undefined; state: RowState } | null = null
+
   constructor(
     readonly doc: EngineDoc,
     private readonly table: string,
@@ -68,6 +101,7 @@ export class RowDocument {
    * its delta; null when it changed nothing (e.g. deleting an absent row).
    */
   apply(op: RowOp, schema: ResolvedSchema): Uint8Array | null {
+    this.memo = null
     const cl = this.doc.causalLength()
     const alive = isAlive(cl)
     if (op.op === 'delete') {
@@ -85,7 +119,8 @@ export class RowDocument {
         throw new ValidationError(`text column '${op.column}' of row '${this.key}': cannot delete ${op.delete} characters at ${op.index} of ${length}`)
       }
     }
-    const current = op.op === 'put' || op.op === 'update' ? (alive ? this.doc.read(life) : null) : null
+    // Only counter and text columns are written relative to their current value.
+    const current = alive && (op.op === 'put' || op.op === 'update') && readsCurrent(op.values, schema) ? this.doc.read(life) : null
     return this.doc.change((w) => {
       if (!alive) w.setCausalLength(life)
       switch (op.op) {
@@ -115,20 +150,24 @@ export class RowDocument {
   }
 
   applyDelta(delta: Uint8Array): ApplyResult {
+    this.memo = null
     return this.doc.applyDelta(delta)
   }
 
   /** The row as a plain object; every schema column is present (null, 0 or "" when unset). */
   state(schema?: ResolvedSchema): RowState {
+    const memo = this.memo
+    if (memo !== null && memo.schema === schema) return copyState(memo.state)
+    const state = this.build(schema)
+    this.memo = { schema, state }
+    return copyState(state)
+  }
+
+  private build(schema: ResolvedSchema | undefined): RowState {
     const life = this.doc.causalLength()
     if (!isAlive(life)) return { alive: false, life, values: {} }
     const cells = this.doc.read(life)
-    const values: Record<string, unknown> = {}
-    if (schema !== undefined) {
-      for (const [column, kind] of Object.entries(schema.columns)) {
-        values[column] = kind === 'counter' ? 0 : kind === 'text' ? '' : null
-      }
-    }
+    const values: Record<string, unknown> = schema === undefined ? {} : { ...defaults(schema) }
     // Cells of columns this replica's schema does not know yet (from a newer peer) are kept.
     for (const [column, value] of cells.registers) values[column] = value
     for (const [column, value] of cells.counters) values[column] = value

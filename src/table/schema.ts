@@ -1,5 +1,6 @@
 import { MAX_COLUMNS, MAX_KEY_BYTES, MAX_VALUE_BYTES, NAME_PATTERN } from '../constants.js'
 import { SchemaConflictError, SchemaError, ValidationError } from '../errors.js'
+import { utf8Length } from './hash.js'
 
 /** Register kinds hold one value (last writer wins); `counter` adds up; `text` merges edits. */
 export const COLUMN_KINDS = ['string', 'number', 'boolean', 'json', 'counter', 'text'] as const
@@ -131,8 +132,6 @@ export function sameSchema(a: ResolvedSchema, b: ResolvedSchema): boolean {
   return ak.length === Object.keys(b.columns).length && ak.every((c) => a.columns[c] === b.columns[c])
 }
 
-const encoder = new TextEncoder()
-
 /**
  * Row keys and partition values are strings at the storage level. A number key is written in its
  * canonical decimal form, so 7, 7.0 and "7" name the same row.
@@ -149,7 +148,7 @@ export function normalizeKeyValue(what: string, kind: ColumnKind, value: unknown
   }
   if (text.length === 0) throw new ValidationError(`${what} must not be empty`)
   if (text.includes('\u0000')) throw new ValidationError(`${what} must not contain the NUL character`)
-  const bytes = encoder.encode(text).length
+  const bytes = utf8Length(text)
   if (bytes > MAX_KEY_BYTES) throw new ValidationError(`${what} is ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`)
   return text
 }
@@ -188,7 +187,7 @@ export function validateValue(table: string, column: string, kind: ColumnKind, v
       break
   }
   if (typeof value === 'string' || kind === 'json') {
-    const bytes = encoder.encode(typeof value === 'string' ? value : JSON.stringify(value)).length
+    const bytes = utf8Length(typeof value === 'string' ? value : JSON.stringify(value))
     if (bytes > MAX_VALUE_BYTES) throw new ValidationError(`${where}: value is ${bytes} bytes; the limit is ${MAX_VALUE_BYTES}`)
   }
   return value

@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import { DeltaError } from '../errors.js'
 import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
-import { equalBytes, hashText } from './hash.js'
+import { hashText } from './hash.js'
 
 /*
  * Layout of a row in one Y.Doc (all root types, so replicas that create the same row
@@ -40,14 +40,44 @@ function deriveClientId(actor: string): number {
   return ((h[0]! * 2 ** 40 + h[1]! * 2 ** 32 + h[2]! * 2 ** 24 + ((h[3]! << 16) | (h[4]! << 8) | h[5]!)) % 2 ** 48) + 1
 }
 
+/** An entry's current value, as Y.Map#get reads it (undefined once deleted). */
+function liveValue(item: Y.Item): unknown {
+  return item.deleted ? undefined : (item.content.getContent()[item.length - 1] as unknown)
+}
+
+const keepAll = (): boolean => true
+
+/**
+ * A Y.Doc as a row needs it. Shoal keeps thousands live (the row cache), so two defaults that cost
+ * every instance are dropped: the 'load'/'sync' listeners and closures behind whenLoaded and
+ * whenSynced (providers' events, which a row never gets), ~1 KB a document; and ObservableV2's
+ * emit, which allocates a Map and an array for each of the ~6 events a transaction emits even
+ * with no listener.
+ */
+class RowYDoc extends Y.Doc {
+  constructor() {
+    // A guid avoids Yjs generating a random uuid per document, which costs ~100 µs.
+    super({ guid: 'row', gc: true, gcFilter: keepAll })
+    this._observers.clear()
+  }
+
+  override emit(name: string, args: unknown[]): void {
+    const observers = (this._observers as Map<string, Set<(...a: unknown[]) => void>>).get(name)
+    if (observers === undefined) return
+    // Copied first, as ObservableV2 does: a listener added while emitting is not called.
+    for (const f of [...observers]) f(...args)
+  }
+}
+
 class YjsDoc implements EngineDoc {
   private readonly doc: Y.Doc
   /** The encoded document when the last change or delta was all it holds (saves an encode). */
   private wholeDoc: Uint8Array | null = null
+  /** The causal length, while known (-1: read it again); only change() and applyDelta() move it. */
+  private length = -1
 
   constructor(context: EngineContext, bytes?: Uint8Array) {
-    // A guid avoids Yjs generating a random uuid per document, which costs ~100 µs.
-    this.doc = new Y.Doc({ guid: 'row', gc: true })
+    this.doc = new RowYDoc()
     if (bytes !== undefined) {
       try {
         Y.applyUpdate(this.doc, bytes)
@@ -61,22 +91,40 @@ class YjsDoc implements EngineDoc {
   }
 
   causalLength(): number {
-    let max = 0
-    for (const value of this.doc.getMap(LIVES).values()) if (typeof value === 'number' && value > max) max = value
-    return max
+    if (this.length < 0) {
+      let max = 0
+      const lives = this.items(LIVES)
+      if (lives !== undefined) {
+        for (const item of lives.values()) {
+          const value = liveValue(item)
+          if (typeof value === 'number' && value > max) max = value
+        }
+      }
+      this.length = max
+    }
+    return this.length
   }
 
   read(life: number): EngineCells {
     const prefix = `${life}:`
     const registers = new Map<string, unknown>()
-    for (const [key, value] of this.doc.getMap(REGISTERS).entries()) {
-      if (key.startsWith(prefix)) registers.set(key.slice(prefix.length), value)
+    const registerItems = this.items(REGISTERS)
+    if (registerItems !== undefined) {
+      for (const [key, item] of registerItems) {
+        if (!key.startsWith(prefix) || item.deleted) continue
+        registers.set(key.slice(prefix.length), liveValue(item))
+      }
     }
     const counters = new Map<string, number>()
-    for (const [key, value] of this.doc.getMap(COUNTERS).entries()) {
-      if (!key.startsWith(prefix) || typeof value !== 'number') continue
-      const column = key.slice(prefix.length, key.lastIndexOf(':'))
-      counters.set(column, (counters.get(column) ?? 0) + value)
+    const counterItems = this.items(COUNTERS)
+    if (counterItems !== undefined) {
+      for (const [key, item] of counterItems) {
+        if (!key.startsWith(prefix)) continue
+        const value = liveValue(item)
+        if (typeof value !== 'number') continue
+        const column = key.slice(prefix.length, key.lastIndexOf(':'))
+        counters.set(column, (counters.get(column) ?? 0) + value)
+      }
     }
     const texts = new Map<string, string>()
     const textPrefix = `${TEXT_PREFIX}${prefix}`
@@ -84,6 +132,15 @@ class YjsDoc implements EngineDoc {
       if (name.startsWith(textPrefix)) texts.set(name.slice(textPrefix.length), this.doc.getText(name).toString())
     }
     return { registers, counters, texts }
+  }
+
+  /**
+   * The item map of a root map, read directly: Y.Map#entries/values build two lib0 iterators and
+   * an array per entry, the biggest CPU and garbage cost of reading a row. Looking it up in
+   * `share` also leaves a document without that map as it is (getMap would create it).
+   */
+  private items(name: string): Map<string, Y.Item> | undefined {
+    return this.doc.share.get(name)?._map
   }
 
   conflicts(_life: number): Map<string, unknown[]> {
@@ -136,6 +193,7 @@ class YjsDoc implements EngineDoc {
       })
     } finally {
       doc.off('update', capture)
+      this.length = -1
     }
     this.wholeDoc = null
     if (!wrote || update === null) return null
@@ -147,8 +205,9 @@ class YjsDoc implements EngineDoc {
   applyDelta(delta: Uint8Array): ApplyResult {
     const store = this.doc.store
     const wasEmpty = store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null
-    const before = wasEmpty ? null : this.canonicalState()
+    const before = wasEmpty ? 0 : this.extent()
     this.wholeDoc = null
+    this.length = -1
     try {
       Y.applyUpdate(this.doc, delta)
     } catch (error) {
@@ -161,9 +220,25 @@ class YjsDoc implements EngineDoc {
       if (!pending) this.wholeDoc = delta
       return 'changed'
     }
-    if (!equalBytes(before!, this.canonicalState())) return 'changed'
+    if (this.extent() !== before) return 'changed'
     // Held until its dependencies arrive; persisting it keeps it across restarts.
     return pending ? 'pending' : 'unchanged'
+  }
+
+  /**
+   * The sum of every client's clock and of the lengths of deleted items. Both parts only grow, and
+   * the canonical state (state vector + delete set) changes exactly when one of them does, so
+   * comparing this number before and after a merge tells whether it changed without building the
+   * canonical state twice.
+   */
+  private extent(): number {
+    let total = 0
+    for (const structs of this.doc.store.clients.values()) {
+      const last = structs[structs.length - 1]!
+      total += last.id.clock + last.length
+      for (const struct of structs) if (struct.deleted) total += struct.length
+    }
+    return total
   }
 
   version(): Uint8Array {
@@ -191,30 +266,31 @@ class YjsDoc implements EngineDoc {
    */
   canonicalState(): Uint8Array {
     const clients = this.doc.store.clients
-    const ds = Y.createDeleteSetFromStructStore(this.doc.store)
+    const ids = clients.size === 1 ? [...clients.keys()] : [...clients.keys()].sort((a, b) => a - b)
     const parts: number[] = []
-    for (const client of [...clients.keys()].sort((a, b) => a - b)) {
+    for (const client of ids) {
       const structs = clients.get(client)!
       const last = structs[structs.length - 1]!
       parts.push(client, last.id.clock + last.length)
     }
     parts.push(-1)
-    for (const client of [...ds.clients.keys()].sort((a, b) => a - b)) {
-      const ranges = [...ds.clients.get(client)!].sort((a, b) => a.clock - b.clock)
-      parts.push(client)
+    // The delete set, read straight from the structs (what Y.createDeleteSetFromStructStore
+    // collects): a client's structs are sorted by clock, so runs of deleted ones merge in one pass.
+    for (const client of ids) {
       let start = -1
       let end = -1
-      for (const r of ranges) {
-        if (start >= 0 && r.clock <= end) {
-          end = Math.max(end, r.clock + r.len)
+      for (const struct of clients.get(client)!) {
+        if (!struct.deleted) continue
+        const clock = struct.id.clock
+        if (start < 0) parts.push(client)
+        else if (clock <= end) {
+          end = Math.max(end, clock + struct.length)
           continue
-        }
-        if (start >= 0) parts.push(start, end - start)
-        start = r.clock
-        end = r.clock + r.len
+        } else parts.push(start, end - start)
+        start = clock
+        end = clock + struct.length
       }
-      if (start >= 0) parts.push(start, end - start)
-      parts.push(-2)
+      if (start >= 0) parts.push(start, end - start, -2)
     }
     return new Uint8Array(new Float64Array(parts).buffer)
   }

@@ -187,9 +187,57 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     expect(hq.peer.gossip.topics()).not.toContain(topicFor('sales', '1'))
     await s1.peer.db.table('sales').put('first', { store: '1', amount: 5 })
     await eventually('hq listens to sales/1 and s1 knows it', () => s1.peer.node.pubsub.getSubscribers(topicFor('sales', '1')).length === 1)
+    // s1 held the first sale's message until hq subscribed, so gossip alone delivers it too.
+    await eventually('the first sale reaches hq by gossip', async () => (await hq.peer.db.table('sales').get('first')) !== null)
     await s1.peer.db.table('sales').put('second', { store: '1', amount: 6 })
     await eventually('the next sale reaches hq by gossip', async () => (await hq.peer.db.table('sales').get('second')) !== null)
-    // The first one went out before hq listened: anti-entropy repairs that (tests above).
+  })
+
+  it('a burst of writes to a new partition reaches a peer by gossip; the round the announcement asks for finds nothing left to send', async () => {
+    const a = await start()
+    const b = await start({ bootstrap: [addr(a)] })
+    await eventually('connected and idle', () => a.peer.sync.status().rounds > 0 && b.peer.sync.status().rounds > 0 && [a, b].every((p) => p.peer.sync.status().peers.every((x) => x.state === 'idle')))
+    const roundsBefore = b.peer.sync.status().rounds
+    const before = { in: b.peer.sync.counters.rowsIn, out: a.peer.sync.counters.rowsOut }
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => a.peer.db.table('stock').put(`r${i}`, { store: 'new', sku: `sku-${i}`, qty: 1 })))
+    await eventually('b holds all rows', () => b.peer.db.store.rowCount('stock') === 3000)
+    const allIn = Date.now()
+    expect(b.peer.gossip.counters.deltasApplied).toBe(3000)
+    // It waits for gossip to be quiet, so it starts after the last row came in.
+    await eventually('the round asked for by the announcement ran', () => b.peer.sync.status().peers.some((x) => x.state === 'idle' && Date.parse(x.lastRound?.at ?? '') >= allIn), 20_000)
+    expect(b.peer.sync.status().rounds).toBeGreaterThan(roundsBefore)
+    expect(b.peer.sync.counters.rowsIn - before.in).toBe(0)
+    expect(a.peer.sync.counters.rowsOut - before.out).toBe(0)
+    expect(await partitions(b, 'stock')).toEqual(await partitions(a, 'stock'))
+  })
+
+  it('a partition announced while nobody listens still goes out, once the wait for a subscriber is over', async () => {
+    const a = await start()
+    const b = await start({ bootstrap: [addr(a)], carries: { stock: ['1'] } })
+    await eventually('connected', () => a.peer.node.pubsub.getSubscribers(topicFor('_tables', '')).length === 1)
+    // b does not carry stock/9: a holds the message, then publishes it (to nobody) after the wait.
+    await a.peer.db.table('stock').put('lonely', { store: '9', qty: 1 })
+    const published = a.peer.gossip.counters.messagesOut
+    await eventually('the held message is published', () => a.peer.gossip.counters.messagesOut > published, 5_000)
+    expect(await b.peer.db.table('stock').get('lonely', { partition: '9' })).toBeNull()
+  })
+
+  it('an identify push on a live connection starts no further round; a new connection does', async () => {
+    const a = await start()
+    const b = await start({ bootstrap: [addr(a)] })
+    await eventually('connected and idle', () => a.peer.sync.status().rounds > 0 && b.peer.sync.status().rounds > 0 && [a, b].every((p) => p.peer.sync.status().peers.every((x) => x.state === 'idle')))
+    await new Promise((r) => setTimeout(r, 1_500))
+    const rounds = [a.peer.sync.status().rounds, b.peer.sync.status().rounds]
+    let pushed = false
+    b.peer.node.libp2p.addEventListener('peer:identify', () => (pushed = true), { once: true })
+    // A new protocol changes a's peer record: libp2p pushes it to b over the open connection.
+    await a.peer.node.libp2p.handle('/shoal-test/push/1.0.0', () => undefined)
+    await eventually('b received the push', () => pushed)
+    await new Promise((r) => setTimeout(r, 500))
+    expect([a.peer.sync.status().rounds, b.peer.sync.status().rounds]).toEqual(rounds)
+    // A fresh connection is a reconnect: it gets its catch-up round.
+    await a.peer.node.libp2p.hangUp(b.peer.node.peerId)
+    await eventually('a new round after reconnecting', () => b.peer.sync.status().rounds > rounds[1]!, 15_000)
   })
 
   it('two peers starting a round with each other at once run one round, which repairs both sides', async () => {
