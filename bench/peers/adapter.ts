@@ -75,6 +75,18 @@ export interface SystemAdapter {
    * snapshot() is too slow to poll without skewing the convergence time.
    */
   fingerprint?(peer: number): Promise<string>
+  /**
+   * Takes one peer offline (workload 5): closes its connections and its storage, keeping its folder;
+   * the other peers keep running (if the peer is the hub/server, its clients lose their connection).
+   * Resolves when the peer is fully closed.
+   */
+  stopPeer(peer: number): Promise<void>
+  /**
+   * Brings a peer taken offline by stopPeer() back: reopens its storage from its folder (no state
+   * kept in memory across the restart) and reconnects it the way it first connected. Resolves once
+   * it is connected and can replicate, NOT when it has caught up (the runner measures that).
+   */
+  startPeer(peer: number): Promise<void>
   /** Stops all peers and releases everything (sockets, timers, files). Idempotent. */
   stop(): Promise<void>
 }

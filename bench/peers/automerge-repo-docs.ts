@@ -5,6 +5,10 @@
  * (how an automerge-repo app finds documents it did not create). Every peer watches the index and
  * repo.find()s each row document it learns of; count()/snapshot() read the row documents that are
  * loaded on that peer.
+ * Restart (stopPeer/startPeer, peers >= 1): stopPeer shuts that Repo down (closes its WebSocket, flushes
+ * NodeFS storage) and drops it with all its handles; startPeer builds a new Repo on the same folder with
+ * a new WebSocketClientAdapter to peer 0, waits for the hub connection, find()s the same index URL and
+ * then every row document it lists (from disk, then synced with the server).
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -35,6 +39,7 @@ interface PeerState {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r))
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 export class AutomergeRepoDocsAdapter implements SystemAdapter {
   readonly name = 'automerge-repo (doc/row)'
@@ -42,6 +47,10 @@ export class AutomergeRepoDocsAdapter implements SystemAdapter {
   readonly notes = `one Automerge document per row + an index document {urls}; peers find() every row document listed in the index; one index change() per ${CHUNK} rows; repo.flush() before a write call resolves`
   private peers: PeerState[] = []
   private wss: WebSocketServer | null = null
+  private dir = ''
+  private port = 0
+  /** Peers taken offline by stopPeer() (their Repo is shut down and dropped). */
+  private offline = new Set<number>()
 
   async start(peers: number, dir: string): Promise<void> {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
@@ -51,6 +60,8 @@ export class AutomergeRepoDocsAdapter implements SystemAdapter {
       wss.once('error', fail)
     })
     const port = (wss.address() as { port: number }).port
+    this.dir = dir
+    this.port = port
     const repos: Repo[] = []
     for (let i = 0; i < peers; i++) {
       const folder = join(dir, `peer${i}`)
@@ -84,9 +95,48 @@ export class AutomergeRepoDocsAdapter implements SystemAdapter {
   }
 
   private peer(i: number): PeerState {
+    if (this.offline.has(i)) throw new Error(`automerge-repo-docs: peer ${i} is stopped (stopPeer)`)
     const p = this.peers[i]
     if (p === undefined) throw new Error(`automerge-repo-docs: no peer ${i}`)
     return p
+  }
+
+  async stopPeer(peer: number): Promise<void> {
+    if (peer === 0) throw new Error('automerge-repo-docs: stopPeer(0) not supported (peer 0 is the sync server)')
+    if (this.offline.has(peer)) throw new Error(`automerge-repo-docs: peer ${peer} is already stopped`)
+    const p = this.peer(peer)
+    this.offline.add(peer)
+    p.index.off('change')
+    // shutdown(): disconnects the WebSocketClientAdapter (closes the socket, clears its retry timer)
+    // and flushes pending storage writes. NodeFSStorageAdapter keeps no open files to close.
+    await p.repo.shutdown()
+    p.rows.clear()
+    p.finding.clear()
+  }
+
+  async startPeer(peer: number): Promise<void> {
+    if (!this.offline.has(peer)) throw new Error(`automerge-repo-docs: peer ${peer} is not stopped`)
+    const indexUrl = this.peers[0]?.index.url
+    if (indexUrl === undefined) throw new Error('automerge-repo-docs: not started')
+    const network = new WebSocketClientAdapter(`ws://127.0.0.1:${this.port}`)
+    const repo = new Repo({ network: [network], storage: new NodeFSStorageAdapter(join(this.dir, `peer${peer}`)) })
+    let state: PeerState
+    try {
+      const until = Date.now() + 30_000
+      while (repo.peers.length === 0) {
+        if (Date.now() > until) throw new Error(`automerge-repo-docs: restarted peer ${peer} did not reconnect to the sync server`)
+        await sleep(10)
+      }
+      const index = await repo.find<IndexDoc>(indexUrl)
+      state = { repo, index, rows: new Map(), finding: new Set() }
+    } catch (e) {
+      await repo.shutdown().catch(() => undefined)
+      throw e
+    }
+    state.index.on('change', () => this.discover(state))
+    this.peers[peer] = state
+    this.offline.delete(peer)
+    this.discover(state) // the index as loaded from disk: find() every row document it lists
   }
 
   async insert(peer: number, rows: readonly StockRow[]): Promise<void> {
@@ -135,7 +185,9 @@ export class AutomergeRepoDocsAdapter implements SystemAdapter {
   }
 
   async stop(): Promise<void> {
-    for (const p of this.peers.splice(0).reverse()) await p.repo.shutdown().catch(() => undefined)
+    const live = this.peers.splice(0).filter((_p, i) => !this.offline.has(i)) // stopped ones are already shut down
+    this.offline.clear()
+    for (const p of live.reverse()) await p.repo.shutdown().catch(() => undefined)
     const wss = this.wss
     this.wss = null
     if (wss !== null) {

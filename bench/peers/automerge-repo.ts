@@ -5,10 +5,13 @@
  * with WebSocketClientAdapter. Layout: ONE document for the whole table, `{ rows: { [id]: row } }`.
  * Writes: one handle.change() per chunk of CHUNK rows (a change per row would be the naive use and
  * is far slower).
+ * Restart (stopPeer/startPeer, peers >= 1): stopPeer shuts that Repo down (closes its WebSocket, flushes
+ * NodeFS storage) and drops it; startPeer builds a new Repo on the same folder with a new
+ * WebSocketClientAdapter to peer 0, waits for the hub connection, then find()s the same document URL.
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Repo, type DocHandle } from '@automerge/automerge-repo'
+import { Repo, type AutomergeUrl, type DocHandle } from '@automerge/automerge-repo'
 import { WebSocketClientAdapter, WebSocketServerAdapter } from '@automerge/automerge-repo-network-websocket'
 import { NodeFSStorageAdapter } from '@automerge/automerge-repo-storage-nodefs'
 import { WebSocketServer } from 'ws'
@@ -21,6 +24,7 @@ interface TableDoc {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r))
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 export class AutomergeRepoAdapter implements SystemAdapter {
   readonly name = 'automerge-repo'
@@ -29,6 +33,11 @@ export class AutomergeRepoAdapter implements SystemAdapter {
   private repos: Repo[] = []
   private handles: Array<DocHandle<TableDoc>> = []
   private wss: WebSocketServer | null = null
+  private dir = ''
+  private port = 0
+  private url: AutomergeUrl | null = null
+  /** Peers taken offline by stopPeer() (their Repo is shut down and dropped). */
+  private offline = new Set<number>()
 
   async start(peers: number, dir: string): Promise<void> {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
@@ -38,6 +47,8 @@ export class AutomergeRepoAdapter implements SystemAdapter {
       wss.once('error', fail)
     })
     const port = (wss.address() as { port: number }).port
+    this.dir = dir
+    this.port = port
     for (let i = 0; i < peers; i++) {
       const folder = join(dir, `peer${i}`)
       await mkdir(folder, { recursive: true })
@@ -45,6 +56,7 @@ export class AutomergeRepoAdapter implements SystemAdapter {
       this.repos.push(new Repo({ network: [network], storage: new NodeFSStorageAdapter(folder) }))
     }
     const first = this.repos[0]!.create<TableDoc>({ rows: {} })
+    this.url = first.url
     this.handles.push(first)
     for (let i = 1; i < peers; i++) {
       this.handles.push(await this.repos[i]!.find<TableDoc>(first.url))
@@ -52,9 +64,42 @@ export class AutomergeRepoAdapter implements SystemAdapter {
   }
 
   private handle(i: number): DocHandle<TableDoc> {
+    if (this.offline.has(i)) throw new Error(`automerge-repo: peer ${i} is stopped (stopPeer)`)
     const h = this.handles[i]
     if (h === undefined) throw new Error(`automerge-repo: no peer ${i}`)
     return h
+  }
+
+  async stopPeer(peer: number): Promise<void> {
+    if (peer === 0) throw new Error('automerge-repo: stopPeer(0) not supported (peer 0 is the sync server)')
+    if (this.offline.has(peer)) throw new Error(`automerge-repo: peer ${peer} is already stopped`)
+    const repo = this.repos[peer]
+    if (repo === undefined) throw new Error(`automerge-repo: no peer ${peer}`)
+    this.offline.add(peer)
+    // shutdown(): disconnects the WebSocketClientAdapter (closes the socket, clears its retry timer)
+    // and flushes pending storage writes. NodeFSStorageAdapter keeps no open files to close.
+    await repo.shutdown()
+  }
+
+  async startPeer(peer: number): Promise<void> {
+    if (!this.offline.has(peer)) throw new Error(`automerge-repo: peer ${peer} is not stopped`)
+    if (this.url === null) throw new Error('automerge-repo: not started')
+    const network = new WebSocketClientAdapter(`ws://127.0.0.1:${this.port}`)
+    const repo = new Repo({ network: [network], storage: new NodeFSStorageAdapter(join(this.dir, `peer${peer}`)) })
+    try {
+      const until = Date.now() + 30_000
+      while (repo.peers.length === 0) {
+        if (Date.now() > until) throw new Error(`automerge-repo: restarted peer ${peer} did not reconnect to the sync server`)
+        await sleep(10)
+      }
+      // Loads the document from this peer's folder; the synchronizer then syncs it with the server.
+      this.handles[peer] = await repo.find<TableDoc>(this.url)
+    } catch (e) {
+      await repo.shutdown().catch(() => undefined)
+      throw e
+    }
+    this.repos[peer] = repo
+    this.offline.delete(peer)
   }
 
   async insert(peer: number, rows: readonly StockRow[]): Promise<void> {
@@ -95,7 +140,9 @@ export class AutomergeRepoAdapter implements SystemAdapter {
   }
 
   async stop(): Promise<void> {
-    for (const r of this.repos.splice(0).reverse()) await r.shutdown().catch(() => undefined)
+    const repos = this.repos.splice(0).filter((_r, i) => !this.offline.has(i)) // stopped ones are already shut down
+    this.offline.clear()
+    for (const r of repos.reverse()) await r.shutdown().catch(() => undefined)
     this.handles = []
     const wss = this.wss
     this.wss = null

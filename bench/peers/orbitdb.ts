@@ -16,6 +16,12 @@
  *
  * @orbitdb/core declares engines node >= 22; on Node 20 it needs only the Promise.withResolvers
  * polyfill (src/polyfill.ts). It ships no TypeScript types: the minimal ones used are declared below.
+ *
+ * Restart (stopPeer/startPeer, peers >= 1): stopPeer closes the db, OrbitDB, Helia, libp2p and the
+ * blockstore of that peer and drops them; startPeer builds a new libp2p (new peer id) + Helia +
+ * OrbitDB on the same folder (same OrbitDB identity from its keystore), dials peer 0 again, reopens
+ * the db by address (oplog and blocks from disk) and resolves once both see each other on the db's
+ * gossipsub topic; OrbitDB's head exchange + bitswap then bring the missed entries.
  */
 import '../../src/polyfill.js'
 import { join } from 'node:path'
@@ -103,45 +109,63 @@ export class OrbitDBAdapter implements SystemAdapter {
     'blockstore-level + OrbitDB LevelDB on disk; one oplog entry per row (no batch API), puts issued in ' +
     `concurrent chunks of ${CHUNK} (OrbitDB serializes them); update = one log walk + put of the merged doc; ` +
     'count/snapshot walk the oplog (documents has no key index)'
-  private peers: OrbitPeer[] = []
+  /** Index = peer; `undefined` while that peer is stopped by stopPeer() (everything of it dropped). */
+  private peers: Array<OrbitPeer | undefined> = []
+  private offline = new Set<number>()
+  private dir = ''
+  private address = ''
   private stopped = false
 
-  async start(peers: number, dir: string): Promise<void> {
-    const { createOrbitDB, IPFSAccessController } = await loadOrbit()
-    for (let i = 0; i < peers; i++) {
-      const data = join(dir, `peer${i}`)
-      await mkdir(data, { recursive: true })
-      const libp2p = await createLibp2p({
-        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-        transports: [tcp()],
-        connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
-        services: {
-          identify: identify(),
-          pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }),
-        },
-      })
-      const blockstore = new LevelBlockstore(join(data, 'blocks'))
-      const helia = new Helia({
-        libp2p,
-        blockstore,
-        datastore: new MemoryDatastore(),
-        blockBrokers: [bitswap()],
-        routers: [libp2pRouting(libp2p)],
-        metrics: libp2p.metrics,
-      } as unknown as ConstructorParameters<typeof Helia>[0])
-      await helia.start()
-      const orbitdb = await createOrbitDB({ ipfs: helia, id: `peer${i}`, directory: join(data, 'orbitdb') })
-      this.peers.push({ libp2p, helia, blockstore, orbitdb })
-      if (i > 0) {
+  /** Builds one peer (libp2p + Helia + OrbitDB) on <dir>/peer<i>; peers i > 0 dial peer 0. */
+  private async createPeer(i: number): Promise<OrbitPeer> {
+    const { createOrbitDB } = await loadOrbit()
+    const data = join(this.dir, `peer${i}`)
+    await mkdir(data, { recursive: true })
+    const libp2p = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }),
+      },
+    })
+    const blockstore = new LevelBlockstore(join(data, 'blocks'))
+    const helia = new Helia({
+      libp2p,
+      blockstore,
+      datastore: new MemoryDatastore(),
+      blockBrokers: [bitswap()],
+      routers: [libp2pRouting(libp2p)],
+      metrics: libp2p.metrics,
+    } as unknown as ConstructorParameters<typeof Helia>[0])
+    await helia.start()
+    const orbitdb = await createOrbitDB({ ipfs: helia, id: `peer${i}`, directory: join(data, 'orbitdb') })
+    const peer: OrbitPeer = { libp2p, helia, blockstore, orbitdb }
+    if (i > 0) {
+      try {
         const first = this.peer(0).libp2p.getMultiaddrs()[0]
         if (first === undefined) throw new Error('orbitdb: peer 0 has no listen address')
         await libp2p.dial(first)
+      } catch (e) {
+        await closePeer(peer)
+        throw e
       }
+    }
+    return peer
+  }
+
+  async start(peers: number, dir: string): Promise<void> {
+    const { IPFSAccessController } = await loadOrbit()
+    this.dir = dir
+    for (let i = 0; i < peers; i++) {
+      this.peers.push(await this.createPeer(i))
     }
     const p0 = this.peer(0)
     p0.db = await p0.orbitdb.open(DB_NAME, { type: 'documents', AccessController: IPFSAccessController({ write: ['*'] }) })
     const address = p0.db.address
+    this.address = address
     for (let i = 1; i < peers; i++) {
       const p = this.peer(i)
       p.db = await p.orbitdb.open(address)
@@ -149,14 +173,46 @@ export class OrbitDBAdapter implements SystemAdapter {
     // Ready when peer 0 sees every other peer subscribed to the db topic and each other peer sees peer 0.
     const subscribers = (p: OrbitPeer): number => p.libp2p.services.pubsub.getSubscribers(address).length
     await eventually('gossip mesh', () =>
-      this.peers.every((p, i) => subscribers(p) >= (i === 0 ? peers - 1 : Math.min(1, peers - 1))),
+      this.peers.every((p, i) => p !== undefined && subscribers(p) >= (i === 0 ? peers - 1 : Math.min(1, peers - 1))),
     )
   }
 
   private peer(i: number): OrbitPeer {
+    if (this.offline.has(i)) throw new Error(`orbitdb: peer ${i} is stopped (stopPeer)`)
     const p = this.peers[i]
     if (p === undefined) throw new Error(`orbitdb: no peer ${i}`)
     return p
+  }
+
+  async stopPeer(peer: number): Promise<void> {
+    if (peer === 0) throw new Error('orbitdb: stopPeer(0) not supported (peer 0 created the db and is the bootstrap peer)')
+    if (this.offline.has(peer)) throw new Error(`orbitdb: peer ${peer} is already stopped`)
+    const p = this.peer(peer)
+    this.offline.add(peer)
+    this.peers[peer] = undefined
+    await closePeer(p)
+  }
+
+  async startPeer(peer: number): Promise<void> {
+    if (!this.offline.has(peer)) throw new Error(`orbitdb: peer ${peer} is not stopped`)
+    if (this.stopped) throw new Error('orbitdb: adapter stopped')
+    const p0 = this.peer(0)
+    const p = await this.createPeer(peer)
+    try {
+      p.db = await p.orbitdb.open(this.address) // oplog + manifest from this peer's folder
+      // Ready when peer 0 sees this peer on the db topic again (its subscription triggers OrbitDB's
+      // head exchange) and this peer sees peer 0.
+      const me = p.libp2p.peerId.toString()
+      await eventually('gossip mesh after restart', () =>
+        p.libp2p.services.pubsub.getSubscribers(this.address).length >= 1 &&
+        p0.libp2p.services.pubsub.getSubscribers(this.address).some((id) => id.toString() === me),
+      )
+    } catch (e) {
+      await closePeer(p)
+      throw e
+    }
+    this.peers[peer] = p
+    this.offline.delete(peer)
   }
 
   private db(i: number): OrbitDocuments {
@@ -200,18 +256,23 @@ export class OrbitDBAdapter implements SystemAdapter {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.offline.clear()
     for (const p of this.peers.splice(0)) {
-      try {
-        await p.db?.close()
-      } catch {
-        /* closing anyway */
-      }
-      await p.orbitdb.stop()
-      await p.helia.stop()
-      await p.libp2p.stop()
-      await p.blockstore.close()
+      if (p !== undefined) await closePeer(p) // undefined: stopped by stopPeer(), already closed
     }
   }
+}
+
+async function closePeer(p: OrbitPeer): Promise<void> {
+  try {
+    await p.db?.close()
+  } catch {
+    /* closing anyway */
+  }
+  await p.orbitdb.stop()
+  await p.helia.stop()
+  await p.libp2p.stop()
+  await p.blockstore.close()
 }
 
 export function createAdapter(): SystemAdapter {

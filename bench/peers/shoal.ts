@@ -46,38 +46,62 @@ export class ShoalAdapter implements SystemAdapter {
   readonly name = 'shoal'
   readonly topology = 'libp2p TCP on 127.0.0.1, every peer bootstraps to peer 0; gossipsub + anti-entropy (default interval)'
   readonly notes = `Peer (src/peer/peer.ts), table 'stock' engine yjs partitioned by store, LevelDB; writes via table.put/update in concurrent chunks of ${CHUNK}`
-  private peers: Peer[] = []
+  private peers: Array<Peer | null> = []
+  private configs: PeerConfig[] = []
   readonly logs: string[] = []
 
   async start(peers: number, dir: string): Promise<void> {
     for (let i = 0; i < peers; i++) {
       const data = join(dir, `peer${i}`)
       await mkdir(data, { recursive: true })
-      const config: PeerConfig = {
+      this.configs.push({
         ...parseConfig({ tables: TABLES, carries: {} }, `bench-peer${i}`),
         data,
         listen: ['/ip4/127.0.0.1/tcp/0'],
-        bootstrap: i === 0 ? [] : [this.peers[0]!.node.multiaddrs()[0]!.toString()],
+        bootstrap: i === 0 ? [] : [this.peer(0).node.multiaddrs()[0]!.toString()],
         mdns: false,
         http: null,
-      }
-      const peer = await Peer.start(config, {
-        log: (m) => this.logs.push(m),
-        net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
-        sync: { connectDelayMs: 100 },
       })
-      this.peers.push(peer)
+      this.peers.push(await this.launch(i))
     }
     // Ready when every peer sees all the others on the catalog topic (gossip mesh formed).
     await eventually('gossip mesh', () =>
-      this.peers.every((p) => p.node.pubsub.getSubscribers(topicFor('_tables', '')).length >= peers - 1),
+      this.peers.every((p) => p !== null && p.node.pubsub.getSubscribers(topicFor('_tables', '')).length >= peers - 1),
     )
+  }
+
+  private launch(i: number): Promise<Peer> {
+    return Peer.start(this.configs[i]!, {
+      log: (m) => this.logs.push(m),
+      net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
+      sync: { connectDelayMs: 100 },
+    })
   }
 
   private peer(i: number): Peer {
     const p = this.peers[i]
     if (p === undefined) throw new Error(`shoal: no peer ${i}`)
+    if (p === null) throw new Error(`shoal: peer ${i} is offline (stopPeer)`)
     return p
+  }
+
+  async stopPeer(i: number): Promise<void> {
+    if (i === 0) throw new Error('shoal: peer 0 is everyone\'s bootstrap peer; take another one offline')
+    const p = this.peer(i)
+    this.peers[i] = null
+    await p.stop()
+  }
+
+  /** A fresh Peer on the same folder (same key, same LevelDB); it redials peer 0 and anti-entropy catches it up. */
+  async startPeer(i: number): Promise<void> {
+    if (this.peers[i] !== null) throw new Error(`shoal: peer ${i} is running`)
+    const p = await this.launch(i)
+    this.peers[i] = p
+    const id = p.node.peerId.toString()
+    const catalog = topicFor('_tables', '')
+    await eventually(`peer ${i} reconnected`, () =>
+      p.node.pubsub.getSubscribers(catalog).length > 0 && this.peer(0).node.pubsub.getSubscribers(catalog).some((s) => s.toString() === id),
+    )
   }
 
   async insert(peer: number, rows: readonly StockRow[]): Promise<void> {
@@ -114,7 +138,7 @@ export class ShoalAdapter implements SystemAdapter {
   }
 
   async stop(): Promise<void> {
-    for (const p of this.peers.splice(0)) await p.stop()
+    for (const p of this.peers.splice(0)) if (p !== null) await p.stop()
   }
 }
 

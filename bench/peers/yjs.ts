@@ -56,28 +56,46 @@ function attach(r: Replica, ws: WebSocket): void {
   ws.send(syncMessage((e) => syncProtocol.writeSyncStep1(e, r.doc)))
 }
 
+async function flush(r: Replica): Promise<void> {
+  while (r.pending.size > 0) await Promise.all([...r.pending])
+}
+
+/** Loads a peer's document from its y-leveldb folder; every later update is stored and relayed to its connections. */
+async function open(folder: string): Promise<Replica> {
+  const db = new LeveldbPersistence(folder)
+  const doc = await db.getYDoc(DOC)
+  const r: Replica = { doc, rows: doc.getMap('rows'), db, conns: new Set(), pending: new Set() }
+  doc.on('update', (update: Uint8Array, origin: unknown) => {
+    const p = db.storeUpdate(DOC, update)
+    r.pending.add(p)
+    void p.finally(() => r.pending.delete(p))
+    const message = syncMessage((e) => syncProtocol.writeUpdate(e, update))
+    for (const c of r.conns) if (c !== origin && c.readyState === WebSocket.OPEN) c.send(message)
+  })
+  return r
+}
+
+async function close(r: Replica): Promise<void> {
+  await flush(r)
+  r.doc.destroy()
+  await r.db.destroy()
+}
+
 export class YjsAdapter implements SystemAdapter {
   readonly name = 'yjs'
   readonly topology = 'y-websocket protocol (y-protocols/sync over ws): peer 0 is the server replica + relay, others clients to ws://127.0.0.1'
   readonly notes = `yjs + y-protocols/sync + ws + y-leveldb; one Y.Doc per table, Y.Map id → Y.Map(columns); one transaction per ${CHUNK} rows`
-  private replicas: Replica[] = []
+  private replicas: Array<Replica | null> = []
+  private folders: string[] = []
   private wss: WebSocketServer | null = null
+  private port = 0
 
   async start(peers: number, dir: string): Promise<void> {
     for (let i = 0; i < peers; i++) {
       const folder = join(dir, `peer${i}`)
       await mkdir(folder, { recursive: true })
-      const db = new LeveldbPersistence(folder)
-      const doc = await db.getYDoc(DOC)
-      const r: Replica = { doc, rows: doc.getMap('rows'), db, conns: new Set(), pending: new Set() }
-      doc.on('update', (update: Uint8Array, origin: unknown) => {
-        const p = db.storeUpdate(DOC, update)
-        r.pending.add(p)
-        void p.finally(() => r.pending.delete(p))
-        const message = syncMessage((e) => syncProtocol.writeUpdate(e, update))
-        for (const c of r.conns) if (c !== origin && c.readyState === WebSocket.OPEN) c.send(message)
-      })
-      this.replicas.push(r)
+      this.folders.push(folder)
+      this.replicas.push(await open(folder))
     }
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
     this.wss = wss
@@ -85,27 +103,46 @@ export class YjsAdapter implements SystemAdapter {
       wss.once('listening', ok)
       wss.once('error', fail)
     })
-    wss.on('connection', (ws) => attach(this.replicas[0]!, ws))
-    const port = (wss.address() as { port: number }).port
-    for (let i = 1; i < peers; i++) {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}`)
-      await new Promise<void>((ok, fail) => {
-        ws.once('open', ok)
-        ws.once('error', fail)
-      })
-      attach(this.replicas[i]!, ws)
-    }
-    while (this.replicas.some((r, i) => (i === 0 ? r.conns.size < peers - 1 : r.conns.size < 1))) await tick()
+    wss.on('connection', (ws) => attach(this.replica(0), ws))
+    this.port = (wss.address() as { port: number }).port
+    for (let i = 1; i < peers; i++) await this.connect(i)
+    while (this.replicas.some((r, i) => r !== null && (i === 0 ? r.conns.size < peers - 1 : r.conns.size < 1))) await tick()
+  }
+
+  /** A client connects as y-websocket's WebsocketProvider does: open, then sync step 1 both ways. */
+  private async connect(i: number): Promise<void> {
+    const ws = new WebSocket(`ws://127.0.0.1:${this.port}`)
+    await new Promise<void>((ok, fail) => {
+      ws.once('open', ok)
+      ws.once('error', fail)
+    })
+    attach(this.replica(i), ws)
+  }
+
+  async stopPeer(i: number): Promise<void> {
+    if (i === 0) throw new Error('yjs: peer 0 is the server; take a client offline')
+    const r = this.replica(i)
+    this.replicas[i] = null
+    for (const c of r.conns) c.close()
+    await close(r)
+  }
+
+  /** A new Y.Doc loaded from the peer's y-leveldb folder, reconnected to the server. */
+  async startPeer(i: number): Promise<void> {
+    if (this.replicas[i] !== null) throw new Error(`yjs: peer ${i} is running`)
+    this.replicas[i] = await open(this.folders[i]!)
+    await this.connect(i)
   }
 
   private replica(i: number): Replica {
     const r = this.replicas[i]
     if (r === undefined) throw new Error(`yjs: no peer ${i}`)
+    if (r === null) throw new Error(`yjs: peer ${i} is offline (stopPeer)`)
     return r
   }
 
-  private async flush(r: Replica): Promise<void> {
-    while (r.pending.size > 0) await Promise.all([...r.pending])
+  private flush(r: Replica): Promise<void> {
+    return flush(r)
   }
 
   async insert(peer: number, rows: readonly StockRow[]): Promise<void> {
@@ -158,13 +195,9 @@ export class YjsAdapter implements SystemAdapter {
   async stop(): Promise<void> {
     const wss = this.wss
     this.wss = null
-    for (const r of this.replicas) for (const c of r.conns) c.terminate()
+    for (const r of this.replicas) for (const c of r?.conns ?? []) c.terminate()
     if (wss !== null) await new Promise<void>((ok) => wss.close(() => ok()))
-    for (const r of this.replicas.splice(0)) {
-      await this.flush(r)
-      r.doc.destroy()
-      await r.db.destroy()
-    }
+    for (const r of this.replicas.splice(0)) if (r !== null) await close(r)
   }
 }
 
