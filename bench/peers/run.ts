@@ -461,7 +461,8 @@ async function child(system: string, group: Group): Promise<void> {
     if (!(error instanceof DnfError)) throw error
   } finally {
     await Promise.race([adapter.stop().catch((e: unknown) => process.stderr.write(`[${system}] stop failed: ${String(e)}\n`)), sleep(10_000)])
-    await rm(dir, { recursive: true, force: true })
+    // Some systems (GUN) still flush to disk after stop(): retry, and never fail a run over cleanup.
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }).catch((e: unknown) => process.stderr.write(`[${system}] could not remove ${dir}: ${String(e)}\n`))
   }
   const result: ChildResult = {
     system: adapter.name,
