@@ -10,13 +10,10 @@
  * a new WebSocketClientAdapter to peer 0, waits for the hub connection, find()s the same index URL and
  * then every row document it lists (from disk, then synced with the server).
  */
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { Repo, type AutomergeUrl, type DocHandle } from '@automerge/automerge-repo'
-import { WebSocketClientAdapter, WebSocketServerAdapter } from '@automerge/automerge-repo-network-websocket'
-import { NodeFSStorageAdapter } from '@automerge/automerge-repo-storage-nodefs'
 import { WebSocketServer } from 'ws'
 import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+import { reconnectClient, startHub } from './automerge-hub.js'
 
 const CHUNK = 1000
 
@@ -39,7 +36,6 @@ interface PeerState {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r))
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 export class AutomergeRepoDocsAdapter implements SystemAdapter {
   readonly name = 'automerge-repo (doc/row)'
@@ -53,22 +49,10 @@ export class AutomergeRepoDocsAdapter implements SystemAdapter {
   private offline = new Set<number>()
 
   async start(peers: number, dir: string): Promise<void> {
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+    const { wss, port, repos } = await startHub(peers, dir)
     this.wss = wss
-    await new Promise<void>((ok, fail) => {
-      wss.once('listening', ok)
-      wss.once('error', fail)
-    })
-    const port = (wss.address() as { port: number }).port
     this.dir = dir
     this.port = port
-    const repos: Repo[] = []
-    for (let i = 0; i < peers; i++) {
-      const folder = join(dir, `peer${i}`)
-      await mkdir(folder, { recursive: true })
-      const network = i === 0 ? new WebSocketServerAdapter(wss as never) : new WebSocketClientAdapter(`ws://127.0.0.1:${port}`)
-      repos.push(new Repo({ network: [network], storage: new NodeFSStorageAdapter(folder) }))
-    }
     const index = repos[0]!.create<IndexDoc>({ urls: {} })
     for (let i = 0; i < peers; i++) {
       const handle = i === 0 ? index : await repos[i]!.find<IndexDoc>(index.url)
@@ -118,15 +102,9 @@ export class AutomergeRepoDocsAdapter implements SystemAdapter {
     if (!this.offline.has(peer)) throw new Error(`automerge-repo-docs: peer ${peer} is not stopped`)
     const indexUrl = this.peers[0]?.index.url
     if (indexUrl === undefined) throw new Error('automerge-repo-docs: not started')
-    const network = new WebSocketClientAdapter(`ws://127.0.0.1:${this.port}`)
-    const repo = new Repo({ network: [network], storage: new NodeFSStorageAdapter(join(this.dir, `peer${peer}`)) })
+    const repo = await reconnectClient(this.dir, peer, this.port, 'automerge-repo-docs')
     let state: PeerState
     try {
-      const until = Date.now() + 30_000
-      while (repo.peers.length === 0) {
-        if (Date.now() > until) throw new Error(`automerge-repo-docs: restarted peer ${peer} did not reconnect to the sync server`)
-        await sleep(10)
-      }
       const index = await repo.find<IndexDoc>(indexUrl)
       state = { repo, index, rows: new Map(), finding: new Set() }
     } catch (e) {

@@ -9,13 +9,10 @@
  * NodeFS storage) and drops it; startPeer builds a new Repo on the same folder with a new
  * WebSocketClientAdapter to peer 0, waits for the hub connection, then find()s the same document URL.
  */
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { Repo, type AutomergeUrl, type DocHandle } from '@automerge/automerge-repo'
-import { WebSocketClientAdapter, WebSocketServerAdapter } from '@automerge/automerge-repo-network-websocket'
-import { NodeFSStorageAdapter } from '@automerge/automerge-repo-storage-nodefs'
 import { WebSocketServer } from 'ws'
 import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+import { reconnectClient, startHub } from './automerge-hub.js'
 
 const CHUNK = 1000
 
@@ -24,7 +21,6 @@ interface TableDoc {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r))
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 export class AutomergeRepoAdapter implements SystemAdapter {
   readonly name = 'automerge-repo'
@@ -40,21 +36,11 @@ export class AutomergeRepoAdapter implements SystemAdapter {
   private offline = new Set<number>()
 
   async start(peers: number, dir: string): Promise<void> {
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
-    this.wss = wss
-    await new Promise<void>((ok, fail) => {
-      wss.once('listening', ok)
-      wss.once('error', fail)
-    })
-    const port = (wss.address() as { port: number }).port
+    const hub = await startHub(peers, dir)
+    this.wss = hub.wss
     this.dir = dir
-    this.port = port
-    for (let i = 0; i < peers; i++) {
-      const folder = join(dir, `peer${i}`)
-      await mkdir(folder, { recursive: true })
-      const network = i === 0 ? new WebSocketServerAdapter(wss as never) : new WebSocketClientAdapter(`ws://127.0.0.1:${port}`)
-      this.repos.push(new Repo({ network: [network], storage: new NodeFSStorageAdapter(folder) }))
-    }
+    this.port = hub.port
+    this.repos = hub.repos
     const first = this.repos[0]!.create<TableDoc>({ rows: {} })
     this.url = first.url
     this.handles.push(first)
@@ -84,14 +70,8 @@ export class AutomergeRepoAdapter implements SystemAdapter {
   async startPeer(peer: number): Promise<void> {
     if (!this.offline.has(peer)) throw new Error(`automerge-repo: peer ${peer} is not stopped`)
     if (this.url === null) throw new Error('automerge-repo: not started')
-    const network = new WebSocketClientAdapter(`ws://127.0.0.1:${this.port}`)
-    const repo = new Repo({ network: [network], storage: new NodeFSStorageAdapter(join(this.dir, `peer${peer}`)) })
+    const repo = await reconnectClient(this.dir, peer, this.port, 'automerge-repo')
     try {
-      const until = Date.now() + 30_000
-      while (repo.peers.length === 0) {
-        if (Date.now() > until) throw new Error(`automerge-repo: restarted peer ${peer} did not reconnect to the sync server`)
-        await sleep(10)
-      }
       // Loads the document from this peer's folder; the synchronizer then syncs it with the server.
       this.handles[peer] = await repo.find<TableDoc>(this.url)
     } catch (e) {
