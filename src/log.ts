@@ -1,0 +1,162 @@
+import pino from 'pino'
+import pretty from 'pino-pretty'
+
+/*
+ * One logger interface for every component (store, replication, HTTP API, bridge, simulator),
+ * injected, so a library user, the CLI, a test or the simulator decides where lines go. Message
+ * first, structured fields second: operators read the message, scripts read the fields.
+ *
+ * Strings chosen by a peer (row keys, table names, error texts from frames) go into fields or
+ * through `quote`, never raw into a message: a terminal would otherwise execute their control
+ * characters.
+ */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+export type LogFields = Readonly<Record<string, unknown>>
+
+export interface Logger {
+  debug(message: string, fields?: LogFields): void
+  info(message: string, fields?: LogFields): void
+  warn(message: string, fields?: LogFields): void
+  error(message: string, fields?: LogFields): void
+  /** A logger whose lines all carry `bindings` (e.g. { component: 'gossip' }). */
+  child(bindings: LogFields): Logger
+}
+
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error']
+
+export interface LoggerOptions {
+  /** Lowest level written (default 'info', or SHOAL_LOG_LEVEL). */
+  level?: LogLevel
+  /** 'pretty': readable lines for a terminal; 'json': one JSON object per line (default: pretty on a TTY, else json). */
+  format?: 'pretty' | 'json'
+  /** Where lines go (default process.stderr). */
+  destination?: NodeJS.WritableStream & { isTTY?: boolean }
+  /** Fields on every line (e.g. { peer: 'hq' }). */
+  bindings?: LogFields
+}
+
+function levelFromEnv(): LogLevel | undefined {
+  const value = process.env.SHOAL_LOG_LEVEL
+  return value !== undefined && (LOG_LEVELS as readonly string[]).includes(value) ? (value as LogLevel) : undefined
+}
+
+class PinoLogger implements Logger {
+  constructor(private readonly pino: pino.Logger) {}
+
+  debug(message: string, fields?: LogFields): void {
+    if (fields === undefined) this.pino.debug(message)
+    else this.pino.debug(fields, message)
+  }
+
+  info(message: string, fields?: LogFields): void {
+    if (fields === undefined) this.pino.info(message)
+    else this.pino.info(fields, message)
+  }
+
+  warn(message: string, fields?: LogFields): void {
+    if (fields === undefined) this.pino.warn(message)
+    else this.pino.warn(fields, message)
+  }
+
+  error(message: string, fields?: LogFields): void {
+    if (fields === undefined) this.pino.error(message)
+    else this.pino.error(fields, message)
+  }
+
+  child(bindings: LogFields): Logger {
+    return new PinoLogger(this.pino.child(bindings))
+  }
+}
+
+/** A pino logger: JSON lines for operators and log shippers, readable lines on a terminal. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const destination = options.destination ?? process.stderr
+  const format = options.format ?? (destination.isTTY === true ? 'pretty' : 'json')
+  const level = options.level ?? levelFromEnv() ?? 'info'
+  const stream =
+    format === 'pretty'
+      ? // Synchronous, in this thread: a worker-thread transport can lose the last lines of a crash.
+        pretty({ destination, sync: true, colorize: destination.isTTY === true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' })
+      : destination
+  const base = pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, stream)
+  const logger = new PinoLogger(base)
+  return options.bindings === undefined ? logger : logger.child(options.bindings)
+}
+
+/** Drops everything (library default where the caller gave no logger and wants silence). */
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silentLogger,
+}
+
+export interface LogLine {
+  level: LogLevel
+  message: string
+  fields: LogFields
+}
+
+/** Keeps lines in memory (tests, the simulator's per-peer logs). */
+export class MemoryLogger implements Logger {
+  constructor(
+    readonly lines: LogLine[] = [],
+    private readonly bindings: LogFields = {},
+  ) {}
+
+  debug(message: string, fields?: LogFields): void {
+    this.push('debug', message, fields)
+  }
+
+  info(message: string, fields?: LogFields): void {
+    this.push('info', message, fields)
+  }
+
+  warn(message: string, fields?: LogFields): void {
+    this.push('warn', message, fields)
+  }
+
+  error(message: string, fields?: LogFields): void {
+    this.push('error', message, fields)
+  }
+
+  child(bindings: LogFields): Logger {
+    return new MemoryLogger(this.lines, { ...this.bindings, ...bindings })
+  }
+
+  /** The lines' messages, for assertions. */
+  messages(level?: LogLevel): string[] {
+    return this.lines.filter((l) => level === undefined || l.level === level).map((l) => l.message)
+  }
+
+  private push(level: LogLevel, message: string, fields: LogFields | undefined): void {
+    this.lines.push({ level, message, fields: { ...this.bindings, ...fields } })
+  }
+}
+
+/** Calls `write(level, line)` for each line (e.g. the simulator prefixing a peer's name). */
+export function callbackLogger(write: (level: LogLevel, message: string, fields: LogFields) => void, bindings: LogFields = {}): Logger {
+  const line = (level: LogLevel) => (message: string, fields?: LogFields) => write(level, message, { ...bindings, ...fields })
+  return {
+    debug: line('debug'),
+    info: line('info'),
+    warn: line('warn'),
+    error: line('error'),
+    child: (more) => callbackLogger(write, { ...bindings, ...more }),
+  }
+}
+
+/** Longest text of peer-chosen origin quoted into a log message. */
+export const MAX_QUOTED_CHARS = 120
+
+/**
+ * A string of untrusted origin made safe to put in a message: JSON-quoted (control characters
+ * escaped) and cut to MAX_QUOTED_CHARS.
+ */
+export function quote(value: unknown, max = MAX_QUOTED_CHARS): string {
+  const text = typeof value === 'string' ? value : String(value)
+  const cut = text.length > max ? text.slice(0, max) + '…' : text
+  return JSON.stringify(cut)
+}
