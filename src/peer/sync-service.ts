@@ -2,17 +2,23 @@ import type { Connection, IdentifyResult, PeerId, Stream } from '@libp2p/interfa
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { ShoalNode } from '../net/node.js'
-import type { Shoal } from '../shoal.js'
 import { ProtocolError } from '../errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import type { ReplicaSource } from '../store/replica-source.js'
+import { ID_SEP, parsePartitionId, partitionId } from '../table/ids.js'
+import type { Carries } from '../sync/carries.js'
 import { answer, reconcile, type Ask, type LoadProgressEvent, type RoundStats } from '../sync/reconciler.js'
 import { StoreReplica } from '../sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../sync/sync-messages.js'
-import type { LoadProgress, SyncPeerStatus, SyncStatus } from './status.js'
+import type { LoadProgress, SyncPeerStatus, SyncStatus } from '../status.js'
+import { reasonOf, Refusals } from './refusals.js'
 
 export interface SyncServiceInit {
-  /** table → the only partitions this peer takes (tables not listed: all). */
-  carries?: Readonly<Record<string, readonly string[]>>
-  log?: (message: string) => void
+  /** What this peer carries (tables not listed: all). */
+  carries?: Carries
+  logger?: Logger
+  /** Where refusals are counted and logged (shared with gossip in a running peer). */
+  refusals?: Refusals
   /** Mean time between periodic rounds (default 30 s; each wait is jittered to 50–150 %). 0 turns periodic rounds off. */
   intervalMs?: number
   /** Peers reconciled with per periodic round (default 3, chosen at random). */
@@ -38,9 +44,11 @@ export interface SyncCounters {
   rowsOut: number
   bytesIn: number
   bytesOut: number
+  /** Frames (requests and answers) received and sent. */
+  framesIn: number
+  framesOut: number
   /** Rows changed here by anti-entropy. */
   rowsRepaired: number
-  refused: number
 }
 
 const DEFAULT_INTERVAL_MS = 30_000
@@ -60,13 +68,14 @@ const RESPONDER_IDLE_MS = 120_000
  * peer carries, and periodically with a few random peers. At most one round per peer at a time.
  */
 export class SyncService {
-  readonly counters: SyncCounters = { rounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, rowsRepaired: 0, refused: 0 }
+  readonly counters: SyncCounters = { rounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rowsRepaired: 0 }
+  readonly refusals: Refusals
   /** Called as rows of a partition arrive in a round (initial loads, big repairs). */
   onProgress: ((progress: LoadProgress & { done: boolean }) => void) | undefined
   /** Called when a peer's hello shows a partition this peer carries but did not hold. */
   onPartitionLearned: ((table: string, partition: string) => void) | undefined
   private readonly replica: StoreReplica
-  private readonly log: (message: string) => void
+  private readonly logger: Logger
   private readonly peers = new Map<string, SyncPeerStatus>()
   /** Rounds running with each peer, either side (a peer may be initiator and responder at once). */
   private readonly busy = new Map<string, number>()
@@ -91,12 +100,13 @@ export class SyncService {
   private started = false
 
   constructor(
-    private readonly db: Shoal,
+    private readonly source: ReplicaSource,
     private readonly node: ShoalNode,
     private readonly init: SyncServiceInit = {},
   ) {
-    this.replica = new StoreReplica(db, init.carries ?? {})
-    this.log = init.log ?? ((message) => console.warn(`shoal: ${message}`))
+    this.logger = init.logger ?? silentLogger
+    this.refusals = init.refusals ?? new Refusals(this.logger)
+    this.replica = new StoreReplica(source, init.carries ?? {}, (reason, message) => this.refusals.refuse(reason, message))
   }
 
   async start(): Promise<void> {
@@ -139,11 +149,11 @@ export class SyncService {
     if (!this.started) return
     const waiting = this.learned.get(from)
     if (waiting !== undefined) {
-      waiting.partitions.add(`${table}\u0000${partition}`)
+      waiting.partitions.add(partitionId(table, partition))
       waiting.since = Date.now()
       return
     }
-    this.learned.set(from, { partitions: new Set([`${table}\u0000${partition}`]), since: Date.now() })
+    this.learned.set(from, { partitions: new Set([partitionId(table, partition)]), since: Date.now() })
     const deadline = Date.now() + LEARNED_MAX_WAIT_MS
     const check = (): void => {
       const idle = this.learnedIdleMs(from)
@@ -165,8 +175,8 @@ export class SyncService {
     const idleMs = this.init.gossipIdleMs
     if (idleMs !== undefined) {
       for (const id of waiting.partitions) {
-        const cut = id.indexOf('\u0000')
-        idle = Math.min(idle, idleMs(id.slice(0, cut), id.slice(cut + 1)))
+        const { table, partition } = parsePartitionId(id)
+        idle = Math.min(idle, idleMs(table, partition))
       }
     }
     return idle
@@ -197,9 +207,11 @@ export class SyncService {
         const bytes = encodeRequest(request)
         const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)])
         this.counters.bytesOut += bytes.length
+        this.counters.framesOut++
         await lp.write(bytes, { signal: timeout })
         const response = (await lp.read({ signal: timeout })).subarray()
         this.counters.bytesIn += response.length
+        this.counters.framesIn++
         return decodeResponse(response, request.type)
       }
       const stats = await reconcile(this.replica, ask, {
@@ -210,7 +222,7 @@ export class SyncService {
       })
       await stream.close().catch(() => undefined)
       this.finishRound(id, started, before, stats, null)
-      for (const e of stats.errors) this.log(`anti-entropy with ${id}: ${e}`)
+      for (const e of stats.errors) this.logger.warn(`anti-entropy with ${id}: ${e}`)
       return stats
     } catch (error) {
       stream?.abort(error as Error)
@@ -218,13 +230,13 @@ export class SyncService {
       if ((error as { code?: string }).code === 'BUSY') return null
       if (!this.abort.signal.aborted) {
         this.finishRound(id, started, before, null, (error as Error).message)
-        this.log(`anti-entropy with ${id} failed: ${(error as Error).message}`)
+        this.logger.warn(`anti-entropy with ${id} failed: ${(error as Error).message}`)
       }
       throw error
     } finally {
       this.initiating.delete(id)
       this.release(id)
-      for (const key of [...this.loading.keys()]) if (key.startsWith(`${id}\u0000`)) this.loading.delete(key)
+      for (const key of [...this.loading.keys()]) if (key.startsWith(id + ID_SEP)) this.loading.delete(key)
     }
   }
 
@@ -233,7 +245,6 @@ export class SyncService {
       this.counters.rowsIn += stats.rowsReceived
       this.counters.rowsOut += stats.rowsSent
       this.counters.rowsRepaired += stats.changedHere
-      this.counters.refused += stats.refused
     }
     const ok = error === null && (stats?.errors.length ?? 0) === 0
     if (ok) this.roundCompleted(peer, started)
@@ -250,7 +261,7 @@ export class SyncService {
   }
 
   private progress(from: string, event: LoadProgressEvent): void {
-    const key = `${from}\u0000${event.table}\u0000${event.partition}`
+    const key = from + ID_SEP + partitionId(event.table, event.partition)
     const entry: LoadProgress = { table: event.table, partition: event.partition, from, received: event.received, expected: event.expected }
     if (event.done) this.loading.delete(key)
     else this.loading.set(key, entry)
@@ -281,6 +292,7 @@ export class SyncService {
           throw new ProtocolError(`unreadable frame: ${(error as Error).message}`, { cause: error })
         }
         this.counters.bytesIn += frame.length
+        this.counters.framesIn++
         figures.bytesIn += frame.length
         const request = decodeRequest(frame)
         if (request.type === 'hello' && this.initiating.has(from) && this.node.peerId.toString() < from) {
@@ -294,16 +306,15 @@ export class SyncService {
         if (request.type === 'push' && response.type === 'push') {
           this.counters.rowsIn += request.rows.length
           figures.rowsReceived += request.rows.length
-          const id = `${request.table}\u0000${request.partition}`
-          const entry = pushed.get(id) ?? { table: request.table, partition: request.partition, received: 0, expected: Math.max(0, (theirRows.get(id) ?? 0) - this.db.store.rowCount(request.table, request.partition)), done: false }
+          const id = partitionId(request.table, request.partition)
+          const entry = pushed.get(id) ?? { table: request.table, partition: request.partition, received: 0, expected: Math.max(0, (theirRows.get(id) ?? 0) - this.source.rowCount(request.table, request.partition)), done: false }
           entry.received += request.rows.length
           entry.expected = Math.max(entry.expected, entry.received)
           pushed.set(id, entry)
           this.progress(from, entry)
           this.counters.rowsRepaired += response.applied
-          this.counters.refused += response.refused
         } else if (request.type === 'hello') {
-          for (const r of request.roots) theirRows.set(`${r.table}\u0000${r.partition}`, r.rows)
+          for (const r of request.roots) theirRows.set(partitionId(r.table, r.partition), r.rows)
           this.learnPartitions(request.roots)
         } else if (response.type === 'range' || response.type === 'fetch') {
           const sent = response.rows.filter((r) => r.bytes !== null).length
@@ -312,6 +323,7 @@ export class SyncService {
         }
         const bytes = encodeResponse(response)
         this.counters.bytesOut += bytes.length
+        this.counters.framesOut++
         figures.bytesOut += bytes.length
         await lp.write(bytes, { signal: this.abort.signal })
         served++
@@ -320,9 +332,8 @@ export class SyncService {
       if (served > 0) this.record(from, started, figures, true, null)
       if (served > 0 && closedByInitiator) this.roundCompleted(from, started)
     } catch (error) {
-      this.counters.refused++
       if (!this.abort.signal.aborted) {
-        this.log(`anti-entropy request from ${from} refused, stream closed: ${(error as Error).message}`)
+        this.refusals.refuse(reasonOf(error), `anti-entropy request from ${from} refused, stream closed: ${(error as Error).message}`)
         this.record(from, started, figures, false, (error as Error).message)
       }
       stream.abort(error as Error)
@@ -351,8 +362,7 @@ export class SyncService {
 
   private learnPartitions(roots: ReadonlyArray<{ table: string; partition: string }>): void {
     if (this.onPartitionLearned === undefined) return
-    const held = new Set(this.replica.roots().map((r) => `${r.table}\u0000${r.partition}`))
-    for (const r of roots) if (!held.has(`${r.table}\u0000${r.partition}`)) this.onPartitionLearned(r.table, r.partition)
+    for (const r of roots) if (!this.source.holds(r.table, r.partition)) this.onPartitionLearned(r.table, r.partition)
   }
 
   private roundCompleted(peer: string, started: number): void {
