@@ -140,7 +140,7 @@ export class RealPeer {
             requestTimeoutMs: scenario.antiEntropy.requestTimeoutMs * timeScale,
             connectDelayMs: 200,
           },
-          coalesceMs: scenario.gossip.coalesceMs * timeScale,
+          gossip: { coalesceMs: scenario.gossip.coalesceMs * timeScale },
         })
       } catch (error) {
         this.state = 'down'
