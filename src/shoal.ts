@@ -5,7 +5,6 @@ import { toHex } from './table/hash.js'
 import type { RowOp } from './table/row.js'
 import {
   extendSchema,
-  isPlainObject,
   normalizeKeyValue,
   sameSchema,
   validateSchema,
@@ -13,6 +12,7 @@ import {
   type ResolvedSchema,
   type TableSchema,
 } from './table/schema.js'
+import { isPlainObject } from './validation.js'
 import { Store, type ChangeEvent, type ChangeListener, type CheckReport, type StoreOptions, type StoredRow } from './store/store.js'
 import { SEP } from './store/layout.js'
 
