@@ -11,7 +11,8 @@ import { entriesOf, fields, parseWith, shown, type Issue } from './validation.js
  * the field's name when the value is wrong, a v.description() (editors show it), and its default
  * (v.optional(schema, default)). PeerConfig, the list of allowed fields in the "unknown field"
  * message and the JSON Schema follow from it; then run `npm run schema` to regenerate
- * peers/shoal-config.schema.json (a test fails while the committed file is stale).
+ * peers/shoal-config.schema.json (a test fails while the committed file is stale), and add a row
+ * to the table in peers/README.md.
  */
 
 export class ConfigError extends ShoalError {
