@@ -12,9 +12,9 @@ import {
   type ResolvedSchema,
   type TableSchema,
 } from './table/schema.js'
-import { isPlainObject } from './validation.js'
 import { Store, type ChangeEvent, type ChangeListener, type CheckReport, type StoreOptions, type StoredRow } from './store/store.js'
 import { SEP } from './store/layout.js'
+import { isPlainObject } from './validation.js'
 
 export type Row = Record<string, unknown>
 
