@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Connection } from '@libp2p/interface'
-import type { PeerConfig } from '../config.js'
+import { parseConfig, type PeerConfig } from '../config.js'
 import { loadOrCreatePeerKey } from '../net/identity.js'
 import { Peer } from '../peer/peer.js'
 import type { ReplicaSource } from '../store/replica-source.js'
@@ -110,6 +110,8 @@ export class RealPeer {
       this.state = 'starting'
       const { scenario, timeScale } = this.init
       const config: PeerConfig = {
+        // Defaults for every field the simulator does not drive.
+        ...parseConfig({}, 'simulator'),
         name: `p${this.index}`,
         data: this.dir,
         tables: scenario.tables,
