@@ -23,6 +23,16 @@ export interface PeerConfig {
   carries: Record<string, string[]>
   /** Address of the local HTTP API, 'HOST:PORT' (port 0: any free port), or null for none. */
   http: string | null
+  /**
+   * More `Host` header values the HTTP API accepts, as 'name:port', besides its own address
+   * (127.0.0.1, localhost, [::1] and the listen host, at its port). Anything else is refused, so a
+   * web page on a domain re-pointed at this machine (DNS rebinding) cannot use the API.
+   */
+  httpHosts: string[]
+  /** Web origins (https://app.example) whose pages may call the HTTP API (CORS); default none. */
+  httpOrigins: string[]
+  /** Serve GET /metrics without the API token, for scrapers that cannot send one (default false). */
+  metricsPublic: boolean
   /** Serve as a circuit relay v2 so peers behind NAT can be reached through this one. */
   relay: boolean
 }
@@ -38,7 +48,7 @@ export const DEFAULT_DATA_DIR = 'data'
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 /** The HTTP API answers on loopback only unless the config says otherwise; port chosen by the OS. */
 export const DEFAULT_HTTP = '127.0.0.1:0'
-const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries', 'http', 'relay'])
+const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries', 'http', 'httpHosts', 'httpOrigins', 'metricsPublic', 'relay'])
 
 /** Parses 'HOST:PORT' (IPv6 hosts in brackets); throws ConfigError naming `what`. */
 export function parseHostPort(what: string, value: string): { host: string; port: number } {
@@ -48,10 +58,29 @@ export function parseHostPort(what: string, value: string): { host: string; port
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port }
 }
 
-function stringList(source: string, field: string, value: unknown): string[] {
+/**
+ * Parses a web origin for the HTTP API's allow-list: scheme, host and port only, as browsers send
+ * it in `Origin` (`https://app.example`, `http://localhost:5173`); returns it in that canonical
+ * form. `null` (sandboxed pages, files) can never be allowed. Throws ConfigError naming `what`.
+ */
+export function parseOrigin(what: string, value: string): string {
+  let url: URL | null = null
+  try {
+    url = new URL(value)
+  } catch {
+    // reported below
+  }
+  const bare = url !== null && url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' && url.password === '' && !value.includes('#')
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || !bare) {
+    throw new ConfigError(`${what} must be a web origin, http(s)://host[:port] with no path, e.g. https://app.example (got '${value}')`)
+  }
+  return url.origin
+}
+
+function stringList(source: string, field: string, value: unknown, what = 'multiaddr strings'): string[] {
   if (value === undefined) return []
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) {
-    throw new ConfigError(`${source}: '${field}' must be an array of multiaddr strings`)
+    throw new ConfigError(`${source}: '${field}' must be an array of ${what}`)
   }
   return value as string[]
 }
@@ -83,6 +112,10 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
     if (twice !== undefined) throw new ConfigError(`${source}: table '${twice}' is defined twice`)
   }
   if (input.mdns !== undefined && typeof input.mdns !== 'boolean') throw new ConfigError(`${source}: 'mdns' must be true or false`)
+  if (input.metricsPublic !== undefined && typeof input.metricsPublic !== 'boolean') throw new ConfigError(`${source}: 'metricsPublic' must be true or false`)
+  const httpHosts = stringList(source, 'httpHosts', input.httpHosts, '"name:port" strings')
+  httpHosts.forEach((h, i) => parseHostPort(`${source}: httpHosts[${i}]`, h))
+  const httpOrigins = stringList(source, 'httpOrigins', input.httpOrigins, 'origins').map((o, i) => parseOrigin(`${source}: httpOrigins[${i}]`, o))
   if (input.relay !== undefined && typeof input.relay !== 'boolean') throw new ConfigError(`${source}: 'relay' must be true or false`)
   const carries: Record<string, string[]> = {}
   if (input.carries !== undefined) {
@@ -112,6 +145,9 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
     mdns: (input.mdns as boolean | undefined) ?? true,
     carries,
     http,
+    httpHosts,
+    httpOrigins,
+    metricsPublic: (input.metricsPublic as boolean | undefined) ?? false,
     relay: (input.relay as boolean | undefined) ?? false,
   }
 }

@@ -39,3 +39,9 @@ export const DEFAULT_TREE_CACHE_SIZE = 64
 
 /** Most writes coalesced into one LevelDB batch (group commit). */
 export const MAX_WRITES_PER_BATCH = 4096
+
+/**
+ * Mode of a data folder Shoal creates: owner only. It holds every row, the peer's private key and
+ * the HTTP API's token; a folder that already exists keeps the mode its owner gave it.
+ */
+export const DATA_DIR_MODE = 0o700

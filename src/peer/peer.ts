@@ -1,15 +1,17 @@
-import { unlink, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { parseHostPort, type PeerConfig } from '../config.js'
+import { removeApiFile, writeApiFile } from '../http/api-file.js'
+import type { HttpLimits } from '../http/constants.js'
 import { startHttpApi, type HttpApi } from '../http/server.js'
+import { createApiToken } from '../http/token.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
 import { GossipReplicator } from './gossip-replicator.js'
 import type { PeerCounters, PeerStatus } from './status.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
-/** Written into the data folder while the peer runs, so `shoal get/put/…` can find its HTTP API. */
-export const API_FILE = 'api.json'
+/** Written into the data folder while the peer runs (with the API's URL and token, mode 0600), so `shoal get/put/…` can use its HTTP API. */
+export { API_FILE } from '../http/api-file.js'
 
 export interface PeerOptions {
   /** Where refusals and sync errors are reported (default console.warn). */
@@ -20,6 +22,8 @@ export interface PeerOptions {
   sync?: Omit<SyncServiceInit, 'carries' | 'log'>
   /** Gossip coalescing window (ms). */
   coalesceMs?: number
+  /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
+  httpLimits?: Partial<HttpLimits>
 }
 
 /**
@@ -62,9 +66,24 @@ export class Peer {
       let http: HttpApi | null = null
       if (config.http !== null) {
         const { host, port } = parseHostPort('--http', config.http)
-        http = await startHttpApi({ host, port, db, log, status: () => peer!.status(), counters: () => peer!.counters() })
+        // A new token at every start: one read from an old api.json is worth nothing afterwards.
+        const token = createApiToken()
+        http = await startHttpApi({
+          host,
+          port,
+          db,
+          log,
+          token,
+          hosts: config.httpHosts,
+          origins: config.httpOrigins,
+          metricsPublic: config.metricsPublic,
+          ...(options.httpLimits === undefined ? {} : { limits: options.httpLimits }),
+          status: () => peer!.status(),
+          counters: () => peer!.counters(),
+        })
         undo.push(() => http!.close())
-        await writeFile(join(dir, API_FILE), JSON.stringify({ url: http.url, pid: process.pid }) + '\n')
+        await writeApiFile(dir, { url: http.url, pid: process.pid, token })
+        undo.push(() => removeApiFile(dir))
       }
       peer = new Peer(config, db, node, gossip, sync, http)
       return peer
@@ -107,7 +126,7 @@ export class Peer {
     this.stopped = true
     if (this.http !== null) {
       await this.http.close()
-      await unlink(join(resolve(this.config.data), API_FILE)).catch(() => undefined)
+      await removeApiFile(resolve(this.config.data))
     }
     this.gossip.stop()
     await this.sync.stop()

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
-import { AUTOMERGE_CACHE_WEIGHT, DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
+import { AUTOMERGE_CACHE_WEIGHT, DATA_DIR_MODE, DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, DIGEST_BYTES, MAX_DELTA_BYTES, MAX_ROW_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
 import { DeltaError, PartitionError, RowNotFoundError, ValidationError, RowTooLargeError, ShoalError, StoreClosedError, StoreCorruptError, StoreOpenError, StoreWriteError } from '../errors.js'
 import { DigestTree, LEAF_COUNT, leafOf } from '../table/digest-tree.js'
 import { equalBytes, fromHex, toHex } from '../table/hash.js'
@@ -210,7 +210,8 @@ export class Store {
   static async open(options: StoreOptions): Promise<Store> {
     const dir = options.dir
     try {
-      await mkdir(dir, { recursive: true })
+      // Owner only: rows, the peer's key and the HTTP API token live here.
+      await mkdir(dir, { recursive: true, mode: DATA_DIR_MODE })
     } catch (error) {
       throw new StoreOpenError(`cannot create data folder '${dir}': ${(error as Error).message}`, { cause: error })
     }
