@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { MAX_TEXT_DIFF_EDITS, textSplices, type TextSplice } from '../../src/table/text-diff.js'
+import { MAX_TEXT_DIFF_CHARS, TEXT_DIFF_WORK, textSplices, type TextSplice } from '../../src/table/text-diff.js'
 
 const RUNS = Number(process.env.SHOAL_FC_RUNS ?? 200)
 const SEED = process.env.SHOAL_FC_SEED === undefined ? undefined : Number(process.env.SHOAL_FC_SEED)
@@ -56,13 +56,19 @@ describe('textSplices', () => {
     expect(textSplices('a😀b', 'a👍b')).toEqual([{ index: 1, delete: 2, insert: '👍' }])
   })
 
-  it('falls back to one splice of the differing middle past MAX_TEXT_DIFF_EDITS', () => {
-    // Alternating characters that differ everywhere: more edits than the bound allows.
-    const n = MAX_TEXT_DIFF_EDITS * 2
+  it('replaces the differing middle in one splice past the work or size bound', () => {
+    // Different at every other character: 4,000 edits, over the 125 that 8,000 characters allow.
+    const n = 2000
     const from = `<${'ab'.repeat(n)}>`
-    const to = `<${'cd'.repeat(n)}>`
-    const splices = textSplices(from, to)
-    expect(splices).toEqual([{ index: 1, delete: 2 * n, insert: 'cd'.repeat(n) }])
-    expect(applySplices(from, splices)).toBe(to)
+    const to = `<${'cb'.repeat(n)}>`
+    expect(Math.floor(TEXT_DIFF_WORK / (4 * n))).toBeLessThan(2 * n)
+    // The common suffix "b>" is kept; the rest of the middle is one splice.
+    expect(textSplices(from, to)).toEqual([{ index: 1, delete: 2 * n - 1, insert: 'cb'.repeat(n).slice(0, -1) }])
+    // Within the bound the same kind of change is diffed finely.
+    expect(textSplices('<abababab>', '<cbcbcbcb>')).toHaveLength(4)
+    // A middle over MAX_TEXT_DIFF_CHARS is not diffed at all, however small the change.
+    const body = 'ab'.repeat(MAX_TEXT_DIFF_CHARS / 4 + 1)
+    expect(textSplices(`A${body}B`, `C${body}D`)).toEqual([{ index: 0, delete: body.length + 2, insert: `C${body}D` }])
+    expect(textSplices(`A${body}B`, `A${body}D`)).toEqual([{ index: body.length + 1, delete: 1, insert: 'D' }])
   })
 })
