@@ -25,9 +25,9 @@ Talk to a running peer (over its HTTP API):
   increment <table> <key> <column> [by]
                                   add 'by' (default 1, may be negative) to a counter
   edit <table> <key> <column> --index N [--delete N] [--insert TEXT]
-                                  edit a text column in place: delete N characters at
-                                  position N, then insert TEXT there (positions in UTF-16
-                                  code units); concurrent edits on other peers interleave
+                                  edit a text column in place: remove --delete characters
+                                  at --index, then insert --insert there (positions in
+                                  UTF-16 code units); concurrent edits on other peers merge
   scan <table>                    a page of rows (--partition, --after, --limit)
   define <table> <json|@file>     define a table, or add columns to it
 
@@ -52,7 +52,7 @@ Options:
   --http HOST:PORT  start: where the HTTP API listens (replaces the config's "http";
                     'off' or --no-http: no API). Other commands: the API to talk to
                     (default: the address the peer wrote to <data>/api.json)
-  --partition P     the row's partition (get, put, delete, increment, scan)
+  --partition P     the row's partition (get, put, delete, increment, edit, scan)
   --after CURSOR    scan: continue after the 'next' cursor of the previous page
   --limit N         scan: rows per page (1 to 1000, default 100)
   --index N         edit: where the edit starts (0 = before the first character)
