@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { PeerCounters, PeerStatus } from '../peer/status.js'
+import type { PeerCounters, PeerStatus } from '../status.js'
+import { quote, silentLogger, type Logger } from '../log.js'
 import type { Shoal } from '../shoal.js'
 import { AccessPolicy, isJsonContentType } from './access.js'
 import { httpUrl } from './address.js'
@@ -16,7 +17,7 @@ export interface HttpApiInit {
   db: Shoal
   status: () => Promise<PeerStatus>
   counters: () => PeerCounters
-  log?: (message: string) => void
+  logger?: Logger
   /** The bearer token every request must carry (createApiToken(); at least MIN_API_TOKEN_CHARS). */
   token: string
   /** More `Host` values to accept besides the API's own address, as 'name:port'. */
@@ -48,7 +49,7 @@ function send(res: ServerResponse, answer: Answer, headers: Readonly<Record<stri
 /** Methods whose requests carry a body the API reads: it must be JSON. */
 const BODY_METHODS = new Set(['PUT', 'POST', 'PATCH'])
 
-async function handle(router: Router, access: AccessPolicy, req: IncomingMessage, res: ServerResponse, log: (message: string) => void): Promise<void> {
+async function handle(router: Router, access: AccessPolicy, req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
   let cors: Readonly<Record<string, string>> = {}
   try {
     const method = req.method ?? 'GET'
@@ -68,7 +69,7 @@ async function handle(router: Router, access: AccessPolicy, req: IncomingMessage
     send(res, await handler({ req, params, query }), cors)
   } catch (error) {
     const answer = errorAnswer(error)
-    if (answer.internal) log(`HTTP ${req.method} ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+    if (answer.internal) logger.error(`HTTP ${req.method} ${quote(req.url ?? '')}: ${error instanceof Error ? error.message : String(error)}`, { stack: error instanceof Error ? error.stack : undefined })
     if (res.headersSent) {
       res.destroy()
       return
@@ -110,7 +111,7 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
  * write answers only once it is durable, since the table methods resolve after the group commit.
  */
 export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
-  const log = init.log ?? ((message: string) => console.warn(`shoal: ${message}`))
+  const logger = init.logger ?? silentLogger
   if (typeof init.token !== 'string' || init.token.length < MIN_API_TOKEN_CHARS) {
     throw new HttpStartError(`the HTTP API token must be a string of at least ${MIN_API_TOKEN_CHARS} characters (128 bits); make one with createApiToken()`)
   }
@@ -136,7 +137,7 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
         res.writeHead(503, { connection: 'close' }).end()
         return
       }
-      const done = handle(router, policy, req, res, log).finally(() => running.delete(done))
+      const done = handle(router, policy, req, res, logger).finally(() => running.delete(done))
       running.add(done)
     },
   )

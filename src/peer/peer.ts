@@ -4,22 +4,24 @@ import { removeApiFile, writeApiFile } from '../http/api-file.js'
 import type { HttpLimits } from '../http/constants.js'
 import { startHttpApi, type HttpApi } from '../http/server.js'
 import { createApiToken } from '../http/token.js'
+import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
+import type { PeerCounters, PeerStatus } from '../status.js'
 import { GossipReplicator } from './gossip-replicator.js'
-import type { PeerCounters, PeerStatus } from './status.js'
+import { Refusals } from './refusals.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
 /** Written into the data folder while the peer runs (with the API's URL and token, mode 0600), so `shoal get/put/…` can use its HTTP API. */
 export { API_FILE } from '../http/api-file.js'
 
 export interface PeerOptions {
-  /** Where refusals and sync errors are reported (default console.warn). */
-  log?: (message: string) => void
+  /** Where the peer's components log (default: a pino logger on stderr, named after the peer). */
+  logger?: Logger
   /** Network knobs beyond the config (tests shorten discovery and redial). */
   net?: Partial<Pick<NetInit, 'discoveryIntervalMs' | 'redial' | 'relay' | 'transports' | 'gater'>>
   /** Anti-entropy knobs (round interval, page sizes). */
-  sync?: Omit<SyncServiceInit, 'carries' | 'log'>
+  sync?: Omit<SyncServiceInit, 'carries' | 'logger' | 'refusals'>
   /** Gossip coalescing window (ms). */
   coalesceMs?: number
   /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
@@ -40,12 +42,14 @@ export class Peer {
     readonly gossip: GossipReplicator,
     readonly sync: SyncService,
     readonly http: HttpApi | null,
+    /** What peers sent that was refused, by reason (gossip and anti-entropy). */
+    readonly refusals: Refusals,
   ) {}
 
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
     const dir = resolve(config.data)
-    const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`))
-    const db = await Shoal.open({ dir })
+    const logger = options.logger ?? createLogger(config.name === null ? {} : { bindings: { peer: config.name } })
+    const db = await Shoal.open({ dir, logger: logger.child({ component: 'store' }) })
     const undo: Array<() => Promise<void>> = [() => db.close()]
     const unwind = async (): Promise<void> => {
       for (const step of undo.reverse()) await step().catch(() => undefined)
@@ -54,10 +58,23 @@ export class Peer {
       for (const schema of config.tables) await db.defineTable(schema)
       const node = await createNode({ dataDir: dir, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, relay: config.relay, ...options.net })
       undo.push(() => node.stop())
-      const gossip = new GossipReplicator(db, node, { carries: config.carries, log, ...(options.coalesceMs === undefined ? {} : { coalesceMs: options.coalesceMs }) })
-      const sync = new SyncService(db, node, { gossipIdleMs: (table, partition) => gossip.idleMs(table, partition), ...options.sync, carries: config.carries, log })
+      const refusals = new Refusals(logger.child({ component: 'refusals' }))
+      const source = db.replication()
+      const gossip = new GossipReplicator(source, node, {
+        carries: config.carries,
+        logger: logger.child({ component: 'gossip' }),
+        refusals,
+        ...(options.coalesceMs === undefined ? {} : { coalesceMs: options.coalesceMs }),
+      })
+      const sync = new SyncService(source, node, {
+        gossipIdleMs: (table, partition) => gossip.idleMs(table, partition),
+        ...options.sync,
+        carries: config.carries,
+        logger: logger.child({ component: 'sync' }),
+        refusals,
+      })
       gossip.onPartitionLearned = (table, partition, from) => sync.partitionLearned(table, partition, from)
-      sync.onPartitionLearned = (table, partition) => gossip.carry(table, partition)
+      sync.onPartitionLearned = (table, partition) => gossip.listen(table, partition)
       gossip.start()
       undo.push(async () => gossip.stop())
       await sync.start()
@@ -72,7 +89,7 @@ export class Peer {
           host,
           port,
           db,
-          log,
+          logger: logger.child({ component: 'http' }),
           token,
           hosts: config.httpHosts,
           origins: config.httpOrigins,
@@ -85,7 +102,7 @@ export class Peer {
         await writeApiFile(dir, { url: http.url, pid: process.pid, token })
         undo.push(() => removeApiFile(dir))
       }
-      peer = new Peer(config, db, node, gossip, sync, http)
+      peer = new Peer(config, db, node, gossip, sync, http, refusals)
       return peer
     } catch (error) {
       await unwind()
@@ -115,7 +132,8 @@ export class Peer {
       bytesOut: g.bytesOut + s.bytesOut,
       syncRounds: s.rounds,
       rowsRepaired: s.rowsRepaired,
-      refused: g.refused + s.refused,
+      refused: this.refusals.total,
+      refusedByReason: this.refusals.counts(),
       connectedPeers: this.node.connectedPeers().length,
     }
   }

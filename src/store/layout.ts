@@ -1,5 +1,6 @@
 import { DIGEST_BYTES } from '../constants.js'
 import { StoreCorruptError } from '../errors.js'
+import { ID_SEP, partitionId, rowId } from '../table/ids.js'
 
 /*
  * LevelDB layout (sublevels of one database; key parts joined by NUL, which names and keys may
@@ -13,13 +14,16 @@ import { StoreCorruptError } from '../errors.js'
  * One local change is one atomic batch over all of them.
  */
 
-export const SEP = '\u0000'
+export const SEP = ID_SEP
 const RECORD_FORMAT = 1
 const FLAG_ALIVE = 1
 
-export function rowKey(table: string, partition: string, key: string): string {
-  return `${table}${SEP}${partition}${SEP}${key}`
-}
+/** The on-disk layout version; bumped when it changes incompatibly. */
+export const STORE_FORMAT = 1
+export const META_FORMAT = 'format'
+export const META_ACTOR = 'actor'
+
+export const rowKey = rowId
 
 export function partitionPrefix(table: string, partition: string): string {
   return `${table}${SEP}${partition}${SEP}`
@@ -41,8 +45,13 @@ export function indexKey(table: string, key: string): string {
   return `${table}${SEP}${key}`
 }
 
+/** meta key of a partition's live-row count (`pid`: partitionId). */
+export const COUNT_PREFIX = `count${SEP}`
+/** meta key of a partition's digest root, hex. */
+export const ROOT_PREFIX = `root${SEP}`
+
 export function countKey(table: string, partition: string): string {
-  return `count${SEP}${table}${SEP}${partition}`
+  return COUNT_PREFIX + partitionId(table, partition)
 }
 
 /** Smallest string greater than every key starting with `prefix` (for range ends). */

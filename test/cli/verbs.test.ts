@@ -7,7 +7,7 @@ import { API_FILE } from '../../src/cli/api-target.js'
 import { writeApiFile } from '../../src/http/api-file.js'
 import { startHttpApi, type HttpApi } from '../../src/http/server.js'
 import { createApiToken } from '../../src/http/token.js'
-import type { PeerStatus } from '../../src/peer/status.js'
+import type { PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
 import { tempDir } from '../store/tempdir.js'
 import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd } from './helpers.js'
@@ -38,7 +38,7 @@ async function liveStatus(): Promise<PeerStatus> {
 beforeEach(async () => {
   dir = await tempDir()
   db = await Shoal.open({ dir })
-  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, connectedPeers: 0 }) })
+  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }) })
   await writeApiFile(dir, { url: api.url, pid: process.pid, token: TOKEN })
 })
 

@@ -5,7 +5,7 @@ import { AccessPolicy } from '../../src/http/access.js'
 import { HttpStartError } from '../../src/http/errors.js'
 import { startHttpApi, type HttpApi, type HttpApiInit } from '../../src/http/server.js'
 import { createApiToken } from '../../src/http/token.js'
-import type { PeerCounters, PeerStatus } from '../../src/peer/status.js'
+import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
 import { tempDir } from '../store/tempdir.js'
 
@@ -16,7 +16,7 @@ import { tempDir } from '../store/tempdir.js'
  */
 
 const TOKEN = createApiToken()
-const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, connectedPeers: 0 }
+const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }
 
 let db: Shoal
 let api: HttpApi
@@ -28,7 +28,7 @@ async function status(): Promise<PeerStatus> {
 }
 
 async function serve(init: Partial<HttpApiInit> = {}): Promise<HttpApi> {
-  const started = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status, counters: () => counters, log: () => undefined, ...init })
+  const started = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status, counters: () => counters, ...init })
   extra.push(started)
   return started
 }

@@ -1,4 +1,10 @@
-import type { ShoalStatus } from '../shoal.js'
+import type { ShoalStatus } from './shoal.js'
+
+/*
+ * What a running peer reports: the shapes of `GET /v1/status`, `shoal status --json` and the
+ * counters behind `/metrics`. Types only, here so that peer/ (which produces them) and http/ and
+ * cli/ (which serve and print them) share them without depending on each other.
+ */
 
 /** One peer's view of anti-entropy with another peer. */
 export interface SyncPeerStatus {
@@ -57,7 +63,9 @@ export interface PeerCounters {
   syncRounds: number
   /** Rows changed here by anti-entropy (repairs of what gossip missed, initial loads). */
   rowsRepaired: number
-  /** Messages or frames from peers that were refused (malformed, unknown table, …). */
+  /** Messages, frames or rows from peers that were refused (malformed, unknown table, …). */
   refused: number
+  /** The same, by reason (a ShoalError code such as DELTA_INVALID, or RATE_LIMITED, NOT_CARRIED, …). */
+  refusedByReason: Record<string, number>
   connectedPeers: number
 }
