@@ -46,6 +46,9 @@ function send(res: ServerResponse, answer: Answer, headers: Readonly<Record<stri
   res.end(body)
 }
 
+/** Answers of the access rules (token, Host, Origin, content type). */
+const REFUSALS = new Set([401, 403, 415])
+
 /** Methods whose requests carry a body the API reads: it must be JSON. */
 const BODY_METHODS = new Set(['PUT', 'POST', 'PATCH'])
 
@@ -70,6 +73,8 @@ async function handle(router: Router, access: AccessPolicy, req: IncomingMessage
   } catch (error) {
     const answer = errorAnswer(error)
     if (answer.internal) logger.error(`HTTP ${req.method} ${quote(req.url ?? '')}: ${error instanceof Error ? error.message : String(error)}`, { stack: error instanceof Error ? error.stack : undefined })
+    // Debug only: any web page can make these, as often as it likes.
+    else if (REFUSALS.has(answer.status)) logger.debug('HTTP request refused', { status: answer.status, code: answer.body.error.code, method: req.method, host: req.headers.host, origin: req.headers.origin })
     if (res.headersSent) {
       res.destroy()
       return

@@ -5,6 +5,7 @@ import { AccessPolicy } from '../../src/http/access.js'
 import { HttpStartError } from '../../src/http/errors.js'
 import { startHttpApi, type HttpApi, type HttpApiInit } from '../../src/http/server.js'
 import { createApiToken } from '../../src/http/token.js'
+import { callbackLogger, type LogFields } from '../../src/log.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
 import { tempDir } from '../store/tempdir.js'
@@ -27,8 +28,11 @@ async function status(): Promise<PeerStatus> {
   return { ...(await db.status()), name: 'access', peerId: '12D3KooWaccess', addresses: [], connectedPeers: [], http: api.url, sync: { rounds: 0, rowsRepaired: 0, peers: [], loading: [] } }
 }
 
+const logged: Array<{ level: string; message: string; fields: LogFields }> = []
+const logger = callbackLogger((level, message, fields) => logged.push({ level, message, fields }))
+
 async function serve(init: Partial<HttpApiInit> = {}): Promise<HttpApi> {
-  const started = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status, counters: () => counters, ...init })
+  const started = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status, counters: () => counters, logger, ...init })
   extra.push(started)
   return started
 }
@@ -93,6 +97,7 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 }
 
 beforeEach(async () => {
+  logged.length = 0
   db = await Shoal.open({ dir: await tempDir() })
   await db.defineTable({ name: 'stock', primaryKey: 'id', columns: { id: 'string', qty: 'counter', notes: 'text' } })
   await db.table('stock').put('a', { qty: 5 })
@@ -249,6 +254,16 @@ describe('HTTP API content type', () => {
     // Even with the token, text/plain is no write.
     expect((await raw({ ...evil, headers: { ...bearer, 'content-type': 'text/plain' } })).code).toBe('UNSUPPORTED_MEDIA_TYPE')
     expect(await qty('a')).toBe(5)
+    // Each refusal is logged at debug level, the client's Host and Origin in fields.
+    const refusals = logged.filter((l) => l.message === 'HTTP request refused')
+    expect(refusals.map((l) => [l.level, l.fields.code])).toEqual([
+      ['debug', 'HOST_REFUSED'],
+      ['debug', 'ORIGIN_REFUSED'],
+      ['debug', 'UNAUTHORIZED'],
+      ['debug', 'UNAUTHORIZED'],
+      ['debug', 'UNSUPPORTED_MEDIA_TYPE'],
+    ])
+    expect(refusals[0]!.fields).toMatchObject({ status: 403, method: 'POST', host: `evil.example:${port}`, origin: 'http://evil.example' })
   })
 })
 
