@@ -69,3 +69,6 @@ export const MAX_CAUSAL_LENGTH = 2 ** 32
  */
 export const MAX_ROW_OPS = 500_000
 export const MAX_ROW_VALUE_BYTES = 4 * 1024 * 1024
+
+/** Partitions one table may have on a peer: each costs a digest tree, a gossip topic and status lines. */
+export const MAX_PARTITIONS_PER_TABLE = 65_536

@@ -12,13 +12,27 @@ export const PEER_KEY_MODE = 0o600
 export const MDNS_SERVICE_TAG = '_shoal-mesh._udp.local'
 
 /**
- * Gossipsub topic on which peers announce themselves (@libp2p/pubsub-peer-discovery), so peers
- * learn of the peers their neighbours know. A Shoal-only topic: not the global libp2p one.
+ * Gossipsub topic on which peers announce themselves (net/mesh-discovery.ts), so peers learn of
+ * the peers their neighbours know. A Shoal-only topic: not the global libp2p one.
  */
-export const DISCOVERY_TOPIC = '_shoal._peer-discovery._p2p._pubsub'
+export const DISCOVERY_TOPIC = 'shoal/1/_peers'
 
-/** How often a peer re-announces itself on DISCOVERY_TOPIC. */
-export const DEFAULT_DISCOVERY_INTERVAL_MS = 10_000
+/**
+ * How often a peer re-announces itself on DISCOVERY_TOPIC. Peers that connect learn of each other
+ * at once (identify); announcements only introduce peers two hops away, so once a minute is
+ * enough, and an idle mesh stays quiet.
+ */
+export const DEFAULT_DISCOVERY_INTERVAL_MS = 60_000
+
+/** Addresses taken from one announcement (a peer listens on a few; more is not a real peer). */
+export const MAX_ANNOUNCED_ADDRS = 8
+export const MAX_ANNOUNCED_ADDR_BYTES = 256
+
+/**
+ * A peer heard of (discovery) but never connected is tried this many times with backoff, then
+ * forgotten: only peers this peer has met are redialled until DEFAULT_FORGET_AFTER_MS.
+ */
+export const MAX_UNMET_REDIALS = 4
 
 /** Peer-store tag on peers of the mesh: a high value so the connection manager prunes them last. */
 export const MESH_PEER_TAG = 'shoal-mesh'

@@ -299,7 +299,7 @@ describe('hostile peers cannot harm a peer', () => {
     expect(await v.peer.db.status()).toEqual(before)
     expect((await v.peer.db.check()).problems).toEqual([])
     // …and still serves a well-formed round.
-    const reply = await exchange(attacker, v, [encodeRequest({ type: 'hello', carries: {}, roots: [] })])
+    const reply = await exchange(attacker, v, [encodeRequest({ type: 'hello', carries: {}, roots: [], next: null })])
     expect(decodeResponse(reply!, 'hello')).toMatchObject({ type: 'hello' })
   }
 
