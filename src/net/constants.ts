@@ -49,3 +49,14 @@ export const MAX_KNOWN_PEERS = 256
 
 /** peers.json is rewritten at most this often while connections come and go. */
 export const PEER_BOOK_SAVE_DELAY_MS = 2_000
+
+/**
+ * Gossip limits the node enforces for the replication layer above it, which net/ does not import:
+ * MAX_GOSSIP_TOPICS mirrors peer/gossip-replicator.ts MAX_TOPICS (a test keeps them equal, plus
+ * the discovery and announcement topics), MAX_GOSSIP_MESSAGE_BYTES sync/gossip.ts MAX_GOSSIP_BYTES
+ * plus gossipsub's own framing.
+ */
+export const MAX_GOSSIP_TOPICS = 4096 + 16
+export const MAX_GOSSIP_MESSAGE_BYTES = 512 * 1024 + 4096
+/** Gossipsub's accounting per subscribed topic: the topic string plus ~1 KiB of bookkeeping. */
+export const GOSSIPSUB_BYTES_PER_TOPIC = 1100

@@ -18,6 +18,10 @@ import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MA
  */
 
 const VERSION = 1
+/** After a neighbour subscribes, announce this soon (its mesh forms meanwhile)… */
+const ANNOUNCE_SOON_MS = 500
+/** …but not more often than this. */
+const ANNOUNCE_AGAIN_MS = 5_000
 
 export interface MeshDiscoveryInit {
   /** How often this peer announces itself (default DEFAULT_DISCOVERY_INTERVAL_MS). */
@@ -69,6 +73,8 @@ class MeshDiscovery extends EventTarget implements Startable {
   private readonly interval: number
   private readonly log: Logger
   private timer: ReturnType<typeof setInterval> | undefined
+  private soon: ReturnType<typeof setTimeout> | undefined
+  private lastAnnounced = 0
   /** When each peer's announcement was last taken. */
   private readonly lastTaken = new Map<string, number>()
 
@@ -87,22 +93,40 @@ class MeshDiscovery extends EventTarget implements Startable {
     const pubsub = this.components.pubsub
     pubsub.subscribe(DISCOVERY_TOPIC)
     pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.announce()
     this.timer = setInterval(() => this.announce(), this.interval)
   }
 
   beforeStop(): void {
     clearInterval(this.timer)
+    clearTimeout(this.soon)
     this.timer = undefined
     this.components.pubsub.removeEventListener('message', this.onMessage)
+    this.components.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     this.components.pubsub.unsubscribe(DISCOVERY_TOPIC)
   }
 
   stop(): void {}
 
+  /**
+   * A neighbour joining the topic hears of this peer soon rather than at the next interval (once
+   * per ANNOUNCE_AGAIN_MS at most, however many join), so a new peer meets the mesh in seconds
+   * while an idle mesh announces once a minute.
+   */
+  private readonly onSubscriptionChange = (event: CustomEvent<{ subscriptions: Array<{ topic: string; subscribe: boolean }> }>): void => {
+    if (!event.detail.subscriptions.some((s) => s.topic === DISCOVERY_TOPIC && s.subscribe) || this.soon !== undefined || this.timer === undefined) return
+    const wait = Math.max(ANNOUNCE_SOON_MS, this.lastAnnounced + ANNOUNCE_AGAIN_MS - Date.now())
+    this.soon = setTimeout(() => {
+      this.soon = undefined
+      this.announce()
+    }, wait)
+  }
+
   private announce(): void {
     const pubsub = this.components.pubsub
     if (pubsub.getSubscribers(DISCOVERY_TOPIC).length === 0) return
+    this.lastAnnounced = Date.now()
     pubsub.publish(DISCOVERY_TOPIC, encodeAnnouncement(this.components.addressManager.getAddresses())).catch((error: unknown) => this.log.error('announcing failed - %e', error))
   }
 

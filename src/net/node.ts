@@ -21,7 +21,7 @@ import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
-import { DEFAULT_DISCOVERY_INTERVAL_MS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
+import { DEFAULT_DISCOVERY_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
@@ -193,6 +193,11 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       // unique is far cheaper. Only messages that passed validation enter the cache, so a forged
       // copy cannot make a valid one look seen first.
       fastMsgIdFn: fastMessageId,
+      // Messages larger than Shoal ever sends are dropped before they are decoded.
+      maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+      // Gossipsub's default per-peer topic budget (1 MiB ≈ 1,000 topics) would silently stop
+      // delivering for a peer carrying more partitions than that; it is sized to Shoal's own cap.
+      maxTopicBytesPerPeer: MAX_GOSSIP_TOPICS * GOSSIPSUB_BYTES_PER_TOPIC,
     }),
     dcutr: dcutr(),
     autonat: autoNAT(),
