@@ -176,7 +176,7 @@ describe('hostile peers: rates and sessions', () => {
     await eventually('every delta refused', () => refused(v, 'DELTA_INVALID') === flood)
     const lines = v.logger.messages('warn').filter((m) => m.includes('refused'))
     expect(lines.length).toBeLessThanOrEqual(REFUSAL_LINES_PER_WINDOW)
-    // eslint-disable-next-line no-control-regex -- looking for control characters is the point
+    // eslint-disable-next-line no-control-regex
     for (const line of lines) expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
     expect(lines.some((l) => l.includes('\\u001b'))).toBe(true)
     await unharmed(v, attacker, before)
