@@ -79,6 +79,8 @@ export class GossipReplicator {
   private readonly held = new Map<string, { messages: Uint8Array[]; cancel: () => void }>()
   /** When gossip last brought deltas on each topic (ms since the epoch). */
   private readonly lastReceived = new Map<string, number>()
+  /** Messages being merged per topic: gossip on a topic is not quiet while one is. */
+  private readonly merging = new Map<string, number>()
   private readonly logger: Logger
   private readonly carried: Carries
   private readonly messageBuckets: BucketsByKey
@@ -144,10 +146,25 @@ export class GossipReplicator {
     for (const message of held.messages) this.publish(topic, message)
   }
 
-  /** Milliseconds since gossip last brought deltas for (table, partition); Infinity if never. */
+  /** Milliseconds since gossip last brought deltas for (table, partition) and they were merged; 0 while merging; Infinity if never. */
   idleMs(table: string, partition: string): number {
-    const at = this.lastReceived.get(topicFor(table, partition))
+    const topic = topicFor(table, partition)
+    if ((this.merging.get(topic) ?? 0) > 0) return 0
+    const at = this.lastReceived.get(topic)
     return at === undefined ? Infinity : Date.now() - at
+  }
+
+  /** Runs a merge of gossip on `topic`, which counts as activity on it from start to end. */
+  private async merge<T>(topic: string, work: () => Promise<T>): Promise<T> {
+    this.merging.set(topic, (this.merging.get(topic) ?? 0) + 1)
+    try {
+      return await work()
+    } finally {
+      const left = (this.merging.get(topic) ?? 1) - 1
+      if (left > 0) this.merging.set(topic, left)
+      else this.merging.delete(topic)
+      this.lastReceived.set(topic, Date.now())
+    }
   }
 
   start(): void {
@@ -284,7 +301,8 @@ export class GossipReplicator {
     // checks (onChange), or, without one, once the round asked for here brings a row that does.
     if (announced.first !== null) {
       this.counters.deltasIn++
-      const [result] = await this.source.applyRemoteRows(announced.table, announced.partition, [{ key: announced.first.key, bytes: announced.first.delta }], origin)
+      const first = announced.first
+      const [result] = await this.merge(topicFor(announced.table, announced.partition), () => this.source.applyRemoteRows(announced.table, announced.partition, [{ key: first.key, bytes: first.delta }], origin))
       if (result!.status === 'fulfilled') {
         if (result!.value !== 'unchanged') this.counters.deltasApplied++
       } else {
@@ -329,15 +347,16 @@ export class GossipReplicator {
       return
     }
     const origin = message.from.toString()
-    this.lastReceived.set(message.topic, Date.now())
     // All at once, so the store's group commit makes the message one durable batch (awaiting each
     // delta in turn cost one fsync'd write per delta). Deltas of one key still apply in order.
     this.counters.deltasIn += batch.deltas.length
-    const results = await this.source.applyRemoteRows(
-      batch.table,
-      batch.partition,
-      batch.deltas.map((d) => ({ key: d.key, bytes: d.delta })),
-      origin,
+    const results = await this.merge(message.topic, () =>
+      this.source.applyRemoteRows(
+        batch.table,
+        batch.partition,
+        batch.deltas.map((d) => ({ key: d.key, bytes: d.delta })),
+        origin,
+      ),
     )
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') {
@@ -347,8 +366,6 @@ export class GossipReplicator {
         this.refuse(reasonOf(result.reason), `delta for ${batch.table}/${quote(key)} from ${origin} refused: ${(result.reason as Error).message}`)
       }
     })
-    // Quiet is measured from when the deltas are merged, not from when they arrived.
-    this.lastReceived.set(message.topic, Date.now())
   }
 
   private refuse(reason: string, message: string): void {
