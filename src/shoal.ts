@@ -13,7 +13,7 @@ import {
   type ResolvedSchema,
   type TableSchema,
 } from './table/schema.js'
-import { Store, type ChangeEvent, type ChangeListener, type CheckReport, type StoreOptions, type StoredRow } from './store/store.js'
+import { Store, type AtomicWrite, type ChangeEvent, type ChangeListener, type CheckReport, type StoreOptions, type StoredRow } from './store/store.js'
 import { SEP } from './store/layout.js'
 
 export type Row = Record<string, unknown>
@@ -61,6 +61,22 @@ export interface ShoalStatus {
 }
 
 export type ShoalOptions = StoreOptions
+
+/** One write of an atomic batch (Shoal.applyBatch): the same operations as the Table methods. */
+export type BatchOp =
+  | { op: 'put' | 'update'; table: string; key: string | number; values: Row; partition?: string | number }
+  | { op: 'increment'; table: string; key: string | number; column: string; by: number; partition?: string | number }
+  | { op: 'delete'; table: string; key: string | number; partition?: string | number }
+
+export interface ApplyBatchOptions {
+  /** Committed in the same LevelDB batch as the writes (value null removes it); read it with bookmark(). */
+  bookmark?: { name: string; value: string | null }
+  /** Carried into the change events of these writes, so the writer can recognise its own changes. */
+  source?: string
+}
+
+/** Per write: the row after it (null when deleted or not there), or why it was refused. */
+export type BatchResult = { ok: true; row: Row | null; changed: boolean } | { ok: false; error: Error }
 
 const DEFAULT_SCAN_LIMIT = 100
 const MAX_SCAN_LIMIT = 10_000
@@ -166,6 +182,42 @@ export class Shoal {
     return this.store.applyRemote(schema, partition, key, delta, origin)
   }
 
+  /**
+   * Applies many writes and an optional bookmark in ONE atomic, durable LevelDB batch: after a
+   * crash either all of them are stored or none is. Each write is validated like the Table
+   * method of the same name; a write refused on its own (bad value, absent row for update or
+   * increment, unknown table…) gets `{ ok: false, error }` and does not stop the others. Rejects
+   * only when the batch could not be written (then nothing of it is stored).
+   */
+  async applyBatch(ops: readonly BatchOp[], options: ApplyBatchOptions = {}): Promise<BatchResult[]> {
+    if (!Array.isArray(ops)) throw new ValidationError('applyBatch needs an array of writes')
+    const results: Array<BatchResult | null> = new Array(ops.length).fill(null)
+    const writes: AtomicWrite[] = []
+    const index: number[] = []
+    ops.forEach((op, i) => {
+      try {
+        writes.push(this.table(op.table).prepare(op))
+        index.push(i)
+      } catch (error) {
+        results[i] = { ok: false, error: error as Error }
+      }
+    })
+    const stored = await this.store.writeAtomic(writes, {
+      ...(options.bookmark === undefined ? {} : { bookmark: options.bookmark }),
+      ...(options.source === undefined ? {} : { source: options.source }),
+    })
+    stored.forEach((r, j) => {
+      results[index[j]!] = r.ok ? { ok: true, row: r.result.state.alive ? { ...r.result.state.values } : null, changed: r.result.changed } : { ok: false, error: r.error as Error }
+    })
+    return results as BatchResult[]
+  }
+
+  /** The committed value of a bookmark written with applyBatch, or null. */
+  async bookmark(name: string): Promise<string | null> {
+    if (typeof name !== 'string' || name === '') throw new ValidationError('a bookmark name is a non-empty string')
+    return this.store.bookmark(name)
+  }
+
   async status(): Promise<ShoalStatus> {
     const tables: TableStatus[] = []
     for (const schema of this.tables()) {
@@ -227,10 +279,9 @@ export class Table {
 
   /** Adds `by` (default 1, may be negative) to a counter column; concurrent increments add up. */
   async increment(key: string | number, column: string, by = 1, options?: RowOptions): Promise<Row> {
-    const schema = this.schema
-    this.columnOfKind(schema, column, 'counter')
-    if (typeof by !== 'number' || !Number.isSafeInteger(by)) throw new ValidationError(`increment of '${column}' must be an integer, got ${JSON.stringify(by)}`)
-    return this.run(schema, key, options, null, { op: 'increment', column, by })
+    const w = this.prepareIncrement(this.schema, key, column, by, options)
+    const result = await this.shoal.store.writeLocal(w.schema, w.key, w.partition, w.createPartition, w.op)
+    return { ...result.state.values }
   }
 
   /** Edits a text column in place; concurrent edits on other peers interleave. */
@@ -299,7 +350,39 @@ export class Table {
     })
   }
 
+  /** Validates one batch write into what the store applies (throws the same errors as the methods). */
+  prepare(batchOp: BatchOp): AtomicWrite {
+    const options = batchOp.partition === undefined ? undefined : { partition: batchOp.partition }
+    const schema = this.schema
+    switch (batchOp.op) {
+      case 'put':
+      case 'update':
+        return this.prepareWrite(batchOp.key, batchOp.values, options, batchOp.op)
+      case 'increment':
+        return this.prepareIncrement(schema, batchOp.key, batchOp.column, batchOp.by, options)
+      case 'delete': {
+        const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, batchOp.key)
+        return { schema, key: k, partition: this.partitionOption(schema, options), createPartition: null, op: { op: 'delete' } }
+      }
+      default:
+        throw new ValidationError(`unknown batch operation ${JSON.stringify((batchOp as { op?: unknown }).op)}; use put, update, increment or delete`)
+    }
+  }
+
+  private prepareIncrement(schema: ResolvedSchema, key: string | number, column: string, by: number, options: RowOptions | undefined): AtomicWrite {
+    this.columnOfKind(schema, column, 'counter')
+    if (typeof by !== 'number' || !Number.isSafeInteger(by)) throw new ValidationError(`increment of '${column}' must be an integer, got ${JSON.stringify(by)}`)
+    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    return { schema, key: k, partition: this.partitionOption(schema, options), createPartition: null, op: { op: 'increment', column, by } }
+  }
+
   private async write(key: string | number, values: Row, options: RowOptions | undefined, op: 'put' | 'update'): Promise<Row> {
+    const w = this.prepareWrite(key, values, options, op)
+    const result = await this.shoal.store.writeLocal(w.schema, w.key, w.partition, w.createPartition, w.op)
+    return { ...result.state.values }
+  }
+
+  private prepareWrite(key: string | number, values: Row, options: RowOptions | undefined, op: 'put' | 'update'): AtomicWrite {
     const schema = this.schema
     if (!isPlainObject(values as unknown)) throw new ValidationError(`${op} of table '${schema.name}' needs an object of column → value`)
     const checked: Row = {}
@@ -323,7 +406,7 @@ export class Table {
     if (partition !== null && createPartition !== null && partition !== createPartition) {
       throw new PartitionError(`the row says ${schema.partitionBy} = '${createPartition}' but the partition option says '${partition}'`)
     }
-    return this.run(schema, k, options, createPartition ?? partition, { op, values: checked })
+    return { schema, key: k, partition, createPartition: createPartition ?? partition, op: { op, values: checked } }
   }
 
   private async run(schema: ResolvedSchema, key: string | number, options: RowOptions | undefined, createPartition: string | null, op: RowOp): Promise<Row> {

@@ -42,6 +42,8 @@ export interface ChangeEvent {
   row: Readonly<Record<string, unknown>> | null
   /** The engine delta of this change: what a peer needs to apply it. */
   delta: Uint8Array
+  /** The `source` an atomic batch was written with (writeAtomic), so its writer can tell its own changes. */
+  source?: string
 }
 
 export type ChangeListener = (event: ChangeEvent) => void
@@ -79,6 +81,8 @@ interface LocalJob {
   /** The partition a put names in its values; used when the row does not exist yet. */
   createPartition: string | null
   op: RowOp
+  /** Set for the writes of an atomic batch: carried into their change events. */
+  source?: string
   resolve: (result: LocalWriteResult) => void
   reject: (error: unknown) => void
 }
@@ -95,6 +99,54 @@ interface RemoteJob {
 }
 
 type Job = LocalJob | RemoteJob
+
+// ---- atomic batches with a bookmark (used by the SQL bridge) ------------------------------------
+/*
+ * writeAtomic() commits many local writes and a named bookmark in ONE LevelDB batch: after a crash
+ * either all of them are on disk or none is. The SQL bridge records which captured SQL changes a
+ * batch applied in the bookmark, so a change is applied exactly once even when the peer is killed
+ * between the store write and the deletion of the captured change. Writes refused on their own
+ * (RowNotFoundError, ValidationError, PartitionError…) are reported per write and do not stop the
+ * others; a failed disk write rejects the whole batch and stores nothing (bookmark included).
+ */
+
+/** One write of an atomic batch (validated by the caller, as for writeLocal). */
+export interface AtomicWrite {
+  schema: ResolvedSchema
+  key: string
+  partition: string | null
+  createPartition: string | null
+  op: RowOp
+}
+
+/** A named string committed with an atomic batch; value null removes it. */
+export interface Bookmark {
+  name: string
+  value: string | null
+}
+
+export type AtomicWriteResult = { ok: true; result: LocalWriteResult } | { ok: false; error: unknown }
+
+interface AtomicJob {
+  kind: 'atomic'
+  writes: LocalJob[]
+  bookmark: Bookmark | null
+  results: AtomicWriteResult[]
+  resolve: (results: AtomicWriteResult[]) => void
+  reject: (error: unknown) => void
+}
+
+/** Bookmark names: short printable strings (they are LevelDB keys under meta). */
+export const MAX_BOOKMARK_NAME_BYTES = 200
+/** A bookmark value is read whole at start; keep it small (a few KB of ids or digests). */
+export const MAX_BOOKMARK_VALUE_BYTES = 1024 * 1024
+/** Writes in one atomic batch: one LevelDB batch must stay a bounded amount of memory. */
+export const MAX_ATOMIC_WRITES = 4096
+
+function bookmarkKey(name: string): string {
+  return `bookmark${SEP}${name}`
+}
+// ---- end of atomic batch types ------------------------------------------------------------------
 
 /** A row held in memory: its document plus what is on disk for it. */
 class LiveRow {
@@ -179,7 +231,7 @@ export class Store {
   private readonly partitionOf = new Map<string, string>()
   private readonly prefix: { rows: string; buckets: string; leaves: string; keys: string; meta: string }
   private readonly listeners = new Set<ChangeListener>()
-  private queue: Job[] = []
+  private queue: Array<Job | AtomicJob> = []
   private draining: Promise<void> | null = null
   /** The batch being written now; reads of its rows wait for it. */
   private flushing: Promise<void> | null = null
@@ -279,7 +331,47 @@ export class Store {
     })
   }
 
-  private enqueue(job: Job): void {
+  /**
+   * Commits `writes` and (if given) `bookmark` in one atomic LevelDB batch; resolves after it is on
+   * disk with one result per write, in order. See "atomic batches" above.
+   */
+  writeAtomic(writes: readonly AtomicWrite[], options: { bookmark?: Bookmark; source?: string } = {}): Promise<AtomicWriteResult[]> {
+    if (writes.length > MAX_ATOMIC_WRITES) {
+      return Promise.reject(new ValidationError(`an atomic batch holds at most ${MAX_ATOMIC_WRITES} writes, got ${writes.length}; split it`))
+    }
+    const bookmark = options.bookmark ?? null
+    if (bookmark !== null) {
+      if (typeof bookmark.name !== 'string' || bookmark.name === '' || bookmark.name.includes(SEP) || utf8.encode(bookmark.name).length > MAX_BOOKMARK_NAME_BYTES) {
+        return Promise.reject(new ValidationError(`a bookmark name is a non-empty string of at most ${MAX_BOOKMARK_NAME_BYTES} bytes without NUL`))
+      }
+      if (bookmark.value !== null && (typeof bookmark.value !== 'string' || utf8.encode(bookmark.value).length > MAX_BOOKMARK_VALUE_BYTES)) {
+        return Promise.reject(new ValidationError(`a bookmark value is a string of at most ${MAX_BOOKMARK_VALUE_BYTES} bytes, or null`))
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const results: AtomicWriteResult[] = new Array(writes.length)
+      const jobs: LocalJob[] = writes.map((w, i) => ({
+        kind: 'local',
+        schema: w.schema,
+        key: w.key,
+        partition: w.partition,
+        createPartition: w.createPartition,
+        op: w.op,
+        ...(options.source === undefined ? {} : { source: options.source }),
+        resolve: (result) => (results[i] = { ok: true, result }),
+        reject: (error) => (results[i] = { ok: false, error }),
+      }))
+      this.enqueue({ kind: 'atomic', writes: jobs, bookmark, results, resolve, reject })
+    })
+  }
+
+  /** The committed value of a bookmark written by writeAtomic, or null. */
+  async bookmark(name: string): Promise<string | null> {
+    this.assertOpen()
+    return (await this.meta.get(bookmarkKey(name))) ?? null
+  }
+
+  private enqueue(job: Job | AtomicJob): void {
     if (this.closed) {
       job.reject(new StoreClosedError())
       return
@@ -302,7 +394,12 @@ export class Store {
     }
   }
 
-  private async flush(jobs: Job[]): Promise<void> {
+  private async flush(queued: Array<Job | AtomicJob>): Promise<void> {
+    // An atomic batch's writes join this flush like any other writes; only its bookmark and its
+    // single answer are its own.
+    const atomic = queued.filter((j): j is AtomicJob => j.kind === 'atomic')
+    const jobs: Job[] = atomic.length === 0 ? (queued as Job[]) : queued.flatMap((j) => (j.kind === 'atomic' ? j.writes : [j]))
+    const bookmarks = atomic.flatMap((j) => (j.bookmark === null ? [] : [j.bookmark]))
     const touched = new Map<string, Touched>()
     const targets = new Map<Job, Touched>()
     const refused = new Set<Job>()
@@ -390,8 +487,10 @@ export class Store {
       await this.commit(
         [...touched.values()].filter((t) => t.dirty),
         indexed,
+        bookmarks,
       )
       for (const resolve of done) resolve()
+      for (const a of atomic) a.resolve(a.results)
       for (const event of events) this.emit(event)
     } catch (error) {
       for (const t of touched.values()) this.cache.delete(t.id)
@@ -399,6 +498,7 @@ export class Store {
       const hint = /no space left/i.test(detail) ? `; free space on the disk holding '${this.dir}' and retry` : ''
       const failure = error instanceof ShoalError ? error : new StoreWriteError(`write to '${this.dir}' failed: ${detail}; nothing of this batch was applied${hint}`, { cause: error })
       for (const job of jobs) job.reject(failure)
+      for (const a of atomic) a.reject(failure)
     } finally {
       for (const t of touched.values()) {
         this.inFlight.delete(t.id)
@@ -521,7 +621,16 @@ export class Store {
     const state = live.doc.state(job.schema)
     done.push(() => job.resolve({ partition: t.partition, changed: delta !== null, state }))
     if (delta !== null) {
-      events.push({ table: t.schema.name, partition: t.partition, key: t.key, origin: 'local', alive: state.alive, row: state.alive ? state.values : null, delta })
+      events.push({
+        table: t.schema.name,
+        partition: t.partition,
+        key: t.key,
+        origin: 'local',
+        alive: state.alive,
+        row: state.alive ? state.values : null,
+        delta,
+        ...(job.source === undefined ? {} : { source: job.source }),
+      })
     }
   }
 
@@ -569,8 +678,8 @@ export class Store {
     t.dirty = t.deltas.length > 0
   }
 
-  private async commit(dirty: Touched[], indexedBefore: ReadonlyMap<string, string | null>): Promise<void> {
-    if (dirty.length === 0) return
+  private async commit(dirty: Touched[], indexedBefore: ReadonlyMap<string, string | null>, bookmarks: readonly Bookmark[] = []): Promise<void> {
+    if (dirty.length === 0 && bookmarks.length === 0) return
     // One array batch on the root database with prefixed keys: abstract-level's per-operation
     // sublevel handling costs ~3x the write itself (measured in bench/README.md).
     const ops: BatchOp[] = []
@@ -637,6 +746,9 @@ export class Store {
     for (const [ck, change] of countChanges) {
       const [table, partition] = ck.split(SEP) as [string, string]
       ops.push({ type: 'put', key: this.prefix.meta + countKey(table, partition), value: utf8.encode(String((this.counts.get(ck) ?? 0) + change)) })
+    }
+    for (const b of bookmarks) {
+      ops.push(b.value === null ? { type: 'del', key: this.prefix.meta + bookmarkKey(b.name) } : { type: 'put', key: this.prefix.meta + bookmarkKey(b.name), value: utf8.encode(b.value) })
     }
     const batch = this.db.batch()
     for (const op of ops) {
