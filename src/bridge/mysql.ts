@@ -47,8 +47,10 @@ function rowJson(prefix: string, columns: readonly string[]): string {
   return `JSON_OBJECT(${columns.map((c) => `${lit(c)}, ${prefix}${q(c)}`).join(', ')})`
 }
 
-function parse(text: unknown): Record<string, unknown> {
-  return JSON.parse(typeof text === 'string' ? text : String(text)) as Record<string, unknown>
+/** A JSON_OBJECT result: mysql2 parses it already when the server types it JSON (MySQL), not when it says LONGTEXT (MariaDB). */
+function parse(value: unknown): Record<string, unknown> {
+  if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) return value as Record<string, unknown>
+  return JSON.parse(typeof value === 'string' ? value : String(value)) as Record<string, unknown>
 }
 
 export class MysqlDialect implements SqlDialect {
