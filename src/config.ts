@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { parseBridgeConfig, type BridgeConfig } from './bridge/config.js'
 import { ShoalError } from './errors.js'
 import { isPlainObject, validateSchema, type ResolvedSchema } from './table/schema.js'
 
@@ -25,6 +26,8 @@ export interface PeerConfig {
   http: string | null
   /** Serve as a circuit relay v2 so peers behind NAT can be reached through this one. */
   relay: boolean
+  /** Mirror tables of a SQL database (SQLite, PostgreSQL, MySQL/MariaDB), or null. */
+  bridge?: BridgeConfig | null
 }
 
 export class ConfigError extends ShoalError {
@@ -38,7 +41,7 @@ export const DEFAULT_DATA_DIR = 'data'
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 /** The HTTP API answers on loopback only unless the config says otherwise; port chosen by the OS. */
 export const DEFAULT_HTTP = '127.0.0.1:0'
-const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries', 'http', 'relay'])
+const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries', 'http', 'relay', 'bridge'])
 
 /** Parses 'HOST:PORT' (IPv6 hosts in brackets); throws ConfigError naming `what`. */
 export function parseHostPort(what: string, value: string): { host: string; port: number } {
@@ -113,6 +116,7 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
     carries,
     http,
     relay: (input.relay as boolean | undefined) ?? false,
+    bridge: input.bridge === undefined || input.bridge === null ? null : parseBridgeConfig(input.bridge, source),
   }
 }
 

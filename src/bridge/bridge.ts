@@ -112,7 +112,8 @@ export class SqlBridge {
   private readonly dialect: SqlDialect
   private readonly now: () => number
   private readonly random: () => number
-  private readonly onProgress: SqlBridgeInit['onProgress']
+  /** Initial load progress (settable after start, as `shoal start` does for its progress bar). */
+  onProgress: SqlBridgeInit['onProgress']
   private readonly mirrors = new Map<string, Mirror>()
   private readonly byShoal = new Map<string, Mirror>()
   private readonly mirroredTables: Set<string>

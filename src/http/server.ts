@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { BridgeStatus } from '../bridge/status.js'
 import type { PeerCounters, PeerStatus } from '../peer/status.js'
 import type { Shoal } from '../shoal.js'
 import { httpUrl } from './address.js'
@@ -14,6 +15,8 @@ export interface HttpApiInit {
   db: Shoal
   status: () => Promise<PeerStatus>
   counters: () => PeerCounters
+  /** The SQL bridge's figures for /metrics (absent or null: no bridge). */
+  bridge?: () => BridgeStatus | null
   log?: (message: string) => void
 }
 
@@ -82,7 +85,7 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
  */
 export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   const log = init.log ?? ((message: string) => console.warn(`shoal: ${message}`))
-  const metrics = new ShoalMetrics(init.db, init.counters)
+  const metrics = new ShoalMetrics(init.db, init.counters, init.bridge)
   const router = shoalRoutes({ db: init.db, status: init.status, metrics })
   const running = new Set<Promise<void>>()
   const server = createServer((req, res) => {

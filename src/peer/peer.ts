@@ -1,7 +1,9 @@
 import { unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { SqlBridge } from '../bridge/bridge.js'
 import { parseHostPort, type PeerConfig } from '../config.js'
 import { startHttpApi, type HttpApi } from '../http/server.js'
+import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
 import { GossipReplicator } from './gossip-replicator.js'
@@ -20,6 +22,8 @@ export interface PeerOptions {
   sync?: Omit<SyncServiceInit, 'carries' | 'log'>
   /** Gossip coalescing window (ms). */
   coalesceMs?: number
+  /** Where the SQL bridge logs (default: a logger on stderr). */
+  logger?: Logger
 }
 
 /**
@@ -36,6 +40,8 @@ export class Peer {
     readonly gossip: GossipReplicator,
     readonly sync: SyncService,
     readonly http: HttpApi | null,
+    /** The SQL bridge (config `bridge`), or null. */
+    readonly bridge: SqlBridge | null,
   ) {}
 
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
@@ -58,15 +64,21 @@ export class Peer {
       undo.push(async () => gossip.stop())
       await sync.start()
       undo.push(() => sync.stop())
+      let bridge: SqlBridge | null = null
+      if (config.bridge != null) {
+        const logger = options.logger ?? createLogger({ bindings: { peer: config.name ?? 'peer' } })
+        bridge = await SqlBridge.start({ db, config: config.bridge, logger })
+        undo.push(() => bridge!.stop())
+      }
       let peer: Peer | null = null
       let http: HttpApi | null = null
       if (config.http !== null) {
         const { host, port } = parseHostPort('--http', config.http)
-        http = await startHttpApi({ host, port, db, log, status: () => peer!.status(), counters: () => peer!.counters() })
+        http = await startHttpApi({ host, port, db, log, status: () => peer!.status(), counters: () => peer!.counters(), bridge: () => peer?.bridge?.status() ?? null })
         undo.push(() => http!.close())
         await writeFile(join(dir, API_FILE), JSON.stringify({ url: http.url, pid: process.pid }) + '\n')
       }
-      peer = new Peer(config, db, node, gossip, sync, http)
+      peer = new Peer(config, db, node, gossip, sync, http, bridge)
       return peer
     } catch (error) {
       await unwind()
@@ -83,6 +95,7 @@ export class Peer {
       connectedPeers: this.node.connectedPeers().map((p) => p.toString()),
       http: this.http?.url ?? null,
       sync: this.sync.status(),
+      bridge: this.bridge?.status() ?? null,
     }
   }
 
@@ -112,6 +125,7 @@ export class Peer {
     this.gossip.stop()
     await this.sync.stop()
     await this.node.stop()
+    await this.bridge?.stop()
     await this.db.close()
   }
 }

@@ -1,3 +1,4 @@
+import type { BridgeStatus } from '../bridge/status.js'
 import type { ShoalStatus } from '../shoal.js'
 
 /** One peer's view of anti-entropy with another peer. */
@@ -43,6 +44,8 @@ export interface PeerStatus extends ShoalStatus {
   connectedPeers: string[]
   http: string | null
   sync: SyncStatus
+  /** The SQL bridge, when the config has one. */
+  bridge?: BridgeStatus | null
 }
 
 /** Running totals exported as Prometheus metrics (GET /metrics). */
