@@ -108,7 +108,7 @@ describe('SQL bridge end to end: store SQLite ↔ HQ PostgreSQL ↔ store SQLite
     await hq.sql.run(`INSERT INTO catalog (sku, name, price, color) VALUES ('SKU-2', 'Kettle', 30, 'grey')`)
     await hq.sql.run(`INSERT INTO stock (id, store, sku, qty, shelf) VALUES ('1:SKU-2', '1', 'SKU-2', 20, 'A1')`)
     await eventually(async () => {
-      expect(await one(s1.sql, `SELECT qty FROM stock WHERE id = '1:SKU-2'`)).toEqual({ qty: 20 })
+      expect(await one(s1.sql, `SELECT CAST(qty AS INTEGER) AS qty FROM stock WHERE id = '1:SKU-2'`)).toEqual({ qty: 20 })
       expect(await one(s2.sql, `SELECT name FROM catalog WHERE sku = 'SKU-2'`)).toEqual({ name: 'Kettle' })
     }, 30_000)
     // At the same moment: store 1 renames and sells 2, store 2 recolours, HQ reprices and restocks 10.
@@ -124,7 +124,7 @@ describe('SQL bridge end to end: store SQLite ↔ HQ PostgreSQL ↔ store SQLite
       await eventually(async () => expect(await one(n.sql, `SELECT name, price, color FROM catalog WHERE sku = 'SKU-2'`)).toEqual(merged), 30_000, `catalog merged at ${n.config.name}`)
     }
     for (const n of [hq, s1]) {
-      await eventually(async () => expect(await one(n.sql, `SELECT qty, shelf FROM stock WHERE id = '1:SKU-2'`)).toEqual({ qty: 28, shelf: 'B2' }), 30_000, `stock merged at ${n.config.name}`)
+      await eventually(async () => expect(await one(n.sql, `SELECT CAST(qty AS INTEGER) AS qty, shelf FROM stock WHERE id = '1:SKU-2'`)).toEqual({ qty: 28, shelf: 'B2' }), 30_000, `stock merged at ${n.config.name}`)
     }
     expect(await one(s2.sql, `SELECT id FROM stock WHERE id = '1:SKU-2'`)).toBeNull()
   })
@@ -133,7 +133,7 @@ describe('SQL bridge end to end: store SQLite ↔ HQ PostgreSQL ↔ store SQLite
     if (skip !== null) return ctx.skip()
     const { hq, s1, s2 } = await mesh()
     await hq.sql.run(`INSERT INTO stock (id, store, sku, qty) VALUES ('2:SKU-3', '2', 'SKU-3', 5)`)
-    await eventually(async () => expect(await one(s2.sql, `SELECT qty FROM stock WHERE id = '2:SKU-3'`)).toEqual({ qty: 5 }), 30_000)
+    await eventually(async () => expect(await one(s2.sql, `SELECT CAST(qty AS INTEGER) AS qty FROM stock WHERE id = '2:SKU-3'`)).toEqual({ qty: 5 }), 30_000)
     await s2.peer.stop()
     peers.splice(peers.indexOf(s2.peer), 1)
     // While store 2's peer is down: its till keeps selling (captured in its SQLite)…
@@ -145,7 +145,7 @@ describe('SQL bridge end to end: store SQLite ↔ HQ PostgreSQL ↔ store SQLite
     await new Promise((resolve) => setTimeout(resolve, 300))
     s2.peer = await startPeer({ ...s2.config, bootstrap: [hq.peer.node.multiaddrs()[0]!.toString()] })
     await eventually(async () => expect(Number((await one(hq.sql, `SELECT count(*) AS n FROM sales WHERE store = '2'`))!.n)).toBe(20), 60_000, 'offline sales at HQ')
-    for (const n of [hq, s2]) await eventually(async () => expect(await one(n.sql, `SELECT qty FROM stock WHERE id = '2:SKU-3'`)).toEqual({ qty: 9 }), 60_000, `stock at ${n.config.name}`)
+    for (const n of [hq, s2]) await eventually(async () => expect(await one(n.sql, `SELECT CAST(qty AS INTEGER) AS qty FROM stock WHERE id = '2:SKU-3'`)).toEqual({ qty: 9 }), 60_000, `stock at ${n.config.name}`)
     await eventually(async () => expect(await one(s2.sql, `SELECT name FROM catalog WHERE sku = 'SKU-3'`)).toEqual({ name: 'Torch' }), 60_000)
     // Store 1 never sees store 2's partitions.
     expect(await one(s1.sql, `SELECT count(*) AS n FROM sales WHERE store = '2'`)).toEqual({ n: 0 })
