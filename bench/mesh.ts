@@ -22,6 +22,7 @@
  * Every peer's data folder is under os.tmpdir() and removed afterwards. Progress goes to stderr;
  * the table goes to stdout; JSON to bench/results/.
  */
+import { callbackLogger } from '../src/log.js'
 import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Socket } from 'node:net'
@@ -264,10 +265,10 @@ async function startPeer(name: string, options: { tables: TableSchema[]; dir?: s
   }
   const logs: string[] = []
   const peer = await Peer.start(config, {
-    log: (m) => {
+    logger: callbackLogger((_level, m) => {
       logs.push(m)
       allLogs.push(`${name}: ${m}`)
-    },
+    }),
     net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
     // No periodic rounds: anti-entropy runs only on connect / partition announcements / syncWith.
     sync: { intervalMs: 0, connectDelayMs: options.connectDelayMs ?? 100 },
@@ -330,7 +331,7 @@ async function quiesce(peers: Running[], calmMs = 500): Promise<void> {
 }
 
 function rootsOf(r: Running, table: string): string {
-  return r.peer.db.store
+  return r.peer.db.replication()
     .partitions(table)
     .map((p) => `${p.partition}:${p.rows}:${Buffer.from(p.digest).toString('hex')}`)
     .join(',')
@@ -367,7 +368,7 @@ async function benchLatency(results: Partial<Record<EngineName, Metrics>>): Prom
       const rows = SIZES.latencyRows
       progress(`${engine}: latency: A puts ${rows} rows; waiting for B and C to hold them and for the gossipsub meshes`)
       await loadRows(t, 'lat', 0, rows)
-      await eventually('B and C hold the rows', () => b.peer.db.store.rowCount(name) === rows && c.peer.db.store.rowCount(name) === rows)
+      await eventually('B and C hold the rows', () => b.peer.db.replication().rowCount(name) === rows && c.peer.db.replication().rowCount(name) === rows)
       m.latency_gossip_mesh_complete = await waitGossipMesh(peers, dataTopics(engine))
       await quiesce(peers)
       const idle = await idleWireRate(peers, a, SIZES.idleMs)
@@ -504,7 +505,7 @@ async function benchThroughput(results: Partial<Record<EngineName, Metrics>>): P
         const chunk = SIZES.throughputChunk
         progress(`${engine}: throughput to ${receivers}: A puts ${rows} rows; waiting for every peer to hold them and for the gossipsub meshes`)
         await loadRows(t, 'tp', 0, rows)
-        await eventually('every peer holds the rows', () => others.every((p) => p.peer.db.store.rowCount(name) === rows), 120_000)
+        await eventually('every peer holds the rows', () => others.every((p) => p.peer.db.replication().rowCount(name) === rows), 120_000)
         const meshed = await waitGossipMesh(peers, dataTopics(engine))
         await quiesce(peers)
         const idle = await idleWireRate(peers, a, SIZES.idleMs)
@@ -602,8 +603,8 @@ interface Breakdown {
 }
 
 async function shadowRound(initiator: Running, responder: Running, table: string): Promise<{ stats: RoundStats; ms: number; breakdown: Breakdown }> {
-  const here = new StoreReplica(initiator.peer.db, {})
-  const there = new StoreReplica(responder.peer.db, {})
+  const here = new StoreReplica(initiator.peer.db.replication(), {})
+  const there = new StoreReplica(responder.peer.db.replication(), {})
   const b: Breakdown = { frames: 0, bytes: 0, treeBytes: 0, rowBytes: 0, rowPayload: 0, versionBytes: 0, byType: {} }
   const count = (kind: string, bytes: number): void => {
     const e = (b.byType[kind] ??= { frames: 0, bytes: 0 })
@@ -664,7 +665,7 @@ async function diverge(a: Running, engine: EngineName, kind: 'updated' | 'new', 
     for (let p = 0; p < PARTITIONS; p++) {
       const keys: string[] = []
       for (let i = from; i < from + DIFF_ROWS; i++) if (storeOf(i) === String(p)) keys.push(idOf('ae', i))
-      for (const doc of await a.peer.db.store.encodedRows(name, String(p), keys)) payload += doc?.length ?? 0
+      for (const doc of await a.peer.db.replication().encodedRows(name, String(p), keys)) payload += doc?.length ?? 0
     }
     return payload
   } finally {
@@ -714,7 +715,7 @@ async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<void> {
       await eventually(
         `B holds ${n} rows`,
         () => {
-          const count = b.peer.db.store.rowCount(name)
+          const count = b.peer.db.replication().rowCount(name)
           if (count >= next) {
             progress(`  B: ${count} of ${n} rows (${fmt(rate(count, performance.now() - t0))}/s)`)
             next += n / 10

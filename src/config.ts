@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises'
-import { parseBridgeConfig, type BridgeConfig } from './bridge/config.js'
 import { ShoalError } from './errors.js'
 import { isPlainObject, validateSchema, type ResolvedSchema } from './table/schema.js'
 
@@ -26,8 +25,12 @@ export interface PeerConfig {
   http: string | null
   /** Serve as a circuit relay v2 so peers behind NAT can be reached through this one. */
   relay: boolean
-  /** Mirror tables of a SQL database (SQLite, PostgreSQL, MySQL/MariaDB), or null. */
-  bridge?: BridgeConfig | null
+  /**
+   * Mirror tables of a SQL database (SQLite, PostgreSQL, MySQL/MariaDB), or null. Kept as written
+   * here and validated by the bridge (src/bridge/config.ts, which sits above this file) when the
+   * peer starts; its errors name `source`, the config file.
+   */
+  bridge?: { source: string; input: unknown } | null
 }
 
 export class ConfigError extends ShoalError {
@@ -116,7 +119,7 @@ export function parseConfig(input: unknown, source: string): PeerConfig {
     carries,
     http,
     relay: (input.relay as boolean | undefined) ?? false,
-    bridge: input.bridge === undefined || input.bridge === null ? null : parseBridgeConfig(input.bridge, source),
+    ...(input.bridge === undefined || input.bridge === null ? {} : { bridge: { source, input: input.bridge } }),
   }
 }
 

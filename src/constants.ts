@@ -39,3 +39,17 @@ export const DEFAULT_TREE_CACHE_SIZE = 64
 
 /** Most writes coalesced into one LevelDB batch (group commit). */
 export const MAX_WRITES_PER_BATCH = 4096
+
+/**
+ * Tables a store holds (user tables; the catalog is extra). A table costs a catalog row, a gossip
+ * topic per partition and status lines; a peer may define tables remotely, so their number is
+ * bounded: a definition past the limit is refused, locally or from a peer.
+ */
+export const MAX_TABLES = 1024
+
+/**
+ * Highest causal length a row may reach (see table/row.ts): 2^32 lives is more deletes and
+ * re-inserts than any row sees, and the bound keeps lives exact integers, so a peer cannot push a
+ * row to a life no later write can move past (1e300 + 1 === 1e300 in floating point).
+ */
+export const MAX_CAUSAL_LENGTH = 2 ** 32

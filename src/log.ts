@@ -160,3 +160,17 @@ export function quote(value: unknown, max = MAX_QUOTED_CHARS): string {
   const cut = text.length > max ? text.slice(0, max) + '…' : text
   return JSON.stringify(cut)
 }
+
+/** Longest line of untrusted origin written (messages built from peers' errors). */
+export const MAX_UNTRUSTED_LINE_CHARS = 500
+
+/**
+ * A message that may carry text of untrusted origin (an error a peer's bytes caused), made safe
+ * for a terminal: control characters (C0, DEL, C1, and the bidirectional overrides) escaped as
+ * \uXXXX, and the whole cut to MAX_UNTRUSTED_LINE_CHARS.
+ */
+export function escapeControls(text: string, max = MAX_UNTRUSTED_LINE_CHARS): string {
+  // eslint-disable-next-line no-control-regex
+  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return escaped.length > max ? escaped.slice(0, max) + '…' : escaped
+}

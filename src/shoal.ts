@@ -1,5 +1,5 @@
-import { PartitionError, SchemaError, UnknownColumnError, UnknownTableError, ValidationError } from './errors.js'
-import { CATALOG_SCHEMA, CATALOG_TABLE, catalogValuesToSchema, schemaToCatalogValues } from './table/catalog.js'
+import { PartitionError, UnknownColumnError, UnknownTableError, ValidationError } from './errors.js'
+import { CATALOG_SCHEMA, CATALOG_TABLE, schemaToCatalogValues } from './table/catalog.js'
 import type { ApplyResult } from './table/engine.js'
 import { toHex } from './table/hash.js'
 import type { RowOp } from './table/row.js'
@@ -13,8 +13,8 @@ import {
   type ResolvedSchema,
   type TableSchema,
 } from './table/schema.js'
-import { Store, type AtomicWrite, type ChangeEvent, type ChangeListener, type CheckReport, type StoreOptions, type StoredRow } from './store/store.js'
-import { SEP } from './store/layout.js'
+import { Store, type AtomicWrite, type ChangeEvent, type ChangeListener, type CheckReport, type ReplicaSource, type StoreOptions } from './store/store.js'
+import { ID_SEP } from './table/ids.js'
 
 export type Row = Record<string, unknown>
 
@@ -62,21 +62,48 @@ export interface ShoalStatus {
 
 export type ShoalOptions = StoreOptions
 
-/** One write of an atomic batch (Shoal.applyBatch): the same operations as the Table methods. */
-export type BatchOp =
-  | { op: 'put' | 'update'; table: string; key: string | number; values: Row; partition?: string | number }
-  | { op: 'increment'; table: string; key: string | number; column: string; by: number; partition?: string | number }
-  | { op: 'delete'; table: string; key: string | number; partition?: string | number }
+/** One write, for `Table.write`: the general form of put, update, increment, editText and delete. */
+export type TableWrite =
+  | { op: 'put'; key: string | number; values: Row }
+  | { op: 'update'; key: string | number; values: Row }
+  | { op: 'increment'; key: string | number; column: string; by?: number }
+  | { op: 'editText'; key: string | number; column: string; edit: TextEdit }
+  | { op: 'delete'; key: string | number }
+
+/** One write of an atomic batch (Shoal.applyBatch): a TableWrite naming its table (and optionally its partition). */
+export type BatchOp = TableWrite & { table: string; partition?: string | number }
 
 export interface ApplyBatchOptions {
   /** Committed in the same LevelDB batch as the writes (value null removes it); read it with bookmark(). */
   bookmark?: { name: string; value: string | null }
-  /** Carried into the change events of these writes, so the writer can recognise its own changes. */
+  /** Carried into the change events of these writes (ChangeEvent.source), so the writer can recognise its own changes. */
   source?: string
 }
 
-/** Per write: the row after it (null when deleted or not there), or why it was refused. */
-export type BatchResult = { ok: true; row: Row | null; changed: boolean } | { ok: false; error: Error }
+/** Per write of a batch: what it did, or why it was refused. */
+export type BatchResult = { ok: true; result: WriteResult } | { ok: false; error: Error }
+
+/** A row as stored here, tombstones included (Table.stored). */
+export interface StoredRowState {
+  partition: string
+  alive: boolean
+  life: number
+  /** The row's values; null when deleted. */
+  row: Row | null
+}
+
+/** What a write did, as committed. */
+export interface WriteResult {
+  key: string
+  partition: string
+  /** False when the write changed nothing (e.g. deleting an absent row). */
+  changed: boolean
+  alive: boolean
+  /** The row's causal length after the write (odd: alive; see "How rows merge" in the README). */
+  life: number
+  /** The row after the write; null when it is deleted or absent. */
+  row: Row | null
+}
 
 const DEFAULT_SCAN_LIMIT = 100
 const MAX_SCAN_LIMIT = 10_000
@@ -89,14 +116,7 @@ const MAX_SCAN_LIMIT = 10_000
  *   await db.table('stock').put('A1', { qty: 10 })
  */
 export class Shoal {
-  private readonly schemas = new Map<string, ResolvedSchema>()
-  private readonly unsubscribeCatalog: () => void
-
-  private constructor(readonly store: Store) {
-    this.unsubscribeCatalog = store.subscribe((event) => {
-      if (event.table === CATALOG_TABLE) this.refreshCatalogRow(event.key, event.row)
-    })
-  }
+  private constructor(private readonly store: Store) {}
 
   static async open(options: ShoalOptions): Promise<Shoal> {
     if (!isPlainObject(options as unknown) || typeof options.dir !== 'string' || options.dir === '') {
@@ -106,21 +126,7 @@ export class Shoal {
       const value = options[field]
       if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new ValidationError(`Shoal.open: '${field}' must be a positive integer`)
     }
-    const store = await Store.open(options)
-    const shoal = new Shoal(store)
-    try {
-      let after: { partition: string; key: string } | null = null
-      while (true) {
-        const page: StoredRow[] = await store.scan(CATALOG_SCHEMA, '', after, 1000)
-        for (const row of page) shoal.refreshCatalogRow(row.key, row.state.values)
-        if (page.length < 1000) break
-        after = { partition: '', key: page[page.length - 1]!.key }
-      }
-    } catch (error) {
-      await store.close()
-      throw error
-    }
-    return shoal
+    return new Shoal(await Store.open(options))
   }
 
   /** This replica's identity (stable for the data folder). */
@@ -128,10 +134,20 @@ export class Shoal {
     return this.store.actor
   }
 
+  /** The data folder. */
+  get dir(): string {
+    return this.store.dir
+  }
+
+  /** False once close() has begun. */
+  get isOpen(): boolean {
+    return this.store.isOpen
+  }
+
   /** Defines a table, or extends an existing one with new columns. Returns the schema in force. */
   async defineTable(input: TableSchema): Promise<ResolvedSchema> {
     const next = validateSchema(input)
-    const current = this.schemas.get(next.name)
+    const current = this.store.schema(next.name)
     const merged = current === undefined ? next : extendSchema(current, next)
     if (current !== undefined && sameSchema(current, merged)) return current
     const values = schemaToCatalogValues(merged)
@@ -140,24 +156,22 @@ export class Shoal {
       for (const key of Object.keys(values)) if (key.startsWith('col:') && current.columns[key.slice(4)] !== undefined) delete values[key]
     }
     await this.store.writeLocal(CATALOG_SCHEMA, merged.name, '', null, { op: 'put', values })
-    this.schemas.set(merged.name, merged)
-    return merged
+    return this.store.requireSchema(merged.name)
   }
 
   /** All user tables, by name. */
   tables(): ResolvedSchema[] {
-    return [...this.schemas.values()].sort((a, b) => (a.name < b.name ? -1 : 1))
+    return this.store.tables()
   }
 
   schema(name: string): ResolvedSchema {
-    const schema = this.schemas.get(name)
-    if (schema === undefined) throw new UnknownTableError(name, [...this.schemas.keys()])
-    return schema
+    if (name === CATALOG_TABLE) throw new UnknownTableError(name, this.store.tables().map((t) => t.name))
+    return this.store.requireSchema(name)
   }
 
   table(name: string): Table {
     this.schema(name)
-    return new Table(this, name)
+    return new Table(this.store, name)
   }
 
   /** Every committed change, local or remote, to any table (including the `_tables` catalog). */
@@ -167,27 +181,28 @@ export class Shoal {
   }
 
   /**
-   * Merges a delta received from a peer. Refuses (with a typed error, nothing stored changing)
-   * deltas for unknown tables, malformed keys, oversized or undecodable deltas.
+   * The store as replication sees it (gossip, anti-entropy): digest trees, rows as stored, peers'
+   * rows merged with every check applied. Not for application code: use tables.
    */
-  async applyRemoteDelta(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult> {
-    const schema = table === CATALOG_TABLE ? CATALOG_SCHEMA : this.schema(table)
-    if (!(delta instanceof Uint8Array)) throw new ValidationError('a delta must be bytes (Uint8Array)')
-    if (schema.partitionBy === null) {
-      if (partition !== '') throw new PartitionError(`table '${table}' is not partitioned; a delta for partition '${partition}' is invalid`)
-    } else {
-      normalizeKeyValue(`partition of table '${table}'`, 'string', partition)
-    }
-    normalizeKeyValue(`row key of table '${table}'`, 'string', key)
-    return this.store.applyRemote(schema, partition, key, delta, origin)
+  replication(): ReplicaSource {
+    return this.store
+  }
+
+  /**
+   * Merges a delta received from a peer. Refuses (with a typed error, nothing stored changing)
+   * deltas for unknown tables, malformed keys, oversized or undecodable deltas, and rows that fail
+   * the row check.
+   */
+  applyRemoteDelta(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult> {
+    return this.store.applyRemote(table, partition, key, delta, origin)
   }
 
   /**
    * Applies many writes and an optional bookmark in ONE atomic, durable LevelDB batch: after a
-   * crash either all of them are stored or none is. Each write is validated like the Table
-   * method of the same name; a write refused on its own (bad value, absent row for update or
-   * increment, unknown table…) gets `{ ok: false, error }` and does not stop the others. Rejects
-   * only when the batch could not be written (then nothing of it is stored).
+   * crash either all of them are stored or none is (store/atomic.ts). Each write is validated like
+   * Table.write; one refused on its own (bad value, absent row for update or increment, unknown
+   * table…) gets `{ ok: false, error }` and does not stop the others. Rejects only when the batch
+   * could not be written, and then nothing of it is stored.
    */
   async applyBatch(ops: readonly BatchOp[], options: ApplyBatchOptions = {}): Promise<BatchResult[]> {
     if (!Array.isArray(ops)) throw new ValidationError('applyBatch needs an array of writes')
@@ -196,7 +211,9 @@ export class Shoal {
     const index: number[] = []
     ops.forEach((op, i) => {
       try {
-        writes.push(this.table(op.table).prepare(op))
+        if (!isPlainObject(op as unknown)) throw new ValidationError('a batch write is an object { table, op, key, … }')
+        const options = op.partition === undefined ? undefined : { partition: op.partition }
+        writes.push(this.table(op.table).prepare(op, options))
         index.push(i)
       } catch (error) {
         results[i] = { ok: false, error: error as Error }
@@ -207,7 +224,10 @@ export class Shoal {
       ...(options.source === undefined ? {} : { source: options.source }),
     })
     stored.forEach((r, j) => {
-      results[index[j]!] = r.ok ? { ok: true, row: r.result.state.alive ? { ...r.result.state.values } : null, changed: r.result.changed } : { ok: false, error: r.error as Error }
+      const w = writes[j]!
+      results[index[j]!] = r.ok
+        ? { ok: true, result: { key: w.key, partition: r.result.partition, changed: r.result.changed, alive: r.result.state.alive, life: r.result.state.life, row: r.result.state.alive ? { ...r.result.state.values } : null } }
+        : { ok: false, error: r.error as Error }
     })
     return results as BatchResult[]
   }
@@ -233,81 +253,129 @@ export class Shoal {
     return { actor: this.actor, dir: this.store.dir, tables }
   }
 
-  /** Re-reads every row and verifies digests, digest trees and counts (see Store.check). */
-  async check(): Promise<CheckReport> {
-    return this.store.check((table) => (table === CATALOG_TABLE ? CATALOG_SCHEMA : this.schemas.get(table)))
+  /** Re-reads every row and verifies digests, digest trees, counts and every row's check. */
+  check(): Promise<CheckReport> {
+    return this.store.check()
   }
 
   async close(): Promise<void> {
-    this.unsubscribeCatalog()
     await this.store.close()
   }
+}
 
-  private refreshCatalogRow(name: string, values: Readonly<Record<string, unknown>> | null): void {
-    if (values === null) return
-    try {
-      const schema = catalogValuesToSchema(values)
-      if (schema.name !== name) throw new SchemaError(`catalog row '${name}' describes table '${schema.name}'`)
-      this.schemas.set(name, schema)
-    } catch (error) {
-      // A bad schema from a peer must not take the local tables down; keep the last good one.
-      console.error(`shoal: ignoring invalid schema for table '${name}': ${(error as Error).message}`)
-    }
-  }
+function rowOf(result: WriteResult): Row {
+  return result.row ?? {}
 }
 
 /** One table of a Shoal database. Every write resolves once it is durable. */
 export class Table {
   constructor(
-    private readonly shoal: Shoal,
+    private readonly store: Store,
     readonly name: string,
   ) {}
 
   get schema(): ResolvedSchema {
-    return this.shoal.schema(this.name)
+    return this.store.requireSchema(this.name)
   }
 
   /** Inserts the row or merges `values` into it (re-inserting a deleted row). Returns the row. */
   async put(key: string | number, values: Row, options?: RowOptions): Promise<Row> {
-    return this.write(key, values, options, 'put')
+    return rowOf(await this.write({ op: 'put', key, values }, options))
   }
 
   /** Merges `values` into an existing row; RowNotFoundError if it is absent or deleted. */
   async update(key: string | number, values: Row, options?: RowOptions): Promise<Row> {
-    return this.write(key, values, options, 'update')
+    return rowOf(await this.write({ op: 'update', key, values }, options))
   }
 
   /** Adds `by` (default 1, may be negative) to a counter column; concurrent increments add up. */
   async increment(key: string | number, column: string, by = 1, options?: RowOptions): Promise<Row> {
-    const w = this.prepareIncrement(this.schema, key, column, by, options)
-    const result = await this.shoal.store.writeLocal(w.schema, w.key, w.partition, w.createPartition, w.op)
-    return { ...result.state.values }
+    return rowOf(await this.write({ op: 'increment', key, column, by }, options))
   }
 
   /** Edits a text column in place; concurrent edits on other peers interleave. */
   async editText(key: string | number, column: string, edit: TextEdit, options?: RowOptions): Promise<Row> {
-    const schema = this.schema
-    this.columnOfKind(schema, column, 'text')
-    if (!isPlainObject(edit as unknown)) throw new ValidationError('a text edit is an object { index, delete?, insert? }')
-    const insert = edit.insert ?? ''
-    if (typeof insert !== 'string') throw new ValidationError(`text edit 'insert' must be a string`)
-    validateValue(schema.name, column, 'text', insert)
-    return this.run(schema, key, options, null, { op: 'editText', column, index: edit.index, delete: edit.delete ?? 0, insert })
+    return rowOf(await this.write({ op: 'editText', key, column, edit }, options))
   }
 
   /** Deletes the row (a tombstone that replicates). Returns false if there was no live row. */
   async delete(key: string | number, options?: RowOptions): Promise<boolean> {
+    return (await this.write({ op: 'delete', key }, options)).changed
+  }
+
+  /**
+   * Any write, answering what it did as committed (the row's life included): put, update,
+   * increment, editText and delete are this with a shorter answer. Resolves once durable.
+   */
+  async write(w: TableWrite, options?: RowOptions): Promise<WriteResult> {
+    const prepared = this.prepare(w, options)
+    const result = await this.store.writeLocal(prepared.schema, prepared.key, prepared.partition, prepared.createPartition, prepared.op)
+    const { state } = result
+    return { key: prepared.key, partition: result.partition, changed: result.changed, alive: state.alive, life: state.life, row: state.alive ? { ...state.values } : null }
+  }
+
+  /** Validates a write without applying it: what the store applies (Table.write, Shoal.applyBatch). */
+  prepare(w: TableWrite, options?: RowOptions): AtomicWrite {
+    const schema = this.schema
+    if (!isPlainObject(w as unknown)) throw new ValidationError(`a write is an object { op, key, … }`)
+    const key = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, w.key)
+    const partition = this.partitionOption(schema, options)
+    let createPartition: string | null = null
+    let op: RowOp
+    switch (w.op) {
+      case 'put':
+      case 'update': {
+        const values = this.checkedValues(schema, key, w.op, w.values)
+        if (partition !== null && values.partition !== null && partition !== values.partition) {
+          throw new PartitionError(`the row says ${schema.partitionBy} = '${values.partition}' but the partition option says '${partition}'`)
+        }
+        createPartition = values.partition ?? partition
+        op = { op: w.op, values: values.checked }
+        break
+      }
+      case 'increment': {
+        const by = w.by ?? 1
+        this.columnOfKind(schema, w.column, 'counter')
+        if (typeof by !== 'number' || !Number.isSafeInteger(by)) throw new ValidationError(`increment of '${w.column}' must be an integer, got ${JSON.stringify(by)}`)
+        op = { op: 'increment', column: w.column, by }
+        break
+      }
+      case 'editText': {
+        this.columnOfKind(schema, w.column, 'text')
+        const edit = w.edit
+        if (!isPlainObject(edit as unknown)) throw new ValidationError('a text edit is an object { index, delete?, insert? }')
+        const insert = edit.insert ?? ''
+        if (typeof insert !== 'string') throw new ValidationError(`text edit 'insert' must be a string`)
+        validateValue(schema.name, w.column, 'text', insert)
+        op = { op: 'editText', column: w.column, index: edit.index, delete: edit.delete ?? 0, insert }
+        break
+      }
+      case 'delete':
+        op = { op: 'delete' }
+        break
+      default:
+        throw new ValidationError(`unknown write op ${JSON.stringify((w as { op?: unknown }).op)}; use put, update, increment, editText or delete`)
+    }
+    return { schema, key, partition, createPartition, op }
+  }
+
+  /**
+   * The row as stored here, deleted rows included (their tombstone): null only when this replica
+   * never stored the key. (`get` answers null for both.)
+   */
+  async stored(key: string | number, options?: RowOptions): Promise<StoredRowState | null> {
     const schema = this.schema
     const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
-    const result = await this.shoal.store.writeLocal(schema, k, this.partitionOption(schema, options), null, { op: 'delete' })
-    return result.changed
+    const row = await this.store.read(schema, k, this.partitionOption(schema, options))
+    if (row === null) return null
+    return { partition: row.partition, alive: row.state.alive, life: row.state.life, row: row.state.alive ? { ...row.state.values } : null }
   }
 
   /** The row, or null if absent or deleted. */
   async get(key: string | number, options?: RowOptions): Promise<Row | null> {
     const schema = this.schema
     const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
-    const row = await this.shoal.store.read(schema, k, this.partitionOption(schema, options))
+    const row = await this.store.read(schema, k, this.partitionOption(schema, options))
     return row !== null && row.state.alive ? { ...row.state.values } : null
   }
 
@@ -315,7 +383,7 @@ export class Table {
   async conflicts(key: string | number, options?: RowOptions): Promise<Record<string, unknown[]>> {
     const schema = this.schema
     const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
-    return (await this.shoal.store.conflicts(schema, k, this.partitionOption(schema, options))) ?? {}
+    return (await this.store.conflicts(schema, k, this.partitionOption(schema, options))) ?? {}
   }
 
   /** A page of live rows in key order (partition, then key, when scanning all partitions). */
@@ -331,88 +399,45 @@ export class Table {
     let after: { partition: string; key: string } | null = null
     if (options.after !== undefined) {
       if (typeof options.after !== 'string' || options.after === '') throw new ValidationError(`scan 'after' must be the 'next' cursor of a previous page`)
-      const cut = options.after.indexOf(SEP)
+      const cut = options.after.indexOf(ID_SEP)
       if (cut >= 0) after = { partition: options.after.slice(0, cut), key: options.after.slice(cut + 1) }
       else if (fixed !== null) after = { partition: fixed, key: options.after }
       else throw new ValidationError(`scanning all partitions of '${schema.name}': 'after' must be the 'next' cursor of a previous page`)
     }
-    const rows = await this.shoal.store.scan(schema, fixed, after, limit)
+    const rows = await this.store.scan(schema, fixed, after, limit)
     const last = rows[rows.length - 1]
-    const next = rows.length < limit || last === undefined ? null : fixed === null ? `${last.partition}${SEP}${last.key}` : last.key
+    const next = rows.length < limit || last === undefined ? null : fixed === null ? `${last.partition}${ID_SEP}${last.key}` : last.key
     return { rows: rows.map((r) => ({ ...r.state.values })), next }
   }
 
   /** Committed changes to this table, local or remote. */
   subscribe(listener: (event: ChangeEvent) => void): () => void {
     if (typeof listener !== 'function') throw new ValidationError('subscribe needs a function (event) => void')
-    return this.shoal.store.subscribe((event) => {
+    return this.store.subscribe((event) => {
       if (event.table === this.name) listener(event)
     })
   }
 
-  /** Validates one batch write into what the store applies (throws the same errors as the methods). */
-  prepare(batchOp: BatchOp): AtomicWrite {
-    const options = batchOp.partition === undefined ? undefined : { partition: batchOp.partition }
-    const schema = this.schema
-    switch (batchOp.op) {
-      case 'put':
-      case 'update':
-        return this.prepareWrite(batchOp.key, batchOp.values, options, batchOp.op)
-      case 'increment':
-        return this.prepareIncrement(schema, batchOp.key, batchOp.column, batchOp.by, options)
-      case 'delete': {
-        const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, batchOp.key)
-        return { schema, key: k, partition: this.partitionOption(schema, options), createPartition: null, op: { op: 'delete' } }
-      }
-      default:
-        throw new ValidationError(`unknown batch operation ${JSON.stringify((batchOp as { op?: unknown }).op)}; use put, update, increment or delete`)
-    }
-  }
-
-  private prepareIncrement(schema: ResolvedSchema, key: string | number, column: string, by: number, options: RowOptions | undefined): AtomicWrite {
-    this.columnOfKind(schema, column, 'counter')
-    if (typeof by !== 'number' || !Number.isSafeInteger(by)) throw new ValidationError(`increment of '${column}' must be an integer, got ${JSON.stringify(by)}`)
-    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
-    return { schema, key: k, partition: this.partitionOption(schema, options), createPartition: null, op: { op: 'increment', column, by } }
-  }
-
-  private async write(key: string | number, values: Row, options: RowOptions | undefined, op: 'put' | 'update'): Promise<Row> {
-    const w = this.prepareWrite(key, values, options, op)
-    const result = await this.shoal.store.writeLocal(w.schema, w.key, w.partition, w.createPartition, w.op)
-    return { ...result.state.values }
-  }
-
-  private prepareWrite(key: string | number, values: Row, options: RowOptions | undefined, op: 'put' | 'update'): AtomicWrite {
-    const schema = this.schema
+  /** Checks put/update values against the schema; the partition column's value comes back apart. */
+  private checkedValues(schema: ResolvedSchema, key: string, op: 'put' | 'update', values: Row): { checked: Row; partition: string | null } {
     if (!isPlainObject(values as unknown)) throw new ValidationError(`${op} of table '${schema.name}' needs an object of column → value`)
     const checked: Row = {}
-    let createPartition: string | null = null
-    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    let partition: string | null = null
     for (const [column, value] of Object.entries(values)) {
       const kind = schema.columns[column]
       if (kind === undefined) throw new UnknownColumnError(schema.name, column, Object.keys(schema.columns))
       if (column === schema.primaryKey) {
         const given = normalizeKeyValue(`column '${column}' (the primary key)`, kind, value)
-        if (given !== k) throw new ValidationError(`column '${column}' is the primary key: it is '${k}' for this row and cannot be set to '${given}'`)
+        if (given !== key) throw new ValidationError(`column '${column}' is the primary key: it is '${key}' for this row and cannot be set to '${given}'`)
         continue
       }
       if (column === schema.partitionBy) {
-        createPartition = normalizeKeyValue(`column '${column}' (the partition column)`, kind, value)
+        partition = normalizeKeyValue(`column '${column}' (the partition column)`, kind, value)
         continue
       }
       checked[column] = validateValue(schema.name, column, kind, value)
     }
-    const partition = this.partitionOption(schema, options)
-    if (partition !== null && createPartition !== null && partition !== createPartition) {
-      throw new PartitionError(`the row says ${schema.partitionBy} = '${createPartition}' but the partition option says '${partition}'`)
-    }
-    return { schema, key: k, partition, createPartition: createPartition ?? partition, op: { op, values: checked } }
-  }
-
-  private async run(schema: ResolvedSchema, key: string | number, options: RowOptions | undefined, createPartition: string | null, op: RowOp): Promise<Row> {
-    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
-    const result = await this.shoal.store.writeLocal(schema, k, this.partitionOption(schema, options), createPartition, op)
-    return { ...result.state.values }
+    return { checked, partition }
   }
 
   private partitionOption(schema: ResolvedSchema, options: RowOptions | ScanOptions | undefined): string | null {

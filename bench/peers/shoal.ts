@@ -1,3 +1,4 @@
+import { callbackLogger } from '../../src/log.js'
 /*
  * Shoal adapter: real Peers (src/peer/peer.ts) as `shoal start` runs them — LevelDB store, libp2p
  * over TCP on 127.0.0.1, gossip + anti-entropy — all in this process, every peer bootstrapping to
@@ -72,7 +73,7 @@ export class ShoalAdapter implements SystemAdapter {
 
   private launch(i: number): Promise<Peer> {
     return Peer.start(this.configs[i]!, {
-      log: (m) => this.logs.push(m),
+      logger: callbackLogger((_level, m) => this.logs.push(m)),
       net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
       sync: { connectDelayMs: 100 },
     })
@@ -115,7 +116,7 @@ export class ShoalAdapter implements SystemAdapter {
   }
 
   async count(peer: number): Promise<number> {
-    return this.peer(peer).db.store.rowCount(TABLE)
+    return this.peer(peer).db.replication().rowCount(TABLE)
   }
 
   async snapshot(peer: number): Promise<StockRow[]> {

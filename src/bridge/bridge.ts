@@ -141,7 +141,7 @@ export class SqlBridge {
   private constructor(init: SqlBridgeInit) {
     this.db = init.db
     this.config = init.config
-    this.log = init.logger.child({ component: 'sql-bridge' })
+    this.log = init.logger
     this.dialect = init.dialect ?? dialectFor(init.config, init.baseDir ?? process.cwd())
     this.now = init.now ?? Date.now
     this.random = init.random ?? Math.random
@@ -188,6 +188,11 @@ export class SqlBridge {
 
   get label(): string {
     return this.dialect.label
+  }
+
+  /** The mirrored tables as 'sql→shoal' (or one name when both are the same). */
+  tableList(): string[] {
+    return this.config.tables.map((t) => (t.sql === t.table ? t.table : `${t.sql}→${t.table}`))
   }
 
   // ---- attach ------------------------------------------------------------------------------
@@ -541,9 +546,10 @@ export class SqlBridge {
 
   private async writeRows(mirror: Mirror, keys: Map<string, string | null>): Promise<void> {
     const wanted = new Map<string, ShoalRow>()
+    const table = this.db.table(mirror.schema.name)
     for (const [key, partition] of keys) {
-      const stored = await this.db.store.read(mirror.schema, key, partition)
-      wanted.set(key, stored === null ? null : { alive: stored.state.alive, values: stored.state.values })
+      const stored = await table.stored(key, partition === null || mirror.schema.partitionBy === null ? undefined : { partition })
+      wanted.set(key, stored === null ? null : { alive: stored.alive, values: stored.row ?? {} })
     }
     try {
       const { written, deferred } = await this.dialect.writeTx((tx) => this.writeInTx(tx, mirror, wanted))
@@ -691,10 +697,10 @@ export class SqlBridge {
       for (const row of locked) {
         const key = keyOfSqlRow(schema, row)
         if (key === null || pending.has(key)) continue
-        const stored = await this.db.store.read(schema, key, null)
+        const stored = await this.db.table(schema.name).stored(key)
         if (stored === null) {
           imports.push(convertChange(schema, { id: 0, table: mirror.spec.sqlTable, op: 'S', pk: key, data: row, at: this.now() }, this.dialect.jsonAsText, new Set()))
-        } else if (!stored.state.alive) {
+        } else if (!stored.alive) {
           this.markDirty(schema.name, key, stored.partition)
         }
       }
@@ -829,7 +835,7 @@ export class SqlBridge {
       try {
         while (this.dirty.size > 0 && this.now() < deadline) await this.writeBack()
         const reconciling = [...this.mirrors.values()].some((m) => m.reconcile !== null)
-        if (this.dirty.size === 0 && !reconciling && this.db.store.isOpen) {
+        if (this.dirty.size === 0 && !reconciling && this.db.isOpen) {
           await this.db.applyBatch([], { bookmark: { name: this.cleanBookmark, value: JSON.stringify(await this.roots()) } })
         }
       } catch (error) {

@@ -1,5 +1,4 @@
-import type { BridgeStatus } from '../bridge/status.js'
-import type { LoadProgress, PeerStatus, SyncPeerStatus } from '../peer/status.js'
+import type { BridgeStatus, LoadProgress, PeerStatus, SyncPeerStatus } from '../status.js'
 import type { Row, ShoalStatus } from '../shoal.js'
 
 /** Renders rows as a left-aligned text table with a header, for people (scripts use --json). */

@@ -1,4 +1,4 @@
-import type { LoadProgress } from '../peer/status.js'
+import type { LoadProgress } from '../status.js'
 import { formatCount, formatLoad, shortPeerId } from './format.js'
 
 export interface ProgressOutput {

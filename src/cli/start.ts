@@ -32,7 +32,7 @@ export async function start(options: Options): Promise<void> {
   for (const addr of peer.node.multiaddrs()) console.log(`listening on ${addr.toString()}`)
   console.log(peer.http === null ? 'HTTP API off' : `HTTP API ${peer.http.url}`)
   console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
-  if (peer.bridge !== null) console.log(`SQL bridge ${peer.bridge.label}: ${config.bridge!.tables.map((t) => (t.sql === t.table ? t.table : `${t.sql}→${t.table}`)).join(', ')}`)
+  if (peer.bridge !== null) console.log(`SQL bridge ${peer.bridge.label}: ${peer.bridge.tableList().join(', ')}`)
   console.log('\nrunning; press Ctrl-C to stop')
 
   const signal = await new Promise<string>((resolve) => {

@@ -1,5 +1,5 @@
 import { ShoalError } from '../errors.js'
-import type { PeerStatus } from '../peer/status.js'
+import type { PeerStatus } from '../status.js'
 import type { Row, ScanPage } from '../shoal.js'
 import type { ResolvedSchema, TableSchema } from '../table/schema.js'
 import type { RowAnswer } from './routes.js'

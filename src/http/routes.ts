@@ -1,5 +1,5 @@
 import { RowNotFoundError } from '../errors.js'
-import type { PeerStatus } from '../peer/status.js'
+import type { PeerStatus } from '../status.js'
 import type { Row, RowOptions, ScanOptions, Shoal } from '../shoal.js'
 import { isPlainObject, type TableSchema } from '../table/schema.js'
 import { readJson } from './body.js'

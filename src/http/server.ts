@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { BridgeStatus } from '../bridge/status.js'
-import type { PeerCounters, PeerStatus } from '../peer/status.js'
+import type { BridgeStatus, PeerCounters, PeerStatus } from '../status.js'
+import { quote, silentLogger, type Logger } from '../log.js'
 import type { Shoal } from '../shoal.js'
 import { httpUrl } from './address.js'
 import { errorAnswer, HttpStartError } from './errors.js'
@@ -17,7 +17,7 @@ export interface HttpApiInit {
   counters: () => PeerCounters
   /** The SQL bridge's figures for /metrics (absent or null: no bridge). */
   bridge?: () => BridgeStatus | null
-  log?: (message: string) => void
+  logger?: Logger
 }
 
 export interface HttpApi {
@@ -36,13 +36,13 @@ function send(res: ServerResponse, answer: Answer, headers: Readonly<Record<stri
   res.end(body)
 }
 
-async function handle(router: Router, req: IncomingMessage, res: ServerResponse, log: (message: string) => void): Promise<void> {
+async function handle(router: Router, req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
   try {
     const { handler, params, query } = router.resolve(req.method ?? 'GET', req.url ?? '/')
     send(res, await handler({ req, params, query }))
   } catch (error) {
     const answer = errorAnswer(error)
-    if (answer.internal) log(`HTTP ${req.method} ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+    if (answer.internal) logger.error(`HTTP ${req.method} ${quote(req.url ?? '')}: ${error instanceof Error ? error.message : String(error)}`, { stack: error instanceof Error ? error.stack : undefined })
     if (res.headersSent) {
       res.destroy()
       return
@@ -84,12 +84,12 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
  * write answers only once it is durable, since the table methods resolve after the group commit.
  */
 export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
-  const log = init.log ?? ((message: string) => console.warn(`shoal: ${message}`))
+  const logger = init.logger ?? silentLogger
   const metrics = new ShoalMetrics(init.db, init.counters, init.bridge)
   const router = shoalRoutes({ db: init.db, status: init.status, metrics })
   const running = new Set<Promise<void>>()
   const server = createServer((req, res) => {
-    const done = handle(router, req, res, log).finally(() => running.delete(done))
+    const done = handle(router, req, res, logger).finally(() => running.delete(done))
     running.add(done)
   })
   const address = await listen(server, init.host, init.port)

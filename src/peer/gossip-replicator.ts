@@ -1,17 +1,13 @@
 import type { Message } from '@libp2p/gossipsub'
+import { quote, silentLogger, type Logger } from '../log.js'
 import type { ShoalNode } from '../net/node.js'
-import type { Shoal } from '../shoal.js'
+import type { ReplicaSource } from '../store/replica-source.js'
 import type { ChangeEvent } from '../store/store.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
+import { partitionId } from '../table/ids.js'
+import { isCarried, type Carries } from '../sync/carries.js'
 import { decodeDeltaBatch, decodePartitionAnnouncement, DEFAULT_COALESCE_MS, encodePartitionAnnouncement, GossipCoalescer, PARTITIONS_TOPIC, topicFor } from '../sync/gossip.js'
-
-/**
- * Partial replication: table → the only partitions of it this peer takes (e.g. a store peer's own
- * store). Tables not listed are carried whole; the schema catalog always is.
- */
-export interface Carries {
-  readonly [table: string]: readonly string[] | undefined
-}
+import { reasonOf, REFUSED, Refusals } from './refusals.js'
 
 /**
  * How long the first messages on a partition this peer has just announced wait for a peer to
@@ -24,8 +20,9 @@ export interface GossipReplicatorInit {
   /** See FIRST_SUBSCRIBER_WAIT_MS. */
   firstSubscriberWaitMs?: number
   carries?: Carries
-  /** Where refusals of peers' messages are reported (default console.warn). */
-  log?: (message: string) => void
+  logger?: Logger
+  /** Where refusals are counted and logged (shared with anti-entropy in a running peer). */
+  refusals?: Refusals
 }
 
 export interface GossipCounters {
@@ -36,7 +33,6 @@ export interface GossipCounters {
   deltasApplied: number
   bytesOut: number
   bytesIn: number
-  refused: number
 }
 
 /**
@@ -46,7 +42,8 @@ export interface GossipCounters {
  * misbehaving peer cannot stop this one. What gossip misses is left to anti-entropy.
  */
 export class GossipReplicator {
-  readonly counters: GossipCounters = { messagesOut: 0, messagesIn: 0, deltasOut: 0, deltasIn: 0, deltasApplied: 0, bytesOut: 0, bytesIn: 0, refused: 0 }
+  readonly counters: GossipCounters = { messagesOut: 0, messagesIn: 0, deltasOut: 0, deltasIn: 0, deltasApplied: 0, bytesOut: 0, bytesIn: 0 }
+  readonly refusals: Refusals
   private readonly coalescer: GossipCoalescer
   private readonly subscribed = new Set<string>()
   private readonly announced = new Set<string>()
@@ -58,7 +55,8 @@ export class GossipReplicator {
   private readonly held = new Map<string, { messages: Uint8Array[]; cancel: () => void }>()
   /** When gossip last brought deltas on each topic (ms since the epoch). */
   private readonly lastReceived = new Map<string, number>()
-  private readonly log: (message: string) => void
+  private readonly logger: Logger
+  private readonly carried: Carries
   private unsubscribeStore: (() => void) | null = null
   private restoreValidation: (() => void) | undefined
   /**
@@ -74,11 +72,13 @@ export class GossipReplicator {
   }
 
   constructor(
-    private readonly db: Shoal,
+    private readonly source: ReplicaSource,
     private readonly node: ShoalNode,
     private readonly init: GossipReplicatorInit = {},
   ) {
-    this.log = init.log ?? ((message) => console.warn(`shoal: ${message}`))
+    this.logger = init.logger ?? silentLogger
+    this.refusals = init.refusals ?? new Refusals(this.logger)
+    this.carried = init.carries ?? {}
     this.coalescer = new GossipCoalescer({
       coalesceMs: init.coalesceMs ?? DEFAULT_COALESCE_MS,
       schedule: (fn, ms) => {
@@ -96,7 +96,7 @@ export class GossipReplicator {
   private publish(topic: string, message: Uint8Array): void {
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
-    this.node.pubsub.publish(topic, message).catch((error: unknown) => this.log(`publishing on ${topic} failed: ${(error as Error).message}`))
+    this.node.pubsub.publish(topic, message).catch((error: unknown) => this.logger.warn(`publishing on ${topic} failed: ${(error as Error).message}`))
   }
 
   /** Holds the messages of a partition nobody listens to yet (see `held`). */
@@ -126,12 +126,12 @@ export class GossipReplicator {
     this.node.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.subscribe(PARTITIONS_TOPIC)
     this.subscribe(CATALOG_TABLE, '')
-    for (const [table, partitions] of Object.entries(this.init.carries ?? {})) for (const p of partitions ?? []) this.subscribe(table, p)
-    for (const schema of this.db.tables()) {
+    for (const [table, partitions] of Object.entries(this.carried)) for (const p of partitions) this.subscribe(table, p)
+    for (const schema of this.source.tables()) {
       if (schema.partitionBy === null) this.subscribe(schema.name, '')
-      for (const p of this.db.store.partitions(schema.name)) this.subscribe(schema.name, p.partition)
+      for (const p of this.source.partitions(schema.name)) this.subscribe(schema.name, p.partition)
     }
-    this.unsubscribeStore = this.db.subscribe((event) => this.onChange(event))
+    this.unsubscribeStore = this.source.subscribe((event) => this.onChange(event))
   }
 
   /**
@@ -146,7 +146,7 @@ export class GossipReplicator {
     if (typeof original !== 'function') return
     pubsub.validateReceivedMessage = async (from, message) => {
       const result = await original.call(pubsub, from, message)
-      if (result.code === 'invalid' && result.error !== undefined) this.refuse(`gossip message from ${from.toString()} on ${message.topic} rejected: ${result.error}`)
+      if (result.code === 'invalid' && result.error !== undefined) this.refuse(REFUSED.SIGNATURE, `gossip message from ${from.toString()} on ${quote(message.topic)} rejected: ${result.error}`)
       return result
     }
     this.restoreValidation = () => {
@@ -174,16 +174,9 @@ export class GossipReplicator {
     return [...this.subscribed]
   }
 
-  /** Whether this peer takes (table, partition) by its carries. */
-  carries(table: string, partition: string): boolean {
-    if (table === CATALOG_TABLE) return true
-    const listed = this.init.carries?.[table]
-    return listed === undefined || listed.includes(partition)
-  }
-
-  /** Listens to a partition this peer carries (learned from a peer by anti-entropy or announcement). */
-  carry(table: string, partition: string): boolean {
-    if (!this.carries(table, partition)) return false
+  /** Listens to a partition this peer carries (learned from a peer by anti-entropy or announcement); true if that is new. */
+  listen(table: string, partition: string): boolean {
+    if (!isCarried(this.carried, table, partition)) return false
     return this.subscribe(table, partition)
   }
 
@@ -199,18 +192,17 @@ export class GossipReplicator {
   private onChange(event: ChangeEvent): void {
     // A table defined here, or learned from a peer, is carried from then on.
     if (event.table === CATALOG_TABLE && event.row !== null) {
-      const carried = this.init.carries?.[event.key]
-      if (carried === undefined && event.row.partitionBy === null) this.subscribe(event.key, '')
+      if (this.carried[event.key] === undefined && event.row.partitionBy === null) this.subscribe(event.key, '')
     }
     if (event.origin !== 'local') {
       // Rows of a partition new here arrived (anti-entropy): listen for its changes from now on.
-      this.carry(event.table, event.partition)
+      this.listen(event.table, event.partition)
       return
     }
     this.subscribe(event.table, event.partition)
     // The first write to a partition in this run tells the mesh about it, so peers carrying the
     // whole table listen (and fetch what they missed) even if they have never held a row of it.
-    const id = `${event.table}\u0000${event.partition}`
+    const id = partitionId(event.table, event.partition)
     if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
       this.announced.add(id)
       this.hold(topicFor(event.table, event.partition))
@@ -223,22 +215,22 @@ export class GossipReplicator {
     const message = encodePartitionAnnouncement(table, partition)
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
-    this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.log(`announcing partition ${table}/${partition} failed: ${(error as Error).message}`))
+    this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.logger.warn(`announcing partition ${table}/${quote(partition)} failed: ${(error as Error).message}`))
   }
 
   private onAnnouncement(message: Message): void {
     if (message.type !== 'signed') {
-      this.refuse(`unsigned partition announcement dropped`)
+      this.refuse(REFUSED.UNSIGNED, `unsigned partition announcement dropped`)
       return
     }
     let announced
     try {
       announced = decodePartitionAnnouncement(message.data)
     } catch (error) {
-      this.refuse(`partition announcement from ${message.from.toString()} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `partition announcement from ${message.from.toString()} refused: ${(error as Error).message}`)
       return
     }
-    if (this.carry(announced.table, announced.partition)) this.onPartitionLearned?.(announced.table, announced.partition, message.from.toString())
+    if (this.listen(announced.table, announced.partition)) this.onPartitionLearned?.(announced.table, announced.partition, message.from.toString())
   }
 
   private async receive(message: Message): Promise<void> {
@@ -248,7 +240,7 @@ export class GossipReplicator {
     }
     if (!this.subscribed.has(message.topic)) return
     if (message.type !== 'signed') {
-      this.refuse(`unsigned gossip message on ${message.topic} dropped`)
+      this.refuse(REFUSED.UNSIGNED, `unsigned gossip message on ${quote(message.topic)} dropped`)
       return
     }
     this.counters.messagesIn++
@@ -257,11 +249,11 @@ export class GossipReplicator {
     try {
       batch = decodeDeltaBatch(message.data)
     } catch (error) {
-      this.refuse(`message from ${message.from.toString()} on ${message.topic} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `message from ${message.from.toString()} on ${quote(message.topic)} refused: ${(error as Error).message}`)
       return
     }
     if (topicFor(batch.table, batch.partition) !== message.topic) {
-      this.refuse(`message from ${message.from.toString()} names ${batch.table}/${batch.partition} but came on ${message.topic}; refused`)
+      this.refuse(REFUSED.WRONG_TOPIC, `message from ${message.from.toString()} names ${batch.table}/${quote(batch.partition)} but came on ${quote(message.topic)}; refused`)
       return
     }
     const origin = message.from.toString()
@@ -269,22 +261,25 @@ export class GossipReplicator {
     // All at once, so the store's group commit makes the message one durable batch (awaiting each
     // delta in turn cost one fsync'd write per delta). Deltas of one key still apply in order.
     this.counters.deltasIn += batch.deltas.length
-    await Promise.all(
-      batch.deltas.map(async ({ key, delta }) => {
-        try {
-          const result = await this.db.applyRemoteDelta(batch.table, batch.partition, key, delta, origin)
-          if (result !== 'unchanged') this.counters.deltasApplied++
-        } catch (error) {
-          this.refuse(`delta for ${batch.table}/${key} from ${origin} refused: ${(error as Error).message}`)
-        }
-      }),
+    const results = await this.source.applyRemoteRows(
+      batch.table,
+      batch.partition,
+      batch.deltas.map((d) => ({ key: d.key, bytes: d.delta })),
+      origin,
     )
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') {
+        if (result.value !== 'unchanged') this.counters.deltasApplied++
+      } else {
+        const key = batch.deltas[i]!.key
+        this.refuse(reasonOf(result.reason), `delta for ${batch.table}/${quote(key)} from ${origin} refused: ${(result.reason as Error).message}`)
+      }
+    })
     // Quiet is measured from when the deltas are merged, not from when they arrived.
     this.lastReceived.set(message.topic, Date.now())
   }
 
-  private refuse(message: string): void {
-    this.counters.refused++
-    this.log(message)
+  private refuse(reason: string, message: string): void {
+    this.refusals.refuse(reason, message)
   }
 }

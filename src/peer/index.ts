@@ -2,6 +2,6 @@
 import '../polyfill.js'
 
 export { Peer, API_FILE, type PeerOptions } from './peer.js'
-export type { PeerCounters, PeerStatus, SyncStatus, SyncPeerStatus, LoadProgress } from './status.js'
+export type { PeerCounters, PeerStatus, SyncStatus, SyncPeerStatus, LoadProgress } from '../status.js'
 export { parseConfig, loadConfig, ConfigError, type PeerConfig } from '../config.js'
 export { startHttpApi, type HttpApi, type HttpApiInit } from '../http/server.js'

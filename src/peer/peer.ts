@@ -1,29 +1,29 @@
 import { unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { SqlBridge } from '../bridge/bridge.js'
+import { parseBridgeConfig } from '../bridge/config.js'
 import { parseHostPort, type PeerConfig } from '../config.js'
 import { startHttpApi, type HttpApi } from '../http/server.js'
 import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
+import type { PeerCounters, PeerStatus } from '../status.js'
 import { GossipReplicator } from './gossip-replicator.js'
-import type { PeerCounters, PeerStatus } from './status.js'
+import { Refusals } from './refusals.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
 /** Written into the data folder while the peer runs, so `shoal get/put/…` can find its HTTP API. */
 export const API_FILE = 'api.json'
 
 export interface PeerOptions {
-  /** Where refusals and sync errors are reported (default console.warn). */
-  log?: (message: string) => void
+  /** Where the peer's components log (default: a pino logger on stderr, named after the peer). */
+  logger?: Logger
   /** Network knobs beyond the config (tests shorten discovery and redial). */
   net?: Partial<Pick<NetInit, 'discoveryIntervalMs' | 'redial' | 'relay' | 'transports' | 'gater'>>
   /** Anti-entropy knobs (round interval, page sizes). */
-  sync?: Omit<SyncServiceInit, 'carries' | 'log'>
+  sync?: Omit<SyncServiceInit, 'carries' | 'logger' | 'refusals'>
   /** Gossip coalescing window (ms). */
   coalesceMs?: number
-  /** Where the SQL bridge logs (default: a logger on stderr). */
-  logger?: Logger
 }
 
 /**
@@ -40,14 +40,16 @@ export class Peer {
     readonly gossip: GossipReplicator,
     readonly sync: SyncService,
     readonly http: HttpApi | null,
+    /** What peers sent that was refused, by reason (gossip and anti-entropy). */
+    readonly refusals: Refusals,
     /** The SQL bridge (config `bridge`), or null. */
-    readonly bridge: SqlBridge | null,
+    readonly bridge: SqlBridge | null = null,
   ) {}
 
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
     const dir = resolve(config.data)
-    const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`))
-    const db = await Shoal.open({ dir })
+    const logger = options.logger ?? createLogger(config.name === null ? {} : { bindings: { peer: config.name } })
+    const db = await Shoal.open({ dir, logger: logger.child({ component: 'store' }) })
     const undo: Array<() => Promise<void>> = [() => db.close()]
     const unwind = async (): Promise<void> => {
       for (const step of undo.reverse()) await step().catch(() => undefined)
@@ -56,29 +58,41 @@ export class Peer {
       for (const schema of config.tables) await db.defineTable(schema)
       const node = await createNode({ dataDir: dir, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, relay: config.relay, ...options.net })
       undo.push(() => node.stop())
-      const gossip = new GossipReplicator(db, node, { carries: config.carries, log, ...(options.coalesceMs === undefined ? {} : { coalesceMs: options.coalesceMs }) })
-      const sync = new SyncService(db, node, { gossipIdleMs: (table, partition) => gossip.idleMs(table, partition), ...options.sync, carries: config.carries, log })
+      const refusals = new Refusals(logger.child({ component: 'refusals' }))
+      const source = db.replication()
+      const gossip = new GossipReplicator(source, node, {
+        carries: config.carries,
+        logger: logger.child({ component: 'gossip' }),
+        refusals,
+        ...(options.coalesceMs === undefined ? {} : { coalesceMs: options.coalesceMs }),
+      })
+      const sync = new SyncService(source, node, {
+        gossipIdleMs: (table, partition) => gossip.idleMs(table, partition),
+        ...options.sync,
+        carries: config.carries,
+        logger: logger.child({ component: 'sync' }),
+        refusals,
+      })
       gossip.onPartitionLearned = (table, partition, from) => sync.partitionLearned(table, partition, from)
-      sync.onPartitionLearned = (table, partition) => gossip.carry(table, partition)
+      sync.onPartitionLearned = (table, partition) => gossip.listen(table, partition)
       gossip.start()
       undo.push(async () => gossip.stop())
       await sync.start()
       undo.push(() => sync.stop())
       let bridge: SqlBridge | null = null
       if (config.bridge != null) {
-        const logger = options.logger ?? createLogger({ bindings: { peer: config.name ?? 'peer' } })
-        bridge = await SqlBridge.start({ db, config: config.bridge, logger })
+        bridge = await SqlBridge.start({ db, config: parseBridgeConfig(config.bridge.input, config.bridge.source), logger: logger.child({ component: 'sql-bridge' }) })
         undo.push(() => bridge!.stop())
       }
       let peer: Peer | null = null
       let http: HttpApi | null = null
       if (config.http !== null) {
         const { host, port } = parseHostPort('--http', config.http)
-        http = await startHttpApi({ host, port, db, log, status: () => peer!.status(), counters: () => peer!.counters(), bridge: () => peer?.bridge?.status() ?? null })
+        http = await startHttpApi({ host, port, db, logger: logger.child({ component: 'http' }), status: () => peer!.status(), counters: () => peer!.counters(), bridge: () => peer?.bridge?.status() ?? null })
         undo.push(() => http!.close())
         await writeFile(join(dir, API_FILE), JSON.stringify({ url: http.url, pid: process.pid }) + '\n')
       }
-      peer = new Peer(config, db, node, gossip, sync, http, bridge)
+      peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge)
       return peer
     } catch (error) {
       await unwind()
@@ -109,7 +123,8 @@ export class Peer {
       bytesOut: g.bytesOut + s.bytesOut,
       syncRounds: s.rounds,
       rowsRepaired: s.rowsRepaired,
-      refused: g.refused + s.refused,
+      refused: this.refusals.total,
+      refusedByReason: this.refusals.counts(),
       connectedPeers: this.node.connectedPeers().length,
     }
   }

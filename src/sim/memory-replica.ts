@@ -1,7 +1,8 @@
-import { DIGEST_BYTES } from '../constants.js'
-import { NODE_HASH_BYTES, type CarrySpec, type PartitionRoot, type RangeCursor, type RowBytes } from '../sync/sync-messages.js'
-import { carriesPartition, partitionId, truncatedChildren, type SyncReplica } from '../sync/replica.js'
-import { leafOf, SparseDigestTree } from '../table/digest-tree.js'
+import { isCarried, type Carries } from '../sync/carries.js'
+import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from '../sync/sync-messages.js'
+import { truncatedChildren, type SyncReplica } from '../sync/replica.js'
+import { DigestChanges, leafOf, SparseDigestTree, ZERO_DIGEST } from '../table/digest-tree.js'
+import { partitionId } from '../table/ids.js'
 import type { EngineContext, RowEngine } from '../table/engine.js'
 import { engineFor } from '../table/engines.js'
 import { RowDocument, type RowOp, type RowState } from '../table/row.js'
@@ -24,12 +25,6 @@ interface MemoryPartition {
 
 export type RowChangeListener = (table: string, partition: string, key: string, delta: Uint8Array, origin: string) => void
 
-function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(DIGEST_BYTES)
-  for (let i = 0; i < DIGEST_BYTES; i++) out[i] = a[i]! ^ b[i]!
-  return out
-}
-
 /**
  * An in-memory replica for model-mode simulation: the same row documents, digest trees and
  * anti-entropy surface as a Shoal store, without LevelDB, so a thousand peers fit in one process.
@@ -39,27 +34,31 @@ function xor(a: Uint8Array, b: Uint8Array): Uint8Array {
 export class MemoryReplica implements SyncReplica {
   private readonly partitions = new Map<string, MemoryPartition>()
   private readonly schemas: Map<string, ResolvedSchema>
-  private readonly spec: CarrySpec
+  private readonly carried: Carries
   onChange: RowChangeListener | undefined
 
   constructor(
     tables: readonly ResolvedSchema[],
-    carries: Readonly<Record<string, readonly string[]>>,
+    carries: Carries,
     private readonly context: EngineContext,
     /** The row engines; tests substitute deliberately broken ones to check the checker. */
     private readonly engines: (name: ResolvedSchema['engine']) => RowEngine = engineFor,
   ) {
     this.schemas = new Map(tables.map((t) => [t.name, t]))
-    this.spec = Object.fromEntries(Object.entries(carries).map(([t, ps]) => [t, [...ps]]))
+    this.carried = Object.fromEntries(Object.entries(carries).map(([t, ps]) => [t, [...ps]]))
   }
 
-  carrySpec(): CarrySpec {
-    return this.spec
+  carries(): Carries {
+    return this.carried
   }
 
-  /** Whether this replica takes rows of (table, partition) by its carries. */
-  carries(table: string, partition: string): boolean {
-    return carriesPartition(this.spec, this.held(), table, partition)
+  holds(table: string, partition: string): boolean {
+    return (this.partitions.get(partitionId(table, partition))?.rows.size ?? 0) > 0
+  }
+
+  /** Whether this replica takes rows of (table, partition): by its carries, or because it holds some. */
+  takes(table: string, partition: string): boolean {
+    return isCarried(this.carried, table, partition, (t, p) => this.holds(t, p))
   }
 
   roots(): PartitionRoot[] {
@@ -173,20 +172,18 @@ export class MemoryReplica implements SyncReplica {
     return this.partitions.get(partitionId(table, partition))?.rows.get(key)?.doc.deltaSince(version) ?? null
   }
 
-  async apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number; errors: string[] }> {
+  async apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number }> {
     let changed = 0
     let refused = 0
-    const errors: string[] = []
-    if (!this.knowsTable(table) || !this.carries(table, partition)) return { changed, refused: rows.length, errors: [`${table}/${partition} is not carried here`] }
+    if (!this.knowsTable(table) || !this.takes(table, partition)) return { changed, refused: rows.length }
     for (const r of rows) {
       try {
         if (this.merge(table, partition, r.key, r.bytes, from) === 'changed') changed++
-      } catch (error) {
+      } catch {
         refused++
-        errors.push(`row '${r.key}': ${(error as Error).message}`)
       }
     }
-    return { changed, refused, errors }
+    return { changed, refused }
   }
 
   /** Frees engine memory (Automerge WASM). The replica must not be used afterwards. */
@@ -203,10 +200,6 @@ export class MemoryReplica implements SyncReplica {
     return schema
   }
 
-  private held(): Set<string> {
-    return new Set(this.partitions.keys())
-  }
-
   private partition(table: string, partition: string): MemoryPartition {
     const id = partitionId(table, partition)
     let p = this.partitions.get(id)
@@ -219,17 +212,20 @@ export class MemoryReplica implements SyncReplica {
 
   private store(p: MemoryPartition, key: string, doc: RowDocument, existing: MemoryRow | undefined): void {
     const hash = doc.rowHash(key)
-    const leaf = leafOf(key)
     const alive = doc.alive
-    p.live += (alive ? 1 : 0) - (existing?.alive === true ? 1 : 0)
+    // The same bookkeeping as the store's commit, applied at once.
+    const changes = new DigestChanges()
+    const pid = partitionId(p.table, p.partition)
+    changes.row(pid, key, existing?.hash ?? null, hash, existing?.alive === true, alive)
+    for (const { leaf, change } of changes.leaves()) p.tree.apply(leaf, change)
+    p.live += changes.counts().get(pid) ?? 0
     if (existing === undefined) {
       p.rows.set(key, { doc, hash, alive })
+      const leaf = leafOf(key)
       let set = p.leaves.get(leaf)
       if (set === undefined) p.leaves.set(leaf, (set = new Set()))
       set.add(key)
-      p.tree.apply(leaf, hash)
     } else {
-      p.tree.apply(leaf, xor(existing.hash, hash))
       existing.hash = hash
       existing.alive = alive
     }
@@ -241,6 +237,6 @@ export class MemoryReplica implements SyncReplica {
 
   /** The digest root of one partition (zero if not held). */
   root(table: string, partition: string): Uint8Array {
-    return this.partitions.get(partitionId(table, partition))?.tree.root() ?? new Uint8Array(DIGEST_BYTES)
+    return this.partitions.get(partitionId(table, partition))?.tree.root() ?? ZERO_DIGEST.slice()
   }
 }

@@ -4,8 +4,10 @@ import type { Connection } from '@libp2p/interface'
 import type { PeerConfig } from '../config.js'
 import { loadOrCreatePeerKey } from '../net/identity.js'
 import { Peer } from '../peer/peer.js'
-import type { SyncCounters } from '../peer/sync-service.js'
-import type { ChangeEvent, LocalWriteResult, Store } from '../store/store.js'
+import type { ReplicaSource } from '../store/replica-source.js'
+import type { ChangeEvent } from '../store/store.js'
+import type { TableWrite } from '../shoal.js'
+import { callbackLogger } from '../log.js'
 import { LEAF_COUNT } from '../table/digest-tree.js'
 import { engineFor } from '../table/engines.js'
 import { toHex } from '../table/hash.js'
@@ -71,9 +73,6 @@ export class RealPeer {
   /** row id → fingerprint of its latest change since the last sample. */
   readonly dirty = new Map<string, string>()
   private readonly retired: TrafficTotals = { gossipMessages: 0, gossipBytes: 0, syncMessages: 0, syncBytes: 0 }
-  private syncFrames: { frames: number } = { frames: 0 }
-  /** Receives the store's promise for the next local write (see write()). */
-  private capture: ((result: Promise<LocalWriteResult>) => void) | undefined
   private lifecycle: Promise<void> = Promise.resolve()
   private unsubscribe: (() => void) | undefined
   private readonly tables: Map<string, ResolvedSchema>
@@ -124,7 +123,7 @@ export class RealPeer {
       let peer: Peer
       try {
         peer = await Peer.start(config, {
-          log: (message) => this.init.log(this.index, message),
+          logger: callbackLogger((_level, message) => this.init.log(this.index, message)),
           net: {
             transports: 'memory',
             gater: (remote) => {
@@ -193,11 +192,9 @@ export class RealPeer {
   }
 
   /**
-   * Runs a planned operation through the Table API and returns the row's state right after it
-   * (its life is what the checker needs). The state comes from the store's own result of this very
-   * write — the Table API returns only the values — observed by wrapping the store's writeLocal,
-   * which the Table method calls synchronously; reading the row back afterwards could see a
-   * remote change committed in between. Throws what the Table API throws.
+   * Runs a planned operation through the Table API and returns the row's state right after it, as
+   * the write's own result reports it (its life is what the checker needs; reading the row back
+   * could see a remote change committed in between). Throws what the Table API throws.
    *
    * Text edits insert at position 0: a position computed from a read before the write could fall
    * inside a token a peer inserted meanwhile; the start of the text is always between tokens.
@@ -208,42 +205,30 @@ export class RealPeer {
     const table = peer.db.table(planned.table.name)
     const options = planned.table.partitionBy === null ? undefined : { partition: planned.partition }
     const op = planned.op(null)
-    let result: Promise<LocalWriteResult> | undefined
-    this.capture = (r) => {
-      result = r
+    let write: TableWrite
+    switch (op.op) {
+      case 'put':
+      case 'update':
+        write = { op: op.op, key: planned.key, values: { ...op.values } }
+        break
+      case 'increment':
+        write = { op: 'increment', key: planned.key, column: op.column, by: op.by }
+        break
+      case 'editText':
+        write = { op: 'editText', key: planned.key, column: op.column, edit: { index: op.index, delete: op.delete, insert: op.insert } }
+        break
+      case 'delete':
+        write = { op: 'delete', key: planned.key }
+        break
     }
-    let call: Promise<unknown>
-    try {
-      switch (op.op) {
-        case 'put':
-          call = table.put(planned.key, { ...op.values }, options)
-          break
-        case 'update':
-          call = table.update(planned.key, { ...op.values }, options)
-          break
-        case 'increment':
-          call = table.increment(planned.key, op.column, op.by, options)
-          break
-        case 'editText':
-          call = table.editText(planned.key, op.column, { index: op.index, delete: op.delete, insert: op.insert }, options)
-          break
-        case 'delete':
-          call = table.delete(planned.key, options)
-          break
-      }
-    } finally {
-      this.capture = undefined
-    }
-    await call
-    if (result !== undefined) return (await result).state
-    // Not observed (the Table API no longer calls writeLocal synchronously): read the row back.
-    return (await readState(peer.db.store, planned.table, planned.partition, planned.key)) ?? { alive: false, life: 0, values: {} }
+    const result = await table.write(write, options)
+    return { alive: result.alive, life: result.life, values: result.row ?? {} }
   }
 
   /** Digest roots of the scenario's tables: `table/partition` → hex. */
   roots(): Map<string, string> {
     const out = new Map<string, string>()
-    const store = this.peer?.db.store
+    const store = this.peer?.db.replication()
     if (store === undefined) return out
     for (const table of this.tables.keys()) for (const p of store.partitions(table)) out.set(`${table}/${p.partition}`, toHex(p.digest))
     return out
@@ -253,7 +238,7 @@ export class RealPeer {
   async finalState(): Promise<{ held: Array<{ table: string; partition: string }>; rows: Map<string, RowState> }> {
     const held: Array<{ table: string; partition: string }> = []
     const rows = new Map<string, RowState>()
-    const store = this.peer?.db.store
+    const store = this.peer?.db.replication()
     if (store === undefined) return { held, rows }
     for (const schema of this.tables.values()) {
       for (const { partition } of store.partitions(schema.name)) {
@@ -270,16 +255,6 @@ export class RealPeer {
   }
 
   private instrument(peer: Peer): void {
-    // The Table API's writes: hand the store's result of the next call to write().
-    const store = peer.db.store
-    const writeLocal = store.writeLocal.bind(store)
-    store.writeLocal = (...args) => {
-      const result = writeLocal(...args)
-      this.capture?.(result)
-      return result
-    }
-    // Anti-entropy counts bytes, not messages: every frame sent adds to bytesOut once, so count those additions.
-    this.syncFrames = countAdditions(peer.sync.counters, 'bytesOut')
     this.unsubscribe = peer.db.subscribe((event: ChangeEvent) => {
       if (!this.tables.has(event.table)) return
       const id = rowId(event.table, event.partition, event.key)
@@ -297,14 +272,13 @@ export class RealPeer {
     return {
       gossipMessages: peer.gossip.counters.messagesOut,
       gossipBytes: peer.gossip.counters.bytesOut,
-      syncMessages: this.syncFrames.frames,
+      syncMessages: peer.sync.counters.framesOut,
       syncBytes: peer.sync.counters.bytesOut,
     }
   }
 
   private retire(peer: Peer): void {
     add(this.retired, this.current(peer))
-    this.syncFrames = { frames: 0 }
   }
 
   private serial(step: () => Promise<void>): Promise<void> {
@@ -321,24 +295,8 @@ function add(into: TrafficTotals, t: TrafficTotals): void {
   into.syncBytes += t.syncBytes
 }
 
-/** Replaces a numeric field by an accessor that counts how often it is assigned. */
-function countAdditions(counters: SyncCounters, field: 'bytesOut'): { frames: number } {
-  const box = { frames: 0 }
-  let value = counters[field]
-  Object.defineProperty(counters, field, {
-    configurable: true,
-    enumerable: true,
-    get: () => value,
-    set: (v: number) => {
-      value = v
-      box.frames++
-    },
-  })
-  return box
-}
-
-function decodeState(store: Store, schema: ResolvedSchema, key: string, bytes: Uint8Array): RowState {
-  const doc = RowDocument.decode(engineFor(schema.engine), bytes, { actor: store.actor }, schema.name, key)
+function decodeState(source: ReplicaSource, schema: ResolvedSchema, key: string, bytes: Uint8Array): RowState {
+  const doc = RowDocument.decode(engineFor(schema.engine), bytes, { actor: source.actor }, schema.name, key)
   try {
     return doc.state(schema)
   } finally {
@@ -346,8 +304,4 @@ function decodeState(store: Store, schema: ResolvedSchema, key: string, bytes: U
   }
 }
 
-/** A row's state as stored, deleted rows with their real life (store.read reports life 0 for those). */
-async function readState(store: Store, schema: ResolvedSchema, partition: string, key: string): Promise<RowState | null> {
-  const bytes = await store.encodedRow(schema.name, partition, key)
-  return bytes === null ? null : decodeState(store, schema, key, bytes)
-}
+

@@ -1,5 +1,6 @@
 import { DIGEST_BYTES } from '../constants.js'
 import { StoreCorruptError } from '../errors.js'
+import { ID_SEP, partitionId, rowId } from '../table/ids.js'
 
 /*
  * LevelDB layout (sublevels of one database; key parts joined by NUL, which names and keys may
@@ -10,16 +11,22 @@ import { StoreCorruptError } from '../errors.js'
  *   keys    table␀key                  → partition (partitioned tables: where a key's row lives;
  *                                                   the first creation seen here wins)
  *   meta    'format' | 'actor' | count␀table␀partition | root␀table␀partition → value
+ *           bookmark␀name → value (atomic batches, atomic.ts)
  * One local change is one atomic batch over all of them.
  */
 
-export const SEP = '\u0000'
+export const SEP = ID_SEP
 const RECORD_FORMAT = 1
 const FLAG_ALIVE = 1
 
-export function rowKey(table: string, partition: string, key: string): string {
-  return `${table}${SEP}${partition}${SEP}${key}`
-}
+/** The on-disk layout version; bumped when it changes incompatibly. */
+export const STORE_FORMAT = 1
+export const META_FORMAT = 'format'
+export const META_ACTOR = 'actor'
+/** Data folders are created readable by their owner only: they hold every row and the peer's key. */
+export const DATA_DIR_MODE = 0o700
+
+export const rowKey = rowId
 
 export function partitionPrefix(table: string, partition: string): string {
   return `${table}${SEP}${partition}${SEP}`
@@ -41,8 +48,26 @@ export function indexKey(table: string, key: string): string {
   return `${table}${SEP}${key}`
 }
 
+/** meta key of a partition's live-row count (`pid`: partitionId). */
+export const COUNT_PREFIX = `count${SEP}`
+/** meta key of a partition's digest root, hex. */
+export const ROOT_PREFIX = `root${SEP}`
+/** Bookmarks written with atomic batches (atomic.ts). */
+export const BOOKMARK_PREFIX = `bookmark${SEP}`
+
+/** A named string committed with an atomic batch (atomic.ts); value null removes it. */
+export interface Bookmark {
+  name: string
+  value: string | null
+}
+
+/** The meta-sublevel key of a bookmark. */
+export function bookmarkKey(name: string): string {
+  return BOOKMARK_PREFIX + name
+}
+
 export function countKey(table: string, partition: string): string {
-  return `count${SEP}${table}${SEP}${partition}`
+  return COUNT_PREFIX + partitionId(table, partition)
 }
 
 /** Smallest string greater than every key starting with `prefix` (for range ends). */

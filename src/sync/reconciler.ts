@@ -2,14 +2,15 @@ import { DIGEST_TREE_DEPTH, DIGEST_TREE_FANOUT_BITS } from '../constants.js'
 import { ProtocolError, ShoalError } from '../errors.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
-import { equalBytes } from '../table/hash.js'
-import { carriesPartition, partitionId, type SyncReplica } from './replica.js'
+import { equalBytes, isZeroBytes as isZero } from '../table/hash.js'
+import { isCarried, type Carries } from './carries.js'
+import type { SyncReplica } from './replica.js'
+import { partitionId } from '../table/ids.js'
 import {
   MAX_FRAME_BYTES,
   MAX_KEYS_PER_REQUEST,
   MAX_NODES_PER_REQUEST,
   NODE_HASH_BYTES,
-  type CarrySpec,
   type PartitionRoot,
   type RangeCursor,
   type RowBytes,
@@ -78,11 +79,6 @@ class SyncRefusedError extends ShoalError {
   }
 }
 
-function isZero(bytes: Uint8Array): boolean {
-  for (const b of bytes) if (b !== 0) return false
-  return true
-}
-
 async function request<T extends SyncResponse['type']>(ask: Ask, req: SyncRequest, expect: T): Promise<Extract<SyncResponse, { type: T }>> {
   const res = await ask(req)
   if (res.type === 'error') throw new SyncRefusedError(res.code, `peer refused '${req.type}': ${res.message} (${res.code})`)
@@ -124,7 +120,7 @@ interface PartitionPlan {
 /** Runs one anti-entropy round as the initiator. Errors of one partition are recorded, not thrown. */
 export async function reconcile(local: SyncReplica, ask: Ask, options: ReconcileOptions): Promise<RoundStats> {
   const stats: RoundStats = { shared: 0, differing: 0, rowsReceived: 0, rowsSent: 0, changedHere: 0, changedThere: 0, refused: 0, errors: [] }
-  const hello = await request(ask, { type: 'hello', carries: local.carrySpec(), roots: local.roots() }, 'hello')
+  const hello = await request(ask, { type: 'hello', carries: local.carries(), roots: local.roots() }, 'hello')
   const session = new Session(local, ask, options, stats, hello.carries, hello.roots)
   // The catalog first: rows of a table can only be merged once its schema is known here.
   await session.run((table) => table === CATALOG_TABLE)
@@ -142,7 +138,7 @@ class Session {
     private readonly ask: Ask,
     private readonly options: ReconcileOptions,
     private readonly stats: RoundStats,
-    private readonly remoteSpec: CarrySpec,
+    private readonly remoteCarries: Carries,
     private readonly remoteRoots: PartitionRoot[],
   ) {
     this.pageBytes = Math.min(options.pageBytes ?? DEFAULT_PAGE_BYTES, FETCH_FRAME_BUDGET)
@@ -151,7 +147,6 @@ class Session {
 
   async run(select: (table: string) => boolean): Promise<void> {
     const localRoots = this.local.roots()
-    const localHeld = new Set(localRoots.map((r) => partitionId(r.table, r.partition)))
     const plans = new Map<string, PartitionPlan>()
     for (const r of localRoots) plans.set(partitionId(r.table, r.partition), { table: r.table, partition: r.partition, local: r, remote: undefined })
     for (const r of this.remoteRoots) {
@@ -160,12 +155,14 @@ class Session {
       if (plan === undefined) plans.set(id, { table: r.table, partition: r.partition, local: undefined, remote: r })
       else plan.remote = r
     }
-    const localSpec = this.local.carrySpec()
+    const localCarries = this.local.carries()
+    const localHolds = (table: string, partition: string): boolean => this.local.holds(table, partition)
+    const remoteHolds = (table: string, partition: string): boolean => this.remoteHeld.has(partitionId(table, partition))
     for (const [id, plan] of [...plans].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (this.done.has(id) || !select(plan.table)) continue
       if (!this.local.knowsTable(plan.table)) continue
-      if (!carriesPartition(localSpec, localHeld, plan.table, plan.partition)) continue
-      if (!carriesPartition(this.remoteSpec, this.remoteHeld, plan.table, plan.partition)) continue
+      if (!isCarried(localCarries, plan.table, plan.partition, localHolds)) continue
+      if (!isCarried(this.remoteCarries, plan.table, plan.partition, remoteHolds)) continue
       this.done.add(id)
       this.stats.shared++
       const localRoot = plan.local?.root
@@ -336,7 +333,6 @@ class Session {
     this.stats.rowsReceived += rows.length
     this.stats.changedHere += result.changed
     this.stats.refused += result.refused
-    if (result.errors.length > 0) this.stats.errors.push(...result.errors.slice(0, 5).map((e) => `${table}/${partition}: ${e}`))
     progress.add(rows.length)
   }
 }
@@ -373,7 +369,7 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string)
   try {
     switch (req.type) {
       case 'hello':
-        return { type: 'hello', carries: local.carrySpec(), roots: local.roots() }
+        return { type: 'hello', carries: local.carries(), roots: local.roots() }
       case 'children':
         return { type: 'children', hashes: await local.children(req.table, req.partition, req.level, req.nodes) }
       case 'leaves':
@@ -395,8 +391,7 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string)
       }
       case 'push': {
         if (!local.knowsTable(req.table)) return { type: 'error', code: 'TABLE_UNKNOWN', message: `table '${req.table}' is not known here` }
-        const held = new Set(local.roots().map((r) => partitionId(r.table, r.partition)))
-        if (!carriesPartition(local.carrySpec(), held, req.table, req.partition)) {
+        if (!isCarried(local.carries(), req.table, req.partition, (t, p) => local.holds(t, p))) {
           return { type: 'error', code: 'NOT_CARRIED', message: `this peer does not carry partition '${req.partition}' of table '${req.table}'` }
         }
         const result = await local.apply(req.table, req.partition, req.rows, from)

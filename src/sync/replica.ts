@@ -1,7 +1,7 @@
 import { DIGEST_BYTES } from '../constants.js'
-import { CATALOG_TABLE } from '../table/catalog.js'
 import { TREE_FANOUT } from '../table/digest-tree.js'
-import { NODE_HASH_BYTES, type CarrySpec, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
+import type { Carries } from './carries.js'
+import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
 
 /**
  * What anti-entropy needs from a replica. The reconciler and responder are written against this
@@ -9,7 +9,9 @@ import { NODE_HASH_BYTES, type CarrySpec, type PartitionRoot, type RangeCursor, 
  */
 export interface SyncReplica {
   /** Which partitions this replica receives (sent in hello). */
-  carrySpec(): CarrySpec
+  carries(): Carries
+  /** True if rows of (table, partition) are held here. */
+  holds(table: string, partition: string): boolean
   /** Partitions held here (tables known here, catalog included), with full digest roots. */
   roots(): PartitionRoot[]
   /** True if rows of this table's schema are known here. */
@@ -26,24 +28,12 @@ export interface SyncReplica {
   version(table: string, partition: string, key: string): Promise<Uint8Array | null>
   /** What a replica at `version` lacks of a row (null: nothing, or no such row). */
   deltaSince(table: string, partition: string, key: string, version: Uint8Array): Promise<Uint8Array | null>
-  /** Merges rows (whole documents or deltas) from peer `from`. Never throws for a bad row: counts it refused. */
-  apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number; errors: string[] }>
-}
-
-/**
- * Whether a replica with this carry spec and these held partitions takes rows of (table,
- * partition). The schema catalog always travels; a table missing from the spec is carried whole;
- * a partition already held counts as carried (its rows were written here).
- */
-export function carriesPartition(spec: CarrySpec, held: ReadonlySet<string>, table: string, partition: string): boolean {
-  if (table === CATALOG_TABLE) return true
-  const entry = spec[table]
-  if (entry === undefined || entry === '*') return true
-  return entry.includes(partition) || held.has(partitionId(table, partition))
-}
-
-export function partitionId(table: string, partition: string): string {
-  return `${table}\u0000${partition}`
+  /**
+   * Merges rows (whole documents or deltas) from peer `from`. Never throws for a bad row: counts it
+   * refused (and reports why to whoever the replica was built to tell). Every row of a partition
+   * this replica does not carry is refused.
+   */
+  apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number }>
 }
 
 /** The answer to a `children` request from a digest tree: each child's hash cut to NODE_HASH_BYTES. */

@@ -4,6 +4,7 @@ import { ProtocolError } from '../errors.js'
 import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import { utf8Length } from '../table/hash.js'
+import type { Carries } from './carries.js'
 
 /*
  * The anti-entropy protocol (/shoal/sync/1.0.0): the initiator sends requests, the responder
@@ -29,8 +30,6 @@ export const MAX_NODES_PER_REQUEST = 512
 /** Most rows named in one fetch request. */
 export const MAX_KEYS_PER_REQUEST = 512
 
-/** Which partitions of which tables a peer receives: '*' = all, else the listed ones. */
-export type CarrySpec = Record<string, '*' | string[]>
 
 export interface PartitionRoot {
   table: string
@@ -52,7 +51,7 @@ export interface RowBytes {
 }
 
 export type SyncRequest =
-  | { type: 'hello'; carries: CarrySpec; roots: PartitionRoot[] }
+  | { type: 'hello'; carries: Carries; roots: PartitionRoot[] }
   /** For each node index at `level`, its TREE_FANOUT children's hashes (NODE_HASH_BYTES each). */
   | { type: 'children'; table: string; partition: string; level: number; nodes: number[] }
   /** Keys and (truncated) row hashes of the rows in these leaves. */
@@ -65,7 +64,7 @@ export type SyncRequest =
   | { type: 'push'; table: string; partition: string; rows: RowBytes[] }
 
 export type SyncResponse =
-  | { type: 'hello'; carries: CarrySpec; roots: PartitionRoot[] }
+  | { type: 'hello'; carries: Carries; roots: PartitionRoot[] }
   | { type: 'children'; hashes: Uint8Array }
   | { type: 'leaves'; rows: Array<{ leaf: number; key: string; hash: Uint8Array }> }
   | { type: 'range'; rows: RowBytes[]; next: RangeCursor | null }
@@ -175,12 +174,13 @@ const MAX_PARTITIONS = 100_000
 const MAX_ROWS_PER_FRAME = 100_000
 const MAX_VERSION_BYTES = 64 * 1024
 
-function carries(v: unknown): CarrySpec {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw new ProtocolError('carries must be a map of table → "*" or [partitions]')
-  const out: CarrySpec = {}
-  for (const [t, spec] of Object.entries(v as Record<string, unknown>)) {
+function carries(v: unknown): Carries {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw new ProtocolError('carries must be a map of table → [partitions]')
+  const out: Record<string, string[]> = {}
+  for (const [t, listed] of Object.entries(v as Record<string, unknown>)) {
     table(t)
-    out[t] = spec === '*' ? '*' : list(spec, `carries of '${t}'`, MAX_PARTITIONS).map(partition)
+    // '*' (every partition) is what leaving the table out says; older peers sent it.
+    if (listed !== '*') out[t] = list(listed, `carries of '${t}'`, MAX_PARTITIONS).map(partition)
   }
   return out
 }

@@ -94,6 +94,17 @@ class AutomergeDoc implements EngineDoc {
     return { registers, counters, texts }
   }
 
+  lives(): number[] {
+    const lives = new Set<number>()
+    for (const key of Object.keys(this.doc)) {
+      const kind = key.slice(0, 2)
+      if (kind !== 'r:' && kind !== 'n:' && kind !== 't:') continue
+      const cut = key.indexOf(':', 2)
+      if (cut > 2) lives.add(Number(key.slice(2, cut)))
+    }
+    return [...lives]
+  }
+
   conflicts(life: number): Map<string, unknown[]> {
     const out = new Map<string, unknown[]>()
     const prefix = `r:${life}:`

@@ -1,5 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import { DIGEST_BYTES, DIGEST_TREE_DEPTH, DIGEST_TREE_FANOUT_BITS } from '../constants.js'
+import { equalBytes, isZeroBytes as isZero, xorBytes, xorInto } from './hash.js'
+import { ID_SEP } from './ids.js'
 
 /*
  * A digest tree per (table, partition), Riak "Tictac" style: a leaf bucket's hash is the XOR of
@@ -45,16 +47,9 @@ export function rowHash(key: string, canonicalState: Uint8Array): Uint8Array {
   return sha256(scratch.subarray(0, written + 1 + canonicalState.length)).subarray(0, DIGEST_BYTES)
 }
 
-function xorInto(target: Uint8Array, offset: number, value: Uint8Array): void {
-  for (let i = 0; i < DIGEST_BYTES; i++) target[offset + i]! ^= value[i]!
-}
+export const ZERO_DIGEST: Uint8Array = new Uint8Array(DIGEST_BYTES)
 
-function isZero(bytes: Uint8Array): boolean {
-  for (const b of bytes) if (b !== 0) return false
-  return true
-}
-
-export class DigestTree {
+export class DigestTree implements DigestTreeLike {
   /** levels[d] holds TREE_FANOUT^d nodes of DIGEST_BYTES each; levels[DEPTH] are the leaves. */
   private readonly levels: Uint8Array[]
 
@@ -111,7 +106,7 @@ export class DigestTree {
  * The same tree, storing only non-zero nodes: for replicas holding few rows per partition (the
  * simulator's thousand in-memory peers), where DigestTree's dense 1.1 MB per partition would not fit.
  */
-export class SparseDigestTree {
+export class SparseDigestTree implements DigestTreeLike {
   /** Key: level * LEAF_COUNT + index (unique because index < TREE_FANOUT^level ≤ LEAF_COUNT). */
   private readonly nodes = new Map<number, Uint8Array>()
 
@@ -151,5 +146,75 @@ export class SparseDigestTree {
 
   isEmpty(): boolean {
     return !this.nodes.has(0)
+  }
+}
+
+/** The ways a digest tree is read and moved, dense or sparse. */
+export interface DigestTreeLike {
+  apply(leaf: number, change: Uint8Array): void
+  root(): Uint8Array
+  node(level: number, index: number): Uint8Array
+  children(level: number, index: number): Uint8Array
+  isEmpty(): boolean
+}
+
+export interface LeafChange {
+  /** partitionId(table, partition) */
+  partition: string
+  leaf: number
+  /** XOR to apply to the leaf (and its ancestors). */
+  change: Uint8Array
+}
+
+/**
+ * What a set of row changes does to the digest trees and live-row counts of their partitions:
+ * the store computes it for a batch before writing it (leaves, roots and counts go into the same
+ * atomic LevelDB batch as the rows), the in-memory replica of the simulator applies it at once.
+ * Partitions are partitionId strings.
+ */
+export class DigestChanges {
+  private readonly leafChanges = new Map<string, LeafChange>()
+  private readonly liveChanges = new Map<string, number>()
+
+  /**
+   * A row's digest contribution moved from `before` (null: the row is new here) to `after`, and
+   * its liveness from `wasAlive` to `isAlive`. A new row records its partition even when its live
+   * count does not move (a row created deleted), so the partition is listed.
+   */
+  row(partition: string, key: string, before: Uint8Array | null, after: Uint8Array, wasAlive: boolean, isAlive: boolean): void {
+    if (before === null || !equalBytes(before, after)) {
+      const leaf = leafOf(key)
+      const id = `${partition}${ID_SEP}${leaf}`
+      const change = xorBytes(before ?? ZERO_DIGEST, after)
+      const entry = this.leafChanges.get(id)
+      if (entry === undefined) this.leafChanges.set(id, { partition, leaf, change })
+      else xorInto(entry.change, 0, change)
+    }
+    const live = (isAlive ? 1 : 0) - (wasAlive ? 1 : 0)
+    if (live !== 0 || before === null) this.liveChanges.set(partition, (this.liveChanges.get(partition) ?? 0) + live)
+  }
+
+  get isEmpty(): boolean {
+    return this.leafChanges.size === 0 && this.liveChanges.size === 0
+  }
+
+  leaves(): Iterable<LeafChange> {
+    return this.leafChanges.values()
+  }
+
+  /** Per partition, the XOR of its leaf changes: what its root moves by. */
+  roots(): Map<string, Uint8Array> {
+    const out = new Map<string, Uint8Array>()
+    for (const { partition, change } of this.leafChanges.values()) {
+      const root = out.get(partition)
+      if (root === undefined) out.set(partition, change.slice())
+      else xorInto(root, 0, change)
+    }
+    return out
+  }
+
+  /** Per partition, the change of its live-row count (0 entries for partitions that only gained rows). */
+  counts(): ReadonlyMap<string, number> {
+    return this.liveChanges
   }
 }

@@ -12,6 +12,8 @@ export interface EngineDoc {
   causalLength(): number
   /** Cells of one life. Counters are read as their merged total, texts as plain strings. */
   read(life: number): EngineCells
+  /** Every life that holds cells (any order; lives are positive integers as written, or whatever a peer wrote). */
+  lives(): number[]
   /** For each register of `life` that has concurrent values, the values that lost (empty if the engine keeps only the winner). */
   conflicts(life: number): Map<string, unknown[]>
   /** Current length of a text cell, in UTF-16 code units (0 if absent). */

@@ -50,6 +50,23 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
+/** a XOR b, as a new array of a's length. */
+export function xorBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length)
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ (b[i] ?? 0)
+  return out
+}
+
+/** XORs `value` into `target` at `offset`, in place. */
+export function xorInto(target: Uint8Array, offset: number, value: Uint8Array): void {
+  for (let i = 0; i < value.length; i++) target[offset + i]! ^= value[i]!
+}
+
+export function isZeroBytes(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0) return false
+  return true
+}
+
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let length = 0
   for (const p of parts) length += p.length

@@ -134,6 +134,18 @@ class YjsDoc implements EngineDoc {
     return { registers, counters, texts }
   }
 
+  lives(): number[] {
+    const lives = new Set<number>()
+    const add = (key: string): void => {
+      const cut = key.indexOf(':')
+      if (cut > 0) lives.add(Number(key.slice(0, cut)))
+    }
+    for (const key of this.items(REGISTERS)?.keys() ?? []) add(key)
+    for (const key of this.items(COUNTERS)?.keys() ?? []) add(key)
+    for (const name of this.doc.share.keys()) if (name.startsWith(TEXT_PREFIX)) add(name.slice(TEXT_PREFIX.length))
+    return [...lives]
+  }
+
   /**
    * The item map of a root map, read directly: Y.Map#entries/values build two lib0 iterators and
    * an array per entry, the biggest CPU and garbage cost of reading a row. Looking it up in

@@ -39,7 +39,7 @@ const open: Harness[] = []
 afterEach(async () => {
   for (const h of open.splice(0)) {
     await h.bridge?.stop().catch(() => undefined)
-    if (h.db.store.isOpen) await h.db.close()
+    if (h.db.isOpen) await h.db.close()
     await h.sql.close().catch(() => undefined)
     await h.database.drop()
   }
@@ -211,7 +211,7 @@ describe.each(DIALECTS)('SQL bridge contract: %s', (dialect) => {
     for (let i = 0; i < 250; i++) await h.sql.run(`INSERT INTO stock (id, store, name, qty) VALUES (?, '1', ?, ?)`, [`L${String(i).padStart(3, '0')}`, `item ${i}`, i])
     const progress: Array<{ done: number; total: number }> = []
     h.bridge = await SqlBridge.start({ db: h.db, config: bridgeConfig(h.database.database, { batchRows: 100 }), logger: h.logger, onProgress: (p) => progress.push(p) })
-    await eventually(async () => expect(h.db.store.rowCount('stock')).toBe(250))
+    await eventually(async () => expect((await h.db.status()).tables.find((t) => t.name === 'stock')?.rows).toBe(250))
     expect(await h.db.table('stock').get('L007')).toMatchObject({ name: 'item 7', qty: 7 })
     expect(progress.length).toBeGreaterThan(0)
     expect(progress[progress.length - 1]).toMatchObject({ total: 250 })

@@ -37,7 +37,6 @@ afterEach(async () => {
 
 async function startPeer(config: PeerConfig): Promise<Peer> {
   const peer = await Peer.start(config, {
-    log: () => undefined,
     logger: new MemoryLogger(),
     net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
     sync: { intervalMs: 2_000, connectDelayMs: 100 },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { formatLoad } from '../../src/cli/format.js'
 import { LoadProgressView } from '../../src/cli/progress.js'
-import type { LoadProgress } from '../../src/peer/status.js'
+import type { LoadProgress } from '../../src/status.js'
 
 const FROM = '12D3KooWAbcdefghijklmnop'
 const load = (received: number, expected = 100_000): LoadProgress => ({ table: 'stock', partition: '1', from: FROM, received, expected })

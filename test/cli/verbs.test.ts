@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { API_FILE } from '../../src/cli/api-target.js'
 import { startHttpApi, type HttpApi } from '../../src/http/server.js'
-import type { PeerStatus } from '../../src/peer/status.js'
+import type { PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
 import { tempDir } from '../store/tempdir.js'
 import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd } from './helpers.js'
@@ -34,7 +34,7 @@ async function liveStatus(): Promise<PeerStatus> {
 beforeEach(async () => {
   dir = await tempDir()
   db = await Shoal.open({ dir })
-  api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, connectedPeers: 0 }) })
+  api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }) })
   await writeFile(join(dir, API_FILE), JSON.stringify({ url: api.url, pid: process.pid }))
 })
 

@@ -1,10 +1,11 @@
 import { Agent, request } from 'node:http'
+import { callbackLogger } from '../../src/log.js'
 import type { Socket } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { startHttpApi, type HttpApi } from '../../src/http/server.js'
 import { HttpStartError } from '../../src/http/errors.js'
 import { MAX_BODY_BYTES } from '../../src/http/body.js'
-import type { PeerCounters, PeerStatus } from '../../src/peer/status.js'
+import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
 import { tempDir } from '../store/tempdir.js'
 
@@ -14,7 +15,7 @@ const STOCK = {
   columns: { id: 'string', store: 'string', name: 'string', price: 'number', qty: 'counter', notes: 'text' },
 }
 
-const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, rowsRepaired: 5, refused: 1, connectedPeers: 2 }
+const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, rowsRepaired: 5, refused: 1, refusedByReason: { DELTA_INVALID: 1 }, connectedPeers: 2 }
 
 let dir: string
 let db: Shoal
@@ -62,7 +63,7 @@ function expectError(answer: Answer, status: number, code: string): void {
 beforeEach(async () => {
   dir = await tempDir()
   db = await Shoal.open({ dir })
-  api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters, log: () => undefined })
+  api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters })
   const defined = await call('PUT', '/v1/tables/stock', STOCK)
   expect(defined.status).toBe(200)
 })
@@ -201,7 +202,7 @@ describe('HTTP API', () => {
       db,
       status: () => Promise.reject(new TypeError('boom')),
       counters: () => counters,
-      log: (m) => logged.push(m),
+      logger: callbackLogger((_level, m) => logged.push(m)),
     })
     try {
       const response = await fetch(`${other.url}/v1/status`)
@@ -236,7 +237,7 @@ describe('HTTP API', () => {
     expect(lines).toContain('shoal_bytes_out_total 2100')
     expect(lines).toContain('shoal_sync_rounds_total 3')
     expect(lines).toContain('shoal_rows_repaired_total 5')
-    expect(lines).toContain('shoal_refused_total 1')
+    expect(lines).toContain('shoal_refused_total{reason="DELTA_INVALID"} 1')
     expect(lines).toContain('# TYPE shoal_connected_peers gauge')
     expect(lines).toContain('shoal_connected_peers 2')
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { callbackLogger } from '../../src/log.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Shoal } from '../../src/index.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
@@ -20,7 +21,7 @@ async function startPeer(bootstrap: string[] = []): Promise<Peer> {
   const db = await Shoal.open({ dir: join(dir, 'db') })
   const node = await createNode({ dataDir: join(dir, 'net'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false })
   const logs: string[] = []
-  const replicator = new GossipReplicator(db, node, { carries: { stock: ['7'] }, log: (m) => logs.push(m) })
+  const replicator = new GossipReplicator(db.replication(), node, { carries: { stock: ['7'] }, logger: callbackLogger((_level, m) => logs.push(m)) })
   replicator.start()
   const peer = { db, node, replicator, logs }
   peers.push(peer)

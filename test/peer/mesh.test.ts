@@ -1,4 +1,5 @@
 import { lpStream } from '@libp2p/utils'
+import { callbackLogger } from '../../src/log.js'
 import { encode } from 'cborg'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -46,7 +47,7 @@ async function start(options: { dir?: string; bootstrap?: string[]; carries?: Re
   }
   const logs: string[] = []
   const peer = await Peer.start(config, {
-    log: (m) => logs.push(m),
+    logger: callbackLogger((_level, m) => logs.push(m)),
     net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
     sync: { intervalMs: options.intervalMs ?? 0, connectDelayMs: 100 },
   })
@@ -111,7 +112,7 @@ describe('the mesh: real peers on 127.0.0.1', () => {
       ...Array.from({ length: 100 }, (_, i) => b.peer.db.table('sales').put(`s${i}`, { store: '1', amount: i })),
       a.peer.db.table('stock').increment('before', 'qty', 41),
     ])
-    await eventually('b has a’s writes by gossip', () => b.peer.db.store.rowCount('stock') === 201)
+    await eventually('b has a’s writes by gossip', () => b.peer.db.replication().rowCount('stock') === 201)
     // Gossipsub re-offers recent messages (IHAVE) for a few heartbeats; wait until a and b no
     // longer hold any, so whatever c gains after restarting can only come by anti-entropy.
     const gossipWindowEmpty = (r: Running): boolean => {
@@ -121,7 +122,7 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     await eventually('gossip windows of a and b drained', () => gossipWindowEmpty(a) && gossipWindowEmpty(b))
 
     c = await start({ dir: cDir, bootstrap: [addr(a)] })
-    await eventually('c caught up', async () => c.peer.db.store.rowCount('stock') === 201 && c.peer.db.store.rowCount('sales') === 100)
+    await eventually('c caught up', async () => c.peer.db.replication().rowCount('stock') === 201 && c.peer.db.replication().rowCount('sales') === 100)
     expect(await c.peer.db.table('stock').get('before')).toMatchObject({ qty: 42 })
     expect(await partitions(c, 'stock')).toEqual(await partitions(a, 'stock'))
     expect(await partitions(c, 'sales')).toEqual(await partitions(b, 'sales'))
@@ -140,7 +141,7 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     const progress: number[] = []
     b.peer.sync.onProgress = (p) => progress.push(p.received)
     await b.peer.node.dial(addr(a))
-    await eventually('b holds 10k rows', () => b.peer.db.store.rowCount('stock') === 10_000, 120_000)
+    await eventually('b holds 10k rows', () => b.peer.db.replication().rowCount('stock') === 10_000, 120_000)
     expect(await partitions(b, 'stock')).toEqual(await partitions(a, 'stock'))
     expect(b.peer.db.tables().map((t) => t.name).sort()).toEqual(['catalog', 'sales', 'stock'])
     expect(progress.length).toBeGreaterThan(5)
@@ -200,7 +201,7 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     const roundsBefore = b.peer.sync.status().rounds
     const before = { in: b.peer.sync.counters.rowsIn, out: a.peer.sync.counters.rowsOut }
     await Promise.all(Array.from({ length: 3000 }, (_, i) => a.peer.db.table('stock').put(`r${i}`, { store: 'new', sku: `sku-${i}`, qty: 1 })))
-    await eventually('b holds all rows', () => b.peer.db.store.rowCount('stock') === 3000)
+    await eventually('b holds all rows', () => b.peer.db.replication().rowCount('stock') === 3000)
     const allIn = Date.now()
     expect(b.peer.gossip.counters.deltasApplied).toBe(3000)
     // It waits for gossip to be quiet, so it starts after the last row came in.

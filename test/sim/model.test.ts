@@ -90,6 +90,7 @@ function lwwCounterEngine(inner: RowEngine): RowEngine {
     return {
       causalLength: () => doc.causalLength(),
       read,
+      lives: () => doc.lives(),
       conflicts: (life) => doc.conflicts(life),
       textLength: (life, column) => doc.textLength(life, column),
       change: (writes) =>

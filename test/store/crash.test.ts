@@ -54,7 +54,7 @@ describe.each(['yjs', 'automerge'])('crash safety on %s', (engine) => {
         await again.close()
       }
     } finally {
-      if (db.store.isOpen) await db.close()
+      await db.close()
     }
   })
 })

@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest'
 import { DIGEST_TREE_DEPTH } from '../../src/constants.js'
 import { Shoal, type ChangeEvent } from '../../src/index.js'
 import { leafOf, TREE_FANOUT } from '../../src/table/digest-tree.js'
-import type { DigestTree } from '../../src/table/digest-tree.js'
+import type { DigestTreeLike } from '../../src/table/digest-tree.js'
 import { hex } from '../table/helpers.js'
 import { tempDir } from './tempdir.js'
 
 /** Leaves where two trees differ, found by descending only into differing children. */
-function differingLeaves(a: DigestTree, b: DigestTree): number[] {
+function differingLeaves(a: DigestTreeLike, b: DigestTreeLike): number[] {
   const out: number[] = []
   const visit = (level: number, index: number): void => {
     if (hex(a.node(level, index)) === hex(b.node(level, index))) return
@@ -31,21 +31,21 @@ describe.each(['yjs', 'automerge'] as const)('replication surface on %s', (engin
       await a.defineTable({ name: 'items', primaryKey: 'id', partitionBy: 'shop', engine, columns: { id: 'string', shop: 'string', qty: 'counter' } })
       await Promise.all(Array.from({ length: 300 }, (_, i) => a.table('items').put(`i${i}`, { shop: 'x', qty: i })))
       for (const e of events) await b.applyRemoteDelta(e.table, e.partition, e.key, e.delta, 'a')
-      const [ta, tb] = [await a.store.digestTree('items', 'x'), await b.store.digestTree('items', 'x')]
+      const [ta, tb] = [await a.replication().digestTree('items', 'x'), await b.replication().digestTree('items', 'x')]
       expect(hex(ta.root())).toBe(hex(tb.root()))
       expect((await a.status()).tables[0]!.partitions[0]!.digest).toBe(hex(ta.root()))
 
       await a.table('items').increment('i42', 'qty', 1)
-      const after = await a.store.digestTree('items', 'x')
+      const after = await a.replication().digestTree('items', 'x')
       expect(differingLeaves(after, tb)).toEqual([leafOf('i42')])
-      const rows = await a.store.leafRows('items', 'x', leafOf('i42'))
+      const rows = await a.replication().leafRows('items', 'x', leafOf('i42'))
       expect(rows.map((r) => r.key)).toContain('i42')
-      const theirs = new Map((await b.store.leafRows('items', 'x', leafOf('i42'))).map((r) => [r.key, hex(r.rowHash)]))
+      const theirs = new Map((await b.replication().leafRows('items', 'x', leafOf('i42'))).map((r) => [r.key, hex(r.rowHash)]))
       expect(rows.filter((r) => theirs.get(r.key) !== hex(r.rowHash)).map((r) => r.key)).toEqual(['i42'])
       // Repair by sending the whole row document: the trees become equal again.
-      const doc = (await a.store.encodedRow('items', 'x', 'i42'))!
+      const doc = (await a.replication().encodedRows('items', 'x', ['i42']))[0]!
       await b.applyRemoteDelta('items', 'x', 'i42', doc, 'a')
-      expect(hex((await b.store.digestTree('items', 'x')).root())).toBe(hex(after.root()))
+      expect(hex((await b.replication().digestTree('items', 'x')).root())).toBe(hex(after.root()))
     } finally {
       await a.close()
       await b.close()

@@ -54,8 +54,8 @@ function wire(remote: StoreReplica, from = 'initiator'): Wire {
 }
 
 async function sync(a: Shoal, b: Shoal, carriesA: Record<string, string[]> = {}, carriesB: Record<string, string[]> = {}): Promise<RoundStats & { wire: Wire }> {
-  const w = wire(new StoreReplica(b, carriesB))
-  const stats = await reconcile(new StoreReplica(a, carriesA), w.ask, { from: 'b' })
+  const w = wire(new StoreReplica(b.replication(), carriesB))
+  const stats = await reconcile(new StoreReplica(a.replication(), carriesA), w.ask, { from: 'b' })
   expect(stats.errors).toEqual([])
   return { ...stats, wire: w }
 }
@@ -83,8 +83,8 @@ describe.each(['yjs', 'automerge'] as const)('anti-entropy between two stores (%
     await Promise.all(Array.from({ length: 600 }, (_, i) => a.table('stock').put(`r${i}`, { store: String(i % 3), sku: `s${i}`, qty: i })))
     await a.table('stock').delete('r5')
     const loaded = new Map<string, number>()
-    const w = wire(new StoreReplica(a))
-    const stats = await reconcile(new StoreReplica(b), w.ask, {
+    const w = wire(new StoreReplica(a.replication()))
+    const stats = await reconcile(new StoreReplica(b.replication()), w.ask, {
       from: 'a',
       pageBytes: 8 * 1024,
       onProgress: (p) => {
@@ -164,10 +164,10 @@ describe.each(['yjs', 'automerge'] as const)('anti-entropy between two stores (%
     await hq.defineTable(stock(engine))
     await shop.defineTable(stock(engine))
     await hq.table('stock').put('x', { store: '2', qty: 1 })
-    const delta = await hq.store.encodedRow('stock', '2', 'x')
-    const res = await answer(new StoreReplica(shop, { stock: ['1'] }), { type: 'push', table: 'stock', partition: '2', rows: [{ key: 'x', bytes: delta! }] }, 'hq')
+    const delta = (await hq.replication().encodedRows('stock', '2', ['x']))[0]
+    const res = await answer(new StoreReplica(shop.replication(), { stock: ['1'] }), { type: 'push', table: 'stock', partition: '2', rows: [{ key: 'x', bytes: delta! }] }, 'hq')
     expect(res).toMatchObject({ type: 'error', code: 'NOT_CARRIED' })
-    expect(shop.store.partitions('stock')).toEqual([])
+    expect(shop.replication().partitions('stock')).toEqual([])
   })
 
   it('an interrupted initial load resumes where the rows already are', async () => {
@@ -175,18 +175,18 @@ describe.each(['yjs', 'automerge'] as const)('anti-entropy between two stores (%
     const b = await store()
     await a.defineTable(stock(engine))
     await Promise.all(Array.from({ length: 800 }, (_, i) => a.table('stock').put(`r${i}`, { store: '1', qty: i })))
-    const inner = wire(new StoreReplica(a))
+    const inner = wire(new StoreReplica(a.replication()))
     let ranges = 0
     const failing: Ask = async (req) => {
       if (req.type === 'range' && ++ranges === 4) throw new Error('connection reset')
       return inner.ask(req)
     }
-    await expect(reconcile(new StoreReplica(b), failing, { from: 'a', pageBytes: 8 * 1024 })).rejects.toThrow('connection reset')
-    const partial = b.store.rowCount('stock')
+    await expect(reconcile(new StoreReplica(b.replication()), failing, { from: 'a', pageBytes: 8 * 1024 })).rejects.toThrow('connection reset')
+    const partial = b.replication().rowCount('stock')
     expect(partial).toBeGreaterThan(0)
     expect(partial).toBeLessThan(800)
     const resumed = await sync(b, a)
-    expect(b.store.rowCount('stock')).toBe(800)
+    expect(b.replication().rowCount('stock')).toBe(800)
     expect(resumed.rowsReceived).toBeLessThan(800 - partial / 2) // not a full reload
     expect(await digests(b)).toEqual(await digests(a))
   })

@@ -18,7 +18,7 @@ const root = new Uint8Array(16).fill(7)
 describe('anti-entropy frames', () => {
   it('round-trip every request and response type', () => {
     const requests: SyncRequest[] = [
-      { type: 'hello', carries: { stock: ['1', '2'], catalog: '*' }, roots: [{ table: 'stock', partition: '1', root, rows: 3 }] },
+      { type: 'hello', carries: { stock: ['1', '2'] }, roots: [{ table: 'stock', partition: '1', root, rows: 3 }] },
       { type: 'children', table: 'stock', partition: '1', level: 2, nodes: [0, 255] },
       { type: 'leaves', table: '_tables', partition: '', leaves: [65535] },
       { type: 'range', table: 'stock', partition: '1', from: 0, to: 65536, after: { leaf: 9, key: 'k' }, maxBytes: 4096 },

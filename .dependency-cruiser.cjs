@@ -1,0 +1,52 @@
+/*
+ * Dependencies run one way (ARCHITECTURE.md):
+ *   table → store → sync → facade (shoal.ts, status.ts, config.ts) → bridge → peer / http → cli
+ * with net/ beside them (it knows nothing of tables), sim/ on top (only cli/ uses it), and the
+ * shared leaves (constants, errors, log, polyfill) usable by all. `npm run lint` runs this check.
+ */
+const layer = (name, forbidden) => ({
+  name: `${name}-imports-upward`,
+  comment: `src/${name} must not import ${forbidden.join(', ')} (see ARCHITECTURE.md)`,
+  severity: 'error',
+  from: { path: `^src/${name}/` },
+  to: { path: `^src/(${forbidden.join('|')})(/|\\.ts$)` },
+})
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      comment: 'modules must not depend on each other in a cycle',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { circular: true, viaOnly: { pathNot: '^$' }, dependencyTypesNot: ['type-only'] },
+    },
+    layer('table', ['store', 'sync', 'net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
+    layer('store', ['sync', 'net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
+    layer('sync', ['net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
+    layer('net', ['table', 'store', 'sync', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
+    layer('bridge', ['net', 'peer', 'http', 'cli', 'sim']),
+    layer('http', ['peer', 'cli', 'sim', 'net', 'bridge']),
+    layer('peer', ['cli', 'sim']),
+    {
+      name: 'facade-imports-upward',
+      comment: 'the facade (shoal.ts, status.ts, config.ts) must not import what is built on it',
+      severity: 'error',
+      from: { path: '^src/(shoal|status|config)\\.ts$' },
+      to: { path: '^src/(net|bridge|peer|http|cli|sim)/' },
+    },
+    {
+      name: 'only-cli-uses-sim',
+      comment: 'production code never imports the simulator',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/(sim|cli)/' },
+      to: { path: '^src/sim/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    exclude: { path: '^(dist|node_modules)/' },
+  },
+}

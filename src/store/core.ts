@@ -1,0 +1,90 @@
+import type { Level } from 'level'
+import { StoreCorruptError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { EngineContext } from '../table/engine.js'
+import { engineFor } from '../table/engines.js'
+import { parseRowId } from '../table/ids.js'
+import { RowDocument } from '../table/row.js'
+import type { ResolvedSchema } from '../table/schema.js'
+import type { Catalog } from './catalog.js'
+import type { DigestState } from './digest-state.js'
+import type { KeyIndex } from './key-index.js'
+import { decodeRecord } from './layout.js'
+import { LiveRow } from './live-row.js'
+import type { RowCache } from './row-cache.js'
+
+function sublevels(db: Level<string, Uint8Array>) {
+  const bytes = (name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  const text = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  return { rows: bytes('rows'), buckets: bytes('buckets'), leaves: bytes('leaves'), keys: text('keys'), meta: text('meta') }
+}
+
+export type Sublevels = ReturnType<typeof sublevels>
+
+/**
+ * What the parts of the store share: the database and its sublevels, the live-row cache, the
+ * digest state, the key index, the catalog, and the bookkeeping that keeps reads off rows a batch
+ * is writing. One per open store; the modules of this folder take it instead of each other.
+ */
+export class StoreCore {
+  readonly levels: Sublevels
+  /** Each sublevel's key prefix in the root database (commits write one array batch on the root). */
+  readonly prefix: Readonly<Record<keyof Sublevels, string>>
+  /** Row ids being written by the batch in flight; reads of them wait for its commit. */
+  readonly inFlight = new Set<string>()
+  /** The batch being written now. */
+  flushing: Promise<void> | null = null
+  /** Bumped at every commit, so a read that raced a commit does not cache what it read. */
+  commitSeq = 0
+
+  constructor(
+    readonly db: Level<string, Uint8Array>,
+    readonly dir: string,
+    readonly actor: string,
+    readonly context: EngineContext,
+    readonly cache: RowCache<LiveRow>,
+    readonly digests: DigestState,
+    readonly keyIndex: KeyIndex,
+    readonly catalog: Catalog,
+    readonly log: Logger,
+    readonly syncWrites: boolean,
+  ) {
+    this.levels = sublevels(db)
+    this.prefix = {
+      rows: this.levels.rows.prefix,
+      buckets: this.levels.buckets.prefix,
+      leaves: this.levels.leaves.prefix,
+      keys: this.levels.keys.prefix,
+      meta: this.levels.meta.prefix,
+    }
+  }
+
+  static sublevels = sublevels
+
+  /** Waits until the batch in flight (if it writes row `id`) is committed. */
+  async settled(id: string): Promise<void> {
+    while (this.inFlight.has(id) && this.flushing !== null) await this.flushing
+  }
+
+  decodeLive(schema: ResolvedSchema, key: string, id: string, bytes: Uint8Array): LiveRow {
+    const record = decodeRecord(bytes, id)
+    const doc = this.decodeDoc(schema, key, id, record.doc)
+    return new LiveRow(doc, record.rowHash.slice(), record.alive, bytes.length, schema.engine)
+  }
+
+  decodeDoc(schema: ResolvedSchema, key: string, id: string, bytes: Uint8Array): RowDocument {
+    try {
+      return RowDocument.decode(engineFor(schema.engine), bytes, this.context, schema.name, key)
+    } catch (error) {
+      throw new StoreCorruptError(
+        `stored row '${key}' of table '${schema.name}' (partition '${parseRowId(id).partition}') cannot be decoded as a ${schema.engine} document; ` +
+          `run \`shoal check\` and restore the data folder from a backup or a peer`,
+        { cause: error },
+      )
+    }
+  }
+
+  newLive(schema: ResolvedSchema, key: string): LiveRow {
+    return new LiveRow(RowDocument.create(engineFor(schema.engine), this.context, schema.name, key), null, false, 0, schema.engine)
+  }
+}

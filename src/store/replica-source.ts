@@ -1,0 +1,32 @@
+import type { DigestTreeLike } from '../table/digest-tree.js'
+import type { ApplyResult } from '../table/engine.js'
+import type { ResolvedSchema } from '../table/schema.js'
+import type { PartitionSummary } from './digest-state.js'
+import type { RangeCursor, RangeRow } from './replication-reads.js'
+import type { ChangeListener, RemoteRow } from './store.js'
+
+/**
+ * What replication (gossip, anti-entropy, the simulator's real peers) may do with a store: read
+ * schemas, digest trees and rows as stored, merge peers' rows, and follow committed changes.
+ * The store provides it; `Shoal.replication()` hands it out. Local writes are not part of it:
+ * they go through the table API.
+ */
+export interface ReplicaSource {
+  readonly actor: string
+  /** The schema in force (the catalog's own for `_tables`), or undefined. */
+  schema(table: string): ResolvedSchema | undefined
+  /** User tables. */
+  tables(): ResolvedSchema[]
+  /** Partitions of a table held here (live or deleted rows), with live counts and digest roots. */
+  partitions(table: string): PartitionSummary[]
+  holds(table: string, partition: string): boolean
+  rowCount(table: string, partition?: string): number
+  digestTree(table: string, partition: string): Promise<DigestTreeLike>
+  leafRows(table: string, partition: string, leaf: number): Promise<Array<{ key: string; rowHash: Uint8Array }>>
+  rowRange(table: string, partition: string, fromLeaf: number, toLeaf: number, after: RangeCursor | null, maxBytes: number): Promise<{ rows: RangeRow[]; next: RangeCursor | null }>
+  encodedRows(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>>
+  rowSince(schema: ResolvedSchema, partition: string, key: string, since: Uint8Array | null): Promise<{ version: Uint8Array; delta: Uint8Array | null } | null>
+  applyRemote(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult>
+  applyRemoteRows(table: string, partition: string, rows: readonly RemoteRow[], origin: string): Promise<Array<PromiseSettledResult<ApplyResult>>>
+  subscribe(listener: ChangeListener): () => void
+}
