@@ -38,7 +38,7 @@ import {
 /** How long a statement waits for another connection's write lock before giving up (blocks the event loop). */
 export const SQLITE_BUSY_TIMEOUT_MS = 50
 /** How often `PRAGMA data_version` is read when the file watch is quiet (one cheap in-process call). */
-export const SQLITE_DATA_VERSION_POLL_MS = 20
+export const SQLITE_DATA_VERSION_POLL_MS = 5
 /** Capture time in ms since the epoch, in every SQLite version (unixepoch('subsec') needs 3.42). */
 const NOW_MS = `((julianday('now') - 2440587.5) * 86400000.0)`
 /** Keys bound per statement (SQLite's default limit is 32,766 variables; keys go as one JSON array). */
