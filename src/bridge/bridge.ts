@@ -134,6 +134,10 @@ export class SqlBridge {
   private schemaDue = false
   private statusAt = 0
   private iteration = 0
+  /** Ids of the last applied batch while their deletion from the capture table is not done. */
+  private appliedNotDeleted: number[] = []
+  /** Unknown captured columns a schema refresh was already tried for. */
+  private readonly unknownTried = new Set<string>()
   private idleWaiters: Array<{ after: number; resolve: () => void }> = []
   private readonly captureBookmark: string
   private readonly cleanBookmark: string
@@ -205,6 +209,7 @@ export class SqlBridge {
       for (const table of this.config.tables) await this.attachTable(table)
       for (const letter of await this.dialect.deadLetters()) this.letters.set(this.letterKey(letter.table, letter.pk, letter.direction), letter)
       await this.recoverBookmark()
+      this.appliedNotDeleted = []
       await this.decideReconcile()
       this.stopWatch()
       this.stopWatch = this.dialect.watch(() => this.wake())
@@ -389,6 +394,12 @@ export class SqlBridge {
 
   /** Applies one batch of captured changes; true when more are waiting. */
   private async drainCapture(): Promise<boolean> {
+    if (this.appliedNotDeleted.length > 0) {
+      // The last batch is durable in the store but its deletion failed (a busy or lost
+      // database): delete it before reading again, or its changes would be applied twice.
+      await this.dialect.deleteCaptured(this.appliedNotDeleted)
+      this.appliedNotDeleted = []
+    }
     const changes = await this.dialect.readCaptured(this.config.batchRows)
     if (changes.length === 0) {
       this.finishLoading()
@@ -424,9 +435,11 @@ export class SqlBridge {
       converted.push({ conv, mirror })
       taken.push(change)
     }
-    if (unknown.size > 0 && !this.schemaDue) {
+    const fresh = [...unknown].filter((c) => !this.unknownTried.has(c))
+    if (fresh.length > 0) {
       // A column SQL gained that the mirror does not know yet: learn it first, then read again.
-      this.schemaDue = true
+      // Once tried, a column that cannot be mirrored (its table is then in error) is left out.
+      for (const c of fresh) this.unknownTried.add(c)
       await this.syncSchemas()
       return true
     }
@@ -450,7 +463,9 @@ export class SqlBridge {
         refused.push({ change: conv.change, mirror, reason })
       }
     })
+    this.appliedNotDeleted = ids
     await this.dialect.deleteCaptured(ids)
+    this.appliedNotDeleted = []
     for (const r of refused) await this.refuseCapture(r.change, r.mirror, r.reason)
     for (const [i, { conv, mirror }] of converted.entries()) {
       if (!failed.has(i)) await this.clearLetter(mirror.spec.sqlTable, conv.change.pk, 'capture')

@@ -1,5 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { SqlBridge } from '../../src/bridge/bridge.js'
+import { dialectFor, SqlBridge } from '../../src/bridge/bridge.js'
 import { parseBridgeConfig } from '../../src/bridge/config.js'
 import { MemoryLogger } from '../../src/log.js'
 import { Shoal } from '../../src/shoal.js'
@@ -261,5 +261,37 @@ describe.each(DIALECTS)('SQL bridge contract: %s', (dialect) => {
     const blob = dialect === 'postgres' ? 'bytea' : 'BLOB'
     await h.sql.run(`CREATE TABLE stock (id ${dialect === 'mysql' ? 'VARCHAR(20)' : 'TEXT'} PRIMARY KEY, photo ${blob})`)
     await expect(startBridge(h)).rejects.toThrow(/SQL table 'stock', column 'photo': type '(bytea|BLOB|blob)' has no Shoal column kind/)
+  })
+})
+
+describe('SQL bridge: a failed deletion of applied changes', () => {
+  it('never applies a captured change twice when deleting it from the capture table fails', async () => {
+    const database = await createDatabase('sqlite')
+    const sql = await database.client()
+    await sql.run(DDL.sqlite)
+    const db = await Shoal.open({ dir: await tempDir() })
+    const config = bridgeConfig(database.database)
+    const dialect = dialectFor(config, process.cwd())
+    // The till holds the write lock when the bridge deletes the batch it just applied.
+    let failures = 2
+    const deleteCaptured = dialect.deleteCaptured.bind(dialect)
+    dialect.deleteCaptured = async (ids) => {
+      if (ids.length > 0 && failures-- > 0) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+      return deleteCaptured(ids)
+    }
+    const bridge = await SqlBridge.start({ db, config, dialect, logger: new MemoryLogger() })
+    try {
+      await sql.run(`INSERT INTO stock (id, store, name, qty) VALUES ('K1', '1', 'Key', 10)`)
+      await sql.run(`UPDATE stock SET qty = qty + 5 WHERE id = 'K1'`)
+      await eventually(async () => expect(await sql.rows(`SELECT id FROM shoal_capture`)).toEqual([]))
+      await bridge.settled()
+      expect(failures).toBeLessThan(0)
+      expect(await db.table('stock').get('K1')).toMatchObject({ qty: 15 })
+      expect(await sql.rows(`SELECT qty FROM stock WHERE id = 'K1'`)).toEqual([{ qty: 15 }])
+    } finally {
+      await bridge.stop()
+      await db.close()
+      await sql.close()
+    }
   })
 })
