@@ -2,7 +2,7 @@
  * Dependencies run one way (ARCHITECTURE.md):
  *   table → store → sync → facade (shoal.ts, status.ts, config.ts) → bridge → peer / http → cli
  * with net/ beside them (it knows nothing of tables), sim/ on top (only cli/ uses it), and the
- * shared leaves (constants, errors, log, polyfill) usable by all. `npm run lint` runs this check.
+ * shared leaves (constants, errors, log, polyfill, validation) usable by all. `npm run lint` runs this check.
  */
 const layer = (name, forbidden) => ({
   name: `${name}-imports-upward`,

@@ -1,37 +1,19 @@
 import { readFile } from 'node:fs/promises'
+import * as v from 'valibot'
 import { ShoalError } from './errors.js'
-import { isPlainObject, validateSchema, type ResolvedSchema } from './table/schema.js'
+import { TABLE_DEFINITION } from './table/schema.js'
+import { entriesOf, fields, parseWith, shown, type Issue } from './validation.js'
 
-/** A peer's configuration file (peers/<name>.json). */
-export interface PeerConfig {
-  /** A label for logs and status. */
-  name: string | null
-  /** Data folder, relative to the directory shoal runs in. */
-  data: string
-  /** Tables this peer defines at start (existing tables are extended, never narrowed). */
-  tables: ResolvedSchema[]
-  /** libp2p multiaddrs to listen on. */
-  listen: string[]
-  /** Multiaddrs (with /p2p/<id>) of peers to join through. */
-  bootstrap: string[]
-  /** Discover peers on the LAN by mDNS. */
-  mdns: boolean
-  /**
-   * Partial replication: table → the only partitions of it this peer receives and stores (e.g. a
-   * store peer's own store). Tables not listed are carried whole (every partition).
-   */
-  carries: Record<string, string[]>
-  /** Address of the local HTTP API, 'HOST:PORT' (port 0: any free port), or null for none. */
-  http: string | null
-  /** Serve as a circuit relay v2 so peers behind NAT can be reached through this one. */
-  relay: boolean
-  /**
-   * Mirror tables of a SQL database (SQLite, PostgreSQL, MySQL/MariaDB), or null. Kept as written
-   * here and validated by the bridge (src/bridge/config.ts, which sits above this file) when the
-   * peer starts; its errors name `source`, the config file.
-   */
-  bridge?: { source: string; input: unknown } | null
-}
+/*
+ * A peer's configuration file (peers/<name>.json), declared once in CONFIG_FIELDS below.
+ *
+ * To add a field, add one entry to CONFIG_FIELDS: its valibot schema with the message that follows
+ * the field's name when the value is wrong, a v.description() (editors show it), and its default
+ * (v.optional(schema, default)). PeerConfig, the list of allowed fields in the "unknown field"
+ * message and the JSON Schema follow from it; then run `npm run schema` to regenerate
+ * peers/shoal-config.schema.json (a test fails while the committed file is stale), and add a row
+ * to the table in peers/README.md.
+ */
 
 export class ConfigError extends ShoalError {
   constructor(message: string) {
@@ -44,83 +26,101 @@ export const DEFAULT_DATA_DIR = 'data'
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 /** The HTTP API answers on loopback only unless the config says otherwise; port chosen by the OS. */
 export const DEFAULT_HTTP = '127.0.0.1:0'
-const FIELDS = new Set(['name', 'data', 'tables', 'listen', 'bootstrap', 'mdns', 'carries', 'http', 'relay', 'bridge'])
+/** The generated JSON Schema beside the shipped configs, named by their "$schema". */
+export const CONFIG_SCHEMA_FILE = 'shoal-config.schema.json'
 
-/** Parses 'HOST:PORT' (IPv6 hosts in brackets); throws ConfigError naming `what`. */
-export function parseHostPort(what: string, value: string): { host: string; port: number } {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value)
+/** 'HOST:PORT', IPv6 hosts in brackets. */
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
+const MAX_PORT = 65535
+
+function splitHostPort(value: string): { host: string; port: number } | null {
+  const match = HOST_PORT.exec(value)
   const port = match === null ? NaN : Number(match[2])
-  if (match === null || port > 65535) throw new ConfigError(`${what} must be HOST:PORT, e.g. 127.0.0.1:7001 (got '${value}')`)
-  return { host: match[1]!.replace(/^\[|\]$/g, ''), port }
+  return match === null || port > MAX_PORT ? null : { host: match[1]!.replace(/^\[|\]$/g, ''), port }
 }
 
-function stringList(source: string, field: string, value: unknown): string[] {
-  if (value === undefined) return []
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) {
-    throw new ConfigError(`${source}: '${field}' must be an array of multiaddr strings`)
-  }
-  return value as string[]
+/** Parses 'HOST:PORT' (IPv6 hosts in brackets) from a flag; throws ConfigError naming `what`. */
+export function parseHostPort(what: string, value: string): { host: string; port: number } {
+  const parsed = splitHostPort(value)
+  if (parsed === null) throw new ConfigError(`${what} must be HOST:PORT, e.g. 127.0.0.1:7001 (got '${value}')`)
+  return parsed
 }
+
+const hostPortMessage = (issue: Issue): string => `must be HOST:PORT, e.g. 127.0.0.1:7001 (got ${shown(issue.input)})`
+const multiaddrs = (description: string) =>
+  v.pipe(v.array(v.pipe(v.string('must be a multiaddr string'), v.nonEmpty('must be a multiaddr string')), 'must be an array of multiaddr strings'), v.description(description))
+const flag = (description: string) => v.pipe(v.boolean('must be true or false'), v.description(description))
+
+const CONFIG_FIELDS = {
+  $schema: v.optional(v.pipe(v.string('must be a path or URL'), v.description(`The JSON Schema of this file (./${CONFIG_SCHEMA_FILE}), for editor completion; shoal ignores it.`))),
+  name: v.optional(v.pipe(v.nullable(v.pipe(v.string('must be a non-empty string'), v.nonEmpty('must be a non-empty string'))), v.description('A label for logs and status.')), null),
+  data: v.optional(
+    v.pipe(v.string('must be a folder path'), v.nonEmpty('must be a folder path'), v.description("Data folder (LevelDB, the peer's key, known peers), relative to the directory shoal runs in.")),
+    DEFAULT_DATA_DIR,
+  ),
+  tables: v.optional(
+    v.pipe(
+      v.array(TABLE_DEFINITION, 'must be an array of table schemas'),
+      v.check(
+        (tables) => new Set(tables.map((t) => t.name)).size === tables.length,
+        (issue) => `defines table '${issue.input.map((t) => t.name).find((n, i, names) => names.indexOf(n) !== i)}' twice`,
+      ),
+      v.description('Tables this peer defines at start (existing tables are extended with new columns, never narrowed).'),
+    ),
+    [],
+  ),
+  listen: v.optional(multiaddrs('libp2p multiaddrs to listen on. Default: TCP and WebSockets on all interfaces, ports chosen by the OS.'), DEFAULT_LISTEN),
+  bootstrap: v.optional(multiaddrs('Multiaddrs ending in /p2p/<peer id> of peers to join through (shoal start prints its own).'), []),
+  mdns: v.optional(flag('Discover peers on the LAN by mDNS.'), true),
+  carries: v.optional(
+    v.pipe(
+      entriesOf(
+        v.string(),
+        v.array(v.string('must be a partition value (a string)'), 'must be an array of partition values (strings)'),
+        'must be an object of table → [partitions]',
+      ),
+      v.description("Partial replication: table → the only partitions of it this peer receives and stores (e.g. a store's own store). Tables not listed are carried whole."),
+    ),
+    {},
+  ),
+  http: v.optional(
+    v.pipe(
+      v.union([v.pipe(v.string(), v.regex(HOST_PORT, hostPortMessage), v.check((s) => splitHostPort(s) !== null, hostPortMessage)), v.literal(false), v.null()], 'must be "HOST:PORT" or false'),
+      v.transform((http) => (http === false ? null : http)),
+      v.description('Address of the local HTTP API, "HOST:PORT" (port 0: any free port), or false for none. Default: loopback, any free port.'),
+    ),
+    DEFAULT_HTTP,
+  ),
+  relay: v.optional(flag('Serve as a circuit relay v2 so peers behind NAT can be reached through this one.'), false),
+  // Checked here for its shape only: the SQL bridge (src/bridge/config.ts, a layer above this
+  // file) validates it in full when the peer starts, with messages naming each bad field.
+  bridge: v.optional(
+    v.pipe(
+      v.nullable(
+        v.looseObject(
+          {
+            database: v.pipe(v.string('must be "sqlite:PATH", "postgres://USER@HOST:PORT/DB" or "mysql://USER@HOST:PORT/DB"'), v.description('sqlite:PATH, postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB')),
+            tables: v.pipe(v.array(v.unknown(), 'must list the tables to mirror'), v.description('Shoal tables to mirror: a name, or { table, sql?, counters?, text?, json?, partitionBy?, engine? }')),
+          },
+          'must be an object { database, tables, … }',
+        ),
+      ),
+      v.description('Mirror tables of a SQL database (SQLite, PostgreSQL, MySQL/MariaDB) both ways: { database, tables, pollMs?, batchRows?, retryMinMs?, retryMaxMs? } (README, "SQL bridge").'),
+    ),
+    null,
+  ),
+}
+
+/** The config file's schema; peers/shoal-config.schema.json is generated from it. */
+export const CONFIG_SCHEMA = v.pipe(fields(CONFIG_FIELDS, 'must be a JSON object'), v.title('Shoal peer config'), v.description('A Shoal peer: its tables, addresses, discovery, partial replication and HTTP API.'))
+
+/** A validated config with defaults filled in. */
+export type PeerConfig = Omit<v.InferOutput<typeof CONFIG_SCHEMA>, '$schema'>
 
 /** Validates a parsed config object; every message names the file and the bad field. */
 export function parseConfig(input: unknown, source: string): PeerConfig {
-  if (!isPlainObject(input)) throw new ConfigError(`${source}: the config must be a JSON object`)
-  for (const key of Object.keys(input)) {
-    if (!FIELDS.has(key)) throw new ConfigError(`${source}: unknown field '${key}' (allowed: ${[...FIELDS].join(', ')})`)
-  }
-  if (input.name !== undefined && (typeof input.name !== 'string' || input.name === '')) {
-    throw new ConfigError(`${source}: 'name' must be a non-empty string`)
-  }
-  if (input.data !== undefined && (typeof input.data !== 'string' || input.data === '')) {
-    throw new ConfigError(`${source}: 'data' must be a folder path`)
-  }
-  const tables: ResolvedSchema[] = []
-  if (input.tables !== undefined) {
-    if (!Array.isArray(input.tables)) throw new ConfigError(`${source}: 'tables' must be an array of table schemas`)
-    input.tables.forEach((schema: unknown, i: number) => {
-      try {
-        tables.push(validateSchema(schema))
-      } catch (error) {
-        throw new ConfigError(`${source}: tables[${i}]: ${(error as Error).message}`)
-      }
-    })
-    const names = tables.map((t) => t.name)
-    const twice = names.find((n, i) => names.indexOf(n) !== i)
-    if (twice !== undefined) throw new ConfigError(`${source}: table '${twice}' is defined twice`)
-  }
-  if (input.mdns !== undefined && typeof input.mdns !== 'boolean') throw new ConfigError(`${source}: 'mdns' must be true or false`)
-  if (input.relay !== undefined && typeof input.relay !== 'boolean') throw new ConfigError(`${source}: 'relay' must be true or false`)
-  const carries: Record<string, string[]> = {}
-  if (input.carries !== undefined) {
-    if (!isPlainObject(input.carries)) throw new ConfigError(`${source}: 'carries' must be an object of table → [partitions]`)
-    for (const [table, partitions] of Object.entries(input.carries)) {
-      if (!Array.isArray(partitions) || !partitions.every((p) => typeof p === 'string')) {
-        throw new ConfigError(`${source}: carries.${table} must be an array of partition values (strings)`)
-      }
-      carries[table] = partitions as string[]
-    }
-  }
-  let http: string | null = DEFAULT_HTTP
-  if (input.http !== undefined) {
-    if (input.http === false || input.http === null) http = null
-    else if (typeof input.http !== 'string') throw new ConfigError(`${source}: 'http' must be "HOST:PORT" or false`)
-    else {
-      parseHostPort(`${source}: 'http'`, input.http)
-      http = input.http
-    }
-  }
-  return {
-    name: (input.name as string | undefined) ?? null,
-    data: (input.data as string | undefined) ?? DEFAULT_DATA_DIR,
-    tables,
-    listen: input.listen === undefined ? DEFAULT_LISTEN : stringList(source, 'listen', input.listen),
-    bootstrap: stringList(source, 'bootstrap', input.bootstrap),
-    mdns: (input.mdns as boolean | undefined) ?? true,
-    carries,
-    http,
-    relay: (input.relay as boolean | undefined) ?? false,
-    ...(input.bridge === undefined || input.bridge === null ? {} : { bridge: { source, input: input.bridge } }),
-  }
+  const { $schema: _, ...config } = parseWith(CONFIG_SCHEMA, input, { source, what: 'the config', error: (message) => new ConfigError(message) })
+  return config
 }
 
 export async function loadConfig(path: string): Promise<PeerConfig> {

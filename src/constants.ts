@@ -53,3 +53,16 @@ export const MAX_TABLES = 1024
  * row to a life no later write can move past (1e300 + 1 === 1e300 in floating point).
  */
 export const MAX_CAUSAL_LENGTH = 2 ** 32
+
+/**
+ * What a row document may expand to, whatever its encoded size: Automerge documents deflate their
+ * columns and run-length encode operations, so a few KB can hold millions of operations (1,176
+ * bytes → a million-character text, 1.5 s to load). An Automerge row or delta is measured before
+ * it is loaded (table/automerge-chunks.ts) and refused past these. Yjs updates carry their values
+ * uncompressed, so for Yjs rows MAX_ROW_BYTES already bounds the decoded size.
+ */
+export const MAX_ROW_OPS = 500_000
+export const MAX_ROW_VALUE_BYTES = 4 * 1024 * 1024
+
+/** Partitions one table may have on a peer: each costs a digest tree, a gossip topic and status lines. */
+export const MAX_PARTITIONS_PER_TABLE = 65_536

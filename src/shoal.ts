@@ -5,7 +5,6 @@ import { toHex } from './table/hash.js'
 import type { RowOp } from './table/row.js'
 import {
   extendSchema,
-  isPlainObject,
   normalizeKeyValue,
   sameSchema,
   validateSchema,
@@ -15,6 +14,7 @@ import {
 } from './table/schema.js'
 import { Store, type AtomicWrite, type ChangeEvent, type ChangeListener, type CheckReport, type ReplicaSource, type StoreOptions } from './store/store.js'
 import { ID_SEP } from './table/ids.js'
+import { isPlainObject } from './validation.js'
 
 export type Row = Record<string, unknown>
 

@@ -1,5 +1,18 @@
+import { readFile } from 'node:fs/promises'
+import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
+import { CONFIG_SCHEMA_PATH, configJsonSchema } from '../scripts/config-schema.js'
 import { ConfigError, loadConfig, parseConfig } from '../src/config.js'
+
+function parseConfigError(input: unknown): string {
+  try {
+    parseConfig(input, 'x.json')
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError)
+    return (error as Error).message
+  }
+  throw new Error('expected a ConfigError')
+}
 
 describe('peer config', () => {
   it('loads every shipped peer config', async () => {
@@ -11,22 +24,50 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', relay: false })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', relay: false, bridge: null })
     expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
     expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
-    expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/carries.stock must be an array/)
+    expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/'carries\.stock' must be an array of partition values/)
+    expect(() => parseConfig({ carries: [] }, 'x.json')).toThrow(/'carries' must be an object of table → \[partitions\]/)
     expect(() => parseConfig([], 'x.json')).toThrow(/x.json: the config must be a JSON object/)
     expect(() => parseConfig({ name: '' }, 'x.json')).toThrow(ConfigError)
     expect(() => parseConfig({ tables: {} }, 'x.json')).toThrow(/'tables' must be an array/)
     const t = { name: 't', primaryKey: 'id', columns: { id: 'string' } }
-    expect(() => parseConfig({ tables: [t, t] }, 'x.json')).toThrow(/table 't' is defined twice/)
-    expect(() => parseConfig({ tables: [{ ...t, primaryKey: 'nope' }] }, 'x.json')).toThrow(/tables\[0\]: table 't': 'primaryKey' names 'nope'/)
+    expect(() => parseConfig({ tables: [t, t] }, 'x.json')).toThrow(/x\.json: 'tables' defines table 't' twice/)
+    expect(() => parseConfig({ tables: [{ ...t, primaryKey: 'nope' }] }, 'x.json')).toThrow(/x\.json: 'tables\[0\]\.primaryKey' names "nope", which is not among the columns/)
+  })
+
+  it('refuses unknown fields with the list of allowed ones, and takes "$schema" for editors', () => {
+    expect(() => parseConfig({ datta: 'x' }, 'x.json')).toThrow(
+      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, relay, bridge\)$/,
+    )
+    expect(() => parseConfig({ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'string' }, primarykey: 'id' }] }, 'x.json')).toThrow(
+      /'tables\[0\]\.primarykey' is not a known field \(allowed: name, primaryKey, partitionBy, engine, columns\)/,
+    )
+    const config = parseConfig({ $schema: './shoal-config.schema.json', name: 'hq' }, 'x.json')
+    expect(config.name).toBe('hq')
+    expect(config).not.toHaveProperty('$schema')
+  })
+
+  it('names the path of a bad value deep inside, and cuts long values short', () => {
+    const table = (columns: unknown) => ({ tables: [{ name: 't', primaryKey: 'id', columns }] })
+    expect(() => parseConfig(table({ id: 'string', qty: 'float' }), 'peers/hq.json')).toThrow(
+      /^peers\/hq\.json: 'tables\[0\]\.columns\.qty' must be one of string, number, boolean, json, counter, text \(got "float"\)$/,
+    )
+    // valibot's record() would drop these keys silently; they are refused instead.
+    expect(() => parseConfig(table(JSON.parse('{"id": "string", "constructor": "string"}')), 'x.json')).toThrow(/'tables\[0\]\.columns' must not use __proto__/)
+    expect(() => parseConfig(table([]), 'x.json')).toThrow(/'tables\[0\]\.columns' must be an object of column name → kind/)
+    const long = parseConfigError({ data: 'x', name: 7, tables: 'y'.repeat(10_000) })
+    expect(long).toMatch(/'name' must be a non-empty string/)
+    const huge = parseConfigError({ http: 'z'.repeat(10_000) })
+    expect(huge.length).toBeLessThan(200)
+    expect(huge).toMatch(/\(got "zzz+…\)$/)
   })
 
   it('takes the HTTP API address as HOST:PORT or false', () => {
     expect(parseConfig({ http: '127.0.0.1:7001' }, 'x.json').http).toBe('127.0.0.1:7001')
     expect(parseConfig({ http: false }, 'x.json').http).toBeNull()
-    expect(() => parseConfig({ http: 'localhost' }, 'x.json')).toThrow(/'http' must be HOST:PORT, e.g. 127.0.0.1:7001 \(got 'localhost'\)/)
+    expect(() => parseConfig({ http: 'localhost' }, 'x.json')).toThrow(/'http' must be HOST:PORT, e.g. 127.0.0.1:7001 \(got "localhost"\)/)
     expect(() => parseConfig({ http: '127.0.0.1:99999' }, 'x.json')).toThrow(/HOST:PORT/)
     expect(() => parseConfig({ http: 7001 }, 'x.json')).toThrow(/'http' must be "HOST:PORT" or false/)
   })
@@ -35,5 +76,43 @@ describe('peer config', () => {
     expect((await loadConfig('peers/hq.json')).carries).toEqual({})
     expect((await loadConfig('peers/store-1.json')).carries).toEqual({ stock: ['1'], sales: ['1'] })
     expect((await loadConfig('peers/store-2.json')).carries).toEqual({ stock: ['2'], sales: ['2'] })
+  })
+})
+
+describe('the config JSON Schema (peers/shoal-config.schema.json)', () => {
+  it('is the one `npm run schema` writes from the valibot schema', async () => {
+    const committed = await readFile(CONFIG_SCHEMA_PATH, 'utf8')
+    expect(committed, 'peers/shoal-config.schema.json is stale: run `npm run schema` and commit it').toBe(configJsonSchema())
+  })
+
+  it('accepts every shipped config, which names it, and refuses what parseConfig refuses by shape', async () => {
+    const validate = new Ajv({ strict: true, allErrors: true }).compile(JSON.parse(configJsonSchema()) as object)
+    for (const name of ['hq', 'store-1', 'store-2']) {
+      const config = JSON.parse(await readFile(`peers/${name}.json`, 'utf8')) as Record<string, unknown>
+      expect(config.$schema).toBe('./shoal-config.schema.json')
+      expect(validate(config), JSON.stringify(validate.errors)).toBe(true)
+    }
+    const bad: unknown[] = [
+      { datta: 'x' },
+      { http: 7001 },
+      { http: 'localhost' },
+      { mdns: 'yes' },
+      { tables: [{ name: '1t', primaryKey: 'id', columns: { id: 'string' } }] },
+      { tables: [{ name: 't', primaryKey: 'id', columns: { id: 'strin' } }] },
+      { tables: [{ name: 't', columns: { id: 'string' } }] },
+      { carries: { stock: [1] } },
+    ]
+    for (const input of bad) {
+      expect(validate(input), JSON.stringify(input)).toBe(false)
+      expect(() => parseConfig(input, 'x.json')).toThrow(ConfigError)
+    }
+  })
+})
+
+describe('peer config: bridge', () => {
+  it('takes a bridge for the SQL bridge to check at start, and refuses a malformed one by name', () => {
+    expect(parseConfig({ bridge: { database: 'sqlite:till.db', tables: ['sales'] } }, 'x.json').bridge).toEqual({ database: 'sqlite:till.db', tables: ['sales'] })
+    expect(() => parseConfig({ bridge: { tables: ['sales'] } }, 'x.json')).toThrow(/x\.json: .*bridge.*database/)
+    expect(() => parseConfig({ bridge: 'sqlite:x.db' }, 'x.json')).toThrow(/bridge.*must be an object/)
   })
 })

@@ -182,16 +182,17 @@ describe('bad input', () => {
     try {
       const good = stock('yjs')
       const cases: Array<[unknown, RegExp]> = [
-        [null, /must be a JSON object/],
-        [{ ...good, name: '1bad' }, /table name "1bad"/],
-        [{ ...good, name: 'a-b' }, /not a valid name/],
-        [{ ...good, primaryKey: 'nope' }, /'primaryKey' names 'nope'/],
-        [{ ...good, primaryKey: 'qty' }, /must be string or number/],
-        [{ ...good, partitionBy: 'sku' }, /other than the primary key/],
-        [{ ...good, engine: 'sqlite' }, /engine "sqlite" is unknown/],
-        [{ ...good, columns: { ...good.columns, x: 'float' } }, /column 'x' has kind "float"/],
+        [null, /^a table schema must be a JSON object$/],
+        [{ ...good, name: '1bad' }, /^'name' must be a table name: a letter followed by up to 62 letters, digits or '_' \(got "1bad"\)$/],
+        [{ ...good, name: 'a-b' }, /'name' must be a table name: .* \(got "a-b"\)/],
+        [{ ...good, primaryKey: 'nope' }, /^table 'stock': 'primaryKey' names "nope", which is not among the columns$/],
+        [{ ...good, primaryKey: 'qty' }, /'primaryKey' names column 'qty', which is counter; it must be string or number/],
+        [{ ...good, partitionBy: 'sku' }, /'partitionBy' must be a column other than the primary key/],
+        [{ ...good, engine: 'sqlite' }, /'engine' must be one of yjs, automerge \(got "sqlite"\)/],
+        [{ ...good, columns: { ...good.columns, x: 'float' } }, /'columns\.x' must be one of string, number, boolean, json, counter, text \(got "float"\)/],
+        [{ ...good, columns: { ...good.columns, '9x': 'string' } }, /'columns\.9x' must be a column name/],
         [{ ...good, columns: {} }, /'columns' is empty/],
-        [{ ...good, primarykey: 'sku' }, /unknown schema field 'primarykey'/],
+        [{ ...good, primarykey: 'sku' }, /'primarykey' is not a known field \(allowed: name, primaryKey, partitionBy, engine, columns\)/],
       ]
       for (const [schema, message] of cases) {
         await expect(db.defineTable(schema as TableSchema)).rejects.toThrow(SchemaError)

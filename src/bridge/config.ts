@@ -1,4 +1,5 @@
-import { isPlainObject, validateName, ENGINE_NAMES, type EngineName } from '../table/schema.js'
+import { NAME_PATTERN } from '../constants.js'
+import { isPlainObject, ENGINE_NAMES, type EngineName } from '../table/schema.js'
 import { BridgeConfigError } from './errors.js'
 import { checkIdentifier, RESERVED_PREFIX } from './dialect.js'
 
@@ -89,12 +90,10 @@ function parseTable(where: string, input: unknown): BridgeTableConfig {
   for (const key of Object.keys(input)) {
     if (!TABLE_FIELDS.has(key)) throw new BridgeConfigError(`${where}: unknown field '${key}' (allowed: ${[...TABLE_FIELDS].join(', ')})`)
   }
-  let table: string
-  try {
-    table = validateName('table', input.table)
-  } catch (error) {
-    throw new BridgeConfigError(`${where}: ${(error as Error).message}`)
+  if (typeof input.table !== 'string' || !NAME_PATTERN.test(input.table)) {
+    throw new BridgeConfigError(`${where}: table ${JSON.stringify(input.table)} is not a valid name: use a letter followed by up to 62 letters, digits or '_'`)
   }
+  const table = input.table
   const sql = checkIdentifier(`${where}: 'sql'`, input.sql === undefined ? table : typeof input.sql === 'string' ? input.sql : String(input.sql))
   if (sql.toLowerCase().startsWith(RESERVED_PREFIX)) throw new BridgeConfigError(`${where}: SQL table '${sql}' starts with '${RESERVED_PREFIX}', which the bridge keeps for its own tables`)
   let partitionBy: string | null = null

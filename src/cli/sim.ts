@@ -4,7 +4,7 @@ import { ShoalError } from '../errors.js'
 import { runModel, type RunOptions } from '../sim/model-runner.js'
 import { randomScenario } from '../sim/random-scenario.js'
 import { renderRunReport, renderSweepReport } from '../sim/report.js'
-import { parseScenario, readScenarioInput, ScenarioError, type Scenario } from '../sim/scenario.js'
+import { MAX_DURATION_MS, MAX_PEERS, MAX_SEED, parseScenario, readScenarioInput, ScenarioError, type Scenario } from '../sim/scenario.js'
 import type { SimSummary, SweepPoint, SweepSummary } from '../sim/summary.js'
 
 export interface SimOptions {
@@ -38,9 +38,9 @@ function integer(flag: string, value: string | undefined, min: number, max: numb
 
 /** The scenario from a file or flags, with flag overrides applied before validation. */
 async function scenarioFor(options: SimOptions, overrides: { peers?: number; seed?: number }): Promise<Scenario> {
-  const seed = overrides.seed ?? integer('seed', options.seed, 0, 2 ** 31 - 1)
-  const peers = overrides.peers ?? integer('peers', options.peers, 1, 100_000)
-  const duration = integer('duration', options.duration, 1, 365 * 24 * 3600_000)
+  const seed = overrides.seed ?? integer('seed', options.seed, 0, MAX_SEED)
+  const peers = overrides.peers ?? integer('peers', options.peers, 1, MAX_PEERS)
+  const duration = integer('duration', options.duration, 1, MAX_DURATION_MS)
   if (options.random) {
     if (options.scenario !== undefined) throw new ScenarioError('--random and --scenario exclude each other')
     const s = randomScenario(seed ?? 1, { ...(peers === undefined ? {} : { minPeers: peers, maxPeers: peers }), ...(duration === undefined ? {} : { durationMs: duration }) })

@@ -12,13 +12,27 @@ export const PEER_KEY_MODE = 0o600
 export const MDNS_SERVICE_TAG = '_shoal-mesh._udp.local'
 
 /**
- * Gossipsub topic on which peers announce themselves (@libp2p/pubsub-peer-discovery), so peers
- * learn of the peers their neighbours know. A Shoal-only topic: not the global libp2p one.
+ * Gossipsub topic on which peers announce themselves (net/mesh-discovery.ts), so peers learn of
+ * the peers their neighbours know. A Shoal-only topic: not the global libp2p one.
  */
-export const DISCOVERY_TOPIC = '_shoal._peer-discovery._p2p._pubsub'
+export const DISCOVERY_TOPIC = 'shoal/1/_peers'
 
-/** How often a peer re-announces itself on DISCOVERY_TOPIC. */
-export const DEFAULT_DISCOVERY_INTERVAL_MS = 10_000
+/**
+ * How often a peer re-announces itself on DISCOVERY_TOPIC. Peers that connect learn of each other
+ * at once (identify); announcements only introduce peers two hops away, so once a minute is
+ * enough, and an idle mesh stays quiet.
+ */
+export const DEFAULT_DISCOVERY_INTERVAL_MS = 60_000
+
+/** Addresses taken from one announcement (a peer listens on a few; more is not a real peer). */
+export const MAX_ANNOUNCED_ADDRS = 8
+export const MAX_ANNOUNCED_ADDR_BYTES = 256
+
+/**
+ * A peer heard of (discovery) but never connected is tried this many times with backoff, then
+ * forgotten: only peers this peer has met are redialled until DEFAULT_FORGET_AFTER_MS.
+ */
+export const MAX_UNMET_REDIALS = 4
 
 /** Peer-store tag on peers of the mesh: a high value so the connection manager prunes them last. */
 export const MESH_PEER_TAG = 'shoal-mesh'
@@ -35,3 +49,14 @@ export const MAX_KNOWN_PEERS = 256
 
 /** peers.json is rewritten at most this often while connections come and go. */
 export const PEER_BOOK_SAVE_DELAY_MS = 2_000
+
+/**
+ * Gossip limits the node enforces for the replication layer above it, which net/ does not import:
+ * MAX_GOSSIP_TOPICS mirrors peer/gossip-replicator.ts MAX_TOPICS (a test keeps them equal, plus
+ * the discovery and announcement topics), MAX_GOSSIP_MESSAGE_BYTES sync/gossip.ts MAX_GOSSIP_BYTES
+ * plus gossipsub's own framing.
+ */
+export const MAX_GOSSIP_TOPICS = 4096 + 16
+export const MAX_GOSSIP_MESSAGE_BYTES = 512 * 1024 + 4096
+/** Gossipsub's accounting per subscribed topic: the topic string plus ~1 KiB of bookkeeping. */
+export const GOSSIPSUB_BYTES_PER_TOPIC = 1100

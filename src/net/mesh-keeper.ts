@@ -7,6 +7,7 @@ import {
   DEFAULT_REDIAL_MAX_DELAY_MS,
   DEFAULT_REDIAL_MIN_DELAY_MS,
   MAX_KNOWN_PEERS,
+  MAX_UNMET_REDIALS,
   MESH_PEER_TAG,
   MESH_PEER_TAG_VALUE,
   PEER_BOOK_SAVE_DELAY_MS,
@@ -49,6 +50,10 @@ interface Entry {
   lastSeen: number
   /** Whether we were ever connected: only such peers are saved to peers.json. */
   met: boolean
+  /** Time spent connected (the peer book keeps the most useful peers). */
+  connectedMs: number
+  /** When the current connection began (undefined: not connected). */
+  connectedSince: number | undefined
   attempt: number
   timer?: NodeJS.Timeout
   dialing: boolean
@@ -120,6 +125,7 @@ export class MeshKeeper {
       }
       const entry = this.add(id, saved.lastSeen)
       entry.met = true
+      entry.connectedMs = saved.connectedMs ?? 0
       if (addrs.length > 0) entry.addrs = addrs
     }
   }
@@ -175,6 +181,7 @@ export class MeshKeeper {
     const entry = this.add(evt.detail, Date.now())
     entry.met = true
     entry.lastSeen = Date.now()
+    entry.connectedSince ??= entry.lastSeen
     entry.attempt = 0
     clearTimeout(entry.timer)
     entry.timer = undefined
@@ -186,8 +193,14 @@ export class MeshKeeper {
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const entry = this.entries.get(evt.detail.toString())
-    if (entry === undefined || !this.running) return
-    entry.lastSeen = Date.now()
+    if (entry === undefined) return
+    const now = Date.now()
+    if (entry.connectedSince !== undefined && !this.connected(entry.id)) {
+      entry.connectedMs += now - entry.connectedSince
+      entry.connectedSince = undefined
+    }
+    if (!this.running) return
+    entry.lastSeen = now
     entry.attempt = 0
     this.schedule(entry, backoffDelay(0, this.options.minDelayMs, this.options.maxDelayMs, this.random))
     this.scheduleSave()
@@ -228,18 +241,28 @@ export class MeshKeeper {
     let entry = this.entries.get(key)
     if (entry !== undefined) return entry
     if (this.entries.size >= this.options.maxPeers) this.evictOne()
-    entry = { id, addrs: [], lastSeen, met: false, attempt: 0, dialing: false }
+    entry = { id, addrs: [], lastSeen, met: false, connectedMs: 0, connectedSince: undefined, attempt: 0, dialing: false }
     this.entries.set(key, entry)
     return entry
   }
 
+  /**
+   * Makes room in the book: a peer never met goes first (the oldest heard of), then the met peer
+   * that has been connected least. Connected peers stay. So announcements of peers that never
+   * answer cannot crowd out the peers this one actually replicates with.
+   */
   private evictOne(): void {
-    let oldest: Entry | undefined
+    let victim: Entry | undefined
+    const worse = (a: Entry, b: Entry): boolean => {
+      if (a.met !== b.met) return !a.met
+      if (!a.met) return a.lastSeen < b.lastSeen
+      return a.connectedMs < b.connectedMs || (a.connectedMs === b.connectedMs && a.lastSeen < b.lastSeen)
+    }
     for (const entry of this.entries.values()) {
       if (this.connected(entry.id)) continue
-      if (oldest === undefined || entry.lastSeen < oldest.lastSeen) oldest = entry
+      if (victim === undefined || worse(entry, victim)) victim = entry
     }
-    if (oldest !== undefined) this.forget(oldest.id)
+    if (victim !== undefined) this.forget(victim.id)
   }
 
   private connected(id: PeerId): boolean {
@@ -277,6 +300,12 @@ export class MeshKeeper {
       entry.dialing = false
       if (!this.running) return
       entry.attempt++
+      if (!entry.met && entry.attempt >= MAX_UNMET_REDIALS) {
+        // Heard of, never reached: not worth redialling for days (and maybe not a real peer).
+        this.log('forgetting %p: never reached after %d attempts', entry.id, entry.attempt)
+        this.forget(entry.id)
+        return
+      }
       const delay = backoffDelay(entry.attempt, this.options.minDelayMs, this.options.maxDelayMs, this.random)
       this.log('redial of %p failed (attempt %d), next in %d ms - %e', entry.id, entry.attempt, delay, err)
       this.schedule(entry, delay)
@@ -301,10 +330,12 @@ export class MeshKeeper {
     const peers: PeerBookEntry[] = []
     for (const entry of this.entries.values()) {
       if (!entry.met) continue
+      const current = entry.connectedSince === undefined ? 0 : now - entry.connectedSince
       peers.push({
         id: entry.id.toString(),
         addrs: entry.addrs.map((a) => a.toString()),
         lastSeen: this.running && this.connected(entry.id) ? now : entry.lastSeen,
+        connectedMs: entry.connectedMs + current,
       })
     }
     // chain the writes so an older snapshot never lands after a newer one

@@ -16,15 +16,15 @@ import { mdns } from '@libp2p/mdns'
 import { memory } from '@libp2p/memory'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, type Ping } from '@libp2p/ping'
-import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
-import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
+import { DEFAULT_DISCOVERY_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
+import { meshDiscovery } from './mesh-discovery.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
 
 export interface NetInit {
@@ -38,7 +38,7 @@ export interface NetInit {
   mdns?: boolean
   /** Run a circuit relay v2 server, so NATed peers can reserve a slot here (default false). */
   relay?: boolean
-  /** How often this peer announces itself to the mesh on the discovery topic (default 10 s). */
+  /** How often this peer announces itself to the mesh on the discovery topic (default 60 s). */
   discoveryIntervalMs?: number
   /** Redial backoff for known peers (defaults: 1 s doubling to 60 s, forget after 7 days). */
   redial?: Partial<RedialOptions>
@@ -170,14 +170,10 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   const privateKey = await loadOrCreatePeerKey(init.dataDir)
 
   const peerDiscovery: Array<NonNullable<Libp2pOptions['peerDiscovery']>[number]> = [
-    // Peers learn of further peers from the ones they meet: each peer announces its id and
-    // addresses on a gossipsub topic, and gossipsub carries the announcement across the mesh.
-    pubsubPeerDiscovery({
-      topics: [DISCOVERY_TOPIC],
-      interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS,
-      // cast: it needs the `pubsub` service as a component, which libp2p provides by service
-      // name at run time but its Components type does not declare
-    }) as (components: unknown) => PeerDiscovery,
+    // Peers learn of further peers from the ones they meet (see mesh-discovery.ts).
+    // cast: it needs the `pubsub` service as a component, which libp2p provides by service name
+    // at run time but its Components type does not declare
+    meshDiscovery({ interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS }) as unknown as (components: unknown) => PeerDiscovery,
   ]
   const inMemory = init.transports === 'memory'
   if (init.mdns !== false && !inMemory) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
@@ -197,6 +193,11 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       // unique is far cheaper. Only messages that passed validation enter the cache, so a forged
       // copy cannot make a valid one look seen first.
       fastMsgIdFn: fastMessageId,
+      // Messages larger than Shoal ever sends are dropped before they are decoded.
+      maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+      // Gossipsub's default per-peer topic budget (1 MiB ≈ 1,000 topics) would silently stop
+      // delivering for a peer carrying more partitions than that; it is sized to Shoal's own cap.
+      maxTopicBytesPerPeer: MAX_GOSSIP_TOPICS * GOSSIPSUB_BYTES_PER_TOPIC,
     }),
     dcutr: dcutr(),
     autonat: autoNAT(),

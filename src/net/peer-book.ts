@@ -12,6 +12,8 @@ export interface PeerBookEntry {
   addrs: string[]
   /** Milliseconds since the epoch when this peer was last connected. */
   lastSeen: number
+  /** Time this peer has spent connected to it, in all (how useful it has been). */
+  connectedMs?: number
 }
 
 interface PeerBookFile {
@@ -38,9 +40,9 @@ export async function loadPeerBook(file: string): Promise<PeerBookEntry[]> {
   const out: PeerBookEntry[] = []
   for (const p of peers as unknown[]) {
     if (typeof p !== 'object' || p === null) continue
-    const { id, addrs, lastSeen } = p as Record<string, unknown>
+    const { id, addrs, lastSeen, connectedMs } = p as Record<string, unknown>
     if (typeof id !== 'string' || typeof lastSeen !== 'number' || !Array.isArray(addrs)) continue
-    out.push({ id, lastSeen, addrs: addrs.filter((a): a is string => typeof a === 'string') })
+    out.push({ id, lastSeen, addrs: addrs.filter((a): a is string => typeof a === 'string'), ...(typeof connectedMs === 'number' && connectedMs >= 0 ? { connectedMs } : {}) })
   }
   return out
 }

@@ -6,7 +6,8 @@ import type { ChangeEvent } from '../store/store.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import { partitionId } from '../table/ids.js'
 import { isCarried, type Carries } from '../sync/carries.js'
-import { decodeDeltaBatch, decodePartitionAnnouncement, DEFAULT_COALESCE_MS, encodePartitionAnnouncement, GossipCoalescer, PARTITIONS_TOPIC, topicFor } from '../sync/gossip.js'
+import { decodeDeltaBatch, decodePartitionAnnouncement, DEFAULT_COALESCE_MS, encodePartitionAnnouncement, GossipCoalescer, MAX_GOSSIP_BYTES, PARTITIONS_TOPIC, topicFor } from '../sync/gossip.js'
+import { BucketsByKey } from '../sync/token-bucket.js'
 import { reasonOf, REFUSED, Refusals } from './refusals.js'
 
 /**
@@ -14,6 +15,22 @@ import { reasonOf, REFUSED, Refusals } from './refusals.js'
  * subscribe to it (peers carrying the table subscribe when the announcement reaches them).
  */
 export const FIRST_SUBSCRIBER_WAIT_MS = 1_000
+
+/**
+ * Gossip topics (one per carried partition) this peer listens on at most. Gossipsub keeps mesh
+ * state and heartbeat work per topic; past the cap, partitions still replicate by anti-entropy.
+ * net/node.ts sizes gossipsub's per-peer topic budget to it.
+ */
+export const MAX_TOPICS = 4096
+
+/**
+ * Gossip one origin may make this peer apply per second, in messages and bytes (and bursts of
+ * twice that). A busy writer coalesces its changes into at most ~200 messages a second per
+ * partition; past the limits messages are dropped (counted RATE_LIMITED) and anti-entropy
+ * repairs what they carried.
+ */
+export const GOSSIP_MESSAGES_PER_SECOND = 500
+export const GOSSIP_BYTES_PER_SECOND = 8 * 1024 * 1024
 
 export interface GossipReplicatorInit {
   coalesceMs?: number
@@ -23,11 +40,18 @@ export interface GossipReplicatorInit {
   logger?: Logger
   /** Where refusals are counted and logged (shared with anti-entropy in a running peer). */
   refusals?: Refusals
+  /** Per-origin rates (defaults GOSSIP_MESSAGES_PER_SECOND, GOSSIP_BYTES_PER_SECOND). */
+  messagesPerSecond?: number
+  bytesPerSecond?: number
+  /** Topics listened on at most (default MAX_TOPICS). */
+  maxTopics?: number
 }
 
 export interface GossipCounters {
   messagesOut: number
   messagesIn: number
+  /** Partition announcements received (valid or not). */
+  announcementsIn: number
   deltasOut: number
   deltasIn: number
   deltasApplied: number
@@ -42,7 +66,7 @@ export interface GossipCounters {
  * misbehaving peer cannot stop this one. What gossip misses is left to anti-entropy.
  */
 export class GossipReplicator {
-  readonly counters: GossipCounters = { messagesOut: 0, messagesIn: 0, deltasOut: 0, deltasIn: 0, deltasApplied: 0, bytesOut: 0, bytesIn: 0 }
+  readonly counters: GossipCounters = { messagesOut: 0, messagesIn: 0, announcementsIn: 0, deltasOut: 0, deltasIn: 0, deltasApplied: 0, bytesOut: 0, bytesIn: 0 }
   readonly refusals: Refusals
   private readonly coalescer: GossipCoalescer
   private readonly subscribed = new Set<string>()
@@ -57,6 +81,8 @@ export class GossipReplicator {
   private readonly lastReceived = new Map<string, number>()
   private readonly logger: Logger
   private readonly carried: Carries
+  private readonly messageBuckets: BucketsByKey
+  private readonly byteBuckets: BucketsByKey
   private unsubscribeStore: (() => void) | null = null
   private restoreValidation: (() => void) | undefined
   /**
@@ -79,6 +105,10 @@ export class GossipReplicator {
     this.logger = init.logger ?? silentLogger
     this.refusals = init.refusals ?? new Refusals(this.logger)
     this.carried = init.carries ?? {}
+    const messages = init.messagesPerSecond ?? GOSSIP_MESSAGES_PER_SECOND
+    const bytes = init.bytesPerSecond ?? GOSSIP_BYTES_PER_SECOND
+    this.messageBuckets = new BucketsByKey(messages, messages * 2)
+    this.byteBuckets = new BucketsByKey(bytes, bytes * 2)
     this.coalescer = new GossipCoalescer({
       coalesceMs: init.coalesceMs ?? DEFAULT_COALESCE_MS,
       schedule: (fn, ms) => {
@@ -184,7 +214,15 @@ export class GossipReplicator {
   private subscribe(table: string, partition: string): boolean {
     const topic = topicFor(table, partition)
     if (this.subscribed.has(topic)) return false
+    const max = this.init.maxTopics ?? MAX_TOPICS
+    if (this.subscribed.size >= max) {
+      this.logger.warn(`not listening to gossip on ${table}/${quote(partition)}: this peer listens on ${max} topics already (MAX_TOPICS); the partition replicates by anti-entropy only`)
+      return false
+    }
     this.subscribed.add(topic)
+    // Listening counts as activity: a round waiting for gossip on it to go quiet gives the
+    // messages held for the first subscriber time to arrive.
+    this.lastReceived.set(topic, Date.now())
     this.node.pubsub.subscribe(topic)
     return true
   }
@@ -200,29 +238,38 @@ export class GossipReplicator {
       return
     }
     this.subscribe(event.table, event.partition)
-    // The first write to a partition in this run tells the mesh about it, so peers carrying the
-    // whole table listen (and fetch what they missed) even if they have never held a row of it.
+    // The first write to a partition in this run tells the mesh about it, with the row: peers
+    // carrying the whole table merge it, listen from then on, and fetch what they missed, even if
+    // they have never held a row of it.
     const id = partitionId(event.table, event.partition)
     if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
       this.announced.add(id)
       this.hold(topicFor(event.table, event.partition))
-      this.announce(event.table, event.partition)
+      if (this.announce(event.table, event.partition, event.key, event.delta)) {
+        this.counters.deltasOut++
+        return
+      }
     }
     if (this.coalescer.add(event.table, event.partition, event.key, event.delta)) this.counters.deltasOut++
   }
 
-  private announce(table: string, partition: string): void {
-    const message = encodePartitionAnnouncement(table, partition)
+  /** Announces a partition with its first row; true if the row went along (too large: it goes by the topic). */
+  private announce(table: string, partition: string, key: string, delta: Uint8Array): boolean {
+    const fits = delta.length + key.length * 3 + table.length + partition.length * 3 + 64 <= MAX_GOSSIP_BYTES
+    const message = encodePartitionAnnouncement({ table, partition, first: fits ? { key, delta } : null })
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
     this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.logger.warn(`announcing partition ${table}/${quote(partition)} failed: ${(error as Error).message}`))
+    return fits
   }
 
-  private onAnnouncement(message: Message): void {
+  private async onAnnouncement(message: Message): Promise<void> {
+    this.counters.announcementsIn++
     if (message.type !== 'signed') {
       this.refuse(REFUSED.UNSIGNED, `unsigned partition announcement dropped`)
       return
     }
+    if (!this.admit(message)) return
     let announced
     try {
       announced = decodePartitionAnnouncement(message.data)
@@ -230,12 +277,36 @@ export class GossipReplicator {
       this.refuse(reasonOf(error), `partition announcement from ${message.from.toString()} refused: ${(error as Error).message}`)
       return
     }
-    if (this.listen(announced.table, announced.partition)) this.onPartitionLearned?.(announced.table, announced.partition, message.from.toString())
+    if (this.source.schema(announced.table) === undefined || !isCarried(this.carried, announced.table, announced.partition)) return
+    const origin = message.from.toString()
+    const known = this.subscribed.has(topicFor(announced.table, announced.partition))
+    // A peer's word is not a row: the topic is listened to once the announced row has passed its
+    // checks (onChange), or, without one, once the round asked for here brings a row that does.
+    if (announced.first !== null) {
+      this.counters.deltasIn++
+      const [result] = await this.source.applyRemoteRows(announced.table, announced.partition, [{ key: announced.first.key, bytes: announced.first.delta }], origin)
+      if (result!.status === 'fulfilled') {
+        if (result!.value !== 'unchanged') this.counters.deltasApplied++
+      } else {
+        this.refuse(reasonOf(result!.reason), `the row announced for ${announced.table}/${quote(announced.partition)} by ${origin} refused: ${(result!.reason as Error).message}`)
+        return
+      }
+    }
+    if (!known) this.onPartitionLearned?.(announced.table, announced.partition, origin)
+  }
+
+  /** Whether the message's origin is within its rates; counts and drops it otherwise. */
+  private admit(message: Message & { type: 'signed' }): boolean {
+    const origin = message.from.toString()
+    const now = Date.now()
+    if (this.messageBuckets.take(origin, now) && this.byteBuckets.take(origin, now, message.data.length)) return true
+    this.refuse(REFUSED.RATE_LIMITED, `gossip from ${origin} over its rate (${this.init.messagesPerSecond ?? GOSSIP_MESSAGES_PER_SECOND} messages or ${this.init.bytesPerSecond ?? GOSSIP_BYTES_PER_SECOND} bytes a second): dropped, anti-entropy will repair it`)
+    return false
   }
 
   private async receive(message: Message): Promise<void> {
     if (message.topic === PARTITIONS_TOPIC) {
-      this.onAnnouncement(message)
+      await this.onAnnouncement(message)
       return
     }
     if (!this.subscribed.has(message.topic)) return
@@ -245,6 +316,7 @@ export class GossipReplicator {
     }
     this.counters.messagesIn++
     this.counters.bytesIn += message.data.length
+    if (!this.admit(message)) return
     let batch
     try {
       batch = decodeDeltaBatch(message.data)

@@ -8,7 +8,7 @@ import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
 import type { PeerCounters, PeerStatus } from '../status.js'
-import { GossipReplicator } from './gossip-replicator.js'
+import { GossipReplicator, type GossipReplicatorInit } from './gossip-replicator.js'
 import { Refusals } from './refusals.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
@@ -22,8 +22,8 @@ export interface PeerOptions {
   net?: Partial<Pick<NetInit, 'discoveryIntervalMs' | 'redial' | 'relay' | 'transports' | 'gater'>>
   /** Anti-entropy knobs (round interval, page sizes). */
   sync?: Omit<SyncServiceInit, 'carries' | 'logger' | 'refusals'>
-  /** Gossip coalescing window (ms). */
-  coalesceMs?: number
+  /** Gossip knobs (coalescing window, per-origin rates, topic cap). */
+  gossip?: Pick<GossipReplicatorInit, 'coalesceMs' | 'messagesPerSecond' | 'bytesPerSecond' | 'maxTopics' | 'firstSubscriberWaitMs'>
 }
 
 /**
@@ -61,10 +61,10 @@ export class Peer {
       const refusals = new Refusals(logger.child({ component: 'refusals' }))
       const source = db.replication()
       const gossip = new GossipReplicator(source, node, {
+        ...options.gossip,
         carries: config.carries,
         logger: logger.child({ component: 'gossip' }),
         refusals,
-        ...(options.coalesceMs === undefined ? {} : { coalesceMs: options.coalesceMs }),
       })
       const sync = new SyncService(source, node, {
         gossipIdleMs: (table, partition) => gossip.idleMs(table, partition),
@@ -74,14 +74,13 @@ export class Peer {
         refusals,
       })
       gossip.onPartitionLearned = (table, partition, from) => sync.partitionLearned(table, partition, from)
-      sync.onPartitionLearned = (table, partition) => gossip.listen(table, partition)
       gossip.start()
       undo.push(async () => gossip.stop())
       await sync.start()
       undo.push(() => sync.stop())
       let bridge: SqlBridge | null = null
       if (config.bridge != null) {
-        bridge = await SqlBridge.start({ db, config: parseBridgeConfig(config.bridge.input, config.bridge.source), logger: logger.child({ component: 'sql-bridge' }) })
+        bridge = await SqlBridge.start({ db, config: parseBridgeConfig(config.bridge, config.name === null ? 'config' : `config of '${config.name}'`), logger: logger.child({ component: 'sql-bridge' }) })
         undo.push(() => bridge!.stop())
       }
       let peer: Peer | null = null

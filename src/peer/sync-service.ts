@@ -12,7 +12,8 @@ import { DEFAULT_CONNECT_DELAY_MS, DEFAULT_INTERVAL_MS, DEFAULT_PEERS_PER_ROUND,
 import { StoreReplica } from '../sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../sync/sync-messages.js'
 import type { LoadProgress, SyncPeerStatus, SyncStatus } from '../status.js'
-import { reasonOf, Refusals } from './refusals.js'
+import { BucketsByKey } from '../sync/token-bucket.js'
+import { reasonOf, REFUSED, Refusals } from './refusals.js'
 
 export interface SyncServiceInit {
   /** What this peer carries (tables not listed: all). */
@@ -30,6 +31,11 @@ export interface SyncServiceInit {
   requestTimeoutMs?: number
   /** Range page and push batch size (default 256 KiB). */
   pageBytes?: number
+  /** Inbound rounds served at once, from all peers (default MAX_INBOUND_SESSIONS); one per peer. */
+  maxInboundSessions?: number
+  /** Requests a peer may make per second, and in a burst (defaults SYNC_REQUESTS_PER_SECOND, SYNC_REQUEST_BURST). */
+  requestsPerSecond?: number
+  requestBurst?: number
   /**
    * Milliseconds since gossip last brought deltas for a partition (Infinity if never). A round
    * asked for by a partition announcement waits until the announcement and gossip on it have been
@@ -53,8 +59,20 @@ export interface SyncCounters {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
-/** A responder drops a stream left idle this long between requests. */
-const RESPONDER_IDLE_MS = 120_000
+/**
+ * A responder drops a stream left idle this long between requests: an initiator asks again as soon
+ * as it has applied an answer, so a long silence is a stalled or hostile peer holding a session.
+ */
+export const RESPONDER_IDLE_MS = 30_000
+/** Inbound rounds served at once (each holds a stream and may read the store hard); more are answered BUSY. */
+export const MAX_INBOUND_SESSIONS = 8
+/**
+ * Sync requests one peer may make per second, and in a burst. A request answers up to a page
+ * (256 KiB), so 200/s is ~50 MB/s per peer, more than a link carries; past it a peer is told
+ * RATE_LIMITED and the stream closed.
+ */
+export const SYNC_REQUESTS_PER_SECOND = 200
+export const SYNC_REQUEST_BURST = 400
 
 /**
  * The repair path of replication over libp2p: serves `/shoal/sync/1.0.0` and runs anti-entropy
@@ -67,8 +85,6 @@ export class SyncService {
   readonly refusals: Refusals
   /** Called as rows of a partition arrive in a round (initial loads, big repairs). */
   onProgress: ((progress: LoadProgress & { done: boolean }) => void) | undefined
-  /** Called when a peer's hello shows a partition this peer carries but did not hold. */
-  onPartitionLearned: ((table: string, partition: string) => void) | undefined
   private readonly replica: StoreReplica
   private readonly logger: Logger
   private readonly scheduler: RoundScheduler
@@ -76,6 +92,9 @@ export class SyncService {
   private readonly loading = new Map<string, LoadProgress>()
   private readonly abort = new AbortController()
   private readonly running = new Set<Promise<unknown>>()
+  /** Inbound rounds being served, per peer. */
+  private readonly inbound = new Map<string, number>()
+  private readonly requestBuckets: BucketsByKey
   private started = false
 
   constructor(
@@ -86,6 +105,7 @@ export class SyncService {
     this.logger = init.logger ?? silentLogger
     this.refusals = init.refusals ?? new Refusals(this.logger)
     this.replica = new StoreReplica(source, init.carries ?? {}, (reason, message) => this.refusals.refuse(reason, message))
+    this.requestBuckets = new BucketsByKey(init.requestsPerSecond ?? SYNC_REQUESTS_PER_SECOND, init.requestBurst ?? SYNC_REQUEST_BURST)
     this.scheduler = new RoundScheduler({
       clock: {
         now: () => Date.now(),
@@ -219,10 +239,25 @@ export class SyncService {
     this.onProgress?.({ ...entry, done: event.done })
   }
 
+  /** Turns a session away: one error answer, then the stream is closed. */
+  private async refuseSession(lp: LengthPrefixedStream, stream: Stream, code: string, message: string): Promise<void> {
+    await lp.write(encodeResponse({ type: 'error', code, message }), { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => undefined)
+    await stream.close().catch(() => undefined)
+  }
+
   /** Serves one inbound stream: one answer per request, until the initiator closes it. */
   private async respond(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
     const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const total = [...this.inbound.values()].reduce((a, b) => a + b, 0)
+    const max = this.init.maxInboundSessions ?? MAX_INBOUND_SESSIONS
+    if ((this.inbound.get(from) ?? 0) > 0 || total >= max) {
+      const why = (this.inbound.get(from) ?? 0) > 0 ? 'a round with you is already being served' : `this peer serves at most ${max} rounds at once`
+      this.refusals.refuse(REFUSED.BUSY, `anti-entropy session from ${from} turned away: ${why}`)
+      await this.refuseSession(lp, stream, 'BUSY', `${why}; try again later`)
+      return
+    }
+    this.inbound.set(from, (this.inbound.get(from) ?? 0) + 1)
     this.scheduler.inboundStarted(from)
     const started = Date.now()
     const figures = { rowsReceived: 0, rowsSent: 0, bytesIn: 0, bytesOut: 0 }
@@ -246,6 +281,11 @@ export class SyncService {
         this.counters.bytesIn += frame.length
         this.counters.framesIn++
         figures.bytesIn += frame.length
+        if (!this.requestBuckets.take(from, Date.now())) {
+          this.refusals.refuse(REFUSED.RATE_LIMITED, `anti-entropy requests from ${from} over ${this.init.requestsPerSecond ?? SYNC_REQUESTS_PER_SECOND}/s: session closed`)
+          await this.refuseSession(lp, stream, REFUSED.RATE_LIMITED, 'too many requests; slow down')
+          return
+        }
         const request = decodeRequest(frame)
         if (request.type === 'hello' && this.scheduler.shouldDecline(from, this.node.peerId.toString())) {
           // Both sides started a round at once: one round covers both directions, so the peer
@@ -267,7 +307,6 @@ export class SyncService {
           this.counters.rowsRepaired += response.applied
         } else if (request.type === 'hello') {
           for (const r of request.roots) theirRows.set(partitionId(r.table, r.partition), r.rows)
-          this.learnPartitions(request.roots)
         } else if (response.type === 'range' || response.type === 'fetch') {
           const sent = response.rows.filter((r) => r.bytes !== null).length
           this.counters.rowsOut += sent
@@ -291,13 +330,11 @@ export class SyncService {
       stream.abort(error as Error)
     } finally {
       for (const entry of pushed.values()) this.progress(from, { ...entry, done: true })
+      const left = (this.inbound.get(from) ?? 1) - 1
+      if (left > 0) this.inbound.set(from, left)
+      else this.inbound.delete(from)
       this.scheduler.inboundEnded(from, started, completed)
     }
-  }
-
-  private learnPartitions(roots: ReadonlyArray<{ table: string; partition: string }>): void {
-    if (this.onPartitionLearned === undefined) return
-    for (const r of roots) if (!this.source.holds(r.table, r.partition)) this.onPartitionLearned(r.table, r.partition)
   }
 
   private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {

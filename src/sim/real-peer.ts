@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Connection } from '@libp2p/interface'
-import type { PeerConfig } from '../config.js'
+import { parseConfig, type PeerConfig } from '../config.js'
 import { loadOrCreatePeerKey } from '../net/identity.js'
 import { Peer } from '../peer/peer.js'
 import type { ReplicaSource } from '../store/replica-source.js'
@@ -110,6 +110,8 @@ export class RealPeer {
       this.state = 'starting'
       const { scenario, timeScale } = this.init
       const config: PeerConfig = {
+        // Defaults for every field the simulator does not drive.
+        ...parseConfig({}, 'simulator'),
         name: `p${this.index}`,
         data: this.dir,
         tables: scenario.tables,
@@ -140,14 +142,15 @@ export class RealPeer {
             requestTimeoutMs: scenario.antiEntropy.requestTimeoutMs * timeScale,
             connectDelayMs: 200,
           },
-          coalesceMs: scenario.gossip.coalesceMs * timeScale,
+          gossip: { coalesceMs: scenario.gossip.coalesceMs * timeScale },
         })
       } catch (error) {
         this.state = 'down'
         throw error
       }
       this.peer = peer
-      this.instrument(peer)
+      const seen = this.instrument(peer)
+      await this.resync(seen)
       this.state = 'up'
     })
   }
@@ -254,10 +257,26 @@ export class RealPeer {
     return { held, rows }
   }
 
-  private instrument(peer: Peer): void {
+  /**
+   * A started peer replicates before `instrument` can follow it (Peer.start returns a running
+   * peer), so what is on disk then is taken as changed, except rows an event has reported since.
+   */
+  private async resync(seen: ReadonlySet<string>): Promise<void> {
+    const { rows } = await this.finalState()
+    for (const [id, state] of rows) {
+      if (seen.has(id)) continue
+      this.alive.set(id, state.alive)
+      this.dirty.set(id, fingerprint(state.alive, state.values))
+    }
+  }
+
+  /** Follows the peer's changes; returns the ids of the rows reported since. */
+  private instrument(peer: Peer): Set<string> {
+    const seen = new Set<string>()
     this.unsubscribe = peer.db.subscribe((event: ChangeEvent) => {
       if (!this.tables.has(event.table)) return
       const id = rowId(event.table, event.partition, event.key)
+      seen.add(id)
       this.alive.set(id, event.alive)
       this.dirty.set(id, fingerprint(event.alive, event.row))
     })
@@ -266,6 +285,7 @@ export class RealPeer {
       const other = this.init.indexOf(event.detail.remotePeer.toString())
       if (other !== undefined && !this.init.allowed(this.index, other)) event.detail.abort(new Error('simulated network cut'))
     })
+    return seen
   }
 
   private current(peer: Peer): TrafficTotals {

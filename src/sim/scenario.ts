@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
+import * as v from 'valibot'
 import { parse as parseYaml } from 'yaml'
 import { ShoalError } from '../errors.js'
-import { isPlainObject, validateSchema, type ResolvedSchema } from '../table/schema.js'
+import { TABLE_DEFINITION, validateSchema, type ResolvedSchema } from '../table/schema.js'
+import { entriesOf, fields, integerIn, isPlainObject, numberIn, oneOf, parseWith, shown, strictFields } from '../validation.js'
 
 /*
  * A simulation scenario: peers, what each carries, workload, fault schedule, seed, duration.
@@ -90,194 +92,177 @@ const DEFAULTS = {
   antiEntropy: { intervalMs: 2_000, peersPerRound: 2, requestTimeoutMs: 2_000 },
 }
 
-const TOP_FIELDS = ['name', 'mode', 'seed', 'peers', 'carries', 'tables', 'workload', 'durationMs', 'settleMs', 'faults', 'network', 'gossip', 'antiEntropy', 'sampleMs']
+const HOUR_MS = 3_600_000
+const DAY_MS = 24 * HOUR_MS
+const YEAR_MS = 365 * DAY_MS
+/** Limits of the fields the command line can also set (shoal sim --peers, --seed, --duration). */
+export const MAX_PEERS = 100_000
+export const MAX_SEED = 2 ** 31 - 1
+export const MAX_DURATION_MS = YEAR_MS
+/** Per-link delay bounds of a `delay` fault. */
+const MAX_DELAY_MS = 600_000
+const FAULT_KINDS: ReadonlyArray<FaultSpec['kind']> = ['partition', 'isolate', 'bridge', 'ring', 'loss', 'duplicate', 'delay', 'crash', 'join', 'skew', 'swizzle']
 
-class Reader {
-  constructor(readonly source: string) {}
+const nonEmptyString = (message: string) => v.pipe(v.string(message), v.nonEmpty(message))
+const nonEmptyArray = <T extends v.GenericSchema>(item: T, message: string) => v.pipe(v.array(item, message), v.minLength(1, message))
+/** Exactly two items; checked first, or a missing second item would be reported as `[1]` undefined. */
+const pair = <T extends v.GenericSchema>(item: T, message: string) =>
+  v.pipe(
+    v.custom<unknown[]>((x) => Array.isArray(x) && x.length === 2, message),
+    v.strictTuple([item, item], message),
+  )
 
-  fail(field: string, message: string): never {
-    throw new ScenarioError(`${this.source}: '${field}' ${message}`)
-  }
+/** The fields others are checked against: peer indexes, fault times, carried tables. Validated first. */
+const FRAME_FIELDS = {
+  peers: v.optional(integerIn(1, MAX_PEERS), DEFAULTS.peers),
+  durationMs: v.optional(integerIn(1, MAX_DURATION_MS), DEFAULTS.durationMs),
+  tables: v.optional(nonEmptyArray(TABLE_DEFINITION, 'must be a non-empty array of table schemas')),
+}
+const FRAME = v.pipe(v.custom<Record<string, unknown>>(isPlainObject, 'must be an object'), v.looseObject(FRAME_FIELDS))
+type Frame = v.InferOutput<typeof FRAME>
 
-  object(field: string, v: unknown, allowed: readonly string[]): Record<string, unknown> {
-    if (!isPlainObject(v)) this.fail(field, 'must be an object')
-    for (const k of Object.keys(v)) if (!allowed.includes(k)) this.fail(`${field}.${k}`, `is not a known field (allowed: ${allowed.join(', ')})`)
-    return v
-  }
-
-  number(field: string, v: unknown, min: number, max: number, integer = true): number {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-      this.fail(field, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max} (got ${JSON.stringify(v)})`)
-    }
-    return v
-  }
-
-  peer(field: string, v: unknown, peers: number): number {
-    return this.number(field, v, 0, peers - 1)
-  }
-
-  peerList(field: string, v: unknown, peers: number): number[] {
-    if (!Array.isArray(v) || v.length === 0) this.fail(field, 'must be a non-empty array of peer indexes')
-    return v.map((p, i) => this.peer(`${field}[${i}]`, p, peers))
-  }
+function faultSchema({ peers, durationMs }: Frame) {
+  const peer = integerIn(0, peers - 1)
+  const peerList = nonEmptyArray(peer, 'must be a non-empty array of peer indexes')
+  const links = v.optional(v.nullable(v.array(pair(peer, 'must be a [peer, peer] pair'), 'must be an array of [peer, peer] pairs')), null)
+  const fault = <K extends FaultSpec['kind'], E extends v.ObjectEntries>(kind: K, entries: E) =>
+    strictFields({ kind: v.literal(kind), at: v.optional(integerIn(0, durationMs), 0), for: v.optional(v.nullable(integerIn(1, YEAR_MS)), null), ...entries })
+  const half = Math.floor(peers / 2)
+  // "halves" splits whatever the number of peers (for sweeps over N).
+  const halves = v.pipe(
+    v.literal('halves'),
+    v.transform(() => [Array.from({ length: half }, (_, i) => i), Array.from({ length: peers - half }, (_, i) => half + i)]),
+    // After the transform: an issue before it would make the union report its generic message.
+    v.check(() => peers >= 2, '"halves" needs at least 2 peers'),
+  )
+  const groupsMessage = 'must be "halves" or at least two arrays of peer indexes'
+  const disjoint = v.check(
+    (groups: number[][]) => new Set(groups.flat()).size === groups.flat().length,
+    (issue) => `names peer ${issue.input.flat().find((p, i, all) => all.indexOf(p) !== i)} in two groups`,
+  )
+  return v.variant(
+    'kind',
+    [
+      fault('partition', { groups: v.union([halves, v.pipe(v.array(peerList, groupsMessage), v.minLength(2, groupsMessage), disjoint)], groupsMessage) }),
+      fault('isolate', { peer }),
+      fault('bridge', { groups: pair(peerList, 'must be exactly two arrays of peer indexes'), via: peer }),
+      fault('ring', {}),
+      fault('loss', { rate: numberIn(0, 1), links }),
+      fault('duplicate', { rate: numberIn(0, 1), links }),
+      v.pipe(
+        fault('delay', { minMs: numberIn(0, MAX_DELAY_MS), maxMs: numberIn(0, MAX_DELAY_MS), links }),
+        v.forward(
+          v.check((f) => f.maxMs >= f.minMs, (issue) => `must be a number from ${issue.input.minMs} to ${MAX_DELAY_MS} (got ${issue.input.maxMs})`),
+          ['maxMs'],
+        ),
+      ),
+      fault('crash', { peer }),
+      fault('join', { for: v.optional(v.null('must be null or absent: a peer that joins stays'), null), peer }),
+      fault('skew', { peer, ms: integerIn(-DAY_MS, DAY_MS) }),
+      fault('swizzle', { stepMs: v.optional(integerIn(1, HOUR_MS), 500), links: v.optional(integerIn(1, 10_000_000), Math.max(1, Math.floor((peers * (peers - 1)) / 4))) }),
+    ],
+    (issue) => (issue.expected === 'Object' ? `must be a fault event: { kind, at, for, … }` : `must be one of ${FAULT_KINDS.join(', ')} (got ${shown(issue.input)})`),
+  )
 }
 
-/** Validates a parsed scenario object and fills defaults; errors name the source and field. */
-export function parseScenario(input: unknown, source: string): Scenario {
-  const r = new Reader(source)
-  const o = r.object('(top level)', input ?? {}, TOP_FIELDS)
-  const peers = o.peers === undefined ? DEFAULTS.peers : r.number('peers', o.peers, 1, 100_000)
-  const mode = o.mode === undefined ? DEFAULTS.mode : o.mode === 'model' || o.mode === 'real' ? o.mode : r.fail('mode', `must be "model" or "real" (got ${JSON.stringify(o.mode)})`)
-  const tables = o.tables === undefined ? DEFAULT_TABLES : parseTables(r, o.tables)
-  const durationMs = o.durationMs === undefined ? DEFAULTS.durationMs : r.number('durationMs', o.durationMs, 1, 365 * 24 * 3600_000)
-  const w = r.object('workload', o.workload ?? {}, ['opsPerSecond', 'keys', 'hotKeys', 'hotFraction', 'mix', 'partitions'])
+function scenarioSchema(frame: Frame, tables: readonly ResolvedSchema[]) {
   const d = DEFAULTS.workload
-  const mixIn = r.object('workload.mix', w.mix ?? d.mix, ['put', 'update', 'increment', 'delete', 'text'])
-  const mix = { ...Object.fromEntries(Object.keys(d.mix).map((k) => [k, 0])), ...Object.fromEntries(Object.entries(mixIn).map(([k, v]) => [k, r.number(`workload.mix.${k}`, v, 0, 1e6, false)])) } as WorkloadSpec['mix']
-  if (Object.values(mix).every((v) => v === 0)) r.fail('workload.mix', 'needs at least one operation kind with a weight above 0')
-  const keys = w.keys === undefined ? d.keys : r.number('workload.keys', w.keys, 1, 10_000_000)
-  const partitions = w.partitions === undefined ? d.partitions : Array.isArray(w.partitions) && w.partitions.length > 0 && w.partitions.every((p) => typeof p === 'string' && p !== '') ? (w.partitions as string[]) : r.fail('workload.partitions', 'must be a non-empty array of partition values (strings)')
-  const workload: WorkloadSpec = {
-    opsPerSecond: w.opsPerSecond === undefined ? d.opsPerSecond : r.number('workload.opsPerSecond', w.opsPerSecond, 0, 1_000_000, false),
-    keys,
-    hotKeys: w.hotKeys === undefined ? Math.min(d.hotKeys, keys) : r.number('workload.hotKeys', w.hotKeys, 0, keys),
-    hotFraction: w.hotFraction === undefined ? d.hotFraction : r.number('workload.hotFraction', w.hotFraction, 0, 1, false),
-    mix,
-    partitions,
+  const weight = v.optional(numberIn(0, 1e6), 0)
+  const workload = v.pipe(
+    fields({
+      opsPerSecond: v.optional(numberIn(0, 1_000_000), d.opsPerSecond),
+      keys: v.optional(integerIn(1, 10_000_000), d.keys),
+      hotKeys: v.optional(integerIn(0, 10_000_000)),
+      hotFraction: v.optional(numberIn(0, 1), d.hotFraction),
+      mix: v.optional(
+        v.pipe(
+          fields({ put: weight, update: weight, increment: weight, delete: weight, text: weight }),
+          v.check((mix) => Object.values(mix).some((w) => w > 0), 'needs at least one operation kind with a weight above 0'),
+        ),
+        d.mix,
+      ),
+      partitions: v.optional(nonEmptyArray(nonEmptyString('must be a partition value (a non-empty string)'), 'must be a non-empty array of partition values (strings)'), d.partitions),
+    }),
+    v.forward(v.check((w) => w.hotKeys === undefined || w.hotKeys <= w.keys, (issue) => `must be an integer from 0 to ${issue.input.keys} (got ${issue.input.hotKeys})`), ['hotKeys']),
+    v.transform(({ opsPerSecond, keys, hotKeys, hotFraction, mix, partitions }): WorkloadSpec => ({
+      opsPerSecond,
+      keys,
+      hotKeys: hotKeys ?? Math.min(d.hotKeys, keys),
+      hotFraction,
+      mix,
+      partitions,
+    })),
+  )
+  // A record, not an object of the table names: valibot reads object fields with `in`, so a table
+  // named like an Object.prototype member (toString) would be found on every object.
+  const carried = entriesOf(
+    oneOf(tables.map((t) => t.name)),
+    v.array(v.string('must be a partition value (a string)'), 'must be an array of partition values'),
+    'must be an object of table → [partitions]',
+  )
+  const peer = integerIn(0, frame.peers - 1)
+  return fields({
+    ...FRAME_FIELDS,
+    name: v.optional(nonEmptyString('must be a non-empty string'), 'unnamed'),
+    mode: v.optional(v.picklist(['model', 'real'], (issue) => `must be "model" or "real" (got ${shown(issue.input)})`), DEFAULTS.mode),
+    seed: v.optional(integerIn(0, MAX_SEED), DEFAULTS.seed),
+    carries: v.optional(
+      v.array(
+        fields({ peers: nonEmptyArray(peer, 'must be a non-empty array of peer indexes'), tables: carried }),
+        'must be an array of { peers: [indexes], tables: { table: [partitions] } }',
+      ),
+      [],
+    ),
+    workload: v.optional(workload, {}),
+    settleMs: v.optional(integerIn(1, YEAR_MS), DEFAULTS.settleMs),
+    faults: v.optional(v.array(faultSchema(frame), 'must be an array of fault events'), []),
+    network: v.optional(
+      fields({ latencyMs: v.optional(numberIn(0, 60_000), DEFAULTS.network.latencyMs), jitterMs: v.optional(numberIn(0, 60_000), DEFAULTS.network.jitterMs) }),
+      {},
+    ),
+    gossip: v.optional(fields({ coalesceMs: v.optional(numberIn(0, 60_000), DEFAULTS.gossip.coalesceMs), fanout: v.optional(integerIn(1, 1000), DEFAULTS.gossip.fanout) }), {}),
+    antiEntropy: v.optional(
+      fields({
+        intervalMs: v.optional(integerIn(1, HOUR_MS), DEFAULTS.antiEntropy.intervalMs),
+        peersPerRound: v.optional(integerIn(1, 1000), DEFAULTS.antiEntropy.peersPerRound),
+        requestTimeoutMs: v.optional(integerIn(1, HOUR_MS), DEFAULTS.antiEntropy.requestTimeoutMs),
+      }),
+      {},
+    ),
+    sampleMs: v.optional(integerIn(1, HOUR_MS), DEFAULTS.sampleMs),
+  })
+}
+
+/**
+ * Validates a parsed scenario object and fills defaults; errors name the source and field. Peer
+ * indexes, fault times and carried tables are bounded by `peers`, `durationMs` and `tables`, so
+ * those are read first and the rest is checked against a schema built for them.
+ */
+export function parseScenario(input: unknown, source: string): Scenario {
+  const from = { source, what: 'the scenario', error: (message: string) => new ScenarioError(message) }
+  const frame = parseWith(FRAME, input ?? {}, from)
+  const tables = frame.tables ?? DEFAULT_TABLES
+  const s = parseWith(scenarioSchema(frame, tables), input ?? {}, from)
+  const carries: Array<Record<string, string[]>> = Array.from({ length: frame.peers }, () => ({}))
+  for (const entry of s.carries) {
+    for (const [table, partitions] of Object.entries(entry.tables)) for (const p of entry.peers) carries[p]![table] = partitions
   }
-  const carries: Array<Record<string, string[]>> = Array.from({ length: peers }, () => ({}))
-  if (o.carries !== undefined) {
-    const list: unknown[] = Array.isArray(o.carries) ? o.carries : r.fail('carries', 'must be an array of { peers: [indexes], tables: { table: [partitions] } }')
-    list.forEach((entry: unknown, i: number) => {
-      const e = r.object(`carries[${i}]`, entry, ['peers', 'tables'])
-      const ps = r.peerList(`carries[${i}].peers`, e.peers, peers)
-      const t = r.object(`carries[${i}].tables`, e.tables, tables.map((x) => x.name))
-      for (const [table, list] of Object.entries(t)) {
-        if (!Array.isArray(list) || !list.every((p) => typeof p === 'string')) r.fail(`carries[${i}].tables.${table}`, 'must be an array of partition values')
-        for (const p of ps) carries[p]![table] = list as string[]
-      }
-    })
-  }
-  const faults = o.faults === undefined ? [] : parseFaults(r, o.faults, peers, durationMs)
-  const n = r.object('network', o.network ?? {}, ['latencyMs', 'jitterMs'])
-  const g = r.object('gossip', o.gossip ?? {}, ['coalesceMs', 'fanout'])
-  const a = r.object('antiEntropy', o.antiEntropy ?? {}, ['intervalMs', 'peersPerRound', 'requestTimeoutMs'])
   return {
-    name: o.name === undefined ? 'unnamed' : typeof o.name === 'string' && o.name !== '' ? o.name : r.fail('name', 'must be a non-empty string'),
-    mode,
-    seed: o.seed === undefined ? DEFAULTS.seed : r.number('seed', o.seed, 0, 2 ** 31 - 1),
-    peers,
+    name: s.name,
+    mode: s.mode,
+    seed: s.seed,
+    peers: frame.peers,
     carries,
     tables,
-    workload,
-    durationMs,
-    settleMs: o.settleMs === undefined ? DEFAULTS.settleMs : r.number('settleMs', o.settleMs, 1, 365 * 24 * 3600_000),
-    faults,
-    network: {
-      latencyMs: n.latencyMs === undefined ? DEFAULTS.network.latencyMs : r.number('network.latencyMs', n.latencyMs, 0, 60_000, false),
-      jitterMs: n.jitterMs === undefined ? DEFAULTS.network.jitterMs : r.number('network.jitterMs', n.jitterMs, 0, 60_000, false),
-    },
-    gossip: {
-      coalesceMs: g.coalesceMs === undefined ? DEFAULTS.gossip.coalesceMs : r.number('gossip.coalesceMs', g.coalesceMs, 0, 60_000, false),
-      fanout: g.fanout === undefined ? DEFAULTS.gossip.fanout : r.number('gossip.fanout', g.fanout, 1, 1000),
-    },
-    antiEntropy: {
-      intervalMs: a.intervalMs === undefined ? DEFAULTS.antiEntropy.intervalMs : r.number('antiEntropy.intervalMs', a.intervalMs, 1, 3600_000),
-      peersPerRound: a.peersPerRound === undefined ? DEFAULTS.antiEntropy.peersPerRound : r.number('antiEntropy.peersPerRound', a.peersPerRound, 1, 1000),
-      requestTimeoutMs: a.requestTimeoutMs === undefined ? DEFAULTS.antiEntropy.requestTimeoutMs : r.number('antiEntropy.requestTimeoutMs', a.requestTimeoutMs, 1, 3600_000),
-    },
-    sampleMs: o.sampleMs === undefined ? DEFAULTS.sampleMs : r.number('sampleMs', o.sampleMs, 1, 3600_000),
+    workload: s.workload,
+    durationMs: frame.durationMs,
+    settleMs: s.settleMs,
+    faults: s.faults,
+    network: s.network,
+    gossip: s.gossip,
+    antiEntropy: s.antiEntropy,
+    sampleMs: s.sampleMs,
   }
-}
-
-function parseTables(r: Reader, v: unknown): ResolvedSchema[] {
-  if (!Array.isArray(v) || v.length === 0) r.fail('tables', 'must be a non-empty array of table schemas')
-  return v.map((schema, i) => {
-    try {
-      return validateSchema(schema)
-    } catch (error) {
-      return r.fail(`tables[${i}]`, (error as Error).message)
-    }
-  })
-}
-
-const FAULT_FIELDS: Record<FaultSpec['kind'], string[]> = {
-  partition: ['groups'],
-  isolate: ['peer'],
-  bridge: ['groups', 'via'],
-  ring: [],
-  loss: ['rate', 'links'],
-  duplicate: ['rate', 'links'],
-  delay: ['minMs', 'maxMs', 'links'],
-  crash: ['peer'],
-  join: ['peer'],
-  skew: ['peer', 'ms'],
-  swizzle: ['stepMs', 'links'],
-}
-
-function parseFaults(r: Reader, v: unknown, peers: number, durationMs: number): FaultSpec[] {
-  if (!Array.isArray(v)) r.fail('faults', 'must be an array of fault events')
-  return v.map((raw, i): FaultSpec => {
-    const f = `faults[${i}]`
-    if (!isPlainObject(raw) || typeof raw.kind !== 'string' || !(raw.kind in FAULT_FIELDS)) {
-      r.fail(`${f}.kind`, `must be one of ${Object.keys(FAULT_FIELDS).join(', ')}`)
-    }
-    const kind = raw.kind as FaultSpec['kind']
-    const e = r.object(f, raw, ['kind', 'at', 'for', ...FAULT_FIELDS[kind]])
-    const at = e.at === undefined ? 0 : r.number(`${f}.at`, e.at, 0, durationMs)
-    const span = e.for === undefined || e.for === null ? null : r.number(`${f}.for`, e.for, 1, 365 * 24 * 3600_000)
-    const links = (): Array<[number, number]> | null => {
-      if (e.links === undefined || e.links === null) return null
-      if (!Array.isArray(e.links)) r.fail(`${f}.links`, 'must be an array of [peer, peer] pairs')
-      return e.links.map((l: unknown, j: number) => {
-        if (!Array.isArray(l) || l.length !== 2) r.fail(`${f}.links[${j}]`, 'must be a [peer, peer] pair')
-        return [r.peer(`${f}.links[${j}][0]`, l[0], peers), r.peer(`${f}.links[${j}][1]`, l[1], peers)]
-      })
-    }
-    const rate = (): number => r.number(`${f}.rate`, e.rate, 0, 1, false)
-    switch (kind) {
-      case 'partition': {
-        // "halves" splits whatever the number of peers (for sweeps over N).
-        if (e.groups === 'halves') {
-          if (peers < 2) r.fail(`${f}.groups`, '"halves" needs at least 2 peers')
-          const half = Math.floor(peers / 2)
-          return { kind, at, for: span, groups: [Array.from({ length: half }, (_, i) => i), Array.from({ length: peers - half }, (_, i) => half + i)] }
-        }
-        if (!Array.isArray(e.groups) || e.groups.length < 2) r.fail(`${f}.groups`, 'must be "halves" or at least two arrays of peer indexes')
-        const groups = e.groups.map((g: unknown, j: number) => r.peerList(`${f}.groups[${j}]`, g, peers))
-        const seen = new Set<number>()
-        for (const p of groups.flat()) {
-          if (seen.has(p)) r.fail(`${f}.groups`, `names peer ${p} in two groups`)
-          seen.add(p)
-        }
-        return { kind, at, for: span, groups }
-      }
-      case 'bridge': {
-        if (!Array.isArray(e.groups) || e.groups.length !== 2) r.fail(`${f}.groups`, 'must be exactly two arrays of peer indexes')
-        const groups = [r.peerList(`${f}.groups[0]`, e.groups[0], peers), r.peerList(`${f}.groups[1]`, e.groups[1], peers)] as [number[], number[]]
-        return { kind, at, for: span, groups, via: r.peer(`${f}.via`, e.via, peers) }
-      }
-      case 'ring':
-        return { kind, at, for: span }
-      case 'isolate':
-      case 'crash':
-        return { kind, at, for: span, peer: r.peer(`${f}.peer`, e.peer, peers) }
-      case 'join':
-        return { kind, at, for: null, peer: r.peer(`${f}.peer`, e.peer, peers) }
-      case 'skew':
-        return { kind, at, for: span, peer: r.peer(`${f}.peer`, e.peer, peers), ms: r.number(`${f}.ms`, e.ms, -86_400_000, 86_400_000) }
-      case 'loss':
-      case 'duplicate':
-        return { kind, at, for: span, rate: rate(), links: links() }
-      case 'delay': {
-        const minMs = r.number(`${f}.minMs`, e.minMs, 0, 600_000, false)
-        const maxMs = r.number(`${f}.maxMs`, e.maxMs, minMs, 600_000, false)
-        return { kind, at, for: span, minMs, maxMs, links: links() }
-      }
-      case 'swizzle':
-        return { kind, at, for: span, stepMs: r.number(`${f}.stepMs`, e.stepMs ?? 500, 1, 3600_000), links: r.number(`${f}.links`, e.links ?? Math.max(1, Math.floor((peers * (peers - 1)) / 4)), 1, 10_000_000) }
-    }
-  })
 }
 
 /** Reads a scenario file: `.yaml`/`.yml` as YAML, anything else as JSON. */

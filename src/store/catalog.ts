@@ -14,7 +14,10 @@ import { extendSchema, type ResolvedSchema } from '../table/schema.js'
 export class Catalog {
   private readonly schemas = new Map<string, ResolvedSchema>()
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly maxTables = MAX_TABLES,
+  ) {}
 
   /** The schema of a table (the catalog's own for CATALOG_TABLE), or undefined. */
   get(name: string): ResolvedSchema | undefined {
@@ -42,7 +45,7 @@ export class Catalog {
     if (next.name !== name) throw new SchemaError(`catalog row '${name}' describes table '${next.name}'`)
     const current = this.schemas.get(name)
     if (current === undefined) {
-      if (this.schemas.size >= MAX_TABLES) throw new SchemaError(`this store holds ${this.schemas.size} tables, the limit (MAX_TABLES); table '${name}' is refused`)
+      if (this.schemas.size >= this.maxTables) throw new SchemaError(`this store holds ${this.schemas.size} tables, the limit (MAX_TABLES = ${this.maxTables}); table '${name}' is refused`)
       return next
     }
     return extendSchema(current, next)

@@ -48,6 +48,7 @@ export class StoreCore {
     readonly catalog: Catalog,
     readonly log: Logger,
     readonly syncWrites: boolean,
+    readonly maxPartitionsPerTable: number,
   ) {
     this.levels = sublevels(db)
     this.prefix = {

@@ -25,6 +25,8 @@ export class DigestState {
   private readonly counts = new Map<string, number>()
   private readonly roots = new Map<string, Uint8Array>()
   private readonly trees = new Map<string, DigestTree>()
+  /** Partitions held per table. */
+  private readonly perTable = new Map<string, number>()
   /** Bumped at every commit, so a tree built while a commit landed is not cached stale. */
   private epoch = 0
 
@@ -33,6 +35,15 @@ export class DigestState {
   async load(meta: Iterate<string>): Promise<void> {
     for await (const [key, value] of meta.iterator({ gte: COUNT_PREFIX, lt: prefixEnd(COUNT_PREFIX) })) this.counts.set(key.slice(COUNT_PREFIX.length), Number(value))
     for await (const [key, value] of meta.iterator({ gte: ROOT_PREFIX, lt: prefixEnd(ROOT_PREFIX) })) this.roots.set(key.slice(ROOT_PREFIX.length), fromHex(value))
+    for (const pid of this.partitionIds()) {
+      const { table } = parsePartitionId(pid)
+      this.perTable.set(table, (this.perTable.get(table) ?? 0) + 1)
+    }
+  }
+
+  /** Partitions of a table held here. */
+  partitionCount(table: string): number {
+    return this.perTable.get(table) ?? 0
   }
 
   /** True if rows of this partition (live or deleted) are stored here. */
@@ -113,6 +124,11 @@ export class DigestState {
   committed(changes: DigestChanges, next: { roots: Map<string, Uint8Array>; counts: Map<string, number> }): void {
     this.epoch++
     for (const { partition, leaf, change } of changes.leaves()) this.trees.get(partition)?.apply(leaf, change)
+    for (const pid of new Set([...next.roots.keys(), ...next.counts.keys()])) {
+      if (this.counts.has(pid) || this.roots.has(pid)) continue
+      const { table } = parsePartitionId(pid)
+      this.perTable.set(table, (this.perTable.get(table) ?? 0) + 1)
+    }
     for (const [pid, root] of next.roots) this.roots.set(pid, root)
     for (const [pid, count] of next.counts) this.counts.set(pid, count)
   }

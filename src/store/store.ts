@@ -1,4 +1,4 @@
-import { DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, MAX_DELTA_BYTES, MAX_WRITES_PER_BATCH } from '../constants.js'
+import { DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, MAX_DELTA_BYTES, MAX_PARTITIONS_PER_TABLE, MAX_TABLES, MAX_WRITES_PER_BATCH } from '../constants.js'
 import { DeltaError, PartitionError, StoreClosedError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { CATALOG_SCHEMA } from '../table/catalog.js'
@@ -55,6 +55,13 @@ export interface StoreOptions {
   nowSeconds?: () => number
   /** Where the store reports what it cannot raise to a caller (a listener that threw). */
   logger?: Logger
+  /** Bounds on what the store holds (defaults MAX_TABLES, MAX_PARTITIONS_PER_TABLE; tests lower them). */
+  limits?: Partial<StoreLimits>
+}
+
+export interface StoreLimits {
+  maxTables: number
+  maxPartitionsPerTable: number
 }
 
 export type ChangeListener = (event: ChangeEvent) => void
@@ -97,9 +104,10 @@ export class Store {
       new RowCache<LiveRow>(options.rowCacheSize ?? DEFAULT_ROW_CACHE_SIZE),
       digests,
       new KeyIndex(levels.keys),
-      new Catalog(logger),
+      new Catalog(logger, options.limits?.maxTables ?? MAX_TABLES),
       logger,
       options.syncWrites ?? true,
+      options.limits?.maxPartitionsPerTable ?? MAX_PARTITIONS_PER_TABLE,
     )
     try {
       await digests.load(levels.meta)

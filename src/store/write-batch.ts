@@ -110,11 +110,24 @@ export async function runBatch(
   const existing = lookups.size === 0 ? new Map<string, string | null>() : await core.keyIndex.findMany(lookups)
   /** What the key index held before this batch, for keys created by it (the commit indexes those). */
   const indexedBefore = new Map(existing)
+  /** Partitions new here that this batch creates, per table. */
+  const newPartitions = new Map<string, Set<string>>()
   for (const job of jobs) {
     try {
       const k = indexKey(job.schema.name, job.key)
       const partition = partitionFor(job, existing.get(k) ?? null)
       if (partition === null) continue
+      if (!core.digests.holds(job.schema.name, partition)) {
+        const created = newPartitions.get(job.schema.name) ?? new Set<string>()
+        if (!created.has(partition)) {
+          const max = core.maxPartitionsPerTable
+          if (core.digests.partitionCount(job.schema.name) + created.size >= max) {
+            throw new PartitionError(`table '${job.schema.name}' has ${max} partitions here, the limit (MAX_PARTITIONS_PER_TABLE); a row for a new partition ${JSON.stringify(partition)} is refused`)
+          }
+          created.add(partition)
+          newPartitions.set(job.schema.name, created)
+        }
+      }
       if (job.schema.partitionBy !== null && !existing.get(k)) existing.set(k, partition)
       const id = rowKey(job.schema.name, partition, job.key)
       let t = touched.get(id)

@@ -63,28 +63,44 @@ export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
   return { table, partition, deltas: out }
 }
 
-/** Topic on which a peer announces a partition it starts writing to, so peers carrying the whole table listen. */
+/**
+ * Topic on which a peer announces a partition it starts writing to, with the first row it wrote
+ * there: a peer carrying the whole table merges that row, and once it has passed the row checks,
+ * listens to the partition's topic (a peer's word alone creates no topic).
+ */
 export const PARTITIONS_TOPIC = `shoal/${GOSSIP_VERSION}/_partitions`
 
-export function encodePartitionAnnouncement(table: string, partition: string): Uint8Array {
-  return encode([GOSSIP_VERSION, 'partition', table, partition])
+export interface PartitionAnnouncement {
+  table: string
+  partition: string
+  /** The first row written there (its delta), or null when it is too large to go along. */
+  first: RowDelta | null
 }
 
-export function decodePartitionAnnouncement(bytes: Uint8Array): { table: string; partition: string } {
-  if (bytes.length > 4096) throw new ProtocolError(`partition announcement of ${bytes.length} bytes is too large`)
+export function encodePartitionAnnouncement(a: PartitionAnnouncement): Uint8Array {
+  return encode([GOSSIP_VERSION, 'partition', a.table, a.partition, a.first === null ? null : [a.first.key, a.first.delta]])
+}
+
+export function decodePartitionAnnouncement(bytes: Uint8Array): PartitionAnnouncement {
+  if (bytes.length > MAX_GOSSIP_BYTES) throw new ProtocolError(`partition announcement of ${bytes.length} bytes is over the ${MAX_GOSSIP_BYTES}-byte limit`)
   let value: unknown
   try {
     value = decode(bytes)
   } catch (error) {
     throw new ProtocolError('partition announcement is not valid CBOR', { cause: error })
   }
-  if (!Array.isArray(value) || value.length !== 4) throw new ProtocolError('partition announcement is not a [version, type, table, partition] array')
-  const [version, type, table, partition] = value as unknown[]
+  if (!Array.isArray(value) || value.length !== 5) throw new ProtocolError('partition announcement is not a [version, type, table, partition, first row] array')
+  const [version, type, table, partition, first] = value as unknown[]
   if (version !== GOSSIP_VERSION) throw new ProtocolError(`partition announcement has protocol version ${JSON.stringify(version)}; this peer speaks ${GOSSIP_VERSION}`)
   if (type !== 'partition') throw new ProtocolError(`announcement type ${JSON.stringify(type)} is unknown`)
   if (typeof table !== 'string' || !NAME_PATTERN.test(table)) throw new ProtocolError(`partition announcement names an invalid table ${JSON.stringify(table)}`)
   if (typeof partition !== 'string' || partition.includes('\u0000') || utf8Length(partition) > MAX_KEY_BYTES) throw new ProtocolError('partition announcement has an invalid partition')
-  return { table, partition }
+  if (first === null) return { table, partition, first: null }
+  if (!Array.isArray(first) || first.length !== 2) throw new ProtocolError('partition announcement: the first row is not a [key, delta] pair')
+  const [key, delta] = first as unknown[]
+  if (typeof key !== 'string' || key === '' || key.includes('\u0000') || utf8Length(key) > MAX_KEY_BYTES) throw new ProtocolError('partition announcement: the first row has an invalid key')
+  if (!(delta instanceof Uint8Array) || delta.length === 0 || delta.length > MAX_DELTA_BYTES) throw new ProtocolError(`partition announcement: the first row is not a delta of 1…${MAX_DELTA_BYTES} bytes`)
+  return { table, partition, first: { key, delta } }
 }
 
 /** CBOR overhead allowances (upper bounds) when estimating a batch's encoded size. */

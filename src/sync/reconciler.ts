@@ -4,12 +4,13 @@ import { CATALOG_TABLE } from '../table/catalog.js'
 import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
 import { equalBytes, isZeroBytes as isZero } from '../table/hash.js'
 import { isCarried, type Carries } from './carries.js'
-import type { SyncReplica } from './replica.js'
+import { compareRoots, pageOfRoots, type SyncReplica } from './replica.js'
 import { partitionId } from '../table/ids.js'
 import {
   MAX_FRAME_BYTES,
   MAX_KEYS_PER_REQUEST,
   MAX_NODES_PER_REQUEST,
+  MAX_ROOTS_PER_FRAME,
   NODE_HASH_BYTES,
   type PartitionRoot,
   type RangeCursor,
@@ -69,6 +70,8 @@ export interface RoundStats {
 }
 
 export const DEFAULT_PAGE_BYTES = 256 * 1024
+/** Partition roots taken from one peer in a round: MAX_TABLES × MAX_PARTITIONS_PER_TABLE would not fit in memory anyway. */
+export const MAX_REMOTE_ROOTS = 1_000_000
 /** A subtree one side lacks entirely is range-walked if it spans at least this many leaves; smaller ones are descended. */
 const RANGE_MIN_LEAVES = TREE_FANOUT ** 2
 const FETCH_FRAME_BUDGET = MAX_FRAME_BYTES - 32 * 1024
@@ -120,8 +123,21 @@ interface PartitionPlan {
 /** Runs one anti-entropy round as the initiator. Errors of one partition are recorded, not thrown. */
 export async function reconcile(local: SyncReplica, ask: Ask, options: ReconcileOptions): Promise<RoundStats> {
   const stats: RoundStats = { shared: 0, differing: 0, rowsReceived: 0, rowsSent: 0, changedHere: 0, changedThere: 0, refused: 0, errors: [] }
-  const hello = await request(ask, { type: 'hello', carries: local.carries(), roots: local.roots() }, 'hello')
-  const session = new Session(local, ask, options, stats, hello.carries, hello.roots)
+  // The peer learns of our first page of partitions (for its own bookkeeping); we page all of its.
+  const mine = pageOfRoots(local.roots(), null, MAX_ROOTS_PER_FRAME)
+  const hello = await request(ask, { type: 'hello', carries: local.carries(), roots: mine.roots, next: mine.next }, 'hello')
+  const remoteRoots = [...hello.roots]
+  let next = hello.next
+  while (next !== null) {
+    options.signal?.throwIfAborted()
+    if (remoteRoots.length >= MAX_REMOTE_ROOTS) throw new ProtocolError(`peer lists more than ${MAX_REMOTE_ROOTS} partitions`)
+    const page = await request(ask, { type: 'roots', after: next }, 'roots')
+    for (const r of page.roots) if (compareRoots(r, next) <= 0) throw new ProtocolError('peer sent a page of partition roots that does not move forward')
+    remoteRoots.push(...page.roots)
+    next = page.next
+    if (next !== null && page.roots.length === 0) throw new ProtocolError('peer sent an empty page of partition roots with more to come')
+  }
+  const session = new Session(local, ask, options, stats, hello.carries, remoteRoots)
   // The catalog first: rows of a table can only be merged once its schema is known here.
   await session.run((table) => table === CATALOG_TABLE)
   await session.run((table) => table !== CATALOG_TABLE)
@@ -369,7 +385,9 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string)
   try {
     switch (req.type) {
       case 'hello':
-        return { type: 'hello', carries: local.carries(), roots: local.roots() }
+        return { type: 'hello', carries: local.carries(), ...pageOfRoots(local.roots(), null, MAX_ROOTS_PER_FRAME) }
+      case 'roots':
+        return { type: 'roots', ...pageOfRoots(local.roots(), req.after, MAX_ROOTS_PER_FRAME) }
       case 'children':
         return { type: 'children', hashes: await local.children(req.table, req.partition, req.level, req.nodes) }
       case 'leaves':

@@ -1,7 +1,7 @@
 import { DIGEST_BYTES } from '../constants.js'
 import { TREE_FANOUT } from '../table/digest-tree.js'
 import type { Carries } from './carries.js'
-import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
+import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RootsCursor, type RowBytes } from './sync-messages.js'
 
 /**
  * What anti-entropy needs from a replica. The reconciler and responder are written against this
@@ -34,6 +34,20 @@ export interface SyncReplica {
    * this replica does not carry is refused.
    */
   apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number }>
+}
+
+/** Partition roots in the order they are paged in: by table, then partition (code unit order). */
+export function compareRoots(a: RootsCursor, b: RootsCursor): number {
+  if (a.table !== b.table) return a.table < b.table ? -1 : 1
+  return a.partition < b.partition ? -1 : a.partition > b.partition ? 1 : 0
+}
+
+/** One page of `roots` (any order) after `after`, at most `limit`; `next` is where the following page starts. */
+export function pageOfRoots(roots: readonly PartitionRoot[], after: RootsCursor | null, limit: number): { roots: PartitionRoot[]; next: RootsCursor | null } {
+  const sorted = [...roots].sort(compareRoots).filter((r) => after === null || compareRoots(r, after) > 0)
+  const page = sorted.slice(0, limit)
+  const last = page[page.length - 1]
+  return { roots: page, next: sorted.length > limit && last !== undefined ? { table: last.table, partition: last.partition } : null }
 }
 
 /** The answer to a `children` request from a digest tree: each child's hash cut to NODE_HASH_BYTES. */

@@ -29,6 +29,11 @@ export const NODE_HASH_BYTES = 8
 export const MAX_NODES_PER_REQUEST = 512
 /** Most rows named in one fetch request. */
 export const MAX_KEYS_PER_REQUEST = 512
+/**
+ * Partition roots in one hello or roots answer (~50 B each): the rest are paged with `roots`
+ * requests, so a peer holding any number of partitions still fits in frames.
+ */
+export const MAX_ROOTS_PER_FRAME = 1000
 
 
 export interface PartitionRoot {
@@ -45,13 +50,22 @@ export interface RangeCursor {
   key: string
 }
 
+/** Where a paged list of partition roots goes on: after this (table, partition). */
+export interface RootsCursor {
+  table: string
+  partition: string
+}
+
 export interface RowBytes {
   key: string
   bytes: Uint8Array
 }
 
 export type SyncRequest =
-  | { type: 'hello'; carries: Carries; roots: PartitionRoot[] }
+  /** `roots`: the first page of the asker's partitions (the answer says whether there are more). */
+  | { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null }
+  /** The next page of the responder's partition roots, after `after`. */
+  | { type: 'roots'; after: RootsCursor }
   /** For each node index at `level`, its TREE_FANOUT children's hashes (NODE_HASH_BYTES each). */
   | { type: 'children'; table: string; partition: string; level: number; nodes: number[] }
   /** Keys and (truncated) row hashes of the rows in these leaves. */
@@ -64,7 +78,8 @@ export type SyncRequest =
   | { type: 'push'; table: string; partition: string; rows: RowBytes[] }
 
 export type SyncResponse =
-  | { type: 'hello'; carries: Carries; roots: PartitionRoot[] }
+  | { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null }
+  | { type: 'roots'; roots: PartitionRoot[]; next: RootsCursor | null }
   | { type: 'children'; hashes: Uint8Array }
   | { type: 'leaves'; rows: Array<{ leaf: number; key: string; hash: Uint8Array }> }
   | { type: 'range'; rows: RowBytes[]; next: RangeCursor | null }
@@ -79,10 +94,20 @@ function cursor(c: RangeCursor | null): unknown {
   return c === null ? null : [c.leaf, c.key]
 }
 
+function rootsCursor(c: RootsCursor | null): unknown {
+  return c === null ? null : [c.table, c.partition]
+}
+
+function encodeRoots(roots: readonly PartitionRoot[]): unknown[] {
+  return roots.map((p) => [p.table, p.partition, p.root, p.rows])
+}
+
 export function encodeRequest(r: SyncRequest): Uint8Array {
   switch (r.type) {
     case 'hello':
-      return encode([SYNC_VERSION, 'hello', r.carries, r.roots.map((p) => [p.table, p.partition, p.root, p.rows])])
+      return encode([SYNC_VERSION, 'hello', r.carries, encodeRoots(r.roots), rootsCursor(r.next)])
+    case 'roots':
+      return encode([SYNC_VERSION, 'roots', rootsCursor(r.after)])
     case 'children':
       return encode([SYNC_VERSION, 'children', r.table, r.partition, r.level, r.nodes])
     case 'leaves':
@@ -99,7 +124,9 @@ export function encodeRequest(r: SyncRequest): Uint8Array {
 export function encodeResponse(r: SyncResponse): Uint8Array {
   switch (r.type) {
     case 'hello':
-      return encode([SYNC_VERSION, 'hello', r.carries, r.roots.map((p) => [p.table, p.partition, p.root, p.rows])])
+      return encode([SYNC_VERSION, 'hello', r.carries, encodeRoots(r.roots), rootsCursor(r.next)])
+    case 'roots':
+      return encode([SYNC_VERSION, 'roots', encodeRoots(r.roots), rootsCursor(r.next)])
     case 'children':
       return encode([SYNC_VERSION, 'children', r.hashes])
     case 'leaves':
@@ -186,10 +213,16 @@ function carries(v: unknown): Carries {
 }
 
 function roots(v: unknown): PartitionRoot[] {
-  return list(v, 'roots', MAX_PARTITIONS).map((entry) => {
+  return list(v, 'roots', MAX_ROOTS_PER_FRAME).map((entry) => {
     const [t, p, root, rows] = tuple(entry, 4, 'a root entry')
     return { table: table(t), partition: partition(p), root: bytes(root, 'digest root', DIGEST_BYTES, DIGEST_BYTES), rows: int(rows, 'row count', 0, Number.MAX_SAFE_INTEGER) }
   })
+}
+
+function decodeRootsCursor(v: unknown): RootsCursor | null {
+  if (v === null) return null
+  const [t, p] = tuple(v, 2, 'a roots cursor')
+  return { table: table(t), partition: partition(p) }
 }
 
 function rangeCursor(v: unknown): RangeCursor | null {
@@ -210,8 +243,14 @@ export function decodeRequest(data: Uint8Array): SyncRequest {
   const v = frame(data, 'request')
   switch (v[1]) {
     case 'hello':
-      arity(v, 4, 'request')
-      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]) }
+      arity(v, 5, 'request')
+      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]), next: decodeRootsCursor(v[4]) }
+    case 'roots': {
+      arity(v, 3, 'request')
+      const after = decodeRootsCursor(v[2])
+      if (after === null) throw new ProtocolError('a roots request needs the cursor to go on after')
+      return { type: 'roots', after }
+    }
     case 'children': {
       arity(v, 6, 'request')
       const level = int(v[4], 'tree level', 0, 3)
@@ -257,8 +296,11 @@ export function decodeResponse(data: Uint8Array, request: SyncRequest['type']): 
   if (v[1] !== request) throw new ProtocolError(`sync response of type ${JSON.stringify(v[1])} to a '${request}' request`)
   switch (request) {
     case 'hello':
+      arity(v, 5, 'response')
+      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]), next: decodeRootsCursor(v[4]) }
+    case 'roots':
       arity(v, 4, 'response')
-      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]) }
+      return { type: 'roots', roots: roots(v[2]), next: decodeRootsCursor(v[3]) }
     case 'children':
       arity(v, 3, 'response')
       return { type: 'children', hashes: bytes(v[2], 'child hashes', 0, MAX_NODES_PER_REQUEST * TREE_FANOUT * NODE_HASH_BYTES) }

@@ -1,5 +1,7 @@
 import * as A from '@automerge/automerge'
+import { MAX_ROW_OPS, MAX_ROW_VALUE_BYTES } from '../constants.js'
 import { DeltaError } from '../errors.js'
+import { measureAutomerge } from './automerge-chunks.js'
 import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
 import { concatBytes, fromHex, hashText, toHex } from './hash.js'
 
@@ -60,6 +62,7 @@ class AutomergeDoc implements EngineDoc {
     if (bytes === undefined) {
       this.doc = A.init<RowRecord>({ actor: this.actorHex })
     } else {
+      measureAutomerge(bytes, { maxOps: MAX_ROW_OPS, maxValueBytes: MAX_ROW_VALUE_BYTES })
       try {
         this.doc = A.load<RowRecord>(bytes, { actor: this.actorHex })
       } catch (error) {
@@ -169,12 +172,16 @@ class AutomergeDoc implements EngineDoc {
   }
 
   applyDelta(delta: Uint8Array): ApplyResult {
+    // Measured before Automerge expands anything; what the row then holds is checked after.
+    measureAutomerge(delta, { maxOps: MAX_ROW_OPS, maxValueBytes: MAX_ROW_VALUE_BYTES })
     const before = A.getHeads(this.doc)
     try {
       this.doc = A.loadIncremental(this.doc, delta)
     } catch (error) {
       throw new DeltaError('delta is not a valid Automerge change set', { cause: error })
     }
+    const ops = A.stats(this.doc).numOps
+    if (ops > MAX_ROW_OPS) throw new DeltaError(`the row would hold ${ops} Automerge operations, over the ${MAX_ROW_OPS} a row may hold`)
     const after = A.getHeads(this.doc)
     if (!sameHeads(before, after)) return 'changed'
     return A.getMissingDeps(this.doc, []).length > 0 ? 'pending' : 'unchanged'

@@ -1,5 +1,7 @@
+import * as v from 'valibot'
 import { MAX_COLUMNS, MAX_KEY_BYTES, MAX_VALUE_BYTES, NAME_PATTERN } from '../constants.js'
 import { SchemaConflictError, SchemaError, ValidationError } from '../errors.js'
+import { entriesOf, fields, isPlainObject, oneOf, parseWith, shown, type Issue } from '../validation.js'
 import { utf8Length } from './hash.js'
 
 /** Register kinds hold one value (last writer wins); `counter` adds up; `text` merges edits. */
@@ -30,72 +32,66 @@ export interface ResolvedSchema {
   readonly columns: Readonly<Record<string, ColumnKind>>
 }
 
-const SCHEMA_FIELDS = new Set(['name', 'primaryKey', 'partitionBy', 'engine', 'columns'])
-const KEY_KINDS: ReadonlySet<ColumnKind> = new Set(['string', 'number'])
-
 export function isRegisterKind(kind: ColumnKind): kind is RegisterKind {
   return kind !== 'counter' && kind !== 'text'
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
-  const proto = Object.getPrototypeOf(value) as unknown
-  return proto === Object.prototype || proto === null
+const KEY_KINDS: readonly ColumnKind[] = ['string', 'number']
+const NAME_RULE = "a letter followed by up to 62 letters, digits or '_'"
+
+function nameOf(what: string) {
+  const message = (issue: Issue): string => `must be ${what}: ${NAME_RULE} (got ${shown(issue.input)})`
+  return v.pipe(v.string(message), v.regex(NAME_PATTERN, message))
 }
 
-export function validateName(what: string, name: unknown): string {
-  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    throw new SchemaError(
-      `${what} ${JSON.stringify(name)} is not a valid name: use a letter followed by up to 62 letters, digits or '_'`,
-    )
+const TABLE_FIELDS = fields(
+  {
+    name: v.pipe(nameOf('a table name'), v.description(`Table name: ${NAME_RULE}.`)),
+    primaryKey: v.pipe(v.string('must name a column'), v.description('The column whose value is the row key (a string or number column).')),
+    partitionBy: v.optional(
+      v.pipe(v.nullable(v.string('must name a column, or be null')), v.description("The column whose value is the row's partition (string or number, not the key), or null; peers may carry only some partitions.")),
+      null,
+    ),
+    engine: v.optional(v.pipe(oneOf(ENGINE_NAMES), v.description('CRDT engine of the rows: yjs (the default, faster) or automerge. Fixed once the table exists.')), DEFAULT_ENGINE),
+    columns: v.pipe(
+      entriesOf(nameOf('a column name'), oneOf(COLUMN_KINDS), 'must be an object of column name → kind'),
+      v.minEntries(1, 'is empty; a table needs at least one column'),
+      v.maxEntries(MAX_COLUMNS, (issue) => `has ${Object.keys(issue.input).length} columns, over the limit of ${MAX_COLUMNS}`),
+      v.description('Column name → kind: string, number, boolean, json (last writer wins), counter (increments add up) or text (concurrent edits merge). Columns can be added later, never changed.'),
+    ),
+  },
+  'must be a JSON object',
+)
+type Fields = v.InferOutput<typeof TABLE_FIELDS>
+
+/** `primaryKey` and `partitionBy` (when set) name a string or number column of the table. */
+function keyColumn(field: 'primaryKey' | 'partitionBy') {
+  const kind = (s: Fields): ColumnKind | undefined => (s[field] !== null && Object.hasOwn(s.columns, s[field]) ? s.columns[s[field]] : undefined)
+  const isKey = (s: Fields): boolean => s[field] === null || KEY_KINDS.includes(kind(s)!)
+  const message = (issue: v.CheckIssue<Fields>): string => {
+    const s = issue.input
+    return kind(s) === undefined ? `names ${shown(s[field])}, which is not among the columns` : `names column '${s[field]}', which is ${kind(s)}; it must be string or number`
   }
-  return name
+  return v.forward(v.check(isKey, message), [field])
 }
+
+/** A table schema as written in config files, HTTP bodies, catalog rows and library calls. */
+export const TABLE_DEFINITION = v.pipe(
+  TABLE_FIELDS,
+  keyColumn('primaryKey'),
+  keyColumn('partitionBy'),
+  v.forward(v.check((s: Fields) => s.partitionBy !== s.primaryKey, 'must be a column other than the primary key'), ['partitionBy']),
+  v.description('A table: its columns and their kinds, the primary key, the partition column and the CRDT engine.'),
+)
 
 /** Checks a schema from any source and fills in defaults; throws SchemaError naming the bad field. */
 export function validateSchema(input: unknown): ResolvedSchema {
-  if (!isPlainObject(input)) throw new SchemaError('a table schema must be a JSON object')
-  for (const field of Object.keys(input)) {
-    if (!SCHEMA_FIELDS.has(field)) {
-      throw new SchemaError(`unknown schema field '${field}' (allowed: ${[...SCHEMA_FIELDS].join(', ')})`)
-    }
-  }
-  const name = validateName('table name', input.name)
-  const where = `table '${name}'`
-  if (!isPlainObject(input.columns)) throw new SchemaError(`${where}: 'columns' must be an object of column name → kind`)
-  const entries = Object.entries(input.columns)
-  if (entries.length === 0) throw new SchemaError(`${where}: 'columns' is empty`)
-  if (entries.length > MAX_COLUMNS) throw new SchemaError(`${where}: ${entries.length} columns, over the limit of ${MAX_COLUMNS}`)
-  const columns: Record<string, ColumnKind> = {}
-  for (const [column, kind] of entries) {
-    validateName(`${where}: column name`, column)
-    if (typeof kind !== 'string' || !(COLUMN_KINDS as readonly string[]).includes(kind)) {
-      throw new SchemaError(`${where}: column '${column}' has kind ${JSON.stringify(kind)}; use one of ${COLUMN_KINDS.join(', ')}`)
-    }
-    columns[column] = kind as ColumnKind
-  }
-  const primaryKey = keyColumn(where, 'primaryKey', input.primaryKey, columns)
-  let partitionBy: string | null = null
-  if (input.partitionBy !== undefined && input.partitionBy !== null) {
-    partitionBy = keyColumn(where, 'partitionBy', input.partitionBy, columns)
-    if (partitionBy === primaryKey) throw new SchemaError(`${where}: partitionBy must be a column other than the primary key`)
-  }
-  let engine: EngineName = DEFAULT_ENGINE
-  if (input.engine !== undefined) {
-    if (typeof input.engine !== 'string' || !(ENGINE_NAMES as readonly string[]).includes(input.engine)) {
-      throw new SchemaError(`${where}: engine ${JSON.stringify(input.engine)} is unknown; use one of ${ENGINE_NAMES.join(', ')}`)
-    }
-    engine = input.engine as EngineName
-  }
-  return { name, primaryKey, partitionBy, engine, columns }
-}
-
-function keyColumn(where: string, field: string, value: unknown, columns: Record<string, ColumnKind>): string {
-  if (typeof value !== 'string') throw new SchemaError(`${where}: '${field}' must name a column`)
-  const kind = columns[value]
-  if (kind === undefined) throw new SchemaError(`${where}: '${field}' names '${value}', which is not among the columns`)
-  if (!KEY_KINDS.has(kind)) throw new SchemaError(`${where}: '${field}' column '${value}' is ${kind}; it must be string or number`)
-  return value
+  const name = isPlainObject(input) && typeof input.name === 'string' && NAME_PATTERN.test(input.name) ? input.name : undefined
+  return parseWith(TABLE_DEFINITION, input, {
+    source: name === undefined ? undefined : `table '${name}'`,
+    what: 'a table schema',
+    error: (message) => new SchemaError(message),
+  })
 }
 
 /**
@@ -219,4 +215,6 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`
 }
 
-export { isPlainObject }
+
+// src/http still imports isPlainObject from here; it moves to src/validation.ts with the HTTP bodies.
+export { isPlainObject } from '../validation.js'

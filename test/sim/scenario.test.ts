@@ -17,6 +17,18 @@ describe('scenarios', () => {
     expect(s.tables.map((t) => t.name)).toEqual(['catalog', 'stock', 'sales'])
   })
 
+  it('bounds hot keys by keys and expands carries per peer', () => {
+    const s = parseScenario({ peers: 3, workload: { keys: 4 }, carries: [{ peers: [1, 2], tables: { stock: ['1'] } }] }, 'x')
+    expect(s.workload.hotKeys).toBe(4)
+    expect(s.carries).toEqual([{}, { stock: ['1'] }, { stock: ['1'] }])
+    expect(parseScenario({ peers: 4, faults: [{ kind: 'swizzle' }] }, 'x').faults[0]).toEqual({ kind: 'swizzle', at: 0, for: null, stepMs: 500, links: 3 })
+    // Table names that are also Object.prototype members are carried like any other.
+    const odd = { name: 'toString', primaryKey: 'id', columns: { id: 'string' } }
+    const carrying = (tables: Record<string, string[]>) => parseScenario({ peers: 2, tables: [odd], carries: [{ peers: [1], tables }] }, 'x').carries
+    expect(carrying({})).toEqual([{}, {}])
+    expect(carrying({ toString: ['a'] })).toEqual<Array<Record<string, string[]>>>([{}, { toString: ['a'] }])
+  })
+
   it('names the bad field', () => {
     const bad: Array<[unknown, RegExp]> = [
       [{ peers: 0 }, /'peers' must be an integer from 1/],
@@ -26,6 +38,17 @@ describe('scenarios', () => {
       [{ workload: { mix: { put: 0 } } }, /needs at least one operation kind/],
       [{ durationMs: 100, faults: [{ kind: 'crash', peer: 0, at: 500 }] }, /'faults\[0\]\.at' must be an integer from 0 to 100/],
       [{ faults: [{ kind: 'delay', minMs: 50, maxMs: 10 }] }, /'faults\[0\]\.maxMs' must be a number from 50/],
+      [[], /^x: the scenario must be an object$/],
+      [{ peers: 1, faults: [{ kind: 'partition', groups: 'halves' }] }, /^x: 'faults\[0\]\.groups' "halves" needs at least 2 peers$/],
+      [{ faults: [{ kind: 'partition', groups: [[0, 1]] }] }, /'faults\[0\]\.groups' must be "halves" or at least two arrays of peer indexes/],
+      [{ faults: [{ kind: 'bridge', groups: [[0, 1]], via: 1 }] }, /'faults\[0\]\.groups' must be exactly two arrays of peer indexes/],
+      [{ faults: [{ kind: 'loss', rate: 0.1, links: [[0]] }] }, /'faults\[0\]\.links\[0\]' must be a \[peer, peer\] pair/],
+      [{ peers: 3, faults: [{ kind: 'loss', rate: 0.1, links: [[0, 3]] }] }, /'faults\[0\]\.links\[0\]\[1\]' must be an integer from 0 to 2 \(got 3\)/],
+      [{ faults: [{ kind: 'join', peer: 1, for: 10 }] }, /'faults\[0\]\.for' must be null or absent/],
+      [{ faults: [{ kind: 'ring', peer: 1 }] }, /'faults\[0\]\.peer' is not a known field \(allowed: kind, at, for\)/],
+      [{ workload: { keys: 3, hotKeys: 5 } }, /'workload\.hotKeys' must be an integer from 0 to 3 \(got 5\)/],
+      [{ carries: [{ peers: [0], tables: { nope: [] } }] }, /'carries\[0\]\.tables\.nope' must be one of catalog, stock, sales \(got "nope"\)/],
+      [{ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'x' } }] }, /'tables\[0\]\.columns\.id' must be one of string/],
     ]
     for (const [input, message] of bad) {
       expect(() => parseScenario(input, 'x')).toThrow(ScenarioError)

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Shoal, type TableSchema } from '../../src/index.js'
 import { answer, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, type SyncRequest } from '../../src/sync/sync-messages.js'
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, MAX_ROOTS_PER_FRAME, type SyncRequest } from '../../src/sync/sync-messages.js'
 import { tempDir } from '../store/tempdir.js'
 
 /*
@@ -232,4 +232,35 @@ describe('anti-entropy convergence (property)', () => {
       { numRuns, ...(seed === undefined ? {} : { seed }) },
     )
   }, 120_000)
+})
+
+describe('partition roots are paged', () => {
+  it('a peer holding more partitions than fit in one frame is reconciled in full', async () => {
+    const a = await store()
+    const b = await store()
+    await a.defineTable(stock('yjs'))
+    const partitions = MAX_ROOTS_PER_FRAME + 10
+    await Promise.all(Array.from({ length: partitions }, (_, i) => a.table('stock').put(`k${i}`, { store: `s${i}`, sku: 'x' })))
+    const w = wire(new StoreReplica(a.replication()))
+    const stats = await reconcile(new StoreReplica(b.replication()), w.ask, { from: 'a' })
+    expect(stats.errors).toEqual([])
+    expect(w.requests.filter((t) => t === 'roots')).toHaveLength(1)
+    expect(w.bytes.in / w.requests.length).toBeLessThan(MAX_FRAME_BYTES)
+    expect(await digests(b)).toEqual(await digests(a))
+  })
+
+  it('a peer whose pages do not move forward ends the round with a protocol error', async () => {
+    const a = await store()
+    const b = await store()
+    await a.defineTable(stock('yjs'))
+    await a.table('stock').put('k', { store: 's', sku: 'x' })
+    const honest = wire(new StoreReplica(a.replication()))
+    const root = { table: 'stock', partition: 's', root: new Uint8Array(16).fill(1), rows: 1 }
+    const looping: Ask = async (req) => {
+      if (req.type === 'hello') return { type: 'hello', carries: {}, roots: [root], next: { table: 'stock', partition: 's' } }
+      if (req.type === 'roots') return { type: 'roots', roots: [root], next: { table: 'stock', partition: 's' } }
+      return honest.ask(req)
+    }
+    await expect(reconcile(new StoreReplica(b.replication()), looping, { from: 'a' })).rejects.toThrow(/does not move forward/)
+  })
 })

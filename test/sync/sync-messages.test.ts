@@ -18,7 +18,8 @@ const root = new Uint8Array(16).fill(7)
 describe('anti-entropy frames', () => {
   it('round-trip every request and response type', () => {
     const requests: SyncRequest[] = [
-      { type: 'hello', carries: { stock: ['1', '2'] }, roots: [{ table: 'stock', partition: '1', root, rows: 3 }] },
+      { type: 'hello', carries: { stock: ['1', '2'] }, roots: [{ table: 'stock', partition: '1', root, rows: 3 }], next: { table: 'stock', partition: '1' } },
+      { type: 'roots', after: { table: '_tables', partition: '' } },
       { type: 'children', table: 'stock', partition: '1', level: 2, nodes: [0, 255] },
       { type: 'leaves', table: '_tables', partition: '', leaves: [65535] },
       { type: 'range', table: 'stock', partition: '1', from: 0, to: 65536, after: { leaf: 9, key: 'k' }, maxBytes: 4096 },
@@ -27,7 +28,8 @@ describe('anti-entropy frames', () => {
     ]
     for (const r of requests) expect(decodeRequest(encodeRequest(r))).toEqual(r)
     const responses: Array<[SyncRequest['type'], SyncResponse]> = [
-      ['hello', { type: 'hello', carries: {}, roots: [] }],
+      ['hello', { type: 'hello', carries: {}, roots: [], next: null }],
+      ['roots', { type: 'roots', roots: [{ table: 'stock', partition: '9', root, rows: 0 }], next: { table: 'stock', partition: '9' } }],
       ['children', { type: 'children', hashes: new Uint8Array(16 * 8) }],
       ['leaves', { type: 'leaves', rows: [{ leaf: 3, key: 'x', hash: new Uint8Array(8) }] }],
       ['range', { type: 'range', rows: [{ key: 'x', bytes: new Uint8Array([9]) }], next: null }],
