@@ -46,7 +46,33 @@ export function parseHostPort(what: string, value: string): { host: string; port
   return parsed
 }
 
+/**
+ * A web origin in the canonical form browsers send in `Origin` (scheme, host, port only:
+ * `https://app.example`, `http://localhost:5173`); null when `value` is anything else. `null`
+ * (sandboxed pages, files) is never one.
+ */
+export function canonicalOrigin(value: string): string | null {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return null
+  }
+  const bare = url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' && url.password === '' && !value.includes('#')
+  return (url.protocol === 'http:' || url.protocol === 'https:') && bare ? url.origin : null
+}
+
+const originMessage = (issue: Issue): string => `must be a web origin, http(s)://host[:port] with no path, e.g. https://app.example (got ${shown(issue.input)})`
+
+/** Parses a web origin for the HTTP API's allow-list (library callers); throws ConfigError naming `what`. */
+export function parseOrigin(what: string, value: string): string {
+  const origin = canonicalOrigin(value)
+  if (origin === null) throw new ConfigError(`${what} ${originMessage({ input: value } as Issue)}`)
+  return origin
+}
+
 const hostPortMessage = (issue: Issue): string => `must be HOST:PORT, e.g. 127.0.0.1:7001 (got ${shown(issue.input)})`
+const hostPort = () => v.pipe(v.string(hostPortMessage), v.regex(HOST_PORT, hostPortMessage), v.check((s) => splitHostPort(s) !== null, hostPortMessage))
 const multiaddrs = (description: string) =>
   v.pipe(v.array(v.pipe(v.string('must be a multiaddr string'), v.nonEmpty('must be a multiaddr string')), 'must be an array of multiaddr strings'), v.description(description))
 const flag = (description: string) => v.pipe(v.boolean('must be true or false'), v.description(description))
@@ -85,12 +111,36 @@ const CONFIG_FIELDS = {
   ),
   http: v.optional(
     v.pipe(
-      v.union([v.pipe(v.string(), v.regex(HOST_PORT, hostPortMessage), v.check((s) => splitHostPort(s) !== null, hostPortMessage)), v.literal(false), v.null()], 'must be "HOST:PORT" or false'),
+      v.union([hostPort(), v.literal(false), v.null()], 'must be "HOST:PORT" or false'),
       v.transform((http) => (http === false ? null : http)),
       v.description('Address of the local HTTP API, "HOST:PORT" (port 0: any free port), or false for none. Default: loopback, any free port.'),
     ),
     DEFAULT_HTTP,
   ),
+  httpHosts: v.optional(
+    v.pipe(
+      v.array(hostPort(), 'must be an array of "name:port" strings'),
+      v.description(
+        'More Host header values the HTTP API accepts, as "name:port" (e.g. "shoal.local:7001"), besides its own address (127.0.0.1, localhost, [::1] and the listen host, at its port). Any other Host is refused, so a web page on a domain re-pointed at this machine (DNS rebinding) cannot use the API.',
+      ),
+    ),
+    [],
+  ),
+  httpOrigins: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(
+          v.string(originMessage),
+          v.check((o) => canonicalOrigin(o) !== null, originMessage),
+          v.transform((o) => canonicalOrigin(o)!),
+        ),
+        'must be an array of web origins',
+      ),
+      v.description('Web origins (e.g. "https://app.example") whose pages may call the HTTP API from a browser (CORS). Requests with any other Origin header are refused. Default: none.'),
+    ),
+    [],
+  ),
+  metricsPublic: v.optional(flag('Serve GET /metrics without the HTTP API token, for scrapers that cannot send one (it shows row counts and traffic totals, no row data).'), false),
   relay: v.optional(flag('Serve as a circuit relay v2 so peers behind NAT can be reached through this one.'), false),
   // Checked here for its shape only: the SQL bridge (src/bridge/config.ts, a layer above this
   // file) validates it in full when the peer starts, with messages naming each bad field.

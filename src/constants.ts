@@ -41,6 +41,12 @@ export const DEFAULT_TREE_CACHE_SIZE = 64
 export const MAX_WRITES_PER_BATCH = 4096
 
 /**
+ * Mode of a data folder Shoal creates: owner only. It holds every row, the peer's private key and
+ * the HTTP API's token; a folder that already exists keeps the mode its owner gave it.
+ */
+export const DATA_DIR_MODE = 0o700
+
+/**
  * Tables a store holds (user tables; the catalog is extra). A table costs a catalog row, a gossip
  * topic per partition and status lines; a peer may define tables remotely, so their number is
  * bounded: a definition past the limit is refused, locally or from a peer.

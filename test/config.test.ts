@@ -24,7 +24,7 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', relay: false, bridge: null })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, bridge: null })
     expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
     expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
     expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/'carries\.stock' must be an array of partition values/)
@@ -39,7 +39,7 @@ describe('peer config', () => {
 
   it('refuses unknown fields with the list of allowed ones, and takes "$schema" for editors', () => {
     expect(() => parseConfig({ datta: 'x' }, 'x.json')).toThrow(
-      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, relay, bridge\)$/,
+      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, httpHosts, httpOrigins, metricsPublic, relay, bridge\)$/,
     )
     expect(() => parseConfig({ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'string' }, primarykey: 'id' }] }, 'x.json')).toThrow(
       /'tables\[0\]\.primarykey' is not a known field \(allowed: name, primaryKey, partitionBy, engine, columns\)/,
@@ -70,6 +70,21 @@ describe('peer config', () => {
     expect(() => parseConfig({ http: 'localhost' }, 'x.json')).toThrow(/'http' must be HOST:PORT, e.g. 127.0.0.1:7001 \(got "localhost"\)/)
     expect(() => parseConfig({ http: '127.0.0.1:99999' }, 'x.json')).toThrow(/HOST:PORT/)
     expect(() => parseConfig({ http: 7001 }, 'x.json')).toThrow(/'http' must be "HOST:PORT" or false/)
+  })
+
+  it('takes the HTTP API access rules: extra Host names, allowed origins, public metrics', () => {
+    const config = parseConfig({ httpHosts: ['shoal.local:7001', '[fe80::1]:7001'], httpOrigins: ['https://app.example', 'HTTP://LocalHost:5173/', 'https://app.example:443'], metricsPublic: true }, 'x.json')
+    expect(config.httpHosts).toEqual(['shoal.local:7001', '[fe80::1]:7001'])
+    expect(config.httpOrigins).toEqual(['https://app.example', 'http://localhost:5173', 'https://app.example'])
+    expect(config.metricsPublic).toBe(true)
+    expect(() => parseConfig({ httpHosts: 'shoal.local:7001' }, 'x.json')).toThrow(/'httpHosts' must be an array of "name:port" strings/)
+    expect(() => parseConfig({ httpHosts: ['shoal.local'] }, 'x.json')).toThrow(/^x\.json: 'httpHosts\[0\]' must be HOST:PORT, e\.g\. 127\.0\.0\.1:7001 \(got "shoal\.local"\)$/)
+    expect(() => parseConfig({ httpOrigins: ['app.example'] }, 'x.json')).toThrow(/^x\.json: 'httpOrigins\[0\]' must be a web origin, http\(s\):\/\/host\[:port\] with no path, e\.g\. https:\/\/app\.example \(got "app\.example"\)$/)
+    expect(() => parseConfig({ httpOrigins: 'https://app.example' }, 'x.json')).toThrow(/'httpOrigins' must be an array of web origins/)
+    for (const bad of ['https://app.example/path', 'https://app.example?x=1', 'https://user@app.example', 'null', 'file:///tmp', 'https://app.example#top']) {
+      expect(() => parseConfig({ httpOrigins: [bad] }, 'x.json')).toThrow(/must be a web origin/)
+    }
+    expect(() => parseConfig({ metricsPublic: 'yes' }, 'x.json')).toThrow(/'metricsPublic' must be true or false/)
   })
 
   it('ships a retail mesh: HQ carries everything, each store its own partitions', async () => {

@@ -4,7 +4,7 @@ import { ConfigError, type PeerConfig } from '../config.js'
 import { StoreOpenError } from '../errors.js'
 import { ApiUnreachableError, ShoalClient } from '../http/client.js'
 import { Shoal } from '../shoal.js'
-import { findApi, runningPeer } from './api-target.js'
+import { explainRefusal, findApi, runningPeer } from './api-target.js'
 import { formatOfflineStatus, formatPeerStatus } from './format.js'
 import { resolveConfig, type Options } from './options.js'
 
@@ -24,12 +24,12 @@ export async function status(options: Options): Promise<void> {
   const target = await findApi(options, config)
   if (target !== null) {
     try {
-      const live = await new ShoalClient(target.url).status()
+      const live = await new ShoalClient(target.url, { token: target.token }).status()
       console.log(options.json ? JSON.stringify(live, null, 2) : formatPeerStatus(live))
       return
     } catch (error) {
       // Only an address found by looking around may be stale; one given with --http must answer.
-      if (!(error instanceof ApiUnreachableError) || options.http !== undefined) throw error
+      if (!(error instanceof ApiUnreachableError) || options.http !== undefined) throw explainRefusal(error, target.via)
     }
   }
   const db = await openExisting(config)

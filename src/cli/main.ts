@@ -24,12 +24,16 @@ Talk to a running peer (over its HTTP API):
   delete <table> <key>            delete a row
   increment <table> <key> <column> [by]
                                   add 'by' (default 1, may be negative) to a counter
+  edit <table> <key> <column> --index N [--delete N] [--insert TEXT]
+                                  edit a text column in place: remove --delete characters
+                                  at --index, then insert --insert there (positions in
+                                  UTF-16 code units); concurrent edits on other peers merge
   scan <table>                    a page of rows (--partition, --after, --limit)
   define <table> <json|@file>     define a table, or add columns to it
 
 Simulate:
   sim      run a partition simulation: peers, faults and workload from --scenario FILE
-           (JSON or YAML, e.g. peers/scenarios/split-brain.yaml) or --random; checks
+           (JSON or YAML, e.g. peers/scenarios/split-brain-stock.yaml) or --random; checks
            convergence and lost writes, writes summary.json and report.html, exits 1 on
            a violation with the command that replays it
            --seed N --peers N --mode model|real --duration MS --out DIR
@@ -48,11 +52,19 @@ Options:
   --http HOST:PORT  start: where the HTTP API listens (replaces the config's "http";
                     'off' or --no-http: no API). Other commands: the API to talk to
                     (default: the address the peer wrote to <data>/api.json)
-  --partition P     the row's partition (get, put, delete, increment, scan)
+  --partition P     the row's partition (get, put, delete, increment, edit, scan)
   --after CURSOR    scan: continue after the 'next' cursor of the previous page
   --limit N         scan: rows per page (1 to 1000, default 100)
+  --index N         edit: where the edit starts (0 = before the first character)
+  --delete N        edit: characters to remove at --index (default 0)
+  --insert TEXT     edit: text to insert at --index (default none)
   --json            machine-readable output (the API's JSON)
   --version         print the version
+
+Environment:
+  SHOAL_TOKEN       the HTTP API's token when the data folder's api.json does not give it
+                    (e.g. with --http); \`start\` writes a new one to <data>/api.json (mode
+                    0600) at every start, and the commands above read it from there
 `
 
 class UsageError extends ShoalError {
@@ -99,6 +111,9 @@ export async function main(argv: string[]): Promise<void> {
         partition: { type: 'string' },
         after: { type: 'string' },
         limit: { type: 'string' },
+        index: { type: 'string' },
+        delete: { type: 'string' },
+        insert: { type: 'string' },
         json: { type: 'boolean', default: false },
         scenario: { type: 'string' },
         random: { type: 'boolean', default: false },
@@ -142,6 +157,9 @@ export async function main(argv: string[]): Promise<void> {
     ...(values.partition === undefined ? {} : { partition: values.partition }),
     ...(values.after === undefined ? {} : { after: values.after }),
     ...(values.limit === undefined ? {} : { limit: values.limit }),
+    ...(values.index === undefined ? {} : { index: values.index }),
+    ...(values.delete === undefined ? {} : { delete: values.delete }),
+    ...(values.insert === undefined ? {} : { insert: values.insert }),
   }
   if (command === 'sim') {
     checkArity('sim', rest, [], [])

@@ -14,6 +14,10 @@ export interface Options {
   partition?: string
   after?: string
   limit?: string
+  /** edit: position, characters to delete, text to insert. */
+  index?: string
+  delete?: string
+  insert?: string
 }
 
 /** `--http off` and `--no-http` turn the API off; anything else must be HOST:PORT. */

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { ShoalError } from '../errors.js'
 import { ApiUnreachableError, ShoalClient, type RowQuery } from '../http/client.js'
-import type { Row } from '../shoal.js'
+import type { Row, TextEdit } from '../shoal.js'
 import { isPlainObject } from '../validation.js'
-import { NoPeerError, requireApi, startHint } from './api-target.js'
+import { explainRefusal, NoPeerError, requireApi, startHint } from './api-target.js'
 import { formatRow, formatRows } from './format.js'
 import { resolveConfig, type Options } from './options.js'
 
@@ -15,6 +15,7 @@ export const REMOTE_VERBS = {
   increment: { args: ['table', 'key', 'column'], optional: ['by'] },
   scan: { args: ['table'], optional: [] },
   define: { args: ['table', 'schema-json-or-@file'], optional: [] },
+  edit: { args: ['table', 'key', 'column'], optional: [] },
 } as const satisfies Record<string, { args: readonly string[]; optional: readonly string[] }>
 
 export type RemoteVerb = keyof typeof REMOTE_VERBS
@@ -44,7 +45,7 @@ function print(options: Options, answer: unknown, human: () => string): void {
 async function connect(options: Options): Promise<{ client: ShoalClient; via: string }> {
   const config = await resolveConfig(options)
   const target = await requireApi(options, config)
-  return { client: new ShoalClient(target.url), via: target.via }
+  return { client: new ShoalClient(target.url, { token: target.token }), via: target.via }
 }
 
 export async function runRemote(verb: RemoteVerb, args: readonly string[], options: Options): Promise<void> {
@@ -74,6 +75,10 @@ export async function runRemote(verb: RemoteVerb, args: readonly string[], optio
         const answer = await client.increment(table, second, third!, by, query)
         return print(options, answer, () => formatRow(answer.row))
       }
+      case 'edit': {
+        const answer = await client.editText(table, second, third!, textEdit(options), query)
+        return print(options, answer, () => formatRow(answer.row))
+      }
       case 'scan': {
         const page = await client.scan(table, { ...query, after: options.after, limit: options.limit })
         return print(options, page, () => scanText(page.rows, page.next, table))
@@ -86,8 +91,24 @@ export async function runRemote(verb: RemoteVerb, args: readonly string[], optio
     }
   } catch (error) {
     if (error instanceof ApiUnreachableError) throw new NoPeerError(`${error.message}, found via ${via}; ${startHint(options)}`, { cause: error })
-    throw error
+    throw explainRefusal(error, via)
   }
+}
+
+/** A non-negative integer option of `edit`; ArgumentError naming it otherwise. */
+function count(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN
+  if (!Number.isSafeInteger(n)) throw new ArgumentError(`edit: --${name} must be a whole number, 0 or more (got '${value}')`)
+  return n
+}
+
+function textEdit(options: Options): TextEdit {
+  const index = count('index', options.index)
+  if (index === undefined) throw new ArgumentError(`edit needs --index N: where the edit starts (0 = before the first character)`)
+  const del = count('delete', options.delete)
+  if (del === undefined && options.insert === undefined) throw new ArgumentError(`edit needs --delete N, --insert TEXT or both`)
+  return { index, ...(del === undefined ? {} : { delete: del }), ...(options.insert === undefined ? {} : { insert: options.insert }) }
 }
 
 function scanText(rows: readonly Row[], next: string | null, table: string): string {

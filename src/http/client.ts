@@ -1,6 +1,6 @@
 import { ShoalError } from '../errors.js'
 import type { PeerStatus } from '../status.js'
-import type { Row, ScanPage } from '../shoal.js'
+import type { Row, ScanPage, TextEdit } from '../shoal.js'
 import type { ResolvedSchema, TableSchema } from '../table/schema.js'
 import type { RowAnswer } from './routes.js'
 
@@ -40,12 +40,25 @@ function withQuery(base: string, query: object): string {
   return text === '' ? base : `${base}?${text}`
 }
 
+export interface ShoalClientOptions {
+  /** The API's bearer token (the "token" in the peer's api.json); without it every call answers 401. */
+  token?: string | null
+  /** Give up on a call after this long (default 30 s). */
+  timeoutMs?: number
+}
+
 /** A small client for a running peer's HTTP API (what the `shoal get/put/…` verbs use). */
 export class ShoalClient {
+  private readonly token: string | null
+  private readonly timeoutMs: number
+
   constructor(
     readonly url: string,
-    private readonly timeoutMs = 30_000,
-  ) {}
+    options: ShoalClientOptions = {},
+  ) {
+    this.token = options.token ?? null
+    this.timeoutMs = options.timeoutMs ?? 30_000
+  }
 
   status(): Promise<PeerStatus> {
     return this.request('GET', '/v1/status')
@@ -71,6 +84,10 @@ export class ShoalClient {
     return this.request('POST', withQuery(path('v1', 'tables', table, 'rows', key, 'increment'), query), by === undefined ? { column } : { column, by })
   }
 
+  editText(table: string, key: string, column: string, edit: TextEdit, query: RowQuery = {}): Promise<RowAnswer> {
+    return this.request('POST', withQuery(path('v1', 'tables', table, 'rows', key, 'text'), query), { column, ...edit })
+  }
+
   scan(table: string, query: ScanQuery = {}): Promise<ScanPage> {
     return this.request('GET', withQuery(path('v1', 'tables', table, 'rows'), query))
   }
@@ -78,10 +95,14 @@ export class ShoalClient {
   private async request<T>(method: string, target: string, body?: unknown): Promise<T> {
     let response: Response
     try {
+      const headers: Record<string, string> = {}
+      if (this.token !== null) headers.authorization = `Bearer ${this.token}`
+      if (body !== undefined) headers['content-type'] = 'application/json'
       response = await fetch(this.url + target, {
         method,
         signal: AbortSignal.timeout(this.timeoutMs),
-        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       })
     } catch (error) {
       // fetch says only "fetch failed"; the reason (ECONNREFUSED, bad port…) is in its cause.

@@ -17,6 +17,8 @@ export interface RowAnswer {
   row: Row
 }
 
+const TEXT_EDIT_FIELDS = ['column', 'index', 'delete', 'insert']
+
 function invalid(message: string): HttpError {
   return new HttpError(400, 'VALUE_INVALID', message)
 }
@@ -139,6 +141,24 @@ export function shoalRoutes({ db, status, metrics }: RoutesInit): Router {
     if (typeof body.column !== 'string' || body.column === '') throw invalid(`an increment needs "column": the name of a counter column`)
     if (body.by !== undefined && typeof body.by !== 'number') throw invalid(`"by" must be an integer, got ${JSON.stringify(body.by)}`)
     const row = await t.increment(key, body.column, body.by ?? 1, options)
+    return { json: { key, row } satisfies RowAnswer }
+  })
+
+  router.on('POST', '/v1/tables/:table/rows/:key/text', async (ctx) => {
+    const { table, key } = ctx.params as { table: string; key: string }
+    const options = rowOptions(ctx)
+    const t = db.table(table)
+    const body = await objectBody(ctx, '{ "column": "<text column>", "index": <position>, "delete": <count, default 0>, "insert": "<text, default empty>" }')
+    for (const field of Object.keys(body)) {
+      if (!TEXT_EDIT_FIELDS.includes(field)) throw invalid(`unknown field '${field}' in a text edit (allowed: ${TEXT_EDIT_FIELDS.join(', ')})`)
+    }
+    if (typeof body.column !== 'string' || body.column === '') throw invalid(`a text edit needs "column": the name of a text column`)
+    if (!Number.isSafeInteger(body.index)) throw invalid(`"index" must be an integer position in the text (UTF-16 code units), got ${JSON.stringify(body.index)}`)
+    if (body.delete !== undefined && !Number.isSafeInteger(body.delete)) throw invalid(`"delete" must be an integer count of UTF-16 code units, got ${JSON.stringify(body.delete)}`)
+    if (body.insert !== undefined && typeof body.insert !== 'string') throw invalid(`"insert" must be a string, got ${JSON.stringify(body.insert)}`)
+    if (body.delete === undefined && body.insert === undefined) throw invalid(`a text edit needs "delete", "insert" or both`)
+    const edit = { index: body.index as number, delete: (body.delete as number | undefined) ?? 0, insert: (body.insert as string | undefined) ?? '' }
+    const row = await t.editText(key, body.column, edit, options)
     return { json: { key, row } satisfies RowAnswer }
   })
 

@@ -3,8 +3,10 @@ import type { AddressInfo } from 'node:net'
 import type { BridgeStatus, PeerCounters, PeerStatus } from '../status.js'
 import { quote, silentLogger, type Logger } from '../log.js'
 import type { Shoal } from '../shoal.js'
+import { AccessPolicy, isJsonContentType } from './access.js'
 import { httpUrl } from './address.js'
-import { errorAnswer, HttpStartError } from './errors.js'
+import { DEFAULT_HTTP_LIMITS, MIN_API_TOKEN_CHARS, type HttpLimits } from './constants.js'
+import { errorAnswer, HttpError, HttpStartError } from './errors.js'
 import { ShoalMetrics } from './metrics.js'
 import type { Answer, Router } from './router.js'
 import { shoalRoutes } from './routes.js'
@@ -18,6 +20,16 @@ export interface HttpApiInit {
   /** The SQL bridge's figures for /metrics (absent or null: no bridge). */
   bridge?: () => BridgeStatus | null
   logger?: Logger
+  /** The bearer token every request must carry (createApiToken(); at least MIN_API_TOKEN_CHARS). */
+  token: string
+  /** More `Host` values to accept besides the API's own address, as 'name:port'. */
+  hosts?: readonly string[]
+  /** Web origins allowed to call the API from a browser (default none). */
+  origins?: readonly string[]
+  /** Serve GET /metrics without the token (default false). */
+  metricsPublic?: boolean
+  /** Timeouts and the connection cap (defaults: DEFAULT_HTTP_LIMITS). */
+  limits?: Partial<HttpLimits>
 }
 
 export interface HttpApi {
@@ -36,18 +48,40 @@ function send(res: ServerResponse, answer: Answer, headers: Readonly<Record<stri
   res.end(body)
 }
 
-async function handle(router: Router, req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
+/** Answers of the access rules (token, Host, Origin, content type). */
+const REFUSALS = new Set([401, 403, 415])
+
+/** Methods whose requests carry a body the API reads: it must be JSON. */
+const BODY_METHODS = new Set(['PUT', 'POST', 'PATCH'])
+
+async function handle(router: Router, access: AccessPolicy, req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
+  let cors: Readonly<Record<string, string>> = {}
   try {
-    const { handler, params, query } = router.resolve(req.method ?? 'GET', req.url ?? '/')
-    send(res, await handler({ req, params, query }))
+    const method = req.method ?? 'GET'
+    const target = req.url ?? '/'
+    const admission = access.admit(method, target, req.headers)
+    cors = admission.headers
+    if (admission.preflight) {
+      res.writeHead(204, { ...cors, 'content-length': 0 })
+      res.end()
+      return
+    }
+    const { handler, params, query } = router.resolve(method, target)
+    if (BODY_METHODS.has(method) && !isJsonContentType(req.headers['content-type'])) {
+      const got = req.headers['content-type']
+      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `${method} bodies must be JSON sent as 'Content-Type: application/json' (got ${got === undefined ? 'none' : JSON.stringify(got)})`, { connection: 'close' })
+    }
+    send(res, await handler({ req, params, query }), cors)
   } catch (error) {
     const answer = errorAnswer(error)
     if (answer.internal) logger.error(`HTTP ${req.method} ${quote(req.url ?? '')}: ${error instanceof Error ? error.message : String(error)}`, { stack: error instanceof Error ? error.stack : undefined })
+    // Debug only: any web page can make these, as often as it likes.
+    else if (REFUSALS.has(answer.status)) logger.debug('HTTP request refused', { status: answer.status, code: answer.body.error.code, method: req.method, host: req.headers.host, origin: req.headers.origin })
     if (res.headersSent) {
       res.destroy()
       return
     }
-    send(res, { status: answer.status, json: answer.body }, answer.headers)
+    send(res, { status: answer.status, json: answer.body }, { ...cors, ...answer.headers })
   }
 }
 
@@ -85,12 +119,46 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
  */
 export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   const logger = init.logger ?? silentLogger
+  if (typeof init.token !== 'string' || init.token.length < MIN_API_TOKEN_CHARS) {
+    throw new HttpStartError(`the HTTP API token must be a string of at least ${MIN_API_TOKEN_CHARS} characters (128 bits); make one with createApiToken()`)
+  }
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...init.limits }
   const metrics = new ShoalMetrics(init.db, init.counters, init.bridge)
   const router = shoalRoutes({ db: init.db, status: init.status, metrics })
   const running = new Set<Promise<void>>()
-  const server = createServer((req, res) => {
-    const done = handle(router, req, res, logger).finally(() => running.delete(done))
-    running.add(done)
+  let access: AccessPolicy | null = null
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+      // A request without Host is refused by the access policy, with the API's error body.
+      requireHostHeader: false,
+    },
+    (req, res) => {
+      const policy = access
+      if (policy === null) {
+        // Not reachable in practice: the policy is set when the server starts listening.
+        res.writeHead(503, { connection: 'close' }).end()
+        return
+      }
+      const done = handle(router, policy, req, res, logger).finally(() => running.delete(done))
+      running.add(done)
+    },
+  )
+  server.maxConnections = limits.maxConnections
+  // Set when listening (the port may have been 0), before any connection is accepted.
+  server.once('listening', () => {
+    access = new AccessPolicy({
+      token: init.token,
+      listenHost: init.host,
+      port: (server.address() as AddressInfo).port,
+      ...(init.hosts === undefined ? {} : { hosts: init.hosts }),
+      ...(init.origins === undefined ? {} : { origins: init.origins }),
+      ...(init.metricsPublic === undefined ? {} : { metricsPublic: init.metricsPublic }),
+    })
   })
   const address = await listen(server, init.host, init.port)
   const url = httpUrl(init.host, address.port)

@@ -3,6 +3,7 @@ import { chmod, link, mkdir, open, readFile, stat, unlink } from 'node:fs/promis
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import { DATA_DIR_MODE } from '../constants.js'
 import { PEER_KEY_FILE, PEER_KEY_MODE } from './constants.js'
 import { NetStartError, PeerKeyError } from './errors.js'
 
@@ -23,7 +24,7 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
   if (existing !== undefined) return existing
 
   try {
-    await mkdir(dataDir, { recursive: true })
+    await mkdir(dataDir, { recursive: true, mode: DATA_DIR_MODE })
   } catch (error) {
     throw new NetStartError(`cannot create data folder '${dataDir}': ${(error as Error).message}`, { cause: error })
   }

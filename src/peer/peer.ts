@@ -1,9 +1,11 @@
-import { unlink, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { SqlBridge } from '../bridge/bridge.js'
 import { parseBridgeConfig } from '../bridge/config.js'
 import { parseHostPort, type PeerConfig } from '../config.js'
+import { removeApiFile, writeApiFile } from '../http/api-file.js'
+import type { HttpLimits } from '../http/constants.js'
 import { startHttpApi, type HttpApi } from '../http/server.js'
+import { createApiToken } from '../http/token.js'
 import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
@@ -12,8 +14,8 @@ import { GossipReplicator, type GossipReplicatorInit } from './gossip-replicator
 import { Refusals } from './refusals.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
-/** Written into the data folder while the peer runs, so `shoal get/put/…` can find its HTTP API. */
-export const API_FILE = 'api.json'
+/** Written into the data folder while the peer runs (with the API's URL and token, mode 0600), so `shoal get/put/…` can use its HTTP API. */
+export { API_FILE } from '../http/api-file.js'
 
 export interface PeerOptions {
   /** Where the peer's components log (default: a pino logger on stderr, named after the peer). */
@@ -24,6 +26,8 @@ export interface PeerOptions {
   sync?: Omit<SyncServiceInit, 'carries' | 'logger' | 'refusals'>
   /** Gossip knobs (coalescing window, per-origin rates, topic cap). */
   gossip?: Pick<GossipReplicatorInit, 'coalesceMs' | 'messagesPerSecond' | 'bytesPerSecond' | 'maxTopics' | 'firstSubscriberWaitMs'>
+  /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
+  httpLimits?: Partial<HttpLimits>
 }
 
 /**
@@ -80,16 +84,33 @@ export class Peer {
       undo.push(() => sync.stop())
       let bridge: SqlBridge | null = null
       if (config.bridge != null) {
-        bridge = await SqlBridge.start({ db, config: parseBridgeConfig(config.bridge, config.name === null ? 'config' : `config of '${config.name}'`), logger: logger.child({ component: 'sql-bridge' }) })
+        const bridgeConfig = parseBridgeConfig(config.bridge, config.name === null ? 'config' : `config of '${config.name}'`)
+        bridge = await SqlBridge.start({ db, config: bridgeConfig, logger: logger.child({ component: 'sql-bridge' }) })
         undo.push(() => bridge!.stop())
       }
       let peer: Peer | null = null
       let http: HttpApi | null = null
       if (config.http !== null) {
         const { host, port } = parseHostPort('--http', config.http)
-        http = await startHttpApi({ host, port, db, logger: logger.child({ component: 'http' }), status: () => peer!.status(), counters: () => peer!.counters(), bridge: () => peer?.bridge?.status() ?? null })
+        // A new token at every start: one read from an old api.json is worth nothing afterwards.
+        const token = createApiToken()
+        http = await startHttpApi({
+          host,
+          port,
+          db,
+          logger: logger.child({ component: 'http' }),
+          token,
+          hosts: config.httpHosts,
+          origins: config.httpOrigins,
+          metricsPublic: config.metricsPublic,
+          ...(options.httpLimits === undefined ? {} : { limits: options.httpLimits }),
+          status: () => peer!.status(),
+          counters: () => peer!.counters(),
+          bridge: () => peer?.bridge?.status() ?? null,
+        })
         undo.push(() => http!.close())
-        await writeFile(join(dir, API_FILE), JSON.stringify({ url: http.url, pid: process.pid }) + '\n')
+        await writeApiFile(dir, { url: http.url, pid: process.pid, token })
+        undo.push(() => removeApiFile(dir))
       }
       peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge)
       return peer
@@ -134,7 +155,7 @@ export class Peer {
     this.stopped = true
     if (this.http !== null) {
       await this.http.close()
-      await unlink(join(resolve(this.config.data), API_FILE)).catch(() => undefined)
+      await removeApiFile(resolve(this.config.data))
     }
     this.gossip.stop()
     await this.sync.stop()

@@ -120,6 +120,9 @@ export class RealPeer {
         mdns: false,
         carries: scenario.carries[this.index] ?? {},
         http: null,
+        httpHosts: [],
+        httpOrigins: [],
+        metricsPublic: false,
         relay: false,
       }
       let peer: Peer

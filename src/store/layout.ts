@@ -23,8 +23,6 @@ const FLAG_ALIVE = 1
 export const STORE_FORMAT = 1
 export const META_FORMAT = 'format'
 export const META_ACTOR = 'actor'
-/** Data folders are created readable by their owner only: they hold every row and the peer's key. */
-export const DATA_DIR_MODE = 0o700
 
 export const rowKey = rowId
 

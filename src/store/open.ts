@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
 import { StoreOpenError } from '../errors.js'
-import { DATA_DIR_MODE, META_ACTOR, META_FORMAT, STORE_FORMAT } from './layout.js'
+import { DATA_DIR_MODE } from '../constants.js'
+import { META_ACTOR, META_FORMAT, STORE_FORMAT } from './layout.js'
 
 export interface OpenedDatabase {
   db: Level<string, Uint8Array>

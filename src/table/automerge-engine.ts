@@ -115,9 +115,12 @@ class AutomergeDoc implements EngineDoc {
       if (!key.startsWith(prefix)) continue
       const all = A.getConflicts(this.doc, key)
       if (all === undefined || Object.keys(all).length < 2) continue
-      const winner = this.doc[key]
-      const losers = Object.values(all).filter((v) => v !== winner).map(decodeRegister)
-      out.set(key.slice(prefix.length), losers)
+      // getConflicts returns fresh ImmutableString objects, never the one the document reads, so
+      // values are compared by their JSON text. A concurrent write of the winning value itself
+      // lost nothing and is not listed.
+      const winner = registerIdentity(this.doc[key])
+      const losers = Object.values(all).filter((v) => registerIdentity(v) !== winner)
+      if (losers.length > 0) out.set(key.slice(prefix.length), losers.map(decodeRegister))
     }
     return out
   }
@@ -215,8 +218,18 @@ class AutomergeDoc implements EngineDoc {
   }
 }
 
+/** A register's stored JSON text (an ImmutableString as written here, or a plain string). */
+function registerText(value: unknown): string | null {
+  return value instanceof A.ImmutableString ? value.val : typeof value === 'string' ? value : null
+}
+
+/** What identifies a register value for comparison: its stored text, or (for anything else) its JSON. */
+function registerIdentity(value: unknown): string {
+  return registerText(value) ?? `\u0000${JSON.stringify(value ?? null)}`
+}
+
 function decodeRegister(value: unknown): unknown {
-  const text = value instanceof A.ImmutableString ? value.val : typeof value === 'string' ? value : null
+  const text = registerText(value)
   if (text === null) return value ?? null
   try {
     return JSON.parse(text) as unknown

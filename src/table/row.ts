@@ -3,6 +3,7 @@ import type { ApplyResult, EngineContext, EngineDoc, RowEngine } from './engine.
 import { rowHash } from './digest-tree.js'
 import { hash128 } from './hash.js'
 import type { ColumnKind, ResolvedSchema } from './schema.js'
+import { textSplices } from './text-diff.js'
 
 /*
  * Row semantics, identical on both engines and every replica.
@@ -21,7 +22,11 @@ import type { ColumnKind, ResolvedSchema } from './schema.js'
  *   - update / increment / editText need a live row (RowNotFoundError otherwise); delete of an
  *     absent row is a no-op.
  * Within one life: registers are last-writer-wins per column (deterministic on every replica;
- * Automerge keeps the losers as conflicts), counters add up, texts merge edits.
+ * Automerge keeps the losers as conflicts), counters add up, texts merge edits. A put or update
+ * of a text column is written as the smallest edit from the current text to the new value
+ * (text-diff.ts), so two replicas putting "Red umbrella" and "Blue umbrella" over "Green umbrella"
+ * keep one " umbrella" and merge the two new words, where replacing the whole text would keep
+ * both whole values side by side.
  */
 
 export type RowOp =
@@ -138,8 +143,9 @@ export class RowDocument {
               // Setting a counter adds the difference, so concurrent sets and increments all count.
               w.increment(life, column, (value as number) - (current?.counters.get(column) ?? 0))
             } else if (kind === 'text') {
-              const length = current?.texts.get(column)?.length ?? 0
-              w.spliceText(life, column, 0, length, value as string)
+              // The smallest edit from the current text to the new one, so concurrent puts and
+              // edits merge as text edits do (a whole-text replace would keep both new values).
+              for (const s of textSplices(current?.texts.get(column) ?? '', value as string)) w.spliceText(life, column, s.index, s.delete, s.insert)
             } else {
               w.setRegister(life, column, value)
             }

@@ -3,6 +3,7 @@ import { SqlBridge } from '../../src/bridge/bridge.js'
 import { parseBridgeConfig } from '../../src/bridge/config.js'
 import { formatBridge } from '../../src/cli/format.js'
 import { startHttpApi, type HttpApi } from '../../src/http/server.js'
+import { createApiToken } from '../../src/http/token.js'
 import { MemoryLogger } from '../../src/log.js'
 import { Shoal } from '../../src/shoal.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
@@ -47,9 +48,11 @@ describe('SQL bridge status and metrics', () => {
 
     let api: HttpApi | null = null
     const peerStatus = async (): Promise<PeerStatus> => ({ ...(await db.status()), name: 't', peerId: 'p', addresses: [], connectedPeers: [], http: api!.url, sync: { rounds: 0, rowsRepaired: 0, peers: [], loading: [] }, bridge: bridge.status() })
-    api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: peerStatus, counters: () => counters, bridge: () => bridge.status() })
+    const token = createApiToken()
+    const auth = { headers: { authorization: `Bearer ${token}` } }
+    api = await startHttpApi({ token, host: '127.0.0.1', port: 0, db, status: peerStatus, counters: () => counters, bridge: () => bridge.status() })
     cleanup.push(() => api!.close())
-    const lines = (await (await fetch(`${api.url}/metrics`)).text()).split('\n')
+    const lines = (await (await fetch(`${api.url}/metrics`, auth)).text()).split('\n')
     expect(lines).toContain('# TYPE shoal_sql_captured_total counter')
     expect(lines).toContain('shoal_sql_captured_total{table="stock"} 2')
     expect(lines).toContain('shoal_sql_written_back_total{table="stock"} 1')
@@ -57,7 +60,7 @@ describe('SQL bridge status and metrics', () => {
     expect(lines).toContain('shoal_sql_dead_letters{table="stock"} 1')
     expect(lines).toContain('shoal_sql_oldest_pending_seconds{table="stock"} 0')
     expect(lines).toContain('shoal_sql_up 1')
-    const live = (await (await fetch(`${api.url}/v1/status`)).json()) as PeerStatus
+    const live = (await (await fetch(`${api.url}/v1/status`, auth)).json()) as PeerStatus
     expect(live.bridge?.tables[0]).toMatchObject({ table: 'stock', captured: 2, deadLetters: 1 })
   })
 

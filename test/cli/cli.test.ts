@@ -1,10 +1,13 @@
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { API_FILE } from '../../src/cli/api-target.js'
 import { tempDir } from '../store/tempdir.js'
 import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, waitForOutput } from './helpers.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
 
 describe('shoal CLI', () => {
   it('starts a peer from peers/hq.json, serves live status, refuses check on its folder, stops cleanly on SIGTERM', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
@@ -47,6 +50,15 @@ describe('shoal CLI', () => {
     expect(parsed.tables.map((t) => t.name)).toEqual(['catalog', 'sales', 'stock'])
     const check = await runToEnd(['check', '--data', data])
     expect(check.stdout).toMatch(/^ok: \d+ rows/)
+  })
+
+  it('names only files that exist in its help', async () => {
+    const help = await runOk(['help'])
+    expect(help).toMatch(/peers\/scenarios\/split-brain-stock\.yaml/)
+    expect(help).toMatch(/^ {2}edit <table> <key> <column> --index N \[--delete N\] \[--insert TEXT\]$/m)
+    const paths = [...help.matchAll(/\bpeers\/[\w./-]+\.(?:yaml|json)\b/g)].map((m) => m[0])
+    expect(paths.length).toBeGreaterThan(0)
+    for (const path of paths) expect({ path, exists: existsSync(join(root, path)) }).toEqual({ path, exists: true })
   })
 
   it('keeps the API file name the peer writes', async () => {

@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const cli = join(root, 'src/cli/bin.ts')
 
-/** The shoal command as a child process, run from the repository root. */
-export function shoal(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+/** The shoal command as a child process, run from the repository root; `env` is added to this process's environment. */
+export function shoal(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
 }
 
 export interface Finished {
@@ -16,8 +16,8 @@ export interface Finished {
   stderr: string
 }
 
-export async function runToEnd(args: string[]): Promise<Finished> {
-  const child = shoal(args)
+export async function runToEnd(args: string[], env: Record<string, string> = {}): Promise<Finished> {
+  const child = shoal(args, env)
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()))
@@ -27,8 +27,8 @@ export async function runToEnd(args: string[]): Promise<Finished> {
 }
 
 /** Runs shoal and expects it to succeed; the failure message shows what it printed. */
-export async function runOk(args: string[]): Promise<string> {
-  const result = await runToEnd(args)
+export async function runOk(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const result = await runToEnd(args, env)
   if (result.code !== 0) throw new Error(`shoal ${args.join(' ')} exited ${result.code}:\n${result.stdout}\n${result.stderr}`)
   return result.stdout
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { API_FILE } from '../../src/cli/api-target.js'
@@ -16,7 +17,12 @@ describe('shoal verbs against a running `shoal start`', () => {
       const banner = await waitForOutput(peer, /running; press Ctrl-C/)
       const url = /HTTP API (http:\/\/127\.0\.0\.1:\d+)/.exec(banner)?.[1]
       expect(url).toBeDefined()
-      expect(existsSync(join(data, API_FILE))).toBe(true)
+      // The API's token is in api.json, readable by this user only, in a folder only it can enter.
+      expect((await stat(join(data, API_FILE))).mode & 0o777).toBe(0o600)
+      expect((await stat(data)).mode & 0o777).toBe(0o700)
+      const written = JSON.parse(await readFile(join(data, API_FILE), 'utf8')) as { url: string; pid: number; token: string }
+      expect(written).toEqual({ url, pid: peer.pid, token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) })
+      expect((await fetch(`${url}/v1/status`)).status).toBe(401)
 
       await runOk(['define', 'items', SCHEMA, '--data', data])
       expect(await runOk(['put', 'items', 'A1', '{"name": "Widget", "qty": 5}', '--data', data])).toMatch(/^name\s+Widget$/m)
@@ -34,7 +40,8 @@ describe('shoal verbs against a running `shoal start`', () => {
       expect(live.http).toBe(url)
       expect(live.tables).toEqual([expect.objectContaining({ name: 'items', rows: 1 })])
 
-      const metrics = await (await fetch(`${url}/metrics`)).text()
+      expect((await fetch(`${url}/metrics`)).status).toBe(401)
+      const metrics = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${written.token}` } })).text()
       expect(metrics.split('\n')).toContain('shoal_rows{table="items",partition=""} 1')
 
       expect(await runOk(['delete', 'items', 'A1', '--data', data])).toMatch(/deleted items A1/)

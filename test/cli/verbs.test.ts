@@ -4,7 +4,9 @@ import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { API_FILE } from '../../src/cli/api-target.js'
+import { writeApiFile } from '../../src/http/api-file.js'
 import { startHttpApi, type HttpApi } from '../../src/http/server.js'
+import { createApiToken } from '../../src/http/token.js'
 import type { PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
 import { tempDir } from '../store/tempdir.js'
@@ -14,6 +16,8 @@ import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd } from './helpers.js'
 // through the api.json a peer writes; `peer-verbs.test.ts` runs them against a real `shoal start`.
 
 const SCHEMA = JSON.stringify({ primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', name: 'string', qty: 'counter' } })
+
+const TOKEN = createApiToken()
 
 let dir: string
 let db: Shoal
@@ -34,8 +38,8 @@ async function liveStatus(): Promise<PeerStatus> {
 beforeEach(async () => {
   dir = await tempDir()
   db = await Shoal.open({ dir })
-  api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }) })
-  await writeFile(join(dir, API_FILE), JSON.stringify({ url: api.url, pid: process.pid }))
+  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }) })
+  await writeApiFile(dir, { url: api.url, pid: process.pid, token: TOKEN })
 })
 
 afterEach(async () => {
@@ -80,20 +84,45 @@ describe('shoal verbs over the HTTP API', () => {
     expect(gone.stderr).toMatch(/^shoal: table 'stock' has no row '7:A1'.*\(ROW_NOT_FOUND\)$/m)
   })
 
-  it('reads a schema from @file, reaches the API with --http, prints API errors with their code', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
+  it('reads a schema from @file, reaches the API with --http and $SHOAL_TOKEN, prints API errors with their code', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
     const file = join(await tempDir(), 'schema.json')
     await writeFile(file, SCHEMA)
     const other = await tempDir()
     const http = `--http=${api.url.replace('http://', '')}`
-    expect(JSON.parse(await runOk(['define', 'stock', `@${file}`, http, '--data', other, '--json']))).toMatchObject({ name: 'stock', engine: 'yjs' })
+    const env = { SHOAL_TOKEN: TOKEN }
+    expect(JSON.parse(await runOk(['define', 'stock', `@${file}`, http, '--data', other, '--json'], env))).toMatchObject({ name: 'stock', engine: 'yjs' })
+    // --http with the data folder of the peer: the token comes from its api.json.
+    expect(JSON.parse(await runOk(['scan', 'stock', http, '--data', dir, '--json']))).toEqual({ rows: [], next: null })
 
-    const unknown = await runToEnd(['get', 'nope', 'k', http])
+    const unknown = await runToEnd(['get', 'nope', 'k', http], env)
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toMatch(/unknown table 'nope'.*\(TABLE_UNKNOWN\)/)
-    const badColumn = await runToEnd(['put', 'stock', 'k', '{"colour": "red"}', http])
+    const badColumn = await runToEnd(['put', 'stock', 'k', '{"colour": "red"}', http], env)
     expect(badColumn.stderr).toMatch(/no column 'colour'.*\(COLUMN_UNKNOWN\)/)
-    const badLimit = await runToEnd(['scan', 'stock', '--limit', '0', http])
+    const badLimit = await runToEnd(['scan', 'stock', '--limit', '0', http], env)
     expect(badLimit.stderr).toMatch(/'limit' must be an integer.*\(VALUE_INVALID\)/)
+
+    // No token, or a wrong one: 401, and the message says where the token comes from.
+    const noToken = await runToEnd(['get', 'stock', 'k', http, '--data', other])
+    expect(noToken.code).toBe(1)
+    expect(noToken.stderr).toMatch(/this API needs a token.*set SHOAL_TOKEN to the "token" in the peer's api\.json.*\(UNAUTHORIZED\)/)
+    const wrong = await runToEnd(['get', 'stock', 'k', http, '--data', other], { SHOAL_TOKEN: createApiToken() })
+    expect(wrong.stderr).toMatch(/the API token is wrong.*\(UNAUTHORIZED\)/)
+    const status = await runToEnd(['status', http, '--data', other])
+    expect(status.stderr).toMatch(/\(UNAUTHORIZED\)/)
+  })
+
+  it('edits a text column in place with `edit`', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
+    await db.defineTable({ name: 'notes', primaryKey: 'id', columns: { id: 'string', body: 'text' } })
+    await runOk(['put', 'notes', 'n1', '{"body": "hello"}', '--data', dir])
+    expect(await runOk(['edit', 'notes', 'n1', 'body', '--index', '5', '--insert', ' world', '--data', dir])).toMatch(/^body\s+hello world$/m)
+    const replaced = JSON.parse(await runOk(['edit', 'notes', 'n1', 'body', '--index=0', '--delete=5', '--insert=goodbye', '--data', dir, '--json'])) as unknown
+    expect(replaced).toEqual({ key: 'n1', row: { id: 'n1', body: 'goodbye world' } })
+    expect(await runOk(['edit', 'notes', 'n1', 'body', '--index', '7', '--delete', '6', '--data', dir])).toMatch(/^body\s+goodbye$/m)
+    expect(await db.table('notes').get('n1')).toEqual({ id: 'n1', body: 'goodbye' })
+    const outside = await runToEnd(['edit', 'notes', 'n1', 'body', '--index', '99', '--insert', 'x', '--data', dir])
+    expect(outside.code).toBe(1)
+    expect(outside.stderr).toMatch(/index 99 is outside 0\.\.7.*\(VALUE_INVALID\)/)
   })
 
   it('refuses malformed arguments with exit code 2', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
@@ -104,6 +133,11 @@ describe('shoal verbs over the HTTP API', () => {
       [['get', 'stock'], /get needs <table> <key>; missing <key>/],
       [['delete', 'stock', 'k', 'extra'], /unexpected argument 'extra'/],
       [['define', 'stock', '@/nonexistent/schema.json'], /cannot read schema file/],
+      [['edit', 'notes', 'n1', 'body', '--insert', 'x'], /edit needs --index N/],
+      [['edit', 'notes', 'n1', 'body', '--index', '0'], /edit needs --delete N, --insert TEXT or both/],
+      [['edit', 'notes', 'n1', 'body', '--index', '-1', '--insert', 'x'], /--index must be a whole number/],
+      [['edit', 'notes', 'n1', 'body', '--index', '0', '--delete', 'all'], /--delete must be a whole number/],
+      [['edit', 'notes', 'n1', '--index', '0', '--insert', 'x'], /edit needs <table> <key> <column>; missing <column>/],
     ]
     for (const [args, message] of cases) {
       const result = await runToEnd([...args, '--data', dir])
@@ -152,7 +186,7 @@ describe('shoal verbs without a running peer', () => {
     const offline = await Shoal.open({ dir: folder })
     await offline.defineTable({ name: 'notes', primaryKey: 'id', columns: { id: 'string' } })
     await offline.close()
-    await writeFile(join(folder, API_FILE), JSON.stringify({ url: 'http://127.0.0.1:1', pid }))
+    await writeFile(join(folder, API_FILE), JSON.stringify({ url: 'http://127.0.0.1:1', pid, token: TOKEN }))
     const status = await runOk(['status', '--data', folder])
     expect(status).toMatch(/notes\s+yjs/)
     const stale = await runToEnd(['get', 'notes', 'k', '--data', folder])

@@ -7,6 +7,7 @@ import { HttpStartError } from '../../src/http/errors.js'
 import { MAX_BODY_BYTES } from '../../src/http/body.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
+import { createApiToken } from '../../src/http/token.js'
 import { tempDir } from '../store/tempdir.js'
 
 const STOCK = {
@@ -39,8 +40,11 @@ interface Answer {
   body: Record<string, unknown>
 }
 
+const TOKEN = createApiToken()
+const auth = { authorization: `Bearer ${TOKEN}` }
+
 async function call(method: string, path: string, body?: unknown): Promise<Answer> {
-  const init: RequestInit = { method }
+  const init: RequestInit = { method, headers: body === undefined ? auth : { ...auth, 'content-type': 'application/json' } }
   if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body)
   const response = await fetch(api.url + path, init)
   return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> }
@@ -63,7 +67,7 @@ function expectError(answer: Answer, status: number, code: string): void {
 beforeEach(async () => {
   dir = await tempDir()
   db = await Shoal.open({ dir })
-  api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters })
+  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters })
   const defined = await call('PUT', '/v1/tables/stock', STOCK)
   expect(defined.status).toBe(200)
 })
@@ -118,6 +122,39 @@ describe('HTTP API', () => {
     expectError(await call('GET', '/v1/tables/stock/rows/7%3AA1'), 404, 'ROW_NOT_FOUND')
   })
 
+  it('edits text columns in place, and a put of a text column replaces its value', async () => {
+    await call('PUT', '/v1/tables/stock/rows/t1', { store: '1', notes: 'hello' })
+    const edited = await call('POST', '/v1/tables/stock/rows/t1/text', { column: 'notes', index: 5, insert: ' world' })
+    expect(edited.status).toBe(200)
+    expect(edited.body).toMatchObject({ key: 't1', row: { notes: 'hello world' } })
+    const replaced = await call('POST', '/v1/tables/stock/rows/t1/text?partition=1', { column: 'notes', index: 0, delete: 5, insert: 'goodbye' })
+    expect(replaced.body.row).toMatchObject({ notes: 'goodbye world' })
+    expect((await call('POST', '/v1/tables/stock/rows/t1/text', { column: 'notes', index: 7, delete: 6 })).body.row).toMatchObject({ notes: 'goodbye' })
+    // A put sets the value (as the smallest edit), it does not append.
+    expect((await call('PUT', '/v1/tables/stock/rows/t1', { notes: 'goodbye, world' })).body.row).toMatchObject({ notes: 'goodbye, world' })
+    expect(await db.table('stock').get('t1')).toMatchObject({ notes: 'goodbye, world' })
+
+    for (const body of [
+      {},
+      { column: 'notes' },
+      { column: 'notes', index: 0 },
+      { column: 'notes', index: -1, insert: 'x' },
+      { column: 'notes', index: 1.5, insert: 'x' },
+      { column: 'notes', index: '0', insert: 'x' },
+      { column: 'notes', index: 0, delete: 'all' },
+      { column: 'notes', index: 0, insert: 7 },
+      { column: 'notes', index: 0, insert: 'x', at: 1 },
+      { column: 'notes', index: 99, insert: 'x' },
+      { column: 'notes', index: 10, delete: 10 },
+      { column: 'name', index: 0, insert: 'x' },
+    ]) {
+      expectError(await call('POST', '/v1/tables/stock/rows/t1/text', body), 400, 'VALUE_INVALID')
+    }
+    expectError(await call('POST', '/v1/tables/stock/rows/t1/text', { column: 'colour', index: 0, insert: 'x' }), 400, 'COLUMN_UNKNOWN')
+    expectError(await call('POST', '/v1/tables/stock/rows/absent/text', { column: 'notes', index: 0, insert: 'x' }), 404, 'ROW_NOT_FOUND')
+    expect(await db.table('stock').get('t1')).toMatchObject({ notes: 'goodbye, world' })
+  })
+
   it('decodes keys holding slashes and non-ASCII characters', async () => {
     const key = 'a/b ü?#%'
     const path = `/v1/tables/stock/rows/${encodeURIComponent(key)}`
@@ -132,7 +169,7 @@ describe('HTTP API', () => {
     await api.close()
     await db.close()
     db = await Shoal.open({ dir })
-    api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters })
+    api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters })
     expect(await db.table('stock').get('k1')).toMatchObject({ name: 'durable', qty: 4 })
   })
 
@@ -197,6 +234,7 @@ describe('HTTP API', () => {
   it('answers 503 STORE_CLOSED once the store is closed, and 500 INTERNAL without a stack for bugs', async () => {
     const logged: string[] = []
     const other = await startHttpApi({
+      token: TOKEN,
       host: '127.0.0.1',
       port: 0,
       db,
@@ -205,7 +243,7 @@ describe('HTTP API', () => {
       logger: callbackLogger((_level, m) => logged.push(m)),
     })
     try {
-      const response = await fetch(`${other.url}/v1/status`)
+      const response = await fetch(`${other.url}/v1/status`, { headers: auth })
       expect(response.status).toBe(500)
       const text = await response.text()
       expect(JSON.parse(text)).toEqual({ error: { code: 'INTERNAL', message: expect.any(String) } })
@@ -223,7 +261,7 @@ describe('HTTP API', () => {
     await call('PUT', '/v1/tables/stock/rows/a', { store: '1' })
     await call('PUT', '/v1/tables/stock/rows/b', { store: '1' })
     await call('PUT', '/v1/tables/stock/rows/c', { store: '2' })
-    const response = await fetch(`${api.url}/metrics`)
+    const response = await fetch(`${api.url}/metrics`, { headers: auth })
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toMatch(/^text\/plain/)
     const text = await response.text()
@@ -244,7 +282,7 @@ describe('HTTP API', () => {
     // A second scrape reflects the new totals, not a sum of both.
     counters.deltasIn = 20
     await call('DELETE', '/v1/tables/stock/rows/c')
-    const again = (await (await fetch(`${api.url}/metrics`)).text()).split('\n')
+    const again = (await (await fetch(`${api.url}/metrics`, { headers: auth })).text()).split('\n')
     expect(again).toContain('shoal_deltas_in_total 20')
     expect(again).toContain('shoal_rows{table="stock",partition="2"} 0')
     counters.deltasIn = 12
@@ -252,10 +290,10 @@ describe('HTTP API', () => {
 
   it('keeps the metrics of two APIs in one process apart', async () => {
     const otherDb = await Shoal.open({ dir: await tempDir() })
-    const other = await startHttpApi({ host: '127.0.0.1', port: 0, db: otherDb, status: fakeStatus, counters: () => ({ ...counters, deltasIn: 99 }) })
+    const other = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db: otherDb, status: fakeStatus, counters: () => ({ ...counters, deltasIn: 99 }) })
     try {
-      expect((await (await fetch(`${other.url}/metrics`)).text()).split('\n')).toContain('shoal_deltas_in_total 99')
-      expect((await (await fetch(`${api.url}/metrics`)).text()).split('\n')).toContain('shoal_deltas_in_total 12')
+      expect((await (await fetch(`${other.url}/metrics`, { headers: auth })).text()).split('\n')).toContain('shoal_deltas_in_total 99')
+      expect((await (await fetch(`${api.url}/metrics`, { headers: auth })).text()).split('\n')).toContain('shoal_deltas_in_total 12')
     } finally {
       await other.close()
       await otherDb.close()
@@ -264,7 +302,7 @@ describe('HTTP API', () => {
 
   it('refuses a port in use with HttpStartError naming the address', async () => {
     const port = Number(new URL(api.url).port)
-    const attempt = startHttpApi({ host: '127.0.0.1', port, db, status: fakeStatus, counters: () => counters })
+    const attempt = startHttpApi({ token: TOKEN, host: '127.0.0.1', port, db, status: fakeStatus, counters: () => counters })
     await expect(attempt).rejects.toBeInstanceOf(HttpStartError)
     await expect(attempt).rejects.toMatchObject({ code: 'HTTP_START_FAILED', message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${port}.*in use.*--http`)) })
   })
@@ -272,7 +310,7 @@ describe('HTTP API', () => {
   it('closes with a keep-alive connection open, closing that connection', async () => {
     const agent = new Agent({ keepAlive: true })
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const req = request(`${api.url}/v1/status`, { agent }, (res) => {
+      const req = request(`${api.url}/v1/status`, { agent, headers: auth }, (res) => {
         const socket = res.socket
         res.resume()
         res.on('end', () => resolve(socket))
@@ -285,6 +323,6 @@ describe('HTTP API', () => {
     await until(() => socket.destroyed || socket.readableEnded)
     agent.destroy()
     await expect(fetch(`${api.url}/v1/status`)).rejects.toThrow()
-    api = await startHttpApi({ host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters })
+    api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters })
   })
 })

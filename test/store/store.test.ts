@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PartitionError, RowNotFoundError, Shoal, type EngineName, type Row } from '../../src/index.js'
@@ -124,5 +126,15 @@ describe.each(['yjs', 'automerge'] as EngineName[])('store against a sequential 
       }),
       { numRuns: RUNS },
     )
+  })
+})
+
+describe('data folder', () => {
+  it('is created readable by its owner only (0700), with any missing parents', async () => {
+    const dir = join(await tempDir(), 'nested', 'hq')
+    const db = await Shoal.open({ dir })
+    await db.close()
+    expect((await stat(dir)).mode & 0o777).toBe(0o700)
+    expect((await stat(dirname(dir))).mode & 0o777).toBe(0o700)
   })
 })

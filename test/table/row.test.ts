@@ -45,6 +45,39 @@ describe.each(ENGINES)('row documents on %s', (engine) => {
     expect(b.state(schema).values.notes).toBe('>> hello world')
   })
 
+  it('writes a put of a text column as an edit, so concurrent puts merge as text edits', () => {
+    const a = replica(engine, 'peer-a')
+    const b = replica(engine, 'peer-b')
+    b.applyDelta(a.apply({ op: 'put', values: { sku: 'A1', store: '7', notes: 'Green umbrella' } }, schema)!)
+    const pa = a.apply({ op: 'put', values: { notes: 'Red umbrella' } }, schema)!
+    const pb = b.apply({ op: 'update', values: { notes: 'Blue umbrella' } }, schema)!
+    // Each replica alone reads what it wrote: a put replaces the value, it never appends.
+    expect(a.state(schema).values.notes).toBe('Red umbrella')
+    expect(b.state(schema).values.notes).toBe('Blue umbrella')
+    a.applyDelta(pb)
+    b.applyDelta(pa)
+    // Both edited "Green" and kept its first "e" (a: "Gr"→"R", "en"→"d"; b: "Gr"→"Blu", "en"→""):
+    // the shared "e umbrella" stays once, and the two insertions at the start both survive, in an
+    // order every replica agrees on (the engine orders concurrent inserts by actor).
+    // Replacing the whole text instead gave "Blue umbrellaRed umbrella".
+    const merged = a.state(schema).values.notes as string
+    expect(merged).toBe(engine === 'yjs' ? 'BluRed umbrella' : 'RBlued umbrella')
+    expect(b.state(schema).values.notes).toBe(merged)
+    expect(hex(b.digest())).toBe(hex(a.digest()))
+    // A later put turns the merged text into exactly the value put.
+    a.apply({ op: 'put', values: { notes: 'Red umbrella' } }, schema)
+    expect(a.state(schema).values.notes).toBe('Red umbrella')
+  })
+
+  it('sends a small change for a small correction of a long text', () => {
+    const a = replica(engine, 'peer-a')
+    const long = 'Aisle 4, top shelf, behind the garden hoses. '.repeat(40)
+    a.apply({ op: 'put', values: { sku: 'A1', store: '7', notes: long } }, schema)
+    const delta = a.apply({ op: 'put', values: { notes: long.replace('top shelf', 'low shelf') } }, schema)!
+    expect(a.state(schema).values.notes).toBe(long.replace('top shelf', 'low shelf'))
+    expect(delta.length).toBeLessThan(long.length / 4)
+  })
+
   it('lets a delete win over a concurrent update, and re-inserts start from empty columns', () => {
     const a = replica(engine, 'peer-a')
     const b = replica(engine, 'peer-b')
@@ -116,5 +149,45 @@ describe.each(ENGINES)('row documents on %s', (engine) => {
       expect(hex(a.digest())).toBe(before)
       expect(a.state(schema).values.name).toBe('x')
     }
+  })
+})
+
+describe('conflicts', () => {
+  it('lists only the losing values of concurrent register writes on Automerge, the same on every replica', () => {
+    const schema = stockSchema('automerge')
+    const a = replica('automerge', 'peer-a')
+    const b = replica('automerge', 'peer-b')
+    const c = replica('automerge', 'peer-c')
+    const create = a.apply({ op: 'put', values: { sku: 'A1', store: '7', name: 'Widget', price: 1 } }, schema)!
+    b.applyDelta(create)
+    c.applyDelta(create)
+    const wa = a.apply({ op: 'update', values: { name: 'Gadget', price: 2 } }, schema)!
+    const wb = b.apply({ op: 'update', values: { name: 'Sprocket', price: 2 } }, schema)!
+    const wc = c.apply({ op: 'update', values: { name: 'Gizmo' } }, schema)!
+    for (const [doc, deltas] of [[a, [wb, wc]], [b, [wa, wc]], [c, [wa, wb]]] as const) for (const d of deltas) doc.applyDelta(d)
+    const winner = a.state(schema).values.name
+    expect(['Gadget', 'Sprocket', 'Gizmo']).toContain(winner)
+    const conflicts = a.conflicts()
+    // The winner is not a loser; the two others are. Both wrote price 2: nothing was lost there.
+    expect(Object.keys(conflicts)).toEqual(['name'])
+    expect([...conflicts.name!].sort()).toEqual(['Gadget', 'Sprocket', 'Gizmo'].filter((n) => n !== winner).sort())
+    for (const other of [b, c]) {
+      expect(other.state(schema).values.name).toBe(winner)
+      expect([...other.conflicts().name!].sort()).toEqual([...conflicts.name!].sort())
+    }
+    // A later write that saw them all settles the column.
+    a.apply({ op: 'update', values: { name: 'Final' } }, schema)
+    expect(a.conflicts()).toEqual({})
+  })
+
+  it('keeps none on Yjs (winner only)', () => {
+    const schema = stockSchema('yjs')
+    const a = replica('yjs', 'peer-a')
+    const b = replica('yjs', 'peer-b')
+    b.applyDelta(a.apply({ op: 'put', values: { sku: 'A1', store: '7', name: 'Widget' } }, schema)!)
+    const wa = a.apply({ op: 'update', values: { name: 'Gadget' } }, schema)!
+    b.applyDelta(b.apply({ op: 'update', values: { name: 'Sprocket' } }, schema)!)
+    b.applyDelta(wa)
+    expect(b.conflicts()).toEqual({})
   })
 })
