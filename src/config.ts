@@ -142,6 +142,23 @@ const CONFIG_FIELDS = {
   ),
   metricsPublic: v.optional(flag('Serve GET /metrics without the HTTP API token, for scrapers that cannot send one (it shows row counts and traffic totals, no row data).'), false),
   relay: v.optional(flag('Serve as a circuit relay v2 so peers behind NAT can be reached through this one.'), false),
+  // Checked here for its shape only: the SQL bridge (src/bridge/config.ts, a layer above this
+  // file) validates it in full when the peer starts, with messages naming each bad field.
+  bridge: v.optional(
+    v.pipe(
+      v.nullable(
+        v.looseObject(
+          {
+            database: v.pipe(v.string('must be "sqlite:PATH", "postgres://USER@HOST:PORT/DB" or "mysql://USER@HOST:PORT/DB"'), v.description('sqlite:PATH, postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB')),
+            tables: v.pipe(v.array(v.unknown(), 'must list the tables to mirror'), v.description('Shoal tables to mirror: a name, or { table, sql?, counters?, text?, json?, partitionBy?, engine? }')),
+          },
+          'must be an object { database, tables, … }',
+        ),
+      ),
+      v.description('Mirror tables of a SQL database (SQLite, PostgreSQL, MySQL/MariaDB) both ways: { database, tables, pollMs?, batchRows?, retryMinMs?, retryMaxMs? } (README, "SQL bridge").'),
+    ),
+    null,
+  ),
 }
 
 /** The config file's schema; peers/shoal-config.schema.json is generated from it. */

@@ -12,7 +12,7 @@ import {
   type ResolvedSchema,
   type TableSchema,
 } from './table/schema.js'
-import { Store, type ChangeEvent, type ChangeListener, type CheckReport, type ReplicaSource, type StoreOptions } from './store/store.js'
+import { Store, type AtomicWrite, type ChangeEvent, type ChangeListener, type CheckReport, type ReplicaSource, type StoreOptions } from './store/store.js'
 import { ID_SEP } from './table/ids.js'
 import { isPlainObject } from './validation.js'
 
@@ -70,6 +70,28 @@ export type TableWrite =
   | { op: 'editText'; key: string | number; column: string; edit: TextEdit }
   | { op: 'delete'; key: string | number }
 
+/** One write of an atomic batch (Shoal.applyBatch): a TableWrite naming its table (and optionally its partition). */
+export type BatchOp = TableWrite & { table: string; partition?: string | number }
+
+export interface ApplyBatchOptions {
+  /** Committed in the same LevelDB batch as the writes (value null removes it); read it with bookmark(). */
+  bookmark?: { name: string; value: string | null }
+  /** Carried into the change events of these writes (ChangeEvent.source), so the writer can recognise its own changes. */
+  source?: string
+}
+
+/** Per write of a batch: what it did, or why it was refused. */
+export type BatchResult = { ok: true; result: WriteResult } | { ok: false; error: Error }
+
+/** A row as stored here, tombstones included (Table.stored). */
+export interface StoredRowState {
+  partition: string
+  alive: boolean
+  life: number
+  /** The row's values; null when deleted. */
+  row: Row | null
+}
+
 /** What a write did, as committed. */
 export interface WriteResult {
   key: string
@@ -115,6 +137,11 @@ export class Shoal {
   /** The data folder. */
   get dir(): string {
     return this.store.dir
+  }
+
+  /** False once close() has begun. */
+  get isOpen(): boolean {
+    return this.store.isOpen
   }
 
   /** Defines a table, or extends an existing one with new columns. Returns the schema in force. */
@@ -168,6 +195,47 @@ export class Shoal {
    */
   applyRemoteDelta(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult> {
     return this.store.applyRemote(table, partition, key, delta, origin)
+  }
+
+  /**
+   * Applies many writes and an optional bookmark in ONE atomic, durable LevelDB batch: after a
+   * crash either all of them are stored or none is (store/atomic.ts). Each write is validated like
+   * Table.write; one refused on its own (bad value, absent row for update or increment, unknown
+   * table…) gets `{ ok: false, error }` and does not stop the others. Rejects only when the batch
+   * could not be written, and then nothing of it is stored.
+   */
+  async applyBatch(ops: readonly BatchOp[], options: ApplyBatchOptions = {}): Promise<BatchResult[]> {
+    if (!Array.isArray(ops)) throw new ValidationError('applyBatch needs an array of writes')
+    const results: Array<BatchResult | null> = new Array(ops.length).fill(null)
+    const writes: AtomicWrite[] = []
+    const index: number[] = []
+    ops.forEach((op, i) => {
+      try {
+        if (!isPlainObject(op as unknown)) throw new ValidationError('a batch write is an object { table, op, key, … }')
+        const options = op.partition === undefined ? undefined : { partition: op.partition }
+        writes.push(this.table(op.table).prepare(op, options))
+        index.push(i)
+      } catch (error) {
+        results[i] = { ok: false, error: error as Error }
+      }
+    })
+    const stored = await this.store.writeAtomic(writes, {
+      ...(options.bookmark === undefined ? {} : { bookmark: options.bookmark }),
+      ...(options.source === undefined ? {} : { source: options.source }),
+    })
+    stored.forEach((r, j) => {
+      const w = writes[j]!
+      results[index[j]!] = r.ok
+        ? { ok: true, result: { key: w.key, partition: r.result.partition, changed: r.result.changed, alive: r.result.state.alive, life: r.result.state.life, row: r.result.state.alive ? { ...r.result.state.values } : null } }
+        : { ok: false, error: r.error as Error }
+    })
+    return results as BatchResult[]
+  }
+
+  /** The committed value of a bookmark written with applyBatch, or null. */
+  async bookmark(name: string): Promise<string | null> {
+    if (typeof name !== 'string' || name === '') throw new ValidationError('a bookmark name is a non-empty string')
+    return this.store.bookmark(name)
   }
 
   async status(): Promise<ShoalStatus> {
@@ -240,6 +308,14 @@ export class Table {
    * increment, editText and delete are this with a shorter answer. Resolves once durable.
    */
   async write(w: TableWrite, options?: RowOptions): Promise<WriteResult> {
+    const prepared = this.prepare(w, options)
+    const result = await this.store.writeLocal(prepared.schema, prepared.key, prepared.partition, prepared.createPartition, prepared.op)
+    const { state } = result
+    return { key: prepared.key, partition: result.partition, changed: result.changed, alive: state.alive, life: state.life, row: state.alive ? { ...state.values } : null }
+  }
+
+  /** Validates a write without applying it: what the store applies (Table.write, Shoal.applyBatch). */
+  prepare(w: TableWrite, options?: RowOptions): AtomicWrite {
     const schema = this.schema
     if (!isPlainObject(w as unknown)) throw new ValidationError(`a write is an object { op, key, … }`)
     const key = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, w.key)
@@ -280,9 +356,19 @@ export class Table {
       default:
         throw new ValidationError(`unknown write op ${JSON.stringify((w as { op?: unknown }).op)}; use put, update, increment, editText or delete`)
     }
-    const result = await this.store.writeLocal(schema, key, partition, createPartition, op)
-    const { state } = result
-    return { key, partition: result.partition, changed: result.changed, alive: state.alive, life: state.life, row: state.alive ? { ...state.values } : null }
+    return { schema, key, partition, createPartition, op }
+  }
+
+  /**
+   * The row as stored here, deleted rows included (their tombstone): null only when this replica
+   * never stored the key. (`get` answers null for both.)
+   */
+  async stored(key: string | number, options?: RowOptions): Promise<StoredRowState | null> {
+    const schema = this.schema
+    const k = normalizeKeyValue(`key of table '${schema.name}'`, schema.columns[schema.primaryKey]!, key)
+    const row = await this.store.read(schema, k, this.partitionOption(schema, options))
+    if (row === null) return null
+    return { partition: row.partition, alive: row.state.alive, life: row.state.life, row: row.state.alive ? { ...row.state.values } : null }
   }
 
   /** The row, or null if absent or deleted. */

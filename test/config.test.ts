@@ -24,7 +24,7 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, bridge: null })
     expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
     expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
     expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/'carries\.stock' must be an array of partition values/)
@@ -39,7 +39,7 @@ describe('peer config', () => {
 
   it('refuses unknown fields with the list of allowed ones, and takes "$schema" for editors', () => {
     expect(() => parseConfig({ datta: 'x' }, 'x.json')).toThrow(
-      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, httpHosts, httpOrigins, metricsPublic, relay\)$/,
+      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, httpHosts, httpOrigins, metricsPublic, relay, bridge\)$/,
     )
     expect(() => parseConfig({ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'string' }, primarykey: 'id' }] }, 'x.json')).toThrow(
       /'tables\[0\]\.primarykey' is not a known field \(allowed: name, primaryKey, partitionBy, engine, columns\)/,
@@ -121,5 +121,13 @@ describe('the config JSON Schema (peers/shoal-config.schema.json)', () => {
       expect(validate(input), JSON.stringify(input)).toBe(false)
       expect(() => parseConfig(input, 'x.json')).toThrow(ConfigError)
     }
+  })
+})
+
+describe('peer config: bridge', () => {
+  it('takes a bridge for the SQL bridge to check at start, and refuses a malformed one by name', () => {
+    expect(parseConfig({ bridge: { database: 'sqlite:till.db', tables: ['sales'] } }, 'x.json').bridge).toEqual({ database: 'sqlite:till.db', tables: ['sales'] })
+    expect(() => parseConfig({ bridge: { tables: ['sales'] } }, 'x.json')).toThrow(/x\.json: .*bridge.*database/)
+    expect(() => parseConfig({ bridge: 'sqlite:x.db' }, 'x.json')).toThrow(/bridge.*must be an object/)
   })
 })

@@ -1,4 +1,4 @@
-import type { LoadProgress, PeerStatus, SyncPeerStatus } from '../status.js'
+import type { BridgeStatus, LoadProgress, PeerStatus, SyncPeerStatus } from '../status.js'
 import type { Row, ShoalStatus } from '../shoal.js'
 
 /** Renders rows as a left-aligned text table with a header, for people (scripts use --json). */
@@ -95,8 +95,41 @@ export function formatPeerStatus(status: PeerStatus): string {
     `sync    ${formatCount(status.sync.rounds)} rounds, ${formatCount(status.sync.rowsRepaired)} rows repaired`,
     ...status.sync.peers.map(formatSyncPeer),
     ...status.sync.loading.map((p) => `loading ${formatLoad(p)}`),
+    ...(status.bridge == null ? [] : ['', formatBridge(status.bridge)]),
     '',
     formatTables(status),
   ]
+  return lines.join('\n')
+}
+
+function formatAge(seconds: number | null): string {
+  if (seconds === null) return '-'
+  return seconds < 1 ? `${Math.round(seconds * 1000)} ms` : seconds < 120 ? `${seconds.toFixed(1)} s` : `${Math.round(seconds / 60)} min`
+}
+
+/** The SQL bridge: database, state, and per table what SymmetricDS would show (captured, pending, written back, dead letters). */
+export function formatBridge(bridge: BridgeStatus): string {
+  const state = bridge.state === 'running' ? `running, ${bridge.push ? 'push wake-ups' : 'polling'}` : bridge.state
+  const lines = [`sql     ${bridge.database} (${bridge.dialect}, ${state})${bridge.error === null ? '' : `: ${bridge.error.replace(/\s+/g, ' ')}`}`]
+  const table = formatTable(
+    ['TABLE', 'SQL TABLE', 'CAPTURED', 'PENDING', 'OLDEST PENDING', 'WRITTEN BACK', 'DEAD LETTERS'],
+    bridge.tables.map((t) => [
+      t.table,
+      t.sqlTable,
+      formatCount(t.captured),
+      formatCount(t.pending),
+      formatAge(t.oldestPendingSeconds),
+      formatCount(t.writtenBack),
+      formatCount(t.deadLetters),
+    ]),
+  )
+  lines.push(...table.split('\n').map((l) => `        ${l}`))
+  for (const t of bridge.tables) {
+    if (t.loading !== null) lines.push(`        loading ${t.table} from SQL: ${formatCount(t.loading.done)}/${formatCount(t.loading.total)} changes`)
+    if (t.error !== null) lines.push(`        ${t.table}: not mirrored: ${t.error}`)
+  }
+  for (const d of bridge.deadLetters) {
+    lines.push(`        dead letter ${d.table} ${formatValue(d.key)} (${d.direction}, ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${d.nextAttempt === null ? '' : `, next ${d.nextAttempt}`}): ${formatValue(d.reason)}`)
+  }
   return lines.join('\n')
 }

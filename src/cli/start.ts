@@ -12,6 +12,11 @@ export async function start(options: Options): Promise<void> {
   const peer = await Peer.start(config)
   const view = new LoadProgressView(process.stderr)
   peer.sync.onProgress = (p) => view.update(p)
+  // The SQL bridge's initial load (rows imported from the database), in a view of its own.
+  const sqlView = new LoadProgressView(process.stderr)
+  if (peer.bridge !== null) {
+    peer.bridge.onProgress = (p) => sqlView.update({ table: p.table, partition: '', from: 'SQL', received: p.done, expected: p.total, done: p.finished })
+  }
   const settle = setInterval(() => view.settle(peer.sync.status().loading), SETTLE_INTERVAL_MS)
 
   let tables: string
@@ -27,6 +32,7 @@ export async function start(options: Options): Promise<void> {
   for (const addr of peer.node.multiaddrs()) console.log(`listening on ${addr.toString()}`)
   console.log(peer.http === null ? 'HTTP API off' : `HTTP API ${peer.http.url}`)
   console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
+  if (peer.bridge !== null) console.log(`SQL bridge ${peer.bridge.label}: ${peer.bridge.tableList().join(', ')}`)
   console.log('\nrunning; press Ctrl-C to stop')
 
   const signal = await new Promise<string>((resolve) => {
@@ -35,6 +41,7 @@ export async function start(options: Options): Promise<void> {
   })
   clearInterval(settle)
   view.clearBar()
+  sqlView.clearBar()
   console.log(`\n${signal}: stopping…`)
   try {
     await peer.stop()

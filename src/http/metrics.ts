@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { PeerCounters } from '../status.js'
+import type { BridgeStatus, BridgeTableStatus, PeerCounters } from '../status.js'
 import type { Shoal } from '../shoal.js'
 
 /** Prometheus counter name (with its `_total` suffix) → the PeerCounters field it exports. */
@@ -25,13 +25,16 @@ export class ShoalMetrics {
   private readonly refused: Counter<'reason'>
   private readonly rows: Gauge<'table' | 'partition'>
   private readonly connectedPeers: Gauge
+  private readonly sql: SqlBridgeMetrics | null
   /** Scrapes run one at a time: each resets and refills the shared series before rendering them. */
   private last: Promise<unknown> = Promise.resolve()
 
   constructor(
     private readonly db: Shoal,
     private readonly snapshot: () => PeerCounters,
+    bridge?: () => BridgeStatus | null,
   ) {
+    this.sql = bridge === undefined ? null : new SqlBridgeMetrics(this.registry, bridge)
     for (const [name, field, help] of COUNTERS) {
       this.counters.set(field, new Counter({ name, help, registers: [this.registry] }))
     }
@@ -66,6 +69,45 @@ export class ShoalMetrics {
     for (const table of status.tables) {
       for (const p of table.partitions) this.rows.set({ table: table.name, partition: p.partition }, p.rows)
     }
+    this.sql?.refresh()
     return this.registry.metrics()
+  }
+}
+
+/** SQL bridge series, per mirrored (Shoal) table, in SymmetricDS's terms (README, "SQL bridge"). */
+const SQL_COUNTERS: ReadonlyArray<readonly [string, 'captured' | 'writtenBack', string]> = [
+  ['shoal_sql_captured_total', 'captured', 'SQL changes captured and made durable in the store, per table.'],
+  ['shoal_sql_written_back_total', 'writtenBack', 'Rows written back into the SQL table, per table.'],
+]
+const SQL_GAUGES: ReadonlyArray<readonly [string, (t: BridgeTableStatus) => number, string]> = [
+  ['shoal_sql_pending', (t) => t.pending, 'Captured SQL changes not yet durable in the store, per table.'],
+  ['shoal_sql_dead_letters', (t) => t.deadLetters, 'Writes (and captures) the database or the store refused, waiting in the dead-letter table, per table.'],
+  ['shoal_sql_oldest_pending_seconds', (t) => t.oldestPendingSeconds ?? 0, 'Age of the oldest pending captured change (0: none), per table.'],
+]
+
+class SqlBridgeMetrics {
+  private readonly counters: Array<[Counter<'table'>, 'captured' | 'writtenBack']>
+  private readonly gauges: Array<[Gauge<'table'>, (t: BridgeTableStatus) => number]>
+  private readonly up: Gauge
+
+  constructor(
+    registry: Registry,
+    private readonly status: () => BridgeStatus | null,
+  ) {
+    this.counters = SQL_COUNTERS.map(([name, field, help]) => [new Counter({ name, help, labelNames: ['table'], registers: [registry] }), field])
+    this.gauges = SQL_GAUGES.map(([name, read, help]) => [new Gauge({ name, help, labelNames: ['table'], registers: [registry] }), read])
+    this.up = new Gauge({ name: 'shoal_sql_up', help: '1 while the SQL bridge is connected to its database, else 0.', registers: [registry] })
+  }
+
+  refresh(): void {
+    const status = this.status()
+    for (const [counter] of this.counters) counter.reset()
+    for (const [gauge] of this.gauges) gauge.reset()
+    this.up.set(status?.state === 'running' && status.error === null ? 1 : 0)
+    if (status === null) return
+    for (const table of status.tables) {
+      for (const [counter, field] of this.counters) counter.inc({ table: table.table }, Math.max(0, table[field]))
+      for (const [gauge, read] of this.gauges) gauge.set({ table: table.table }, read(table))
+    }
   }
 }

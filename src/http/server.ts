@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { PeerCounters, PeerStatus } from '../status.js'
+import type { BridgeStatus, PeerCounters, PeerStatus } from '../status.js'
 import { quote, silentLogger, type Logger } from '../log.js'
 import type { Shoal } from '../shoal.js'
 import { AccessPolicy, isJsonContentType } from './access.js'
@@ -17,6 +17,8 @@ export interface HttpApiInit {
   db: Shoal
   status: () => Promise<PeerStatus>
   counters: () => PeerCounters
+  /** The SQL bridge's figures for /metrics (absent or null: no bridge). */
+  bridge?: () => BridgeStatus | null
   logger?: Logger
   /** The bearer token every request must carry (createApiToken(); at least MIN_API_TOKEN_CHARS). */
   token: string
@@ -121,7 +123,7 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
     throw new HttpStartError(`the HTTP API token must be a string of at least ${MIN_API_TOKEN_CHARS} characters (128 bits); make one with createApiToken()`)
   }
   const limits = { ...DEFAULT_HTTP_LIMITS, ...init.limits }
-  const metrics = new ShoalMetrics(init.db, init.counters)
+  const metrics = new ShoalMetrics(init.db, init.counters, init.bridge)
   const router = shoalRoutes({ db: init.db, status: init.status, metrics })
   const running = new Set<Promise<void>>()
   let access: AccessPolicy | null = null

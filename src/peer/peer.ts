@@ -1,4 +1,6 @@
 import { resolve } from 'node:path'
+import { SqlBridge } from '../bridge/bridge.js'
+import { parseBridgeConfig } from '../bridge/config.js'
 import { parseHostPort, type PeerConfig } from '../config.js'
 import { removeApiFile, writeApiFile } from '../http/api-file.js'
 import type { HttpLimits } from '../http/constants.js'
@@ -44,6 +46,8 @@ export class Peer {
     readonly http: HttpApi | null,
     /** What peers sent that was refused, by reason (gossip and anti-entropy). */
     readonly refusals: Refusals,
+    /** The SQL bridge (config `bridge`), or null. */
+    readonly bridge: SqlBridge | null = null,
   ) {}
 
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
@@ -78,6 +82,12 @@ export class Peer {
       undo.push(async () => gossip.stop())
       await sync.start()
       undo.push(() => sync.stop())
+      let bridge: SqlBridge | null = null
+      if (config.bridge != null) {
+        const bridgeConfig = parseBridgeConfig(config.bridge, config.name === null ? 'config' : `config of '${config.name}'`)
+        bridge = await SqlBridge.start({ db, config: bridgeConfig, logger: logger.child({ component: 'sql-bridge' }) })
+        undo.push(() => bridge!.stop())
+      }
       let peer: Peer | null = null
       let http: HttpApi | null = null
       if (config.http !== null) {
@@ -96,12 +106,13 @@ export class Peer {
           ...(options.httpLimits === undefined ? {} : { limits: options.httpLimits }),
           status: () => peer!.status(),
           counters: () => peer!.counters(),
+          bridge: () => peer?.bridge?.status() ?? null,
         })
         undo.push(() => http!.close())
         await writeApiFile(dir, { url: http.url, pid: process.pid, token })
         undo.push(() => removeApiFile(dir))
       }
-      peer = new Peer(config, db, node, gossip, sync, http, refusals)
+      peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge)
       return peer
     } catch (error) {
       await unwind()
@@ -118,6 +129,7 @@ export class Peer {
       connectedPeers: this.node.connectedPeers().map((p) => p.toString()),
       http: this.http?.url ?? null,
       sync: this.sync.status(),
+      bridge: this.bridge?.status() ?? null,
     }
   }
 
@@ -148,6 +160,7 @@ export class Peer {
     this.gossip.stop()
     await this.sync.stop()
     await this.node.stop()
+    await this.bridge?.stop()
     await this.db.close()
   }
 }

@@ -3,7 +3,7 @@ import { equalBytes, isZeroBytes, toHex, xorBytes } from '../table/hash.js'
 import { ID_SEP, parsePartitionId, partitionId } from '../table/ids.js'
 import type { ResolvedSchema } from '../table/schema.js'
 import type { StoreCore } from './core.js'
-import { bucketKey, COUNT_PREFIX, encodeRecord, indexKey, leafKey, ROOT_PREFIX } from './layout.js'
+import { bookmarkKey, bucketKey, COUNT_PREFIX, encodeRecord, indexKey, leafKey, ROOT_PREFIX, type Bookmark } from './layout.js'
 import type { LiveRow } from './live-row.js'
 
 /** A row a batch changed, ready to be written. */
@@ -29,8 +29,8 @@ const utf8 = new TextEncoder()
  * `indexedBefore`: what the key index held before this batch for the keys the batch looked up
  * (every key of a partitioned table a batch creates is among them).
  */
-export async function commitRows(core: StoreCore, dirty: readonly DirtyRow[], indexedBefore: ReadonlyMap<string, string | null>): Promise<void> {
-  if (dirty.length === 0) return
+export async function commitRows(core: StoreCore, dirty: readonly DirtyRow[], indexedBefore: ReadonlyMap<string, string | null>, bookmarks: readonly Bookmark[] = []): Promise<void> {
+  if (dirty.length === 0 && bookmarks.length === 0) return
   // One array batch on the root database with prefixed keys: abstract-level's per-operation
   // sublevel handling costs ~3x the write itself (measured in bench/README.md).
   const ops: BatchOp[] = []
@@ -62,6 +62,11 @@ export async function commitRows(core: StoreCore, dirty: readonly DirtyRow[], in
   for (const [pid, root] of next.roots) ops.push({ type: 'put', key: core.prefix.meta + ROOT_PREFIX + pid, value: utf8.encode(toHex(root)) })
   for (const [pid, count] of next.counts) ops.push({ type: 'put', key: core.prefix.meta + COUNT_PREFIX + pid, value: utf8.encode(String(count)) })
 
+  // Bookmarks of atomic batches (atomic.ts) commit with their rows; a later one of a name wins.
+  for (const b of bookmarks) {
+    const key = core.prefix.meta + bookmarkKey(b.name)
+    ops.push(b.value === null ? { type: 'del', key } : { type: 'put', key, value: utf8.encode(b.value) })
+  }
   const batch = core.db.batch()
   for (const op of ops) {
     if (op.type === 'put') batch.put(op.key, op.value)

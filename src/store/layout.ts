@@ -11,6 +11,7 @@ import { ID_SEP, partitionId, rowId } from '../table/ids.js'
  *   keys    table␀key                  → partition (partitioned tables: where a key's row lives;
  *                                                   the first creation seen here wins)
  *   meta    'format' | 'actor' | count␀table␀partition | root␀table␀partition → value
+ *           bookmark␀name → value (atomic batches, atomic.ts)
  * One local change is one atomic batch over all of them.
  */
 
@@ -49,6 +50,19 @@ export function indexKey(table: string, key: string): string {
 export const COUNT_PREFIX = `count${SEP}`
 /** meta key of a partition's digest root, hex. */
 export const ROOT_PREFIX = `root${SEP}`
+/** Bookmarks written with atomic batches (atomic.ts). */
+export const BOOKMARK_PREFIX = `bookmark${SEP}`
+
+/** A named string committed with an atomic batch (atomic.ts); value null removes it. */
+export interface Bookmark {
+  name: string
+  value: string | null
+}
+
+/** The meta-sublevel key of a bookmark. */
+export function bookmarkKey(name: string): string {
+  return BOOKMARK_PREFIX + name
+}
 
 export function countKey(table: string, partition: string): string {
   return COUNT_PREFIX + partitionId(table, partition)

@@ -16,9 +16,22 @@ import { openDatabase } from './open.js'
 import { readConflicts, readRow, scanRows, type StoredRow } from './reads.js'
 import * as replication from './replication-reads.js'
 import { RowCache } from './row-cache.js'
-import { runBatch, type ChangeEvent, type Job, type LocalWriteResult } from './write-batch.js'
+import { bookmarkKey, checkAtomic, type AtomicOptions, type AtomicWrite, type AtomicWriteResult, type Bookmark } from './atomic.js'
+import { runBatch, type ChangeEvent, type Job, type LocalJob, type LocalWriteResult } from './write-batch.js'
 
 export type { ChangeEvent, LocalWriteResult } from './write-batch.js'
+export type { AtomicOptions, AtomicWrite, AtomicWriteResult, Bookmark } from './atomic.js'
+export { MAX_ATOMIC_WRITES } from './atomic.js'
+
+/** Queued atomic batch: its writes join a group commit together, with its bookmark. */
+interface AtomicJob {
+  kind: 'atomic'
+  writes: LocalJob[]
+  bookmark: Bookmark | null
+  results: AtomicWriteResult[]
+  resolve: (results: AtomicWriteResult[]) => void
+  reject: (error: unknown) => void
+}
 export type { CheckReport } from './check.js'
 export type { PartitionSummary } from './digest-state.js'
 export type { StoredRow } from './reads.js'
@@ -71,7 +84,7 @@ export interface RemoteRow {
  */
 export class Store {
   private readonly listeners = new Set<ChangeListener>()
-  private queue: Job[] = []
+  private queue: Array<Job | AtomicJob> = []
   private draining: Promise<void> | null = null
   private closed = false
 
@@ -186,7 +199,41 @@ export class Store {
     return schema
   }
 
-  private enqueue(job: Job): void {
+  /**
+   * Commits `writes` and (if given) the bookmark in ONE atomic LevelDB batch; resolves once it is
+   * durable, with one result per write in order (atomic.ts says what is atomic and what is not).
+   */
+  writeAtomic(writes: readonly AtomicWrite[], options: AtomicOptions = {}): Promise<AtomicWriteResult[]> {
+    const bookmark = options.bookmark ?? null
+    try {
+      checkAtomic(writes, bookmark)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return new Promise((resolve, reject) => {
+      const results: AtomicWriteResult[] = new Array(writes.length)
+      const jobs: LocalJob[] = writes.map((w, i) => ({
+        kind: 'local',
+        schema: w.schema,
+        key: w.key,
+        partition: w.partition,
+        createPartition: w.createPartition,
+        op: w.op,
+        ...(options.source === undefined ? {} : { source: options.source }),
+        resolve: (result) => (results[i] = { ok: true, result }),
+        reject: (error) => (results[i] = { ok: false, error }),
+      }))
+      this.enqueue({ kind: 'atomic', writes: jobs, bookmark, results, resolve, reject })
+    })
+  }
+
+  /** The committed value of a bookmark written by writeAtomic, or null. */
+  async bookmark(name: string): Promise<string | null> {
+    this.assertOpen()
+    return (await this.core.levels.meta.get(bookmarkKey(name))) ?? null
+  }
+
+  private enqueue(job: Job | AtomicJob): void {
     if (this.closed) {
       job.reject(new StoreClosedError())
       return
@@ -200,10 +247,19 @@ export class Store {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, MAX_WRITES_PER_BATCH)
-        const flushing = runBatch(this.core, batch)
+        // An atomic batch's writes join this group commit like any others; its bookmark commits with them.
+        const atomic = batch.filter((j): j is AtomicJob => j.kind === 'atomic')
+        const jobs = atomic.length === 0 ? (batch as Job[]) : batch.flatMap((j) => (j.kind === 'atomic' ? j.writes : [j]))
+        let failure: { error: unknown } | null = null
+        const bookmarks = atomic.flatMap((a) => (a.bookmark === null ? [] : [a.bookmark]))
+        const flushing = runBatch(this.core, jobs, bookmarks, (error) => (failure = { error }))
         this.core.flushing = flushing.then(() => undefined)
         const events = await flushing
         this.core.flushing = null
+        for (const a of atomic) {
+          if (failure === null) a.resolve(a.results)
+          else a.reject((failure as { error: unknown }).error)
+        }
         for (const event of events) this.emit(event)
       }
     } finally {

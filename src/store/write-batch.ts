@@ -7,7 +7,7 @@ import { checkRow, RowCheckError } from '../table/row-check.js'
 import { keyColumnValue, type ResolvedSchema } from '../table/schema.js'
 import { commitRows, type DirtyRow } from './commit.js'
 import type { StoreCore } from './core.js'
-import { indexKey, rowKey } from './layout.js'
+import { indexKey, rowKey, type Bookmark } from './layout.js'
 import type { LiveRow } from './live-row.js'
 
 /** A committed change to one row, local or from a peer. */
@@ -24,6 +24,8 @@ export interface ChangeEvent {
   row: Readonly<Record<string, unknown>> | null
   /** The engine delta of this change: what a peer needs to apply it. */
   delta: Uint8Array
+  /** The `source` of the atomic batch that wrote it (atomic.ts), so its writer can tell its own changes. */
+  source?: string
 }
 
 export interface LocalWriteResult {
@@ -42,6 +44,8 @@ export interface LocalJob {
   /** The partition a put names in its values; used when the row does not exist yet. */
   createPartition: string | null
   op: RowOp
+  /** Set for the writes of an atomic batch: carried into their change events. */
+  source?: string
   resolve: (result: LocalWriteResult) => void
   reject: (error: unknown) => void
 }
@@ -83,7 +87,14 @@ function identityValues(schema: ResolvedSchema, key: string, partition: string):
  * A job refused on its own is rejected and its row restored; the rest of the batch goes on.
  * Jobs are resolved, and the change events returned, only once the batch is durable.
  */
-export async function runBatch(core: StoreCore, jobs: readonly Job[]): Promise<ChangeEvent[]> {
+export async function runBatch(
+  core: StoreCore,
+  jobs: readonly Job[],
+  /** Committed with the rows (atomic batches, atomic.ts). */
+  bookmarks: readonly Bookmark[] = [],
+  /** Told the error when the batch could not be written (every job is rejected with it). */
+  onFailure?: (error: unknown) => void,
+): Promise<ChangeEvent[]> {
   const touched = new Map<string, Touched>()
   const targets = new Map<Job, Touched>()
   const refused = new Set<Job>()
@@ -169,6 +180,7 @@ export async function runBatch(core: StoreCore, jobs: readonly Job[]): Promise<C
       core,
       [...touched.values()].filter((t) => t.dirty),
       indexedBefore,
+      bookmarks,
     )
     // The schemas in force move with the commit, before anyone hears of it: a write that defined
     // a table finds it when it resolves, and listeners see the table a catalog change defines.
@@ -181,6 +193,7 @@ export async function runBatch(core: StoreCore, jobs: readonly Job[]): Promise<C
     const hint = /no space left/i.test(detail) ? `; free space on the disk holding '${core.dir}' and retry` : ''
     const failure = error instanceof ShoalError ? error : new StoreWriteError(`write to '${core.dir}' failed: ${detail}; nothing of this batch was applied${hint}`, { cause: error })
     for (const job of jobs) job.reject(failure)
+    onFailure?.(failure)
     return []
   } finally {
     for (const t of touched.values()) {
@@ -271,7 +284,17 @@ function applyLocal(core: StoreCore, job: LocalJob, t: Touched, done: Array<() =
   const state = live.doc.state(job.schema)
   done.push(() => job.resolve({ partition: t.partition, changed: delta !== null, state }))
   if (delta !== null) {
-    events.push({ table: t.schema.name, partition: t.partition, key: t.key, origin: 'local', alive: state.alive, life: state.life, row: state.alive ? state.values : null, delta })
+    events.push({
+      table: t.schema.name,
+      partition: t.partition,
+      key: t.key,
+      origin: 'local',
+      alive: state.alive,
+      life: state.life,
+      row: state.alive ? state.values : null,
+      delta,
+      ...(job.source === undefined ? {} : { source: job.source }),
+    })
   }
 }
 
