@@ -227,3 +227,45 @@ export function measureAutomerge(bytes: Uint8Array, limits: AutomergeLimits): Au
   }
   return size
 }
+
+/** One change chunk: its author's actor (hex) and its bytes as a standalone chunk. */
+export interface ChangeChunk {
+  actor: string
+  bytes: Uint8Array
+}
+
+function hex(bytes: Uint8Array): string {
+  let out = ''
+  for (const b of bytes) out += b.toString(16).padStart(2, '0')
+  return out
+}
+
+/**
+ * The change chunks of Automerge bytes with their actors, read from the chunk headers; a whole
+ * document (which merges many authors) is refused. For checking who made the changes of a signed
+ * delta before anything is loaded. Compressed changes are inflated within the usual bounds.
+ */
+export function automergeChanges(bytes: Uint8Array): ChangeChunk[] {
+  const out: ChangeChunk[] = []
+  const r = new Reader(bytes)
+  while (!r.done) {
+    const start = r.pos
+    for (const m of MAGIC) if (r.byte() !== m) throw malformed('does not start with the Automerge magic bytes')
+    r.skip(4)
+    const type = r.byte()
+    const length = r.uleb()
+    const payload = r.take(length)
+    const chunk = bytes.subarray(start, r.pos)
+    let header: Uint8Array
+    if (type === CHUNK_CHANGE) header = payload
+    else if (type === CHUNK_COMPRESSED_CHANGE) header = inflateBounded(payload, MAX_INFLATED_COLUMN_BYTES + MAX_ROW_VALUE_BYTES_FOR_AUTHORS, 'a compressed change')
+    else throw new DeltaError('Automerge bytes refused: a signed change must hold changes, not a whole document')
+    const h = new Reader(header)
+    h.skip(h.uleb() * HASH_BYTES)
+    out.push({ actor: hex(h.take(h.uleb())), bytes: chunk })
+  }
+  return out
+}
+
+/** Inflate bound for a compressed change read only for its header (values are measured separately). */
+const MAX_ROW_VALUE_BYTES_FOR_AUTHORS = 8 * 1024 * 1024

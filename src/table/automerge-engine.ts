@@ -1,7 +1,7 @@
 import * as A from '@automerge/automerge'
 import { MAX_ROW_OPS, MAX_ROW_VALUE_BYTES } from '../constants.js'
 import { DeltaError } from '../errors.js'
-import { measureAutomerge } from './automerge-chunks.js'
+import { automergeChanges, measureAutomerge } from './automerge-chunks.js'
 import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
 import { concatBytes, fromHex, hashText, toHex } from './hash.js'
 
@@ -24,10 +24,15 @@ type RowRecord = Record<string, unknown>
 const GENESIS_CACHE_LIMIT = 4096
 const genesisCache = new Map<string, Uint8Array>()
 
+/** The actor of the genesis change that creates the counter or text object at `key`. */
+function genesisActor(key: string): string {
+  return toHex(hashText(`shoal-genesis\u0000${key}`).subarray(0, 16))
+}
+
 function genesisChange(key: string, initial: () => unknown): Uint8Array {
   let change = genesisCache.get(key)
   if (change === undefined) {
-    const actor = toHex(hashText(`shoal-genesis\u0000${key}`).subarray(0, 16))
+    const actor = genesisActor(key)
     const seed = A.change(A.init<RowRecord>({ actor }), { time: 0 }, (d) => {
       d[key] = initial()
     })
@@ -244,8 +249,30 @@ function sameHeads(a: string[], b: string[]): boolean {
   return [...a].sort().every((h, i) => h === sb[i])
 }
 
+/**
+ * Every change in the delta is by `actor`'s Automerge actor, or is a genesis change (one
+ * operation creating the counter or text at a key, by the actor derived from that key, with no
+ * dependencies): identical on every replica, so anyone may ship it.
+ */
+function checkAutomergeAuthor(delta: Uint8Array, actor: string): void {
+  const own = automergeActorId(actor)
+  for (const change of automergeChanges(delta)) {
+    if (change.actor === own) continue
+    let decoded: A.DecodedChange
+    try {
+      decoded = A.decodeChange(change.bytes)
+    } catch (error) {
+      throw new DeltaError('delta holds a change Automerge cannot decode', { cause: error })
+    }
+    const [op] = decoded.ops
+    const genesis = decoded.ops.length === 1 && decoded.deps.length === 0 && decoded.seq === 1 && typeof op?.key === 'string' && genesisActor(op.key) === change.actor
+    if (!genesis) throw new DeltaError(`delta carries a change of Automerge actor ${change.actor}, not of its author (actor ${own})`)
+  }
+}
+
 export const automergeEngine: RowEngine = {
   name: 'automerge',
+  checkAuthor: checkAutomergeAuthor,
   create: (context) => new AutomergeDoc(context),
   decode: (bytes, context) => new AutomergeDoc(context, bytes),
 }

@@ -65,6 +65,12 @@ export interface EngineContext {
 
 export interface RowEngine {
   readonly name: EngineName
+  /**
+   * Throws DeltaError unless every operation the delta creates is the work of `actor` (the peer id
+   * that signed it): a signed change may carry only its author's own operations (docs/trust.md).
+   * Deleting others' content is an operation of the deleter, so it passes.
+   */
+  checkAuthor(delta: Uint8Array, actor: string): void
   create(context: EngineContext): EngineDoc
   /** Throws StoreCorruptError (via the caller) / DeltaError if the bytes are not a row of this engine. */
   decode(bytes: Uint8Array, context: EngineContext): EngineDoc

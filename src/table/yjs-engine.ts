@@ -312,8 +312,23 @@ class YjsDoc implements EngineDoc {
   }
 }
 
+/** Every struct the update creates is the client's of `actor` (deletions may be of anyone's). */
+function checkYjsAuthor(delta: Uint8Array, actor: string): void {
+  let meta: { from: Map<number, number>; to: Map<number, number> }
+  try {
+    meta = Y.parseUpdateMeta(delta)
+  } catch (error) {
+    throw new DeltaError('delta is not a valid Yjs update', { cause: error })
+  }
+  const own = yjsClientId(actor)
+  for (const client of meta.from.keys()) {
+    if (client !== own) throw new DeltaError(`delta carries operations of Yjs client ${client}, not of its author (client ${own})`)
+  }
+}
+
 export const yjsEngine: RowEngine = {
   name: 'yjs',
+  checkAuthor: checkYjsAuthor,
   create: (context) => new YjsDoc(context),
   decode: (bytes, context) => new YjsDoc(context, bytes),
 }

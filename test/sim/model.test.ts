@@ -110,7 +110,7 @@ function lwwCounterEngine(inner: RowEngine): RowEngine {
       dispose: () => doc.dispose(),
     }
   }
-  return { name: inner.name, create: (ctx) => wrap(inner.create(ctx)), decode: (bytes, ctx) => wrap(inner.decode(bytes, ctx)) }
+  return { name: inner.name, checkAuthor: (delta, actor) => inner.checkAuthor(delta, actor), create: (ctx) => wrap(inner.create(ctx)), decode: (bytes, ctx) => wrap(inner.decode(bytes, ctx)) }
 }
 
 describe('the checker catches a broken merge', () => {
