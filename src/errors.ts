@@ -115,3 +115,10 @@ export class ProtocolError extends ShoalError {
     super('PROTOCOL_INVALID', message, options)
   }
 }
+
+/** This peer may not make this write (its rights in a private mesh: docs/trust.md). */
+export class ForbiddenError extends ShoalError {
+  constructor(message: string) {
+    super('FORBIDDEN', message)
+  }
+}

@@ -2,6 +2,8 @@ import { DigestChanges, leafOf, ZERO_DIGEST } from '../table/digest-tree.js'
 import { equalBytes, isZeroBytes, toHex, xorBytes } from '../table/hash.js'
 import { ID_SEP, parsePartitionId, partitionId } from '../table/ids.js'
 import type { ResolvedSchema } from '../table/schema.js'
+import { logKey, SEQ_PREFIX } from './change-log.js'
+import type { PendingLog } from './changesets.js'
 import type { StoreCore } from './core.js'
 import { bookmarkKey, bucketKey, COUNT_PREFIX, encodeRecord, indexKey, leafKey, ROOT_PREFIX, type Bookmark } from './layout.js'
 import type { LiveRow } from './live-row.js'
@@ -29,8 +31,17 @@ const utf8 = new TextEncoder()
  * `indexedBefore`: what the key index held before this batch for the keys the batch looked up
  * (every key of a partitioned table a batch creates is among them).
  */
-export async function commitRows(core: StoreCore, dirty: readonly DirtyRow[], indexedBefore: ReadonlyMap<string, string | null>, bookmarks: readonly Bookmark[] = []): Promise<void> {
-  if (dirty.length === 0 && bookmarks.length === 0) return
+export async function commitRows(
+  core: StoreCore,
+  dirty: readonly DirtyRow[],
+  indexedBefore: ReadonlyMap<string, string | null>,
+  bookmarks: readonly Bookmark[] = [],
+  /** Changesets (private meshes) logged with the rows they changed. */
+  logs: readonly PendingLog[] = [],
+  /** This peer's last changeset sequence number per partition, after this batch. */
+  ownSeqs: ReadonlyMap<string, number> = new Map(),
+): Promise<void> {
+  if (dirty.length === 0 && bookmarks.length === 0 && logs.length === 0) return
   // One array batch on the root database with prefixed keys: abstract-level's per-operation
   // sublevel handling costs ~3x the write itself (measured in bench/README.md).
   const ops: BatchOp[] = []
@@ -67,6 +78,8 @@ export async function commitRows(core: StoreCore, dirty: readonly DirtyRow[], in
     const key = core.prefix.meta + bookmarkKey(b.name)
     ops.push(b.value === null ? { type: 'del', key } : { type: 'put', key, value: utf8.encode(b.value) })
   }
+  for (const { entry, bytes } of logs) ops.push({ type: 'put', key: core.prefix.changes + logKey(entry.pid, entry.author, entry.seq), value: bytes })
+  for (const [pid, seq] of ownSeqs) ops.push({ type: 'put', key: core.prefix.meta + SEQ_PREFIX + pid, value: utf8.encode(String(seq)) })
   const batch = core.db.batch()
   for (const op of ops) {
     if (op.type === 'put') batch.put(op.key, op.value)
@@ -78,6 +91,7 @@ export async function commitRows(core: StoreCore, dirty: readonly DirtyRow[], in
   core.commitSeq++
   core.digests.committed(changes, next)
   for (const [k, partition] of indexed) core.keyIndex.remember(k, partition)
+  if (logs.length > 0) core.changeLog.committed(logs.map((l) => l.entry), ownSeqs)
   for (const { row, rowHash, alive, size } of updates) {
     const live = row.live!
     live.rowHash = rowHash

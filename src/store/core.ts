@@ -6,7 +6,9 @@ import { engineFor } from '../table/engines.js'
 import { parseRowId } from '../table/ids.js'
 import { RowDocument } from '../table/row.js'
 import type { ResolvedSchema } from '../table/schema.js'
+import type { Changeset, SignedChangeset } from '../trust/changeset.js'
 import type { Catalog } from './catalog.js'
+import type { ChangeLog } from './change-log.js'
 import type { DigestState } from './digest-state.js'
 import type { KeyIndex } from './key-index.js'
 import { decodeRecord } from './layout.js'
@@ -16,10 +18,38 @@ import type { RowCache } from './row-cache.js'
 function sublevels(db: Level<string, Uint8Array>) {
   const bytes = (name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' })
   const text = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-  return { rows: bytes('rows'), buckets: bytes('buckets'), leaves: bytes('leaves'), keys: text('keys'), meta: text('meta') }
+  return { rows: bytes('rows'), buckets: bytes('buckets'), leaves: bytes('leaves'), keys: text('keys'), meta: text('meta'), changes: bytes('changes') }
 }
 
 export type Sublevels = ReturnType<typeof sublevels>
+
+/** What signs this peer's changesets in a private mesh (docs/trust.md); absent in an open mesh. */
+export interface ChangeSigner {
+  mesh: string
+  /** This peer's id: the author of its changesets. */
+  author: string
+  sign(changeset: Changeset): Promise<SignedChangeset>
+}
+
+/** Called for every local write with its (table, partition) before it is applied; throws (ForbiddenError) to refuse it. */
+export type LocalWriteGuard = (table: string, partition: string) => void
+
+export interface StoreCoreInit {
+  db: Level<string, Uint8Array>
+  dir: string
+  actor: string
+  context: EngineContext
+  cache: RowCache<LiveRow>
+  digests: DigestState
+  keyIndex: KeyIndex
+  catalog: Catalog
+  log: Logger
+  syncWrites: boolean
+  maxPartitionsPerTable: number
+  changeLog: ChangeLog
+  signer: ChangeSigner | null
+  guard: LocalWriteGuard | null
+}
 
 /**
  * What the parts of the store share: the database and its sublevels, the live-row cache, the
@@ -37,19 +67,38 @@ export class StoreCore {
   /** Bumped at every commit, so a read that raced a commit does not cache what it read. */
   commitSeq = 0
 
-  constructor(
-    readonly db: Level<string, Uint8Array>,
-    readonly dir: string,
-    readonly actor: string,
-    readonly context: EngineContext,
-    readonly cache: RowCache<LiveRow>,
-    readonly digests: DigestState,
-    readonly keyIndex: KeyIndex,
-    readonly catalog: Catalog,
-    readonly log: Logger,
-    readonly syncWrites: boolean,
-    readonly maxPartitionsPerTable: number,
-  ) {
+  readonly db: Level<string, Uint8Array>
+  readonly dir: string
+  readonly actor: string
+  readonly context: EngineContext
+  readonly cache: RowCache<LiveRow>
+  readonly digests: DigestState
+  readonly keyIndex: KeyIndex
+  readonly catalog: Catalog
+  readonly log: Logger
+  readonly syncWrites: boolean
+  readonly maxPartitionsPerTable: number
+  /** The changeset log's index (private meshes). */
+  readonly changeLog: ChangeLog
+  readonly signer: ChangeSigner | null
+  readonly guard: LocalWriteGuard | null
+
+  constructor(init: StoreCoreInit) {
+    this.db = init.db
+    this.dir = init.dir
+    this.actor = init.actor
+    this.context = init.context
+    this.cache = init.cache
+    this.digests = init.digests
+    this.keyIndex = init.keyIndex
+    this.catalog = init.catalog
+    this.log = init.log
+    this.syncWrites = init.syncWrites
+    this.maxPartitionsPerTable = init.maxPartitionsPerTable
+    this.changeLog = init.changeLog
+    this.signer = init.signer
+    this.guard = init.guard
+    const db = init.db
     this.levels = sublevels(db)
     this.prefix = {
       rows: this.levels.rows.prefix,
@@ -57,6 +106,7 @@ export class StoreCore {
       leaves: this.levels.leaves.prefix,
       keys: this.levels.keys.prefix,
       meta: this.levels.meta.prefix,
+      changes: this.levels.changes.prefix,
     }
   }
 

@@ -1,6 +1,8 @@
 import type { DigestTreeLike } from '../table/digest-tree.js'
 import type { ApplyResult } from '../table/engine.js'
 import type { ResolvedSchema } from '../table/schema.js'
+import type { Changeset } from '../trust/changeset.js'
+import type { ChangesetOutcome } from './changesets.js'
 import type { PartitionSummary } from './digest-state.js'
 import type { RangeCursor, RangeRow } from './replication-reads.js'
 import type { ChangeListener, RemoteRow } from './store.js'
@@ -29,4 +31,10 @@ export interface ReplicaSource {
   applyRemote(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult>
   applyRemoteRows(table: string, partition: string, rows: readonly RemoteRow[], origin: string): Promise<Array<PromiseSettledResult<ApplyResult>>>
   subscribe(listener: ChangeListener): () => void
+  /** A peer's changeset, signature and author rights checked by the caller (private meshes). */
+  applyChangeset(changeset: Changeset, bytes: Uint8Array, origin: string): Promise<ChangesetOutcome>
+  /** Which changesets of a partition are logged here: author → held sequence ranges. */
+  changesetClock(table: string, partition: string): Array<{ author: string; ranges: Array<[number, number]> }>
+  /** Logged changesets of one author in a partition, within `ranges`, about `maxBytes`. */
+  readChangesets(table: string, partition: string, author: string, ranges: ReadonlyArray<readonly [number, number]>, maxBytes: number): Promise<{ changesets: Uint8Array[]; next: number | null }>
 }

@@ -1,5 +1,5 @@
 import { DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, MAX_DELTA_BYTES, MAX_PARTITIONS_PER_TABLE, MAX_TABLES, MAX_WRITES_PER_BATCH } from '../constants.js'
-import { DeltaError, PartitionError, StoreClosedError, ValidationError } from '../errors.js'
+import { DeltaError, PartitionError, StoreClosedError, StoreOpenError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { CATALOG_SCHEMA } from '../table/catalog.js'
 import type { DigestTreeLike } from '../table/digest-tree.js'
@@ -8,7 +8,11 @@ import type { RowOp } from '../table/row.js'
 import { normalizeKeyValue, type ResolvedSchema } from '../table/schema.js'
 import { Catalog } from './catalog.js'
 import { checkStore, type CheckReport } from './check.js'
-import { StoreCore } from './core.js'
+import { ChangeLog, readLoggedChangesets } from './change-log.js'
+import { logEntryOf, type ChangesetOutcome } from './changesets.js'
+import type { Changeset } from '../trust/changeset.js'
+import { engineFor } from '../table/engines.js'
+import { StoreCore, type ChangeSigner, type LocalWriteGuard } from './core.js'
 import { DigestState, type PartitionSummary } from './digest-state.js'
 import { KeyIndex } from './key-index.js'
 import type { LiveRow } from './live-row.js'
@@ -57,6 +61,13 @@ export interface StoreOptions {
   logger?: Logger
   /** Bounds on what the store holds (defaults MAX_TABLES, MAX_PARTITIONS_PER_TABLE; tests lower them). */
   limits?: Partial<StoreLimits>
+  /**
+   * In a private mesh: signs this peer's local changes as changesets, kept in the log and handed
+   * to replication with the change events (docs/trust.md). Its author must be the store's actor.
+   */
+  signer?: ChangeSigner
+  /** Refuses local writes this peer may not make (its rights in a private mesh). */
+  guard?: LocalWriteGuard
 }
 
 export interface StoreLimits {
@@ -96,21 +107,30 @@ export class Store {
     const context: EngineContext = options.nowSeconds === undefined ? { actor } : { actor, nowSeconds: options.nowSeconds }
     const levels = StoreCore.sublevels(db)
     const digests = new DigestState(options.treeCacheSize ?? DEFAULT_TREE_CACHE_SIZE)
-    const core = new StoreCore(
+    if (options.signer !== undefined && options.signer.author !== actor) {
+      await db.close()
+      throw new StoreOpenError(`data folder '${options.dir}' belongs to replica '${actor}', but changesets are signed by '${options.signer.author}': a private mesh needs a data folder made by this peer (start from an empty folder)`)
+    }
+    const changeLog = new ChangeLog()
+    const core = new StoreCore({
       db,
-      options.dir,
+      dir: options.dir,
       actor,
       context,
-      new RowCache<LiveRow>(options.rowCacheSize ?? DEFAULT_ROW_CACHE_SIZE),
+      cache: new RowCache<LiveRow>(options.rowCacheSize ?? DEFAULT_ROW_CACHE_SIZE),
       digests,
-      new KeyIndex(levels.keys),
-      new Catalog(logger, options.limits?.maxTables ?? MAX_TABLES),
-      logger,
-      options.syncWrites ?? true,
-      options.limits?.maxPartitionsPerTable ?? MAX_PARTITIONS_PER_TABLE,
-    )
+      keyIndex: new KeyIndex(levels.keys),
+      catalog: new Catalog(logger, options.limits?.maxTables ?? MAX_TABLES),
+      log: logger,
+      syncWrites: options.syncWrites ?? true,
+      maxPartitionsPerTable: options.limits?.maxPartitionsPerTable ?? MAX_PARTITIONS_PER_TABLE,
+      changeLog,
+      signer: options.signer ?? null,
+      guard: options.guard ?? null,
+    })
     try {
       await digests.load(levels.meta)
+      await changeLog.load(levels.changes, levels.meta)
       let after: { partition: string; key: string } | null = null
       for (;;) {
         const page: StoredRow[] = await scanRows(core, CATALOG_SCHEMA, '', after, 1000)
@@ -179,6 +199,40 @@ export class Store {
     return new Promise((resolve, reject) => {
       this.enqueue({ kind: 'remote', schema, key, partition, delta, origin, resolve, reject })
     })
+  }
+
+  /**
+   * A peer's signed changeset, whose signature and author rights the caller has checked
+   * (docs/trust.md): each delta must hold only its author's operations and pass the row checks;
+   * then all its rows are merged, or none, and it is logged with its bytes. 'known' if logged here.
+   */
+  applyChangeset(changeset: Changeset, bytes: Uint8Array, origin: string): Promise<ChangesetOutcome> {
+    let schema: ResolvedSchema
+    try {
+      if (this.core.changeLog.has(logEntryOf(changeset))) return Promise.resolve('known')
+      schema = this.core.catalog.require(changeset.table)
+      const engine = engineFor(schema.engine)
+      for (const row of changeset.rows) {
+        this.remoteTarget(changeset.table, changeset.partition, row.key, row.delta)
+        engine.checkAuthor(row.delta, changeset.author)
+      }
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'changeset', schema, changeset, bytes, origin, resolve, reject })
+    })
+  }
+
+  /** Which changesets of a partition this store holds: author → held sequence ranges. */
+  changesetClock(table: string, partition: string): Array<{ author: string; ranges: Array<[number, number]> }> {
+    return [...this.core.changeLog.heldOf(table, partition)].map(([author, ranges]) => ({ author, ranges: ranges.toList() }))
+  }
+
+  /** Logged changesets of one author in a partition, in sequence order, within `ranges`, about `maxBytes` (at least one). */
+  readChangesets(table: string, partition: string, author: string, ranges: ReadonlyArray<readonly [number, number]>, maxBytes: number) {
+    this.assertOpen()
+    return readLoggedChangesets(this.core, table, partition, author, ranges, maxBytes)
   }
 
   /** Several rows of one partition from a peer, in one batch: each settles on its own. */

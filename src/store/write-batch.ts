@@ -1,10 +1,12 @@
 import { MAX_ROW_BYTES } from '../constants.js'
-import { PartitionError, RowNotFoundError, RowTooLargeError, ShoalError, StoreWriteError, ValidationError } from '../errors.js'
+import { ForbiddenError, PartitionError, RowNotFoundError, RowTooLargeError, ShoalError, StoreWriteError, ValidationError } from '../errors.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import type { ApplyResult } from '../table/engine.js'
 import type { RowOp, RowState } from '../table/row.js'
 import { checkRow, RowCheckError } from '../table/row-check.js'
 import { keyColumnValue, type ResolvedSchema } from '../table/schema.js'
+import { logKey } from './change-log.js'
+import { logEntryOf, mergeResults, signLocalChanges, type ChangesetJob, type ChangesetRef, type LocalChange, type PendingLog } from './changesets.js'
 import { commitRows, type DirtyRow } from './commit.js'
 import type { StoreCore } from './core.js'
 import { indexKey, rowKey, type Bookmark } from './layout.js'
@@ -26,6 +28,8 @@ export interface ChangeEvent {
   delta: Uint8Array
   /** The `source` of the atomic batch that wrote it (atomic.ts), so its writer can tell its own changes. */
   source?: string
+  /** In a private mesh: the signed changeset holding this change (shared by its other rows). */
+  changeset?: ChangesetRef
 }
 
 export interface LocalWriteResult {
@@ -59,9 +63,20 @@ export interface RemoteJob {
   origin: string
   resolve: (result: ApplyResult) => void
   reject: (error: unknown) => void
+  /** Set for the rows of a peer's changeset: they are applied all or none. */
+  group?: ChangesetGroup
 }
 
-export type Job = LocalJob | RemoteJob
+/** A changeset's rows as they go through one batch. */
+interface ChangesetGroup {
+  job: ChangesetJob
+  rows: RemoteJob[]
+  results: ApplyResult[]
+  failed: unknown | null
+}
+
+export type Job = LocalJob | RemoteJob | ChangesetJob
+type RowJob = LocalJob | RemoteJob
 
 /** One row touched by a batch. */
 interface Touched extends DirtyRow {
@@ -89,15 +104,16 @@ function identityValues(schema: ResolvedSchema, key: string, partition: string):
  */
 export async function runBatch(
   core: StoreCore,
-  jobs: readonly Job[],
+  input: readonly Job[],
   /** Committed with the rows (atomic batches, atomic.ts). */
   bookmarks: readonly Bookmark[] = [],
   /** Told the error when the batch could not be written (every job is rejected with it). */
   onFailure?: (error: unknown) => void,
 ): Promise<ChangeEvent[]> {
   const touched = new Map<string, Touched>()
-  const targets = new Map<Job, Touched>()
-  const refused = new Set<Job>()
+  const targets = new Map<RowJob, Touched>()
+  const refused = new Set<RowJob>()
+  const { jobs, groups } = expandChangesets(core, input)
 
   // 1. Each row's partition. A key lives in one partition, fixed when its row is first stored
   //    here; jobs are taken in order, so a row created earlier in this batch is found by the
@@ -141,6 +157,8 @@ export async function runBatch(
       job.reject(error)
     }
   }
+  // A changeset is applied whole or not at all.
+  for (const group of groups) if (group.failed !== null) for (const row of group.rows) refused.add(row)
   for (const id of touched.keys()) core.inFlight.add(id)
 
   try {
@@ -150,37 +168,60 @@ export async function runBatch(
     // 3. Apply operations in order.
     const done: Array<() => void> = []
     const events: ChangeEvent[] = []
+    let mark: GroupMark | null = null
     for (const job of jobs) {
       if (refused.has(job)) continue
+      const group = job.kind === 'remote' ? job.group : undefined
+      if (group !== undefined && group.rows[0] === job) mark = markGroup(group, targets, events, done)
       const t = targets.get(job)
       if (t === undefined) {
         // A delete of a key stored nowhere: nothing to do.
         if (job.kind === 'local') job.resolve({ partition: '', changed: false, state: ABSENT })
         continue
       }
-      if (t.loadError !== null) {
-        job.reject(t.loadError)
-        continue
-      }
       try {
+        if (t.loadError !== null) throw t.loadError
         if (job.kind === 'local') applyLocal(core, job, t, done, events)
         else applyRemote(core, job, t, done, events)
       } catch (error) {
+        if (group !== undefined && mark !== null) {
+          // One row of a changeset refused: none of it is applied.
+          group.failed = error
+          for (const row of group.rows) refused.add(row)
+          await rollBack(core, mark, events, done)
+          continue
+        }
         // Refusals found before changing anything leave the document as it was; anything else
         // (a delta that failed half-way, a row that failed its check or grew too large) is undone
         // from disk plus the batch's accepted changes.
-        const beforeAnyChange = job.kind === 'local' && (error instanceof RowNotFoundError || (error instanceof ValidationError && !(error instanceof RowCheckError)))
+        const beforeAnyChange =
+          t.loadError !== null || (job.kind === 'local' && (error instanceof RowNotFoundError || error instanceof ForbiddenError || (error instanceof ValidationError && !(error instanceof RowCheckError))))
         if (!beforeAnyChange) await rebuild(core, t)
         job.reject(error)
       }
     }
 
-    // 4. One atomic batch for everything that changed.
+    // 4. Changesets: peers' as they came, this peer's own signed now; all logged with the rows.
+    const logs: PendingLog[] = []
+    for (const group of groups) {
+      if (group.failed !== null) {
+        group.job.reject(group.failed)
+        continue
+      }
+      logs.push({ entry: logEntryOf(group.job.changeset), bytes: group.job.bytes })
+      done.push(() => group.job.resolve(mergeResults(group.results)))
+    }
+    const own = await signLocalChanges(core, localChanges(events))
+    logs.push(...own.logs)
+
+    // 5. One atomic batch for everything that changed.
     await commitRows(
       core,
       [...touched.values()].filter((t) => t.dirty),
       indexedBefore,
       bookmarks,
+      logs,
+      own.ownSeqs,
     )
     // The schemas in force move with the commit, before anyone hears of it: a write that defined
     // a table finds it when it resolves, and listeners see the table a catalog change defines.
@@ -193,6 +234,7 @@ export async function runBatch(
     const hint = /no space left/i.test(detail) ? `; free space on the disk holding '${core.dir}' and retry` : ''
     const failure = error instanceof ShoalError ? error : new StoreWriteError(`write to '${core.dir}' failed: ${detail}; nothing of this batch was applied${hint}`, { cause: error })
     for (const job of jobs) job.reject(failure)
+    for (const group of groups) group.job.reject(failure)
     onFailure?.(failure)
     return []
   } finally {
@@ -204,7 +246,7 @@ export async function runBatch(
 }
 
 /** The partition a job addresses, given where its key already lives (null: nowhere yet). */
-function partitionFor(job: Job, existing: string | null): string | null {
+function partitionFor(job: RowJob, existing: string | null): string | null {
   const { schema } = job
   if (job.kind === 'remote') {
     if (existing !== null && existing !== job.partition) {
@@ -266,6 +308,7 @@ function ensureLive(core: StoreCore, t: Touched): LiveRow {
 }
 
 function applyLocal(core: StoreCore, job: LocalJob, t: Touched, done: Array<() => void>, events: ChangeEvent[]): void {
+  core.guard?.(job.schema.name, t.partition)
   if (t.live === null && job.op.op !== 'put') {
     if (job.op.op === 'delete') {
       done.push(() => job.resolve({ partition: t.partition, changed: false, state: ABSENT }))
@@ -305,8 +348,82 @@ function applyRemote(core: StoreCore, job: RemoteJob, t: Touched, done: Array<()
   done.push(() => job.resolve(result))
   if (result === 'changed') {
     const state = live.doc.state(job.schema)
-    events.push({ table: t.schema.name, partition: t.partition, key: t.key, origin: job.origin, alive: state.alive, life: state.life, row: state.alive ? state.values : null, delta: job.delta })
+    const event: ChangeEvent = { table: t.schema.name, partition: t.partition, key: t.key, origin: job.origin, alive: state.alive, life: state.life, row: state.alive ? state.values : null, delta: job.delta }
+    if (job.group !== undefined) {
+      const { changeset, bytes } = job.group.job
+      event.changeset = { author: changeset.author, seq: changeset.seq, bytes }
+    }
+    events.push(event)
   }
+}
+
+/** The row jobs of a batch, with each peer changeset's rows in its place; changesets logged already resolve 'known'. */
+function expandChangesets(core: StoreCore, input: readonly Job[]): { jobs: RowJob[]; groups: ChangesetGroup[] } {
+  const jobs: RowJob[] = []
+  const groups: ChangesetGroup[] = []
+  const seen = new Set<string>()
+  for (const job of input) {
+    if (job.kind !== 'changeset') {
+      jobs.push(job)
+      continue
+    }
+    const entry = logEntryOf(job.changeset)
+    const id = logKey(entry.pid, entry.author, entry.seq)
+    if (core.changeLog.has(entry) || seen.has(id)) {
+      job.resolve('known')
+      continue
+    }
+    seen.add(id)
+    const group: ChangesetGroup = { job, rows: [], results: [], failed: null }
+    job.changeset.rows.forEach((row, i) => {
+      const rowJob: RemoteJob = {
+        kind: 'remote',
+        schema: job.schema,
+        key: row.key,
+        partition: job.changeset.partition,
+        delta: row.delta,
+        origin: job.origin,
+        group,
+        resolve: (result) => (group.results[i] = result),
+        reject: (error) => (group.failed ??= error),
+      }
+      group.rows.push(rowJob)
+      jobs.push(rowJob)
+    })
+    groups.push(group)
+  }
+  return { jobs, groups }
+}
+
+/** Where a batch stood before a changeset's first row: what to restore if one of its rows is refused. */
+interface GroupMark {
+  rows: Array<{ t: Touched; deltas: number }>
+  events: number
+  done: number
+}
+
+function markGroup(group: ChangesetGroup, targets: ReadonlyMap<RowJob, Touched>, events: readonly ChangeEvent[], done: ReadonlyArray<() => void>): GroupMark {
+  const rows = new Map<Touched, number>()
+  for (const row of group.rows) {
+    const t = targets.get(row)
+    if (t !== undefined && !rows.has(t)) rows.set(t, t.deltas.length)
+  }
+  return { rows: [...rows].map(([t, deltas]) => ({ t, deltas })), events: events.length, done: done.length }
+}
+
+async function rollBack(core: StoreCore, mark: GroupMark, events: ChangeEvent[], done: Array<() => void>): Promise<void> {
+  events.length = mark.events
+  done.length = mark.done
+  for (const { t, deltas } of mark.rows) {
+    t.deltas.length = deltas
+    await rebuild(core, t)
+  }
+}
+
+function localChanges(events: readonly ChangeEvent[]): LocalChange[] {
+  return events
+    .filter((e) => e.origin === 'local')
+    .map((e) => ({ table: e.table, partition: e.partition, key: e.key, delta: e.delta, attach: (ref: ChangesetRef) => (e.changeset = ref) }))
 }
 
 /** Checks the row as a change left it and notes the change; throws (the caller restores the row) if it is refused. */
