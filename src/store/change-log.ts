@@ -14,6 +14,8 @@ import { prefixEnd, SEP } from './layout.js'
  */
 
 const SEQ_DIGITS = 14
+/** Changesets returned by one read at most (the sync protocol's MAX_CHANGESETS_PER_FRAME). */
+export const MAX_CHANGESETS_PER_READ = 4096
 export const SEQ_PREFIX = `seq${SEP}`
 
 export function logKey(pid: string, author: string, seq: number): string {
@@ -90,7 +92,7 @@ export class ChangeLog {
 
 /**
  * Logged changesets of one author in a partition within `ranges` (ascending), in sequence order,
- * about `maxBytes` (at least one); `next`: the sequence number to go on from, or null at the end.
+ * about `maxBytes` (at least one) and at most `maxCount`; `next`: the sequence number to go on from, or null at the end.
  */
 export async function readLoggedChangesets(
   core: StoreCore,
@@ -99,13 +101,14 @@ export async function readLoggedChangesets(
   author: string,
   ranges: ReadonlyArray<readonly [number, number]>,
   maxBytes: number,
+  maxCount: number,
 ): Promise<{ changesets: Uint8Array[]; next: number | null }> {
   const pid = partitionId(table, partition)
   const out: Uint8Array[] = []
   let bytes = 0
   for (const [from, to] of ranges) {
     for await (const [key, value] of core.levels.changes.iterator({ gte: logKey(pid, author, from), lte: logKey(pid, author, to) })) {
-      if (out.length > 0 && bytes + value.length > maxBytes) return { changesets: out, next: parseInt(key.slice(key.lastIndexOf(SEP) + 1), 16) }
+      if (out.length >= maxCount || (out.length > 0 && bytes + value.length > maxBytes)) return { changesets: out, next: parseInt(key.slice(key.lastIndexOf(SEP) + 1), 16) }
       out.push(value)
       bytes += value.length
     }

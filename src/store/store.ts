@@ -8,7 +8,7 @@ import type { RowOp } from '../table/row.js'
 import { normalizeKeyValue, type ResolvedSchema } from '../table/schema.js'
 import { Catalog } from './catalog.js'
 import { checkStore, type CheckReport } from './check.js'
-import { ChangeLog, readLoggedChangesets } from './change-log.js'
+import { ChangeLog, MAX_CHANGESETS_PER_READ, readLoggedChangesets } from './change-log.js'
 import { logEntryOf, type ChangesetOutcome } from './changesets.js'
 import type { Changeset } from '../trust/changeset.js'
 import { engineFor } from '../table/engines.js'
@@ -229,10 +229,10 @@ export class Store {
     return [...this.core.changeLog.heldOf(table, partition)].map(([author, ranges]) => ({ author, ranges: ranges.toList() }))
   }
 
-  /** Logged changesets of one author in a partition, in sequence order, within `ranges`, about `maxBytes` (at least one). */
+  /** Logged changesets of one author in a partition, in sequence order, within `ranges`, about `maxBytes` (at least one), at most 4096. */
   readChangesets(table: string, partition: string, author: string, ranges: ReadonlyArray<readonly [number, number]>, maxBytes: number) {
     this.assertOpen()
-    return readLoggedChangesets(this.core, table, partition, author, ranges, maxBytes)
+    return readLoggedChangesets(this.core, table, partition, author, ranges, maxBytes, MAX_CHANGESETS_PER_READ)
   }
 
   /** Several rows of one partition from a peer, in one batch: each settles on its own. */

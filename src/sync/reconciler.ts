@@ -4,14 +4,19 @@ import { CATALOG_TABLE } from '../table/catalog.js'
 import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
 import { equalBytes, isZeroBytes as isZero } from '../table/hash.js'
 import { isCarried, type Carries } from './carries.js'
-import { compareRoots, pageOfRoots, type SyncReplica } from './replica.js'
+import { compareRoots, pageOfRoots, type ChangesetReplica, type SyncReplica } from './replica.js'
+import { SeqRanges } from '../trust/seq-ranges.js'
 import { partitionId } from '../table/ids.js'
 import {
   MAX_FRAME_BYTES,
   MAX_KEYS_PER_REQUEST,
   MAX_NODES_PER_REQUEST,
+  MAX_CHANGESETS_PER_FRAME,
+  MAX_CLOCK_AUTHORS,
+  MAX_CLOCK_RANGES,
   MAX_ROOTS_PER_FRAME,
   NODE_HASH_BYTES,
+  type AuthorRanges,
   type PartitionRoot,
   type RangeCursor,
   type RowBytes,
@@ -202,11 +207,86 @@ class Session {
     const remoteEmpty = plan.remote === undefined || isZero(plan.remote.root)
     const progress = new Progress(table, partition, Math.max(0, (plan.remote?.rows ?? 0) - (plan.local?.rows ?? 0)), this.options.onProgress)
     try {
-      if (localEmpty) await this.pullRange(table, partition, 0, LEAF_COUNT, progress)
+      if (this.local.changesets !== undefined) await this.exchangeChangesets(this.local.changesets, table, partition, progress)
+      else if (localEmpty) await this.pullRange(table, partition, 0, LEAF_COUNT, progress)
       else if (remoteEmpty) await this.pushRange(table, partition, 0, LEAF_COUNT)
       else await this.descend(table, partition, progress)
     } finally {
       progress.finish()
+    }
+  }
+
+  /**
+   * Private meshes: compare which changesets each side holds (per author, sequence ranges), fetch
+   * the ones only the peer has, offer the ones only this side has (if the peer may read them).
+   */
+  private async exchangeChangesets(log: ChangesetReplica, table: string, partition: string, progress: Progress): Promise<void> {
+    const theirs = await request(this.ask, { type: 'clock', table, partition }, 'clock')
+    const mine = new Map(log.clock(table, partition).map((a) => [a.author, SeqRanges.from(a.ranges)]))
+    const remote = new Map(theirs.authors.map((a) => [a.author, SeqRanges.from(a.ranges)]))
+    for (const [author, held] of remote) {
+      const wanted = held.missingFrom(mine.get(author) ?? new SeqRanges())
+      if (wanted.length > 0 && !(await this.learnAuthor(log, author))) continue
+      while (wanted.length > 0) {
+        this.options.signal?.throwIfAborted()
+        const asked = wanted.slice(0, MAX_CLOCK_RANGES)
+        const res = await request(this.ask, { type: 'changesets', table, partition, author, ranges: asked, maxBytes: this.pageBytes }, 'changesets')
+        if (res.changesets.length > 0) {
+          const result = await log.apply(table, partition, res.changesets, this.options.from)
+          this.stats.rowsReceived += res.changesets.length
+          this.stats.changedHere += result.changed
+          this.stats.refused += result.refused
+          progress.add(res.changesets.length)
+        }
+        if (res.next === null) {
+          wanted.splice(0, asked.length)
+          continue
+        }
+        if (res.changesets.length === 0) throw new ProtocolError('peer sent an empty page of changesets with more to come')
+        // Go on from where the peer stopped: drop the ranges (and the part of one) already sent.
+        const from = res.next
+        while (wanted.length > 0 && wanted[0]![1] < from) wanted.shift()
+        if (wanted.length > 0 && wanted[0]![0] < from) wanted[0] = [from, wanted[0]![1]]
+      }
+    }
+    if (!log.readable(this.options.from, table, partition)) return
+    for (const [author, held] of mine) {
+      const theyLack = held.missingFrom(remote.get(author) ?? new SeqRanges())
+      let ranges = theyLack.slice(0, MAX_CLOCK_RANGES)
+      while (ranges.length > 0) {
+        this.options.signal?.throwIfAborted()
+        const page = await log.read(table, partition, author, ranges, this.pageBytes)
+        if (page.changesets.length > 0) {
+          for (let i = 0; i < page.changesets.length; i += MAX_CHANGESETS_PER_FRAME) {
+            const batch = page.changesets.slice(i, i + MAX_CHANGESETS_PER_FRAME)
+            const res = await request(this.ask, { type: 'offer', table, partition, changesets: batch }, 'offer')
+            this.stats.rowsSent += batch.length
+            this.stats.changedThere += res.applied
+            this.stats.refused += res.refused
+          }
+        }
+        if (page.next === null) break
+        const from = page.next
+        ranges = ranges.filter(([, to]) => to >= from).map(([a, b]) => [Math.max(a, from), b] as [number, number])
+      }
+    }
+  }
+
+  /** Makes sure the author of changesets the peer relays is known here: asks the peer for its admission. */
+  private async learnAuthor(log: ChangesetReplica, author: string): Promise<boolean> {
+    if (log.knows(author)) return true
+    const res = await request(this.ask, { type: 'admission', peer: author }, 'admission')
+    if (res.admission === null) {
+      this.stats.errors.push(`changesets of ${author} skipped: the peer holds them but no admission of their author`)
+      return false
+    }
+    try {
+      await log.learn(res.admission)
+      return true
+    } catch (error) {
+      if (!(error instanceof ShoalError)) throw error
+      this.stats.errors.push(`changesets of ${author} skipped: ${error.message}`)
+      return false
     }
   }
 
@@ -383,11 +463,18 @@ class Progress {
  */
 export async function answer(local: SyncReplica, req: SyncRequest, from: string): Promise<SyncResponse> {
   try {
+    const log = local.changesets
+    if (log !== undefined) {
+      const refusal = trustedRefusal(log, req, from)
+      if (refusal !== null) return refusal
+    }
+    // In a private mesh a peer learns only of partitions it may read.
+    const roots = (): PartitionRoot[] => (log === undefined ? local.roots() : local.roots().filter((r) => log.readable(from, r.table, r.partition)))
     switch (req.type) {
       case 'hello':
-        return { type: 'hello', carries: local.carries(), ...pageOfRoots(local.roots(), null, MAX_ROOTS_PER_FRAME) }
+        return { type: 'hello', carries: local.carries(), ...pageOfRoots(roots(), null, MAX_ROOTS_PER_FRAME) }
       case 'roots':
-        return { type: 'roots', ...pageOfRoots(local.roots(), req.after, MAX_ROOTS_PER_FRAME) }
+        return { type: 'roots', ...pageOfRoots(roots(), req.after, MAX_ROOTS_PER_FRAME) }
       case 'children':
         return { type: 'children', hashes: await local.children(req.table, req.partition, req.level, req.nodes) }
       case 'leaves':
@@ -415,9 +502,64 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string)
         const result = await local.apply(req.table, req.partition, req.rows, from)
         return { type: 'push', applied: result.changed, refused: result.refused }
       }
+      case 'clock':
+      case 'changesets':
+      case 'offer':
+      case 'admission':
+        if (log === undefined) return { type: 'error', code: 'NOT_PRIVATE', message: 'this peer is in an open mesh: it replicates rows, not changesets' }
+        return await answerChangesets(local, log, req, from)
     }
   } catch (error) {
     const code = error instanceof ShoalError ? error.code : 'INTERNAL'
     return { type: 'error', code, message: (error as Error).message }
+  }
+}
+
+/** Private meshes: row requests are refused (rows carry no author), and reads follow the read rules. */
+function trustedRefusal(log: ChangesetReplica, req: SyncRequest, from: string): SyncResponse | null {
+  switch (req.type) {
+    case 'hello':
+    case 'roots':
+      return null
+    case 'children':
+    case 'leaves':
+    case 'range':
+    case 'fetch':
+    case 'push':
+      return { type: 'error', code: 'FORBIDDEN', message: `'${req.type}' is refused in a private mesh: changes travel as signed changesets (clock, changesets, offer)` }
+    case 'clock':
+    case 'changesets':
+      if (log.readable(from, req.table, req.partition)) return null
+      return { type: 'error', code: 'FORBIDDEN', message: `this peer's rules do not let you read partition '${req.partition}' of table '${req.table}'` }
+    case 'offer':
+    case 'admission':
+      return null
+  }
+}
+
+async function answerChangesets(local: SyncReplica, log: ChangesetReplica, req: Extract<SyncRequest, { type: 'clock' | 'changesets' | 'offer' | 'admission' }>, from: string): Promise<SyncResponse> {
+  switch (req.type) {
+    case 'admission':
+      return { type: 'admission', admission: log.admissionOf(req.peer) }
+    case 'clock': {
+      const authors: AuthorRanges[] = log
+        .clock(req.table, req.partition)
+        .slice(0, MAX_CLOCK_AUTHORS)
+        .map((a) => ({ author: a.author, ranges: a.ranges.slice(0, MAX_CLOCK_RANGES) }))
+      return { type: 'clock', authors }
+    }
+    case 'changesets': {
+      const page = await log.read(req.table, req.partition, req.author, req.ranges, Math.min(req.maxBytes, FETCH_FRAME_BUDGET))
+      if (page.changesets.length > MAX_CHANGESETS_PER_FRAME) throw new ProtocolError(`replica read ${page.changesets.length} changesets for one page; at most ${MAX_CHANGESETS_PER_FRAME}`)
+      return { type: 'changesets', changesets: page.changesets, next: page.next }
+    }
+    case 'offer': {
+      if (!local.knowsTable(req.table)) return { type: 'error', code: 'TABLE_UNKNOWN', message: `table '${req.table}' is not known here` }
+      if (!isCarried(local.carries(), req.table, req.partition, (t, p) => local.holds(t, p))) {
+        return { type: 'error', code: 'NOT_CARRIED', message: `this peer does not carry partition '${req.partition}' of table '${req.table}'` }
+      }
+      const result = await log.apply(req.table, req.partition, req.changesets, from)
+      return { type: 'offer', applied: result.changed, refused: result.refused }
+    }
   }
 }

@@ -1,7 +1,35 @@
 import { DIGEST_BYTES } from '../constants.js'
 import { TREE_FANOUT } from '../table/digest-tree.js'
 import type { Carries } from './carries.js'
-import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RootsCursor, type RowBytes } from './sync-messages.js'
+import { NODE_HASH_BYTES, type AuthorRanges, type PartitionRoot, type RangeCursor, type RootsCursor, type RowBytes } from './sync-messages.js'
+
+/** Told of each row or changeset a replica refuses: why (a ShoalError code or NOT_CARRIED), what, and from which peer. */
+export type RefusalSink = (reason: string, message: string, from: string) => void
+
+/**
+ * A private mesh's replica (docs/trust.md): signed changesets are the unit of replication, so
+ * anti-entropy compares which changesets each side holds and ships the missing ones as they were
+ * signed; merged rows never travel. `readable` is the read rule: what a peer may receive.
+ */
+export interface ChangesetReplica {
+  /** May `peer` receive rows of (table, partition)? */
+  readable(peer: string, table: string, partition: string): boolean
+  /** Which changesets of a partition are held here: author → sequence ranges. */
+  clock(table: string, partition: string): AuthorRanges[]
+  /** Held changesets of one author within `ranges`, in sequence order, about maxBytes (at least one) and at most MAX_CHANGESETS_PER_FRAME. */
+  read(table: string, partition: string, author: string, ranges: ReadonlyArray<readonly [number, number]>, maxBytes: number): Promise<{ changesets: Uint8Array[]; next: number | null }>
+  /**
+   * Checks (signature, author admitted and allowed to write the partition, deltas its own) and
+   * merges changesets from peer `from`. Never throws for a bad changeset: counts it refused.
+   */
+  apply(table: string, partition: string, changesets: readonly Uint8Array[], from: string): Promise<{ changed: number; refused: number }>
+  /** True if a current admission of `peer` is known here (its changesets can be checked). */
+  knows(peer: string): boolean
+  /** A member's signed admission as known here, or null. */
+  admissionOf(peer: string): Uint8Array | null
+  /** Takes in a member's admission relayed by a peer; throws (TrustError) if it is not a valid one. */
+  learn(admission: Uint8Array): Promise<void>
+}
 
 /**
  * What anti-entropy needs from a replica. The reconciler and responder are written against this
@@ -34,6 +62,8 @@ export interface SyncReplica {
    * this replica does not carry is refused.
    */
   apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number }>
+  /** Set in a private mesh: replicate by changesets (the row requests above are then refused to peers). */
+  readonly changesets?: ChangesetReplica
 }
 
 /** Partition roots in the order they are paged in: by table, then partition (code unit order). */

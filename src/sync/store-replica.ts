@@ -2,23 +2,27 @@ import { ShoalError } from '../errors.js'
 import type { ReplicaSource } from '../store/replica-source.js'
 import type { ResolvedSchema } from '../table/schema.js'
 import { isCarried, type Carries } from './carries.js'
-import { truncatedChildren, type SyncReplica } from './replica.js'
+import { truncatedChildren, type RefusalSink, type SyncReplica } from './replica.js'
 import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
+import { StoreChangesets } from './store-changesets.js'
+import type { TrustGate } from './trust-gate.js'
 
-/** Told of each row a replica refuses: why (a ShoalError code or NOT_CARRIED), what, and from which peer. */
-export type RefusalSink = (reason: string, message: string, from: string) => void
+export type { RefusalSink } from './replica.js'
 
-/** A store seen as an anti-entropy replica, carrying what `carries` says. */
+/** A store seen as an anti-entropy replica, carrying what `carries` says; with a trust gate, a private mesh's (changesets). */
 export class StoreReplica implements SyncReplica {
   private readonly carried: Carries
+  readonly changesets?: StoreChangesets
 
   constructor(
     private readonly source: ReplicaSource,
     carries: Carries = {},
     private readonly onRefused: RefusalSink = () => undefined,
+    gate?: TrustGate,
   ) {
     this.carried = Object.fromEntries(Object.entries(carries).map(([t, ps]) => [t, [...ps]]))
+    if (gate !== undefined) this.changesets = new StoreChangesets(source, gate, this.carried, onRefused)
   }
 
   carries(): Carries {

@@ -4,6 +4,8 @@ import { ProtocolError } from '../errors.js'
 import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import { utf8Length } from '../table/hash.js'
+import { MAX_CHANGESET_BYTES } from '../trust/changeset.js'
+import { MAX_DOCUMENT_BYTES } from '../trust/documents.js'
 import type { Carries } from './carries.js'
 
 /*
@@ -56,6 +58,20 @@ export interface RootsCursor {
   partition: string
 }
 
+/** Which changesets of one author a replica holds in a partition (private meshes, docs/trust.md). */
+export interface AuthorRanges {
+  author: string
+  /** Sorted, disjoint, inclusive sequence ranges. */
+  ranges: Array<[number, number]>
+}
+
+/** Authors listed in one clock answer at most. */
+export const MAX_CLOCK_AUTHORS = 10_000
+/** Ranges listed per author at most (a peer with more gaps lists the first ones; the rest follow in later rounds). */
+export const MAX_CLOCK_RANGES = 1000
+/** Changesets in one frame at most. */
+export const MAX_CHANGESETS_PER_FRAME = 4096
+
 export interface RowBytes {
   key: string
   bytes: Uint8Array
@@ -76,6 +92,14 @@ export type SyncRequest =
   | { type: 'fetch'; table: string; partition: string; items: Array<{ key: string; version: Uint8Array | null }> }
   /** Rows (whole or deltas) for the responder to merge. */
   | { type: 'push'; table: string; partition: string; rows: RowBytes[] }
+  /** Private meshes: which changesets of the partition the responder holds. */
+  | { type: 'clock'; table: string; partition: string }
+  /** Private meshes: the responder's changesets of `author` within `ranges`, about `maxBytes`. */
+  | { type: 'changesets'; table: string; partition: string; author: string; ranges: Array<[number, number]>; maxBytes: number }
+  /** Private meshes: signed changesets for the responder to check and merge. */
+  | { type: 'offer'; table: string; partition: string; changesets: Uint8Array[] }
+  /** Private meshes: the responder's copy of a member's signed admission (to check changesets it relays). */
+  | { type: 'admission'; peer: string }
 
 export type SyncResponse =
   | { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null }
@@ -86,6 +110,11 @@ export type SyncResponse =
   /** bytes null: the responder has nothing the asker lacks (or no such row). version: the responder's. */
   | { type: 'fetch'; rows: Array<{ key: string; bytes: Uint8Array | null; version: Uint8Array | null }> }
   | { type: 'push'; applied: number; refused: number }
+  | { type: 'clock'; authors: AuthorRanges[] }
+  /** next: the sequence number to ask from to go on, or null when everything asked for was sent. */
+  | { type: 'changesets'; changesets: Uint8Array[]; next: number | null }
+  | { type: 'offer'; applied: number; refused: number }
+  | { type: 'admission'; admission: Uint8Array | null }
   | { type: 'error'; code: string; message: string }
 
 // ---- encoding -----------------------------------------------------------------------------------
@@ -118,6 +147,14 @@ export function encodeRequest(r: SyncRequest): Uint8Array {
       return encode([SYNC_VERSION, 'fetch', r.table, r.partition, r.items.map((i) => [i.key, i.version])])
     case 'push':
       return encode([SYNC_VERSION, 'push', r.table, r.partition, r.rows.map((x) => [x.key, x.bytes])])
+    case 'clock':
+      return encode([SYNC_VERSION, 'clock', r.table, r.partition])
+    case 'changesets':
+      return encode([SYNC_VERSION, 'changesets', r.table, r.partition, r.author, r.ranges, r.maxBytes])
+    case 'offer':
+      return encode([SYNC_VERSION, 'offer', r.table, r.partition, r.changesets])
+    case 'admission':
+      return encode([SYNC_VERSION, 'admission', r.peer])
   }
 }
 
@@ -137,6 +174,14 @@ export function encodeResponse(r: SyncResponse): Uint8Array {
       return encode([SYNC_VERSION, 'fetch', r.rows.map((x) => [x.key, x.bytes, x.version])])
     case 'push':
       return encode([SYNC_VERSION, 'push', r.applied, r.refused])
+    case 'clock':
+      return encode([SYNC_VERSION, 'clock', r.authors.map((a) => [a.author, a.ranges])])
+    case 'changesets':
+      return encode([SYNC_VERSION, 'changesets', r.changesets, r.next])
+    case 'offer':
+      return encode([SYNC_VERSION, 'offer', r.applied, r.refused])
+    case 'admission':
+      return encode([SYNC_VERSION, 'admission', r.admission])
     case 'error':
       return encode([SYNC_VERSION, 'error', r.code, r.message])
   }
@@ -238,6 +283,27 @@ function rowList(v: unknown): RowBytes[] {
   })
 }
 
+function author(v: unknown): string {
+  // A libp2p peer id as text (base58btc Ed25519: 52 characters); checked for real by the signature.
+  if (typeof v !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{40,64}$/.test(v)) throw new ProtocolError(`invalid author ${JSON.stringify(v)?.slice(0, 80)} (must be a peer id)`)
+  return v
+}
+
+function seqRanges(v: unknown): Array<[number, number]> {
+  let last = 0
+  return list(v, 'sequence ranges', MAX_CLOCK_RANGES).map((entry) => {
+    const [a, b] = tuple(entry, 2, 'a sequence range')
+    const from = int(a, 'sequence number', last + 1, Number.MAX_SAFE_INTEGER)
+    const to = int(b, 'sequence number', from, Number.MAX_SAFE_INTEGER)
+    last = to
+    return [from, to]
+  })
+}
+
+function changesetList(v: unknown): Uint8Array[] {
+  return list(v, 'changesets', MAX_CHANGESETS_PER_FRAME).map((b) => bytes(b, 'changeset', 1, MAX_CHANGESET_BYTES))
+}
+
 /** Decodes a request from a peer; throws ProtocolError naming what is wrong. */
 export function decodeRequest(data: Uint8Array): SyncRequest {
   const v = frame(data, 'request')
@@ -280,6 +346,18 @@ export function decodeRequest(data: Uint8Array): SyncRequest {
     case 'push':
       arity(v, 5, 'request')
       return { type: 'push', table: table(v[2]), partition: partition(v[3]), rows: rowList(v[4]) }
+    case 'clock':
+      arity(v, 4, 'request')
+      return { type: 'clock', table: table(v[2]), partition: partition(v[3]) }
+    case 'changesets':
+      arity(v, 7, 'request')
+      return { type: 'changesets', table: table(v[2]), partition: partition(v[3]), author: author(v[4]), ranges: seqRanges(v[5]), maxBytes: int(v[6], 'maxBytes', 1, MAX_FRAME_BYTES) }
+    case 'offer':
+      arity(v, 5, 'request')
+      return { type: 'offer', table: table(v[2]), partition: partition(v[3]), changesets: changesetList(v[4]) }
+    case 'admission':
+      arity(v, 3, 'request')
+      return { type: 'admission', peer: author(v[2]) }
     default:
       throw new ProtocolError(`sync request type ${JSON.stringify(v[1])} is unknown`)
   }
@@ -328,5 +406,23 @@ export function decodeResponse(data: Uint8Array, request: SyncRequest['type']): 
     case 'push':
       arity(v, 4, 'response')
       return { type: 'push', applied: int(v[2], 'applied count', 0, MAX_ROWS_PER_FRAME), refused: int(v[3], 'refused count', 0, MAX_ROWS_PER_FRAME) }
+    case 'clock':
+      arity(v, 3, 'response')
+      return {
+        type: 'clock',
+        authors: list(v[2], 'clock authors', MAX_CLOCK_AUTHORS).map((entry) => {
+          const [a, r] = tuple(entry, 2, 'a clock entry')
+          return { author: author(a), ranges: seqRanges(r) }
+        }),
+      }
+    case 'changesets':
+      arity(v, 4, 'response')
+      return { type: 'changesets', changesets: changesetList(v[2]), next: v[3] === null ? null : int(v[3], 'next sequence number', 1, Number.MAX_SAFE_INTEGER) }
+    case 'offer':
+      arity(v, 4, 'response')
+      return { type: 'offer', applied: int(v[2], 'applied count', 0, MAX_CHANGESETS_PER_FRAME), refused: int(v[3], 'refused count', 0, MAX_CHANGESETS_PER_FRAME) }
+    case 'admission':
+      arity(v, 3, 'response')
+      return { type: 'admission', admission: v[2] === null ? null : bytes(v[2], 'admission', 1, MAX_DOCUMENT_BYTES) }
   }
 }
