@@ -51,6 +51,24 @@ export interface PeerStatus extends ShoalStatus {
   sync: SyncStatus
   /** The SQL bridge, when the config has one. */
   bridge?: BridgeStatus | null
+  /** The private mesh this peer belongs to (null: an open mesh). */
+  mesh?: MeshStatus | null
+}
+
+/** This peer's place in its private mesh (docs/trust.md). */
+export interface MeshStatus {
+  mesh: string
+  group: string
+  /** Its own partitions (what rules granting 'own' mean). */
+  partitions: string[]
+  expiresAt: string
+  rulesVersion: number
+  revocations: number
+  /** Per table named by the rules (and '*' for the others): which partitions this peer may write and read ('*', a list, or none). */
+  rights: Array<{ table: string; write: '*' | string[]; read: '*' | string[] }>
+  /** Peers connected and admitted, and peers refused recently with why. */
+  admittedPeers: string[]
+  refusedPeers: Array<{ peer: string; reason: string; at: string }>
 }
 
 /** Running totals exported as Prometheus metrics (GET /metrics). */

@@ -1,4 +1,4 @@
-import type { BridgeStatus, LoadProgress, PeerStatus, SyncPeerStatus } from '../status.js'
+import type { BridgeStatus, LoadProgress, MeshStatus, PeerStatus, SyncPeerStatus } from '../status.js'
 import type { Row, ShoalStatus } from '../shoal.js'
 
 /** Renders rows as a left-aligned text table with a header, for people (scripts use --json). */
@@ -96,10 +96,23 @@ export function formatPeerStatus(status: PeerStatus): string {
     ...status.sync.peers.map(formatSyncPeer),
     ...status.sync.loading.map((p) => `loading ${formatLoad(p)}`),
     ...(status.bridge == null ? [] : ['', formatBridge(status.bridge)]),
+    ...(status.mesh == null ? ['mesh    open (anyone who reaches this peer may read and write)'] : formatMesh(status.mesh)),
     '',
     formatTables(status),
   ]
   return lines.join('\n')
+}
+
+/** This peer's group and rights in its private mesh, and the peers it refused. */
+export function formatMesh(mesh: MeshStatus): string[] {
+  const grant = (g: '*' | string[]): string => (g === '*' ? 'all' : g.length === 0 ? '-' : g.join(','))
+  const own = mesh.partitions.length === 0 ? '' : `, own partitions ${mesh.partitions.join(',')}`
+  return [
+    `mesh    ${shortPeerId(mesh.mesh)}  group '${mesh.group}'${own}, admitted until ${mesh.expiresAt || '-'}`,
+    `        rules v${mesh.rulesVersion}, ${formatCount(mesh.revocations)} revocations, ${mesh.admittedPeers.length} admitted peers connected`,
+    ...mesh.rights.map((r) => `        ${r.table === '*' ? '(other tables)' : r.table}: write ${grant(r.write)}, read ${grant(r.read)}`),
+    ...mesh.refusedPeers.slice(-5).map((r) => `refused ${shortPeerId(r.peer)} ${r.reason} at ${r.at}`),
+  ]
 }
 
 function formatAge(seconds: number | null): string {

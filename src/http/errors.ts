@@ -35,6 +35,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   COLUMN_UNKNOWN: 400,
   SCHEMA_CONFLICT: 409,
   ROW_TOO_LARGE: 413,
+  FORBIDDEN: 403,
   STORE_CLOSED: 503,
 }
 

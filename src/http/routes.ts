@@ -1,4 +1,4 @@
-import { RowNotFoundError } from '../errors.js'
+import { RowNotFoundError, ShoalError } from '../errors.js'
 import type { PeerStatus } from '../status.js'
 import type { Row, RowOptions, ScanOptions, Shoal } from '../shoal.js'
 import { isPlainObject, type TableSchema } from '../table/schema.js'
@@ -76,15 +76,42 @@ function scanOptions(ctx: RouteContext): ScanOptions {
   return options
 }
 
+/** Takes signed mesh documents; says per document its kind and whether it was new here. Throws (ShoalError) for one that is not valid. */
+export type MeshDocumentSink = (documents: Uint8Array[]) => Promise<Array<{ kind: string; outcome: string }>>
+
+/** Documents one request may carry. */
+export const MAX_MESH_DOCUMENTS_PER_REQUEST = 1000
+
 export interface RoutesInit {
   db: Shoal
   status: () => Promise<PeerStatus>
   metrics: ShoalMetrics
+  meshDocuments?: MeshDocumentSink
 }
 
 /** The API's routes (see the README's HTTP API section for the contract). */
-export function shoalRoutes({ db, status, metrics }: RoutesInit): Router {
+export function shoalRoutes({ db, status, metrics, meshDocuments }: RoutesInit): Router {
   const router = new Router()
+
+  router.on('POST', '/v1/mesh/documents', async (ctx) => {
+    queryOf(ctx, [])
+    const body = await objectBody(ctx, '{ "documents": ["<base64 of a signed mesh document>", …] }')
+    if (meshDocuments === undefined) throw new HttpError(409, 'NOT_PRIVATE', 'this peer runs an open mesh (no "mesh" in its config): there is no membership to add documents to')
+    const list = body.documents
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_MESH_DOCUMENTS_PER_REQUEST || Object.keys(body).length !== 1) {
+      throw invalid(`the body must be { "documents": [...] } with 1 to ${MAX_MESH_DOCUMENTS_PER_REQUEST} base64 strings`)
+    }
+    const bytes = list.map((d, i) => {
+      if (typeof d !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(d)) throw invalid(`documents[${i}] is not a base64 string`)
+      return new Uint8Array(Buffer.from(d, 'base64'))
+    })
+    try {
+      return { json: { documents: await meshDocuments(bytes) } }
+    } catch (error) {
+      if (error instanceof ShoalError) throw new HttpError(400, error.code, error.message)
+      throw error
+    }
+  })
 
   router.on('GET', '/v1/status', async (ctx) => {
     queryOf(ctx, [])

@@ -9,7 +9,7 @@ import { DEFAULT_HTTP_LIMITS, MIN_API_TOKEN_CHARS, type HttpLimits } from './con
 import { errorAnswer, HttpError, HttpStartError } from './errors.js'
 import { ShoalMetrics } from './metrics.js'
 import type { Answer, Router } from './router.js'
-import { shoalRoutes } from './routes.js'
+import { shoalRoutes, type MeshDocumentSink } from './routes.js'
 
 export interface HttpApiInit {
   host: string
@@ -19,6 +19,8 @@ export interface HttpApiInit {
   counters: () => PeerCounters
   /** The SQL bridge's figures for /metrics (absent or null: no bridge). */
   bridge?: () => BridgeStatus | null
+  /** Takes signed mesh documents (rules, revocations, admissions) into a private mesh peer; absent: an open mesh. */
+  meshDocuments?: MeshDocumentSink
   logger?: Logger
   /** The bearer token every request must carry (createApiToken(); at least MIN_API_TOKEN_CHARS). */
   token: string
@@ -124,7 +126,7 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   }
   const limits = { ...DEFAULT_HTTP_LIMITS, ...init.limits }
   const metrics = new ShoalMetrics(init.db, init.counters, init.bridge)
-  const router = shoalRoutes({ db: init.db, status: init.status, metrics })
+  const router = shoalRoutes({ db: init.db, status: init.status, metrics, ...(init.meshDocuments === undefined ? {} : { meshDocuments: init.meshDocuments }) })
   const running = new Set<Promise<void>>()
   let access: AccessPolicy | null = null
   const server = createServer(

@@ -6,7 +6,23 @@ import type { ChangeEvent } from '../store/store.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import { partitionId } from '../table/ids.js'
 import { isCarried, type Carries } from '../sync/carries.js'
-import { decodeDeltaBatch, decodePartitionAnnouncement, DEFAULT_COALESCE_MS, encodePartitionAnnouncement, GossipCoalescer, MAX_GOSSIP_BYTES, PARTITIONS_TOPIC, topicFor } from '../sync/gossip.js'
+import {
+  decodeChangesetMessage,
+  decodeDeltaBatch,
+  decodePartitionAnnouncement,
+  DEFAULT_COALESCE_MS,
+  encodeChangesetMessage,
+  encodePartitionAnnouncement,
+  GossipCoalescer,
+  gossipKind,
+  MAX_GOSSIP_BYTES,
+  parseTopic,
+  PARTITIONS_TOPIC,
+  topicFor,
+} from '../sync/gossip.js'
+import type { StoreChangesets } from '../sync/store-changesets.js'
+import type { TrustGate } from '../sync/trust-gate.js'
+import type { ChangesetRef } from '../store/changesets.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
 import { reasonOf, REFUSED, Refusals } from './refusals.js'
 
@@ -45,6 +61,12 @@ export interface GossipReplicatorInit {
   bytesPerSecond?: number
   /** Topics listened on at most (default MAX_TOPICS). */
   maxTopics?: number
+  /**
+   * In a private mesh: gossip carries signed changesets only, each checked by `changesets`
+   * (signature, author's rights) before it is merged; peers not admitted are not listened to, and
+   * a peer's subscription to a partition it may not read is ignored (it is sent nothing of it).
+   */
+  trust?: { gate: TrustGate; changesets: StoreChangesets; admitted: (peer: string) => boolean }
 }
 
 export interface GossipCounters {
@@ -87,6 +109,9 @@ export class GossipReplicator {
   private readonly byteBuckets: BucketsByKey
   private unsubscribeStore: (() => void) | null = null
   private restoreValidation: (() => void) | undefined
+  private restoreTrust: (() => void) | undefined
+  /** The changeset last published: the events of one changeset's rows share it and come in a row. */
+  private lastPublished: ChangesetRef | null = null
   /**
    * Called when a peer announces a partition this peer carries but did not listen to: gossip on
    * it flows from now on; what was said before is for anti-entropy to fetch.
@@ -169,6 +194,7 @@ export class GossipReplicator {
 
   start(): void {
     this.watchRejected()
+    this.enforceMembership()
     this.node.pubsub.addEventListener('message', this.onMessage)
     this.node.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.subscribe(PARTITIONS_TOPIC)
@@ -201,10 +227,46 @@ export class GossipReplicator {
     }
   }
 
+  /**
+   * Private meshes: gossipsub takes RPCs only from admitted peers, and ignores a peer's
+   * subscription to a partition the rules do not let it read, so it is never sent that partition.
+   */
+  private enforceMembership(): void {
+    const trust = this.init.trust
+    if (trust === undefined) return
+    type Router = {
+      acceptFrom?: (id: string) => boolean
+      handleReceivedSubscription?: (from: { toString(): string }, topic: string, subscribe: boolean) => boolean
+    }
+    const router = this.node.pubsub as unknown as Router
+    const acceptFrom = router.acceptFrom
+    const handleSubscription = router.handleReceivedSubscription
+    if (typeof acceptFrom !== 'function' || typeof handleSubscription !== 'function') {
+      throw new Error('this gossipsub version does not offer the hooks a private mesh needs (acceptFrom, handleReceivedSubscription); pin @libp2p/gossipsub as package.json does')
+    }
+    router.acceptFrom = (id) => trust.admitted(id) && acceptFrom.call(router, id)
+    router.handleReceivedSubscription = (from, topic, subscribe) => {
+      if (subscribe) {
+        const target = parseTopic(topic)
+        if (target !== null && topic !== PARTITIONS_TOPIC && !trust.gate.readable(from.toString(), target.table, target.partition)) {
+          this.refuse('FORBIDDEN', `subscription of ${from.toString()} to ${quote(topic)} ignored: the mesh rules do not let it read that partition`)
+          return false
+        }
+      }
+      return handleSubscription.call(router, from, topic, subscribe)
+    }
+    this.restoreTrust = () => {
+      router.acceptFrom = acceptFrom
+      router.handleReceivedSubscription = handleSubscription
+    }
+  }
+
   /** Publishes what is queued, then leaves the topics. */
   stop(): void {
     this.restoreValidation?.()
     this.restoreValidation = undefined
+    this.restoreTrust?.()
+    this.restoreTrust = undefined
     this.unsubscribeStore?.()
     this.unsubscribeStore = null
     this.coalescer.flush()
@@ -259,6 +321,10 @@ export class GossipReplicator {
     // carrying the whole table merge it, listen from then on, and fetch what they missed, even if
     // they have never held a row of it.
     const id = partitionId(event.table, event.partition)
+    if (this.init.trust !== undefined) {
+      this.onSignedChange(event, id)
+      return
+    }
     if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
       this.announced.add(id)
       this.hold(topicFor(event.table, event.partition))
@@ -270,10 +336,33 @@ export class GossipReplicator {
     if (this.coalescer.add(event.table, event.partition, event.key, event.delta)) this.counters.deltasOut++
   }
 
+  /**
+   * Private meshes: a local change goes out as its signed changeset (once for all its rows); a
+   * partition's announcement names it without data, since every peer hears announcements and
+   * only some may read the partition.
+   */
+  private onSignedChange(event: ChangeEvent, id: string): void {
+    const ref = event.changeset
+    if (ref === undefined || ref === this.lastPublished) return
+    this.lastPublished = ref
+    const topic = topicFor(event.table, event.partition)
+    if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
+      this.announced.add(id)
+      this.hold(topic)
+      this.announce(event.table, event.partition, event.key, null)
+    }
+    const message = encodeChangesetMessage(ref.bytes)
+    if (message.length > MAX_GOSSIP_BYTES) return
+    this.counters.deltasOut++
+    const held = this.held.get(topic)
+    if (held !== undefined) held.messages.push(message)
+    else this.publish(topic, message)
+  }
+
   /** Announces a partition with its first row; true if the row went along (too large: it goes by the topic). */
-  private announce(table: string, partition: string, key: string, delta: Uint8Array): boolean {
-    const fits = delta.length + key.length * 3 + table.length + partition.length * 3 + 64 <= MAX_GOSSIP_BYTES
-    const message = encodePartitionAnnouncement({ table, partition, first: fits ? { key, delta } : null })
+  private announce(table: string, partition: string, key: string, delta: Uint8Array | null): boolean {
+    const fits = delta !== null && delta.length + key.length * 3 + table.length + partition.length * 3 + 64 <= MAX_GOSSIP_BYTES
+    const message = encodePartitionAnnouncement({ table, partition, first: fits ? { key, delta: delta! } : null })
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
     this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.logger.warn(`announcing partition ${table}/${quote(partition)} failed: ${(error as Error).message}`))
@@ -299,6 +388,10 @@ export class GossipReplicator {
     const known = this.subscribed.has(topicFor(announced.table, announced.partition))
     // A peer's word is not a row: the topic is listened to once the announced row has passed its
     // checks (onChange), or, without one, once the round asked for here brings a row that does.
+    if (announced.first !== null && this.init.trust !== undefined) {
+      this.refuse('FORBIDDEN', `partition announcement from ${origin} carries a row: a private mesh takes signed changesets only`)
+      return
+    }
     if (announced.first !== null) {
       this.counters.deltasIn++
       const first = announced.first
@@ -335,6 +428,11 @@ export class GossipReplicator {
     this.counters.messagesIn++
     this.counters.bytesIn += message.data.length
     if (!this.admit(message)) return
+    const kind = gossipKind(message.data)
+    if (this.init.trust !== undefined || kind === 'changeset') {
+      await this.receiveChangeset(message, kind)
+      return
+    }
     let batch
     try {
       batch = decodeDeltaBatch(message.data)
@@ -366,6 +464,37 @@ export class GossipReplicator {
         this.refuse(reasonOf(result.reason), `delta for ${batch.table}/${quote(key)} from ${origin} refused: ${(result.reason as Error).message}`)
       }
     })
+  }
+
+  private async receiveChangeset(message: Message & { type: 'signed' }, kind: ReturnType<typeof gossipKind>): Promise<void> {
+    const origin = message.from.toString()
+    const trust = this.init.trust
+    if (trust === undefined) {
+      this.refuse('NOT_PRIVATE', `changeset from ${origin} on ${quote(message.topic)} dropped: this peer is in an open mesh`)
+      return
+    }
+    if (kind !== 'changeset') {
+      this.refuse('FORBIDDEN', `gossip from ${origin} on ${quote(message.topic)} refused: a private mesh takes signed changesets only`)
+      return
+    }
+    let bytes: Uint8Array
+    try {
+      bytes = decodeChangesetMessage(message.data)
+    } catch (error) {
+      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${(error as Error).message}`)
+      return
+    }
+    this.counters.deltasIn++
+    try {
+      const { changeset, changed } = await this.merge(message.topic, () => trust.changesets.take(bytes, origin))
+      if (topicFor(changeset.table, changeset.partition) !== message.topic) {
+        // Taken (it is signed and allowed wherever it came), but a peer misrouting it is noted.
+        this.refuse(REFUSED.WRONG_TOPIC, `changeset of ${changeset.table}/${quote(changeset.partition)} from ${origin} came on ${quote(message.topic)}`)
+      }
+      if (changed) this.counters.deltasApplied++
+    } catch (error) {
+      this.refuse(reasonOf(error), `changeset from ${origin} on ${quote(message.topic)} refused: ${(error as Error).message}`)
+    }
   }
 
   private refuse(reason: string, message: string): void {

@@ -10,7 +10,11 @@ import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
 import type { PeerCounters, PeerStatus } from '../status.js'
+import { StoreChangesets } from '../sync/store-changesets.js'
+import type { MeshMaterial } from '../trust/material.js'
+import { AdmissionService } from './admission.js'
 import { GossipReplicator, type GossipReplicatorInit } from './gossip-replicator.js'
+import { PeerTrust } from './trust.js'
 import { Refusals } from './refusals.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
@@ -28,6 +32,8 @@ export interface PeerOptions {
   gossip?: Pick<GossipReplicatorInit, 'coalesceMs' | 'messagesPerSecond' | 'bytesPerSecond' | 'maxTopics' | 'firstSubscriberWaitMs'>
   /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
   httpLimits?: Partial<HttpLimits>
+  /** The private mesh this peer belongs to (its mesh folder, read); absent: an open mesh. */
+  trust?: MeshMaterial
 }
 
 /**
@@ -48,36 +54,79 @@ export class Peer {
     readonly refusals: Refusals,
     /** The SQL bridge (config `bridge`), or null. */
     readonly bridge: SqlBridge | null = null,
+    /** This peer's trust in its private mesh, or null in an open mesh. */
+    readonly trust: PeerTrust | null = null,
+    private readonly admission: AdmissionService | null = null,
   ) {}
 
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
     const dir = resolve(config.data)
     const logger = options.logger ?? createLogger(config.name === null ? {} : { bindings: { peer: config.name } })
-    const db = await Shoal.open({ dir, logger: logger.child({ component: 'store' }) })
+    const trust = options.trust === undefined ? null : await PeerTrust.load(options.trust, dir)
+    const db = await Shoal.open({
+      dir,
+      logger: logger.child({ component: 'store' }),
+      // In a private mesh the store's actor is the peer id: its changes are signed by that key.
+      ...(trust === null ? {} : { actor: trust.self, signer: trust.signer, guard: trust.guard }),
+    })
     const undo: Array<() => Promise<void>> = [() => db.close()]
     const unwind = async (): Promise<void> => {
       for (const step of undo.reverse()) await step().catch(() => undefined)
     }
     try {
-      for (const schema of config.tables) await db.defineTable(schema)
-      const node = await createNode({ dataDir: dir, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, relay: config.relay, ...options.net })
-      undo.push(() => node.stop())
+      if (trust === null || trust.mayDefineTables()) {
+        for (const schema of config.tables) await db.defineTable(schema)
+      } else if (config.tables.length > 0) {
+        logger.info(`this peer's group may not define tables: ${config.tables.map((t) => t.name).join(', ')} will arrive from the mesh`)
+      }
       const refusals = new Refusals(logger.child({ component: 'refusals' }))
+      let sync: SyncService | null = null
+      const admission =
+        trust === null
+          ? null
+          : new AdmissionService({
+              membership: trust.membership,
+              admission: trust.admission,
+              logger: logger.child({ component: 'admission' }),
+              refusals,
+              onAdmitted: (peer) => sync?.peerAdmitted(peer),
+              onRefused: (peer, reason) => trust.noteRefused(peer, reason),
+            })
+      const netGater = options.net?.gater
+      const gater = admission === null ? netGater : (peer: string) => admission.allows(peer) && (netGater?.(peer) ?? true)
+      const node = await createNode({
+        dataDir: dir,
+        listen: config.listen,
+        bootstrap: config.bootstrap,
+        mdns: config.mdns,
+        relay: config.relay,
+        ...options.net,
+        ...(gater === undefined ? {} : { gater }),
+      })
+      undo.push(() => node.stop())
+      if (admission !== null) {
+        await admission.start(node)
+        undo.push(() => admission.stop())
+      }
       const source = db.replication()
+      const trusted = trust === null || admission === null ? undefined : { gate: trust.gate, admitted: (peer: string) => admission.admitted(peer) }
       const gossip = new GossipReplicator(source, node, {
         ...options.gossip,
         carries: config.carries,
         logger: logger.child({ component: 'gossip' }),
         refusals,
+        ...(trusted === undefined ? {} : { trust: { ...trusted, changesets: new StoreChangesets(source, trusted.gate, config.carries, (reason, message) => refusals.refuse(reason, message)) } }),
       })
-      const sync = new SyncService(source, node, {
+      sync = new SyncService(source, node, {
         gossipIdleMs: (table, partition) => gossip.idleMs(table, partition),
         ...options.sync,
         carries: config.carries,
         logger: logger.child({ component: 'sync' }),
         refusals,
+        ...(trusted === undefined ? {} : { trust: trusted }),
       })
-      gossip.onPartitionLearned = (table, partition, from) => sync.partitionLearned(table, partition, from)
+      const syncService = sync
+      gossip.onPartitionLearned = (table, partition, from) => syncService.partitionLearned(table, partition, from)
       gossip.start()
       undo.push(async () => gossip.stop())
       await sync.start()
@@ -107,12 +156,13 @@ export class Peer {
           status: () => peer!.status(),
           counters: () => peer!.counters(),
           bridge: () => peer?.bridge?.status() ?? null,
+          ...(trust === null ? {} : { meshDocuments: (docs: Uint8Array[]) => trust.addDocuments(docs) }),
         })
         undo.push(() => http!.close())
         await writeApiFile(dir, { url: http.url, pid: process.pid, token })
         undo.push(() => removeApiFile(dir))
       }
-      peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge)
+      peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge, trust, admission)
       return peer
     } catch (error) {
       await unwind()
@@ -130,6 +180,7 @@ export class Peer {
       http: this.http?.url ?? null,
       sync: this.sync.status(),
       bridge: this.bridge?.status() ?? null,
+      mesh: this.trust?.status(this.node.connectedPeers().map((p) => p.toString())) ?? null,
     }
   }
 
@@ -159,6 +210,7 @@ export class Peer {
     }
     this.gossip.stop()
     await this.sync.stop()
+    await this.admission?.stop()
     await this.node.stop()
     await this.bridge?.stop()
     await this.db.close()

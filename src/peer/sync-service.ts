@@ -13,11 +13,14 @@ import { StoreReplica } from '../sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../sync/sync-messages.js'
 import type { LoadProgress, SyncPeerStatus, SyncStatus } from '../status.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
+import type { TrustGate } from '../sync/trust-gate.js'
 import { reasonOf, REFUSED, Refusals } from './refusals.js'
 
 export interface SyncServiceInit {
   /** What this peer carries (tables not listed: all). */
   carries?: Carries
+  /** In a private mesh: who may do what (replication by signed changesets; only admitted peers are served). */
+  trust?: { gate: TrustGate; admitted: (peer: string) => boolean }
   logger?: Logger
   /** Where refusals are counted and logged (shared with gossip in a running peer). */
   refusals?: Refusals
@@ -104,7 +107,7 @@ export class SyncService {
   ) {
     this.logger = init.logger ?? silentLogger
     this.refusals = init.refusals ?? new Refusals(this.logger)
-    this.replica = new StoreReplica(source, init.carries ?? {}, (reason, message) => this.refusals.refuse(reason, message))
+    this.replica = new StoreReplica(source, init.carries ?? {}, (reason, message) => this.refusals.refuse(reason, message), init.trust?.gate)
     this.requestBuckets = new BucketsByKey(init.requestsPerSecond ?? SYNC_REQUESTS_PER_SECOND, init.requestBurst ?? SYNC_REQUEST_BURST)
     this.scheduler = new RoundScheduler({
       clock: {
@@ -150,6 +153,11 @@ export class SyncService {
       peers: [...this.peers.values()].map((p) => ({ ...p, state: this.scheduler.isBusy(p.peer) ? 'syncing' : 'idle' })),
       loading: [...this.loading.values()].map((l) => ({ ...l })),
     }
+  }
+
+  /** A private mesh's peer has been admitted: reconcile with it as with a peer just connected. */
+  peerAdmitted(peer: string): void {
+    if (this.started) this.scheduler.connected(peer, undefined)
   }
 
   /** A peer said (by gossip) that it holds a partition this peer carries (see RoundScheduler.learnedPartition). */
@@ -257,6 +265,11 @@ export class SyncService {
       await this.refuseSession(lp, stream, 'BUSY', `${why}; try again later`)
       return
     }
+    if (this.init.trust !== undefined && !this.init.trust.admitted(from)) {
+      this.refusals.refuse('NOT_ADMITTED', `anti-entropy session from ${from} turned away: it has not presented a valid admission to this mesh`)
+      await this.refuseSession(lp, stream, 'NOT_ADMITTED', 'present a valid admission to this mesh first (/shoal/admit/1.0.0)')
+      return
+    }
     this.inbound.set(from, (this.inbound.get(from) ?? 0) + 1)
     this.scheduler.inboundStarted(from)
     const started = Date.now()
@@ -339,6 +352,8 @@ export class SyncService {
 
   private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {
     if (!event.detail.protocols.includes(SYNC_PROTOCOL)) return
+    // In a private mesh the round waits for the admission handshake (peerAdmitted).
+    if (this.init.trust !== undefined && !this.init.trust.admitted(event.detail.peerId.toString())) return
     this.scheduler.connected(event.detail.peerId.toString(), event.detail.connection?.timeline.open)
   }
 
@@ -347,7 +362,9 @@ export class SyncService {
     const out: string[] = []
     for (const peer of this.node.connectedPeers()) {
       const known = await this.node.libp2p.peerStore.get(peer).catch(() => null)
-      if (known?.protocols.includes(SYNC_PROTOCOL) === true) out.push(peer.toString())
+      if (known?.protocols.includes(SYNC_PROTOCOL) !== true) continue
+      if (this.init.trust !== undefined && !this.init.trust.admitted(peer.toString())) continue
+      out.push(peer.toString())
     }
     return out
   }

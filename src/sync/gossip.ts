@@ -68,6 +68,53 @@ export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
  * there: a peer carrying the whole table merges that row, and once it has passed the row checks,
  * listens to the partition's topic (a peer's word alone creates no topic).
  */
+/** The (table, partition) of a partition topic, or null for any other topic. */
+export function parseTopic(topic: string): { table: string; partition: string } | null {
+  const prefix = `shoal/${GOSSIP_VERSION}/`
+  if (!topic.startsWith(prefix)) return null
+  const rest = topic.slice(prefix.length)
+  const cut = rest.indexOf('/')
+  if (cut <= 0) return null
+  try {
+    return { table: rest.slice(0, cut), partition: decodeURIComponent(rest.slice(cut + 1)) }
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Private meshes: a gossip message is one signed changeset, as its author made it (relayed
+ * unchanged, so every receiver checks the author's signature and rights itself).
+ */
+export function encodeChangesetMessage(changeset: Uint8Array): Uint8Array {
+  return encode([GOSSIP_VERSION, 'changeset', changeset])
+}
+
+/** Which kind a gossip message on a partition topic is, from its first bytes (the full decode checks it all). */
+export function gossipKind(bytes: Uint8Array): 'deltas' | 'changeset' | 'unknown' {
+  // CBOR: an array header, the version (a small uint), then the type as a short text string
+  // (0x60 + its length).
+  if (bytes.length < 3 || bytes[1] !== GOSSIP_VERSION) return 'unknown'
+  const length = bytes[2]! - 0x60
+  if (length < 1 || length > 23 || bytes.length < 3 + length) return 'unknown'
+  const type = new TextDecoder().decode(bytes.subarray(3, 3 + length))
+  return type === 'deltas' || type === 'changeset' ? type : 'unknown'
+}
+
+export function decodeChangesetMessage(bytes: Uint8Array): Uint8Array {
+  if (bytes.length > MAX_GOSSIP_BYTES) throw new ProtocolError(`gossip message of ${bytes.length} bytes is over the ${MAX_GOSSIP_BYTES}-byte limit`)
+  let value: unknown
+  try {
+    value = decode(bytes)
+  } catch (error) {
+    throw new ProtocolError('gossip message is not valid CBOR', { cause: error })
+  }
+  if (!Array.isArray(value) || value.length !== 3 || value[0] !== GOSSIP_VERSION || value[1] !== 'changeset' || !(value[2] instanceof Uint8Array) || value[2].length === 0) {
+    throw new ProtocolError('gossip message is not a [version, "changeset", bytes] array')
+  }
+  return value[2]
+}
+
 export const PARTITIONS_TOPIC = `shoal/${GOSSIP_VERSION}/_partitions`
 
 export interface PartitionAnnouncement {

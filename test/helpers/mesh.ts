@@ -6,6 +6,8 @@ import { TrustGate } from '../../src/sync/trust-gate.js'
 import { signChangeset, type Changeset } from '../../src/trust/changeset.js'
 import { encodeSigned, meshIdOf, signDocument, type Admission, type Revocation, type Rules } from '../../src/trust/documents.js'
 import { Membership } from '../../src/trust/membership.js'
+import type { MeshMaterial } from '../../src/trust/material.js'
+import { loadOrCreatePeerKey } from '../../src/net/identity.js'
 
 /*
  * A private mesh for tests: an authority, retail rules (hq writes the catalog and any stock;
@@ -88,3 +90,14 @@ export function openSigned(dir: string, mesh: TestMesh, m: TestMember, guard?: (
     ...(guard === undefined ? {} : { guard }),
   })
 }
+
+/** A data folder whose peer key is admitted to `mesh`, and the material a Peer starts with. */
+export async function memberFolder(mesh: TestMesh, dir: string, group: string, partitions: string[], overrides: Partial<Admission> = {}): Promise<{ id: string; key: PrivateKey; material: MeshMaterial; admission: Uint8Array }> {
+  const key = await loadOrCreatePeerKey(dir)
+  const id = peerIdFromPrivateKey(key).toString()
+  const admission = await mesh.admit(id, group, partitions, overrides)
+  return { id, key, admission, material: { mesh: mesh.id, swarmKey: TEST_SWARM_KEY, documents: [mesh.rules, admission] } }
+}
+
+/** A pre-shared key in the libp2p swarm key file format. */
+export const TEST_SWARM_KEY = new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${'ab'.repeat(32)}\n`)

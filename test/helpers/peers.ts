@@ -32,6 +32,8 @@ export interface StartOptions extends Omit<PeerOptions, 'logger'> {
   bootstrap?: string[]
   carries?: Record<string, string[]>
   tables?: unknown[]
+  /** Serve the HTTP API here ('127.0.0.1:0' for any free port). */
+  http?: string
 }
 
 export async function startPeer(options: StartOptions): Promise<TestPeer> {
@@ -42,10 +44,10 @@ export async function startPeer(options: StartOptions): Promise<TestPeer> {
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],
     mdns: false,
-    http: null,
+    http: options.http ?? null,
   }
   const logger = new MemoryLogger()
-  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, ...rest } = options
+  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, http: _h, ...rest } = options
   const peer = await Peer.start(config, {
     net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
     ...rest,
