@@ -1,6 +1,6 @@
 /*
  * Dependencies run one way (ARCHITECTURE.md):
- *   table → store → sync → facade (shoal.ts, status.ts, config.ts) → bridge → peer / http → cli
+ *   table → trust → store → sync → facade (shoal.ts, status.ts, config.ts) → bridge → peer / http → cli
  * with net/ beside them (it knows nothing of tables), sim/ on top (only cli/ uses it), and the
  * shared leaves (constants, errors, log, polyfill, validation) usable by all. `npm run lint` runs this check.
  */
@@ -21,7 +21,8 @@ module.exports = {
       from: { path: '^src/' },
       to: { circular: true, viaOnly: { pathNot: '^$' }, dependencyTypesNot: ['type-only'] },
     },
-    layer('table', ['store', 'sync', 'net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
+    layer('table', ['trust', 'store', 'sync', 'net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
+    layer('trust', ['store', 'sync', 'net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
     layer('store', ['sync', 'net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
     layer('sync', ['net', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),
     layer('net', ['table', 'store', 'sync', 'bridge', 'peer', 'http', 'cli', 'sim', 'shoal', 'status', 'config', 'index']),

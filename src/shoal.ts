@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the library's public API (Shoal and Table) in one file, as users read it;
+// everything behind it lives in store/.
 import { PartitionError, UnknownColumnError, UnknownTableError, ValidationError } from './errors.js'
 import { CATALOG_SCHEMA, CATALOG_TABLE, schemaToCatalogValues } from './table/catalog.js'
 import type { ApplyResult } from './table/engine.js'

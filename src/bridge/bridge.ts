@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one loop owns capture, write-back and reconcile so they never race
+// (see below); the SQL-specific parts already live in the dialects, capture.ts and write-back.ts.
 import { isAbsolute, resolve } from 'node:path'
 import { RowNotFoundError } from '../errors.js'
 import { quote, type Logger } from '../log.js'

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one class holds gossip's per-topic state (subscriptions, held first
+// messages, merge activity) that open and private meshes share; the pure parts are in sync/gossip.ts.
 import type { Message } from '@libp2p/gossipsub'
 import { quote, silentLogger, type Logger } from '../log.js'
 import type { ShoalNode } from '../net/node.js'

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the store's public surface, one short method per operation; the
+// work is in write-batch.ts, commit.ts, reads.ts, replication-reads.ts, change-log.ts and check.ts.
 import { DEFAULT_ROW_CACHE_SIZE, DEFAULT_TREE_CACHE_SIZE, MAX_DELTA_BYTES, MAX_PARTITIONS_PER_TABLE, MAX_TABLES, MAX_WRITES_PER_BATCH } from '../constants.js'
 import { DeltaError, PartitionError, StoreClosedError, StoreOpenError, ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the steps of one group commit (partition, load, apply, changesets,
+// commit) read top to bottom in one place; commit.ts and changesets.ts hold what stands alone.
 import { MAX_ROW_BYTES } from '../constants.js'
 import { ForbiddenError, PartitionError, RowNotFoundError, RowTooLargeError, ShoalError, StoreWriteError, ValidationError } from '../errors.js'
 import { CATALOG_TABLE } from '../table/catalog.js'

@@ -4,25 +4,11 @@ import { CATALOG_TABLE } from '../table/catalog.js'
 import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
 import { equalBytes, isZeroBytes as isZero } from '../table/hash.js'
 import { isCarried, type Carries } from './carries.js'
+import { exchangeChangesets } from './changeset-exchange.js'
 import { compareRoots, pageOfRoots, type ChangesetReplica, type SyncReplica } from './replica.js'
-import { SeqRanges } from '../trust/seq-ranges.js'
+import { FETCH_FRAME_BUDGET, Progress, request, type Ask, type ReconcileOptions, type RoundStats } from './round-io.js'
 import { partitionId } from '../table/ids.js'
-import {
-  MAX_FRAME_BYTES,
-  MAX_KEYS_PER_REQUEST,
-  MAX_NODES_PER_REQUEST,
-  MAX_CHANGESETS_PER_FRAME,
-  MAX_CLOCK_AUTHORS,
-  MAX_CLOCK_RANGES,
-  MAX_ROOTS_PER_FRAME,
-  NODE_HASH_BYTES,
-  type AuthorRanges,
-  type PartitionRoot,
-  type RangeCursor,
-  type RowBytes,
-  type SyncRequest,
-  type SyncResponse,
-} from './sync-messages.js'
+import { MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST, MAX_ROOTS_PER_FRAME, NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
 
 /*
  * Anti-entropy between two replicas, Merkle-style over the digest trees:
@@ -37,62 +23,20 @@ import {
  * The responder side is `answer`: stateless, one response per request.
  */
 
-export type Ask = (request: SyncRequest) => Promise<SyncResponse>
 
-export interface LoadProgressEvent {
-  table: string
-  partition: string
-  received: number
-  expected: number
-  done: boolean
-}
 
-export interface ReconcileOptions {
-  /** The remote peer's id: the origin recorded on rows merged from it. */
-  from: string
-  /** Target size of range pages and push batches (default 256 KiB). */
-  pageBytes?: number
-  /** Rows received for one partition, as they arrive (for progress bars). */
-  onProgress?: (event: LoadProgressEvent) => void
-  signal?: AbortSignal
-}
+export type { Ask, LoadProgressEvent } from './round-io.js'
+export { answer } from './responder.js'
 
-export interface RoundStats {
-  /** Partitions both sides carry. */
-  shared: number
-  /** Of those, partitions whose roots differed. */
-  differing: number
-  /** Rows (whole or deltas) received from the peer and sent to it. */
-  rowsReceived: number
-  rowsSent: number
-  /** Rows this replica's state changed for, and the peer's (as it reported). */
-  changedHere: number
-  changedThere: number
-  /** Rows refused on either side (bad bytes, unknown table, partition not carried). */
-  refused: number
-  /** Partitions that could not be reconciled, with why (the round goes on with the others). */
-  errors: string[]
-}
+export type { ReconcileOptions, RoundStats } from './round-io.js'
 
 export const DEFAULT_PAGE_BYTES = 256 * 1024
 /** Partition roots taken from one peer in a round: MAX_TABLES × MAX_PARTITIONS_PER_TABLE would not fit in memory anyway. */
 export const MAX_REMOTE_ROOTS = 1_000_000
 /** A subtree one side lacks entirely is range-walked if it spans at least this many leaves; smaller ones are descended. */
 const RANGE_MIN_LEAVES = TREE_FANOUT ** 2
-const FETCH_FRAME_BUDGET = MAX_FRAME_BYTES - 32 * 1024
 
-class SyncRefusedError extends ShoalError {
-  constructor(code: string, message: string) {
-    super(code, message)
-  }
-}
 
-async function request<T extends SyncResponse['type']>(ask: Ask, req: SyncRequest, expect: T): Promise<Extract<SyncResponse, { type: T }>> {
-  const res = await ask(req)
-  if (res.type === 'error') throw new SyncRefusedError(res.code, `peer refused '${req.type}': ${res.message} (${res.code})`)
-  if (res.type !== expect) throw new ProtocolError(`peer answered '${req.type}' with '${res.type}'`)
-  return res as Extract<SyncResponse, { type: T }>
-}
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = []
@@ -216,78 +160,8 @@ class Session {
     }
   }
 
-  /**
-   * Private meshes: compare which changesets each side holds (per author, sequence ranges), fetch
-   * the ones only the peer has, offer the ones only this side has (if the peer may read them).
-   */
-  private async exchangeChangesets(log: ChangesetReplica, table: string, partition: string, progress: Progress): Promise<void> {
-    const theirs = await request(this.ask, { type: 'clock', table, partition }, 'clock')
-    const mine = new Map(log.clock(table, partition).map((a) => [a.author, SeqRanges.from(a.ranges)]))
-    const remote = new Map(theirs.authors.map((a) => [a.author, SeqRanges.from(a.ranges)]))
-    for (const [author, held] of remote) {
-      const wanted = held.missingFrom(mine.get(author) ?? new SeqRanges())
-      if (wanted.length > 0 && !(await this.learnAuthor(log, author))) continue
-      while (wanted.length > 0) {
-        this.options.signal?.throwIfAborted()
-        const asked = wanted.slice(0, MAX_CLOCK_RANGES)
-        const res = await request(this.ask, { type: 'changesets', table, partition, author, ranges: asked, maxBytes: this.pageBytes }, 'changesets')
-        if (res.changesets.length > 0) {
-          const result = await log.apply(table, partition, res.changesets, this.options.from)
-          this.stats.rowsReceived += res.changesets.length
-          this.stats.changedHere += result.changed
-          this.stats.refused += result.refused
-          progress.add(res.changesets.length)
-        }
-        if (res.next === null) {
-          wanted.splice(0, asked.length)
-          continue
-        }
-        if (res.changesets.length === 0) throw new ProtocolError('peer sent an empty page of changesets with more to come')
-        // Go on from where the peer stopped: drop the ranges (and the part of one) already sent.
-        const from = res.next
-        while (wanted.length > 0 && wanted[0]![1] < from) wanted.shift()
-        if (wanted.length > 0 && wanted[0]![0] < from) wanted[0] = [from, wanted[0]![1]]
-      }
-    }
-    if (!log.readable(this.options.from, table, partition)) return
-    for (const [author, held] of mine) {
-      const theyLack = held.missingFrom(remote.get(author) ?? new SeqRanges())
-      let ranges = theyLack.slice(0, MAX_CLOCK_RANGES)
-      while (ranges.length > 0) {
-        this.options.signal?.throwIfAborted()
-        const page = await log.read(table, partition, author, ranges, this.pageBytes)
-        if (page.changesets.length > 0) {
-          for (let i = 0; i < page.changesets.length; i += MAX_CHANGESETS_PER_FRAME) {
-            const batch = page.changesets.slice(i, i + MAX_CHANGESETS_PER_FRAME)
-            const res = await request(this.ask, { type: 'offer', table, partition, changesets: batch }, 'offer')
-            this.stats.rowsSent += batch.length
-            this.stats.changedThere += res.applied
-            this.stats.refused += res.refused
-          }
-        }
-        if (page.next === null) break
-        const from = page.next
-        ranges = ranges.filter(([, to]) => to >= from).map(([a, b]) => [Math.max(a, from), b] as [number, number])
-      }
-    }
-  }
-
-  /** Makes sure the author of changesets the peer relays is known here: asks the peer for its admission. */
-  private async learnAuthor(log: ChangesetReplica, author: string): Promise<boolean> {
-    if (log.knows(author)) return true
-    const res = await request(this.ask, { type: 'admission', peer: author }, 'admission')
-    if (res.admission === null) {
-      this.stats.errors.push(`changesets of ${author} skipped: the peer holds them but no admission of their author`)
-      return false
-    }
-    try {
-      await log.learn(res.admission)
-      return true
-    } catch (error) {
-      if (!(error instanceof ShoalError)) throw error
-      this.stats.errors.push(`changesets of ${author} skipped: ${error.message}`)
-      return false
-    }
+  private exchangeChangesets(log: ChangesetReplica, table: string, partition: string, progress: Progress): Promise<void> {
+    return exchangeChangesets({ ask: this.ask, options: this.options, stats: this.stats, pageBytes: this.pageBytes }, log, table, partition, progress)
   }
 
   private async descend(table: string, partition: string, progress: Progress): Promise<void> {
@@ -437,129 +311,3 @@ function cursorAfter(a: RangeCursor, b: RangeCursor): boolean {
   return a.leaf > b.leaf || (a.leaf === b.leaf && a.key > b.key)
 }
 
-class Progress {
-  private received = 0
-
-  constructor(
-    private readonly table: string,
-    private readonly partition: string,
-    private readonly expected: number,
-    private readonly report: ReconcileOptions['onProgress'],
-  ) {}
-
-  add(rows: number): void {
-    this.received += rows
-    this.report?.({ table: this.table, partition: this.partition, received: this.received, expected: Math.max(this.expected, this.received), done: false })
-  }
-
-  finish(): void {
-    if (this.received > 0) this.report?.({ table: this.table, partition: this.partition, received: this.received, expected: Math.max(this.expected, this.received), done: true })
-  }
-}
-
-/**
- * Answers one request from a peer, from this replica. Stateless. Never throws: problems become
- * error responses, so a misbehaving peer gets told and this peer goes on.
- */
-export async function answer(local: SyncReplica, req: SyncRequest, from: string): Promise<SyncResponse> {
-  try {
-    const log = local.changesets
-    if (log !== undefined) {
-      const refusal = trustedRefusal(log, req, from)
-      if (refusal !== null) return refusal
-    }
-    // In a private mesh a peer learns only of partitions it may read.
-    const roots = (): PartitionRoot[] => (log === undefined ? local.roots() : local.roots().filter((r) => log.readable(from, r.table, r.partition)))
-    switch (req.type) {
-      case 'hello':
-        return { type: 'hello', carries: local.carries(), ...pageOfRoots(roots(), null, MAX_ROOTS_PER_FRAME) }
-      case 'roots':
-        return { type: 'roots', ...pageOfRoots(roots(), req.after, MAX_ROOTS_PER_FRAME) }
-      case 'children':
-        return { type: 'children', hashes: await local.children(req.table, req.partition, req.level, req.nodes) }
-      case 'leaves':
-        return { type: 'leaves', rows: await local.leafRows(req.table, req.partition, req.leaves) }
-      case 'range':
-        return { type: 'range', ...(await local.range(req.table, req.partition, req.from, req.to, req.after, Math.min(req.maxBytes, FETCH_FRAME_BUDGET))) }
-      case 'fetch': {
-        const rows = await local.fetch(req.table, req.partition, req.items)
-        // Keep the answer under the frame cap; the asker re-asks for what was left out.
-        const out: typeof rows = []
-        let bytes = 0
-        for (const row of rows) {
-          const size = (row.bytes?.length ?? 0) + (row.version?.length ?? 0) + row.key.length + 16
-          if (out.length > 0 && bytes + size > FETCH_FRAME_BUDGET) break
-          out.push(row)
-          bytes += size
-        }
-        return { type: 'fetch', rows: out }
-      }
-      case 'push': {
-        if (!local.knowsTable(req.table)) return { type: 'error', code: 'TABLE_UNKNOWN', message: `table '${req.table}' is not known here` }
-        if (!isCarried(local.carries(), req.table, req.partition, (t, p) => local.holds(t, p))) {
-          return { type: 'error', code: 'NOT_CARRIED', message: `this peer does not carry partition '${req.partition}' of table '${req.table}'` }
-        }
-        const result = await local.apply(req.table, req.partition, req.rows, from)
-        return { type: 'push', applied: result.changed, refused: result.refused }
-      }
-      case 'clock':
-      case 'changesets':
-      case 'offer':
-      case 'admission':
-        if (log === undefined) return { type: 'error', code: 'NOT_PRIVATE', message: 'this peer is in an open mesh: it replicates rows, not changesets' }
-        return await answerChangesets(local, log, req, from)
-    }
-  } catch (error) {
-    const code = error instanceof ShoalError ? error.code : 'INTERNAL'
-    return { type: 'error', code, message: (error as Error).message }
-  }
-}
-
-/** Private meshes: row requests are refused (rows carry no author), and reads follow the read rules. */
-function trustedRefusal(log: ChangesetReplica, req: SyncRequest, from: string): SyncResponse | null {
-  switch (req.type) {
-    case 'hello':
-    case 'roots':
-      return null
-    case 'children':
-    case 'leaves':
-    case 'range':
-    case 'fetch':
-    case 'push':
-      return { type: 'error', code: 'FORBIDDEN', message: `'${req.type}' is refused in a private mesh: changes travel as signed changesets (clock, changesets, offer)` }
-    case 'clock':
-    case 'changesets':
-      if (log.readable(from, req.table, req.partition)) return null
-      return { type: 'error', code: 'FORBIDDEN', message: `this peer's rules do not let you read partition '${req.partition}' of table '${req.table}'` }
-    case 'offer':
-    case 'admission':
-      return null
-  }
-}
-
-async function answerChangesets(local: SyncReplica, log: ChangesetReplica, req: Extract<SyncRequest, { type: 'clock' | 'changesets' | 'offer' | 'admission' }>, from: string): Promise<SyncResponse> {
-  switch (req.type) {
-    case 'admission':
-      return { type: 'admission', admission: log.admissionOf(req.peer) }
-    case 'clock': {
-      const authors: AuthorRanges[] = log
-        .clock(req.table, req.partition)
-        .slice(0, MAX_CLOCK_AUTHORS)
-        .map((a) => ({ author: a.author, ranges: a.ranges.slice(0, MAX_CLOCK_RANGES) }))
-      return { type: 'clock', authors }
-    }
-    case 'changesets': {
-      const page = await log.read(req.table, req.partition, req.author, req.ranges, Math.min(req.maxBytes, FETCH_FRAME_BUDGET))
-      if (page.changesets.length > MAX_CHANGESETS_PER_FRAME) throw new ProtocolError(`replica read ${page.changesets.length} changesets for one page; at most ${MAX_CHANGESETS_PER_FRAME}`)
-      return { type: 'changesets', changesets: page.changesets, next: page.next }
-    }
-    case 'offer': {
-      if (!local.knowsTable(req.table)) return { type: 'error', code: 'TABLE_UNKNOWN', message: `table '${req.table}' is not known here` }
-      if (!isCarried(local.carries(), req.table, req.partition, (t, p) => local.holds(t, p))) {
-        return { type: 'error', code: 'NOT_CARRIED', message: `this peer does not carry partition '${req.partition}' of table '${req.table}'` }
-      }
-      const result = await log.apply(req.table, req.partition, req.changesets, from)
-      return { type: 'offer', applied: result.changed, refused: result.refused }
-    }
-  }
-}

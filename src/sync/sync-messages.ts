@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: every request and response of one protocol, encoded and validated
+// side by side, so a change to a message is made in one place.
 import { decode, encode } from 'cborg'
 import { DIGEST_BYTES, MAX_KEY_BYTES, MAX_ROW_BYTES, NAME_PATTERN } from '../constants.js'
 import { ProtocolError } from '../errors.js'

@@ -1,0 +1,87 @@
+import { ProtocolError, ShoalError } from '../errors.js'
+import { SeqRanges } from '../trust/seq-ranges.js'
+import type { ChangesetReplica } from './replica.js'
+import { request, type Ask, type Progress, type ReconcileOptions, type RoundStats } from './round-io.js'
+import { MAX_CHANGESETS_PER_FRAME, MAX_CLOCK_RANGES } from './sync-messages.js'
+
+/** What a round's partition step needs of its session. */
+export interface RoundContext {
+  ask: Ask
+  options: ReconcileOptions
+  stats: RoundStats
+  pageBytes: number
+}
+
+/**
+ * Private meshes: compare which changesets each side holds (per author, sequence ranges), fetch
+ * the ones only the peer has, offer the ones only this side has (if the peer may read them).
+ */
+export async function exchangeChangesets(round: RoundContext, log: ChangesetReplica, table: string, partition: string, progress: Progress): Promise<void> {
+  const theirs = await request(round.ask, { type: 'clock', table, partition }, 'clock')
+  const mine = new Map(log.clock(table, partition).map((a) => [a.author, SeqRanges.from(a.ranges)]))
+  const remote = new Map(theirs.authors.map((a) => [a.author, SeqRanges.from(a.ranges)]))
+  for (const [author, held] of remote) {
+    const wanted = held.missingFrom(mine.get(author) ?? new SeqRanges())
+    if (wanted.length > 0 && !(await learnAuthor(round, log, author))) continue
+    while (wanted.length > 0) {
+      round.options.signal?.throwIfAborted()
+      const asked = wanted.slice(0, MAX_CLOCK_RANGES)
+      const res = await request(round.ask, { type: 'changesets', table, partition, author, ranges: asked, maxBytes: round.pageBytes }, 'changesets')
+      if (res.changesets.length > 0) {
+        const result = await log.apply(table, partition, res.changesets, round.options.from)
+        round.stats.rowsReceived += res.changesets.length
+        round.stats.changedHere += result.changed
+        round.stats.refused += result.refused
+        progress.add(res.changesets.length)
+      }
+      if (res.next === null) {
+        wanted.splice(0, asked.length)
+        continue
+      }
+      if (res.changesets.length === 0) throw new ProtocolError('peer sent an empty page of changesets with more to come')
+      // Go on from where the peer stopped: drop the ranges (and the part of one) already sent.
+      const from = res.next
+      while (wanted.length > 0 && wanted[0]![1] < from) wanted.shift()
+      if (wanted.length > 0 && wanted[0]![0] < from) wanted[0] = [from, wanted[0]![1]]
+    }
+  }
+  if (!log.readable(round.options.from, table, partition)) return
+  for (const [author, held] of mine) {
+    const theyLack = held.missingFrom(remote.get(author) ?? new SeqRanges())
+    let ranges = theyLack.slice(0, MAX_CLOCK_RANGES)
+    while (ranges.length > 0) {
+      round.options.signal?.throwIfAborted()
+      const page = await log.read(table, partition, author, ranges, round.pageBytes)
+      if (page.changesets.length > 0) {
+        for (let i = 0; i < page.changesets.length; i += MAX_CHANGESETS_PER_FRAME) {
+          const batch = page.changesets.slice(i, i + MAX_CHANGESETS_PER_FRAME)
+          const res = await request(round.ask, { type: 'offer', table, partition, changesets: batch }, 'offer')
+          round.stats.rowsSent += batch.length
+          round.stats.changedThere += res.applied
+          round.stats.refused += res.refused
+        }
+      }
+      if (page.next === null) break
+      const from = page.next
+      ranges = ranges.filter(([, to]) => to >= from).map(([a, b]) => [Math.max(a, from), b] as [number, number])
+    }
+  }
+}
+
+/** Makes sure the author of changesets the peer relays is known here: asks the peer for its admission. */
+async function learnAuthor(round: RoundContext, log: ChangesetReplica, author: string): Promise<boolean> {
+  if (log.knows(author)) return true
+  const res = await request(round.ask, { type: 'admission', peer: author }, 'admission')
+  if (res.admission === null) {
+    round.stats.errors.push(`changesets of ${author} skipped: the peer holds them but no admission of their author`)
+    return false
+  }
+  try {
+    await log.learn(res.admission)
+    return true
+  } catch (error) {
+    if (!(error instanceof ShoalError)) throw error
+    round.stats.errors.push(`changesets of ${author} skipped: ${error.message}`)
+    return false
+  }
+}

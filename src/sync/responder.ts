@@ -1,0 +1,113 @@
+import { ShoalError } from '../errors.js'
+import { isCarried } from './carries.js'
+import { pageOfRoots, type ChangesetReplica, type SyncReplica } from './replica.js'
+import { FETCH_FRAME_BUDGET } from './round-io.js'
+import { MAX_CHANGESETS_PER_FRAME, MAX_CLOCK_AUTHORS, MAX_CLOCK_RANGES, MAX_ROOTS_PER_FRAME, type AuthorRanges, type PartitionRoot, type SyncRequest, type SyncResponse } from './sync-messages.js'
+import { ProtocolError } from '../errors.js'
+
+/**
+ * Answers one request from a peer, from this replica. Stateless. Never throws: problems become
+ * error responses, so a misbehaving peer gets told and this peer goes on.
+ */
+export async function answer(local: SyncReplica, req: SyncRequest, from: string): Promise<SyncResponse> {
+  try {
+    const log = local.changesets
+    if (log !== undefined) {
+      const refusal = trustedRefusal(log, req, from)
+      if (refusal !== null) return refusal
+    }
+    // In a private mesh a peer learns only of partitions it may read.
+    const roots = (): PartitionRoot[] => (log === undefined ? local.roots() : local.roots().filter((r) => log.readable(from, r.table, r.partition)))
+    switch (req.type) {
+      case 'hello':
+        return { type: 'hello', carries: local.carries(), ...pageOfRoots(roots(), null, MAX_ROOTS_PER_FRAME) }
+      case 'roots':
+        return { type: 'roots', ...pageOfRoots(roots(), req.after, MAX_ROOTS_PER_FRAME) }
+      case 'children':
+        return { type: 'children', hashes: await local.children(req.table, req.partition, req.level, req.nodes) }
+      case 'leaves':
+        return { type: 'leaves', rows: await local.leafRows(req.table, req.partition, req.leaves) }
+      case 'range':
+        return { type: 'range', ...(await local.range(req.table, req.partition, req.from, req.to, req.after, Math.min(req.maxBytes, FETCH_FRAME_BUDGET))) }
+      case 'fetch': {
+        const rows = await local.fetch(req.table, req.partition, req.items)
+        // Keep the answer under the frame cap; the asker re-asks for what was left out.
+        const out: typeof rows = []
+        let bytes = 0
+        for (const row of rows) {
+          const size = (row.bytes?.length ?? 0) + (row.version?.length ?? 0) + row.key.length + 16
+          if (out.length > 0 && bytes + size > FETCH_FRAME_BUDGET) break
+          out.push(row)
+          bytes += size
+        }
+        return { type: 'fetch', rows: out }
+      }
+      case 'push': {
+        if (!local.knowsTable(req.table)) return { type: 'error', code: 'TABLE_UNKNOWN', message: `table '${req.table}' is not known here` }
+        if (!isCarried(local.carries(), req.table, req.partition, (t, p) => local.holds(t, p))) {
+          return { type: 'error', code: 'NOT_CARRIED', message: `this peer does not carry partition '${req.partition}' of table '${req.table}'` }
+        }
+        const result = await local.apply(req.table, req.partition, req.rows, from)
+        return { type: 'push', applied: result.changed, refused: result.refused }
+      }
+      case 'clock':
+      case 'changesets':
+      case 'offer':
+      case 'admission':
+        if (log === undefined) return { type: 'error', code: 'NOT_PRIVATE', message: 'this peer is in an open mesh: it replicates rows, not changesets' }
+        return await answerChangesets(local, log, req, from)
+    }
+  } catch (error) {
+    const code = error instanceof ShoalError ? error.code : 'INTERNAL'
+    return { type: 'error', code, message: (error as Error).message }
+  }
+}
+
+/** Private meshes: row requests are refused (rows carry no author), and reads follow the read rules. */
+function trustedRefusal(log: ChangesetReplica, req: SyncRequest, from: string): SyncResponse | null {
+  switch (req.type) {
+    case 'hello':
+    case 'roots':
+      return null
+    case 'children':
+    case 'leaves':
+    case 'range':
+    case 'fetch':
+    case 'push':
+      return { type: 'error', code: 'FORBIDDEN', message: `'${req.type}' is refused in a private mesh: changes travel as signed changesets (clock, changesets, offer)` }
+    case 'clock':
+    case 'changesets':
+      if (log.readable(from, req.table, req.partition)) return null
+      return { type: 'error', code: 'FORBIDDEN', message: `this peer's rules do not let you read partition '${req.partition}' of table '${req.table}'` }
+    case 'offer':
+    case 'admission':
+      return null
+  }
+}
+
+async function answerChangesets(local: SyncReplica, log: ChangesetReplica, req: Extract<SyncRequest, { type: 'clock' | 'changesets' | 'offer' | 'admission' }>, from: string): Promise<SyncResponse> {
+  switch (req.type) {
+    case 'admission':
+      return { type: 'admission', admission: log.admissionOf(req.peer) }
+    case 'clock': {
+      const authors: AuthorRanges[] = log
+        .clock(req.table, req.partition)
+        .slice(0, MAX_CLOCK_AUTHORS)
+        .map((a) => ({ author: a.author, ranges: a.ranges.slice(0, MAX_CLOCK_RANGES) }))
+      return { type: 'clock', authors }
+    }
+    case 'changesets': {
+      const page = await log.read(req.table, req.partition, req.author, req.ranges, Math.min(req.maxBytes, FETCH_FRAME_BUDGET))
+      if (page.changesets.length > MAX_CHANGESETS_PER_FRAME) throw new ProtocolError(`replica read ${page.changesets.length} changesets for one page; at most ${MAX_CHANGESETS_PER_FRAME}`)
+      return { type: 'changesets', changesets: page.changesets, next: page.next }
+    }
+    case 'offer': {
+      if (!local.knowsTable(req.table)) return { type: 'error', code: 'TABLE_UNKNOWN', message: `table '${req.table}' is not known here` }
+      if (!isCarried(local.carries(), req.table, req.partition, (t, p) => local.holds(t, p))) {
+        return { type: 'error', code: 'NOT_CARRIED', message: `this peer does not carry partition '${req.partition}' of table '${req.table}'` }
+      }
+      const result = await log.apply(req.table, req.partition, req.changesets, from)
+      return { type: 'offer', applied: result.changed, refused: result.refused }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import { ProtocolError, ShoalError } from '../errors.js'
+import { MAX_FRAME_BYTES, type SyncRequest, type SyncResponse } from './sync-messages.js'
+
+/*
+ * What both sides of a round share: how the initiator asks (one request, one response), the
+ * budget an answer must fit, and progress reporting for loads.
+ */
+
+export type Ask = (request: SyncRequest) => Promise<SyncResponse>
+
+export interface LoadProgressEvent {
+  table: string
+  partition: string
+  received: number
+  expected: number
+  done: boolean
+}
+
+/** What an answer may hold, leaving room for the envelope under MAX_FRAME_BYTES. */
+export const FETCH_FRAME_BUDGET = MAX_FRAME_BYTES - 32 * 1024
+
+class SyncRefusedError extends ShoalError {
+  constructor(code: string, message: string) {
+    super(code, message)
+  }
+}
+
+
+/** Asks and returns the answer of the expected type; a refusal or another type throws. */
+export async function request<T extends SyncResponse['type']>(ask: Ask, req: SyncRequest, expect: T): Promise<Extract<SyncResponse, { type: T }>> {
+  const res = await ask(req)
+  if (res.type === 'error') throw new SyncRefusedError(res.code, `peer refused '${req.type}': ${res.message} (${res.code})`)
+  if (res.type !== expect) throw new ProtocolError(`peer answered '${req.type}' with '${res.type}'`)
+  return res as Extract<SyncResponse, { type: T }>
+}
+
+/** Rows received for one partition in a round, reported as they arrive. */
+export class Progress {
+  private received = 0
+
+  constructor(
+    private readonly table: string,
+    private readonly partition: string,
+    private readonly expected: number,
+    private readonly report: ((event: LoadProgressEvent) => void) | undefined,
+  ) {}
+
+  add(rows: number): void {
+    this.received += rows
+    this.report?.({ table: this.table, partition: this.partition, received: this.received, expected: Math.max(this.expected, this.received), done: false })
+  }
+
+  finish(): void {
+    if (this.received > 0) this.report?.({ table: this.table, partition: this.partition, received: this.received, expected: Math.max(this.expected, this.received), done: true })
+  }
+}
+
+export interface ReconcileOptions {
+  /** The remote peer's id: the origin recorded on rows merged from it. */
+  from: string
+  /** Target size of range pages and push batches (default 256 KiB). */
+  pageBytes?: number
+  /** Rows received for one partition, as they arrive (for progress bars). */
+  onProgress?: (event: LoadProgressEvent) => void
+  signal?: AbortSignal
+}
+
+export interface RoundStats {
+  /** Partitions both sides carry. */
+  shared: number
+  /** Of those, partitions whose roots differed. */
+  differing: number
+  /** Rows (whole or deltas) received from the peer and sent to it. */
+  rowsReceived: number
+  rowsSent: number
+  /** Rows this replica's state changed for, and the peer's (as it reported). */
+  changedHere: number
+  changedThere: number
+  /** Rows refused on either side (bad bytes, unknown table, partition not carried). */
+  refused: number
+  /** Partitions that could not be reconciled, with why (the round goes on with the others). */
+  errors: string[]
+}
