@@ -13,11 +13,11 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runModel } from '../src/sim/model-runner.js'
-import { randomScenario } from '../src/sim/random-scenario.js'
-import { runReal } from '../src/sim/real-runner.js'
-import { loadScenario, parseScenario, type Scenario } from '../src/sim/scenario.js'
-import type { SimSummary } from '../src/sim/summary.js'
+import { runModel } from '../src/sim/model/model-runner.js'
+import { randomScenario } from '../src/sim/core/random-scenario.js'
+import { runReal } from '../src/sim/real/real-runner.js'
+import { loadScenario, parseScenario, type Scenario } from '../src/sim/core/scenario.js'
+import type { SimSummary } from '../src/sim/core/summary.js'
 
 const QUICK = process.argv.includes('--quick')
 const SCHEDULES = QUICK ? 50 : 500

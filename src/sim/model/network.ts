@@ -1,4 +1,5 @@
-import type { Rng } from './rng.js'
+import { linkKey } from '../core/faults.js'
+import type { Rng } from '../core/rng.js'
 import type { VirtualScheduler } from './scheduler.js'
 
 export type MessageKind = 'gossip' | 'sync'
@@ -9,10 +10,6 @@ interface LinkRule {
   rate?: number
   minMs?: number
   maxMs?: number
-}
-
-export function linkKey(a: number, b: number): string {
-  return a < b ? `${a}-${b}` : `${b}-${a}`
 }
 
 export interface TrafficCounters {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { runReal } from '../../src/sim/real-runner.js'
-import { parseScenario } from '../../src/sim/scenario.js'
-import type { SimSummary } from '../../src/sim/summary.js'
+import { runReal } from '../../../src/sim/real/real-runner.js'
+import { parseScenario } from '../../../src/sim/core/scenario.js'
+import type { SimSummary } from '../../../src/sim/core/summary.js'
 
 /*
  * Real-stack mode: real peers (LevelDB stores in temp folders, libp2p over the in-process memory

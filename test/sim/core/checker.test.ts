@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { checkRun, type PeerFinal } from '../../src/sim/checker.js'
-import { DEFAULT_TABLES } from '../../src/sim/scenario.js'
-import type { HistoryOp } from '../../src/sim/workload.js'
-import type { RowState } from '../../src/table/row.js'
+import { checkRun, type PeerFinal } from '../../../src/sim/core/checker.js'
+import { DEFAULT_TABLES } from '../../../src/sim/core/scenario.js'
+import type { HistoryOp } from '../../../src/sim/core/workload.js'
+import type { RowState } from '../../../src/table/row.js'
 
 const row = (life: number, values: Record<string, unknown> = {}): RowState => ({ alive: life % 2 === 1, life, values })
 

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { loadScenario, parseScenario, ScenarioError } from '../../src/sim/scenario.js'
+import { loadScenario, parseScenario, ScenarioError } from '../../../src/sim/core/scenario.js'
 
 describe('scenarios', () => {
   it.each(readdirSync('peers/scenarios').filter((f) => f.endsWith('.yaml')))('ships %s, which validates', async (file) => {
