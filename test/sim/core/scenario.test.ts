@@ -55,4 +55,43 @@ describe('scenarios', () => {
       expect(() => parseScenario(input, 'x')).toThrow(message)
     }
   })
+
+  it('reads a mesh section: groups, rules per table, every peer\'s group and own partitions', () => {
+    const mesh = {
+      groups: { hq: {}, store: { relay: false } },
+      tables: { stock: { write: { hq: '*', store: 'own' }, read: { '*': '*' } } },
+      members: [
+        { peers: [0], group: 'hq' },
+        { peers: [1, 2], group: 'store', partitions: ['1'] },
+      ],
+    }
+    const s = parseScenario({ peers: 3, mesh, workload: { outsideRights: [2, 2] } }, 'x')
+    expect(s.mesh).toEqual({
+      groups: { hq: { relay: false }, store: { relay: false } },
+      tables: { stock: { write: { hq: '*', store: 'own' }, read: { '*': '*' } } },
+      otherTables: { write: {}, read: {} },
+      members: [
+        { group: 'hq', partitions: [] },
+        { group: 'store', partitions: ['1'] },
+        { group: 'store', partitions: ['1'] },
+      ],
+    })
+    expect(s.workload.outsideRights).toEqual([2])
+    expect(parseScenario({ peers: 2 }, 'x').mesh).toBeNull()
+    const bad: Array<[unknown, RegExp]> = [
+      [{ peers: 3, mesh: { ...mesh, members: [{ peers: [0], group: 'hq' }] } }, /'mesh' every peer must be in exactly one 'members' entry: peer 1, 2 in none/],
+      [{ peers: 3, mesh: { ...mesh, members: [...mesh.members, { peers: [2], group: 'hq' }] } }, /peer 2 in more than one/],
+      [{ peers: 3, mesh: { ...mesh, members: [{ peers: [0, 1, 2], group: 'nope' }] } }, /member group 'nope' is not declared under 'groups'/],
+      [{ peers: 3, mesh: { ...mesh, tables: { stock: { write: { clerk: 'own' } } } } }, /rules grant to group 'clerk', which is not declared/],
+      [{ peers: 3, mesh: { ...mesh, tables: { stock: { write: { hq: 'all' } } } } }, /'mesh\.tables\.stock\.write\.hq' must be "\*" \(every partition\) or "own"/],
+      [{ peers: 3, mesh: { ...mesh, tables: { stok: {} } } }, /'mesh\.tables\.stok' must be one of catalog, stock, sales/],
+      [{ peers: 3, mesh: { ...mesh, groups: { '1hq': {} } } }, /must be a group name: a letter/],
+      [{ peers: 3, mesh: { ...mesh, members: [{ peers: [5], group: 'hq' }] } }, /'mesh\.members\[0\]\.peers\[0\]' must be an integer from 0 to 2/],
+      [{ peers: 3, workload: { outsideRights: [1] } }, /'workload\.outsideRights' needs a 'mesh' section/],
+    ]
+    for (const [input, message] of bad) {
+      expect(() => parseScenario(input, 'x')).toThrow(ScenarioError)
+      expect(() => parseScenario(input, 'x')).toThrow(message)
+    }
+  })
 })
