@@ -1,7 +1,7 @@
 // The partition simulator as a library: `import { runModel, loadScenario } from 'shoal/sim'`.
 export { runModel, type RunOptions } from './model/model-runner.js'
 export { runReal, type RealRunOptions } from './real/real-runner.js'
-export { loadScenario, parseScenario, readScenarioInput, DEFAULT_TABLES, ScenarioError, type FaultSpec, type Scenario, type WorkloadSpec } from './core/scenario.js'
+export { loadScenario, parseScenario, readScenarioInput, DEFAULT_TABLES, ScenarioError, type FaultSpec, type MeshSpec, type Scenario, type WorkloadSpec } from './core/scenario.js'
 export { randomScenario, type RandomScenarioOptions } from './core/random-scenario.js'
 export { checkRun, type PeerFinal } from './core/checker.js'
 export { renderRunReport, renderSweepReport } from './report/report.js'

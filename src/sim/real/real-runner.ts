@@ -18,7 +18,10 @@ import { sleep, Timeline, WallClock } from './wall-clock.js'
  * Real-stack mode: N real Shoal peers (Peer: LevelDB store in a temp folder, libp2p with Noise,
  * yamux and gossipsub, the gossip replicator and anti-entropy) in this process, connected over
  * the in-memory libp2p transport, under the scenario's workload and faults, in wall-clock time.
- * The same checker as model mode judges the history and the final states.
+ * The run itself (fault schedule, workload, sampling, heal, convergence, the checker) is the one
+ * model mode runs too, core/run-skeleton.ts; this file supplies what the real stack does its own way.
+ * A scenario with roles (a `mesh` section) is refused: roles are modelled in model mode only, until
+ * the running peer's trust wiring lands.
  *
  * Faults in real-stack mode:
  *   partition, isolate, bridge, ring, swizzle — cuts: each peer's connection gater refuses peers
