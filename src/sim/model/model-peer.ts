@@ -35,8 +35,6 @@ export interface ModelPeerInit {
   trust?: PeerTrust
 }
 
-/** What the end of a session (the stream's close) costs on the wire, roughly: one frame header. */
-const CLOSE_BYTES = 12
 
 interface InboundSession {
   session: number
@@ -258,7 +256,7 @@ export class ModelPeer {
     } finally {
       rounds.outboundEnded(partner.label, startedAt, outcome)
       // The stream closes: the responder's session ends (completed if the round was not cut short).
-      if (epoch === this.epoch) this.init.network.send(this.index, partner.index, 'sync', CLOSE_BYTES, () => partner.sessionClosed(this.index, session, outcome !== 'failed'))
+      if (epoch === this.epoch) this.init.network.send(this.index, partner.index, 'close', 0, () => partner.sessionClosed(this.index, session, outcome !== 'failed'))
     }
   }
 
