@@ -37,6 +37,20 @@ module.exports = {
       to: { path: '^src/(net|bridge|peer|http|cli|sim)/' },
     },
     {
+      name: 'sim-core-imports-modes',
+      comment: 'src/sim/core (scenario, checker, run skeleton…) is shared by both modes and the report: it must not import them (see ARCHITECTURE.md)',
+      severity: 'error',
+      from: { path: '^src/sim/core/' },
+      to: { path: '^src/sim/(model|real|report)/' },
+    },
+    {
+      name: 'sim-modes-import-each-other',
+      comment: 'the model and real-stack simulators share only src/sim/core; the report reads summaries only',
+      severity: 'error',
+      from: { path: '^src/sim/(model|real|report)/' },
+      to: { path: '^src/sim/(model|real|report)/', pathNot: '^src/sim/$1/' },
+    },
+    {
       name: 'only-cli-uses-sim',
       comment: 'production code never imports the simulator',
       severity: 'error',

@@ -5,21 +5,27 @@
  *
  *   npm run bench:sim              full run (~10 min on 2 cores)
  *   npm run bench:sim -- --quick   smoke run (~1 min)
+ *   npm run bench:sim -- --roles   only the price of roles in model mode (~1 min): the same
+ *                                  scenario as an open mesh, as a mesh with roles where everyone
+ *                                  may write everything (the same operations, every change a signed
+ *                                  changeset checked by every receiver), and as shipped (a rogue)
  *
- * Prints a table; writes bench/results/sim-<time>.json (and sim-latest.json for full runs).
+ * Prints a table; writes bench/results/sim-<time>.json (and sim-latest.json for full runs;
+ * sim-roles-<time>.json and sim-roles-latest.json for --roles).
  */
 import '../src/polyfill.js'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runModel } from '../src/sim/model-runner.js'
-import { randomScenario } from '../src/sim/random-scenario.js'
-import { runReal } from '../src/sim/real-runner.js'
-import { loadScenario, parseScenario, type Scenario } from '../src/sim/scenario.js'
-import type { SimSummary } from '../src/sim/summary.js'
+import { runModel } from '../src/sim/model/model-runner.js'
+import { randomScenario } from '../src/sim/core/random-scenario.js'
+import { runReal } from '../src/sim/real/real-runner.js'
+import { loadScenario, parseScenario, type Scenario } from '../src/sim/core/scenario.js'
+import type { SimSummary } from '../src/sim/core/summary.js'
 
 const QUICK = process.argv.includes('--quick')
+const ROLES = process.argv.includes('--roles')
 const SCHEDULES = QUICK ? 50 : 500
 const MODEL_PEERS = QUICK ? [10, 100] : [10, 100, 1000]
 const REAL_PEERS = QUICK ? [5] : [5, 10, 20]
@@ -149,4 +155,47 @@ async function main(): Promise<void> {
   log(`wrote bench/results/sim-${QUICK ? 'quick-' : ''}${stamp}.json (${result.seconds.toFixed(0)} s)`)
 }
 
-await main()
+/** The roles scenario three ways, side by side (ratios against the open mesh). */
+async function roles(): Promise<void> {
+  const started = performance.now()
+  const shipped = await loadScenario(join(here, '..', '..', 'peers', 'scenarios', 'roles.yaml'))
+  const everyone = { write: { '*': '*' as const }, read: { '*': '*' as const } }
+  const variants: Array<[string, Scenario]> = [
+    ['open mesh (no roles)', { ...shipped, mesh: null, workload: { ...shipped.workload, outsideRights: [] } }],
+    ['roles, all may write', { ...shipped, mesh: { ...shipped.mesh!, tables: {}, otherTables: everyone }, workload: { ...shipped.workload, outsideRights: [] } }],
+    ['roles as shipped (p4 rogue)', shipped],
+  ]
+  const rows: Array<{ variant: string; seed: number; ok: boolean; acknowledged: number; forbidden: number; refusals: number; convergeMs: number | null; messages: number; gossipBytes: number; syncBytes: number; wallMs: number }> = []
+  for (let seed = shipped.seed; seed < shipped.seed + 3; seed++) {
+    for (const [variant, scenario] of variants) {
+      log(`roles: ${variant}, seed ${seed}`)
+      const s = await runModel({ ...scenario, seed })
+      rows.push({ variant, seed, ok: s.ok, acknowledged: s.ops.acknowledged, forbidden: s.roles?.forbiddenWrites ?? 0, refusals: s.roles?.refusals ?? 0, convergeMs: s.timeToConvergeMs, messages: s.traffic.messages, gossipBytes: s.traffic.gossipBytes, syncBytes: s.traffic.syncBytes, wallMs: s.wallMs })
+    }
+  }
+  const sum = (variant: string, pick: (r: (typeof rows)[number]) => number): number => rows.filter((r) => r.variant === variant).reduce((n, r) => n + pick(r), 0)
+  const base = variants[0]![0]
+  console.log(`\n${'VARIANT'.padEnd(30)}${'OK'.padEnd(5)}${'ACKED'.padEnd(8)}${'FORBIDDEN'.padEnd(11)}${'REFUSED'.padEnd(9)}${'MESSAGES'.padEnd(16)}${'GOSSIP BYTES'.padEnd(20)}${'SYNC BYTES'.padEnd(20)}WALL (3 seeds)`)
+  for (const [variant] of variants) {
+    const ratio = (pick: (r: (typeof rows)[number]) => number): string => `×${(sum(variant, pick) / sum(base, pick)).toFixed(2)}`
+    const all = rows.filter((r) => r.variant === variant)
+    console.log(
+      `${variant.padEnd(30)}${String(all.every((r) => r.ok)).padEnd(5)}${String(sum(variant, (r) => r.acknowledged)).padEnd(8)}${String(sum(variant, (r) => r.forbidden)).padEnd(11)}${String(sum(variant, (r) => r.refusals)).padEnd(9)}` +
+        `${`${sum(variant, (r) => r.messages)} ${ratio((r) => r.messages)}`.padEnd(16)}${`${sum(variant, (r) => r.gossipBytes)} ${ratio((r) => r.gossipBytes)}`.padEnd(20)}${`${sum(variant, (r) => r.syncBytes)} ${ratio((r) => r.syncBytes)}`.padEnd(20)}${sum(variant, (r) => r.wallMs)} ms ${ratio((r) => r.wallMs)}`,
+    )
+  }
+  const result = {
+    date: new Date().toISOString(),
+    command: 'npm run bench:sim -- --roles',
+    seconds: (performance.now() - started) / 1000,
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, ramGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version },
+    runs: rows,
+  }
+  await mkdir(resultsDir, { recursive: true })
+  const stamp = result.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
+  await writeFile(join(resultsDir, `sim-roles-${stamp}.json`), JSON.stringify(result, null, 2) + '\n')
+  await writeFile(join(resultsDir, 'sim-roles-latest.json'), JSON.stringify(result, null, 2) + '\n')
+  log(`wrote bench/results/sim-roles-${stamp}.json (${result.seconds.toFixed(0)} s)`)
+}
+
+await (ROLES ? roles() : main())

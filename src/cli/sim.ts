@@ -1,11 +1,11 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ShoalError } from '../errors.js'
-import { runModel, type RunOptions } from '../sim/model-runner.js'
-import { randomScenario } from '../sim/random-scenario.js'
-import { renderRunReport, renderSweepReport } from '../sim/report.js'
-import { MAX_DURATION_MS, MAX_PEERS, MAX_SEED, parseScenario, readScenarioInput, ScenarioError, type Scenario } from '../sim/scenario.js'
-import type { SimSummary, SweepPoint, SweepSummary } from '../sim/summary.js'
+import { runModel, type RunOptions } from '../sim/model/model-runner.js'
+import { randomScenario } from '../sim/core/random-scenario.js'
+import { renderRunReport, renderSweepReport } from '../sim/report/report.js'
+import { MAX_DURATION_MS, MAX_PEERS, MAX_SEED, parseScenario, readScenarioInput, ScenarioError, type Scenario } from '../sim/core/scenario.js'
+import type { SimSummary, SweepPoint, SweepSummary } from '../sim/core/summary.js'
 
 export interface SimOptions {
   scenario?: string
@@ -97,7 +97,7 @@ async function runOne(scenario: Scenario, options: SimOptions, label: string): P
       const timeScale = options.timeScale === undefined ? 1 : Number(options.timeScale)
       if (!(timeScale >= 0.1 && timeScale <= 100)) throw new ScenarioError(`--time-scale must be a number from 0.1 to 100 (got '${options.timeScale}')`)
       // Loaded only here: model mode needs neither libp2p nor LevelDB.
-      const { runReal } = await import('../sim/real-runner.js')
+      const { runReal } = await import('../sim/real/real-runner.js')
       return await runReal(scenario, { ...runOptions, timeScale })
     }
     return await runModel(scenario, runOptions)
@@ -118,6 +118,7 @@ function printSummary(s: SimSummary, files: { json: string; html: string }): voi
   line('result', s.ok ? 'OK: converged, no lost acknowledged write' : `FAILED: ${s.violations.length} violation(s)`)
   for (const v of s.violations.slice(0, 20)) console.log(`            - ${v}`)
   line('operations', `${s.ops.invoked} invoked, ${s.ops.acknowledged} acknowledged, ${s.ops.failed} failed`)
+  if (s.roles !== undefined) line('roles', `${s.roles.forbiddenWrites} writes outside their author's rights, ${s.roles.refusals} deliveries of them refused by other peers${s.roles.enforced ? '' : ' (enforcement off)'}`)
   line('converged', s.timeToConvergeMs === null ? 'no' : `${s.timeToConvergeMs} ms after the network healed (at ${s.healedAt} ms)`)
   line('traffic', `${s.traffic.messages} messages, ${s.traffic.bytes} bytes (gossip ${s.traffic.gossipMessages} / anti-entropy ${s.traffic.syncMessages} messages)`)
   if (s.traceHash !== null) line('trace', s.traceHash)

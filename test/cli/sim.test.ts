@@ -45,4 +45,19 @@ describe('shoal sim', () => {
     expect(missing.stderr).toMatch(/cannot read scenario file .*nope\.yaml': no such file/)
     expect(existsSync(join(dir, 'out'))).toBe(false)
   })
+
+  it('runs the roles scenario in model mode, prints the refusals; refuses it in real mode', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
+    const dir = await tempDir()
+    const r = await runToEnd(['sim', '--scenario', 'peers/scenarios/roles.yaml', '--out', join(dir, 'model')])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/roles\s+\d+ writes outside their author's rights, [1-9]\d* deliveries of them refused by other peers/)
+    const summary = JSON.parse(readFileSync(join(dir, 'model', 'summary.json'), 'utf8')) as { ok: boolean; roles: { refusals: number } }
+    expect(summary.ok).toBe(true)
+    expect(summary.roles.refusals).toBeGreaterThan(0)
+    expect(readFileSync(join(dir, 'model', 'report.html'), 'utf8')).toMatch(/deliveries refused/)
+    const real = await runToEnd(['sim', '--scenario', 'peers/scenarios/roles.yaml', '--mode', 'real', '--out', join(dir, 'real')])
+    expect(real.code).toBe(2)
+    expect(real.stderr).toMatch(/roles are modelled only in model mode for now/)
+    expect(existsSync(join(dir, 'real'))).toBe(false)
+  })
 })

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { loadScenario, parseScenario, ScenarioError } from '../../src/sim/scenario.js'
+import { loadScenario, parseScenario, ScenarioError } from '../../../src/sim/core/scenario.js'
 
 describe('scenarios', () => {
   it.each(readdirSync('peers/scenarios').filter((f) => f.endsWith('.yaml')))('ships %s, which validates', async (file) => {
@@ -49,6 +49,45 @@ describe('scenarios', () => {
       [{ workload: { keys: 3, hotKeys: 5 } }, /'workload\.hotKeys' must be an integer from 0 to 3 \(got 5\)/],
       [{ carries: [{ peers: [0], tables: { nope: [] } }] }, /'carries\[0\]\.tables\.nope' must be one of catalog, stock, sales \(got "nope"\)/],
       [{ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'x' } }] }, /'tables\[0\]\.columns\.id' must be one of string/],
+    ]
+    for (const [input, message] of bad) {
+      expect(() => parseScenario(input, 'x')).toThrow(ScenarioError)
+      expect(() => parseScenario(input, 'x')).toThrow(message)
+    }
+  })
+
+  it('reads a mesh section: groups, rules per table, every peer\'s group and own partitions', () => {
+    const mesh = {
+      groups: { hq: {}, store: { relay: false } },
+      tables: { stock: { write: { hq: '*', store: 'own' }, read: { '*': '*' } } },
+      members: [
+        { peers: [0], group: 'hq' },
+        { peers: [1, 2], group: 'store', partitions: ['1'] },
+      ],
+    }
+    const s = parseScenario({ peers: 3, mesh, workload: { outsideRights: [2, 2] } }, 'x')
+    expect(s.mesh).toEqual({
+      groups: { hq: { relay: false }, store: { relay: false } },
+      tables: { stock: { write: { hq: '*', store: 'own' }, read: { '*': '*' } } },
+      otherTables: { write: {}, read: {} },
+      members: [
+        { group: 'hq', partitions: [] },
+        { group: 'store', partitions: ['1'] },
+        { group: 'store', partitions: ['1'] },
+      ],
+    })
+    expect(s.workload.outsideRights).toEqual([2])
+    expect(parseScenario({ peers: 2 }, 'x').mesh).toBeNull()
+    const bad: Array<[unknown, RegExp]> = [
+      [{ peers: 3, mesh: { ...mesh, members: [{ peers: [0], group: 'hq' }] } }, /'mesh' every peer must be in exactly one 'members' entry: peer 1, 2 in none/],
+      [{ peers: 3, mesh: { ...mesh, members: [...mesh.members, { peers: [2], group: 'hq' }] } }, /peer 2 in more than one/],
+      [{ peers: 3, mesh: { ...mesh, members: [{ peers: [0, 1, 2], group: 'nope' }] } }, /member group 'nope' is not declared under 'groups'/],
+      [{ peers: 3, mesh: { ...mesh, tables: { stock: { write: { clerk: 'own' } } } } }, /rules grant to group 'clerk', which is not declared/],
+      [{ peers: 3, mesh: { ...mesh, tables: { stock: { write: { hq: 'all' } } } } }, /'mesh\.tables\.stock\.write\.hq' must be "\*" \(every partition\) or "own"/],
+      [{ peers: 3, mesh: { ...mesh, tables: { stok: {} } } }, /'mesh\.tables\.stok' must be one of catalog, stock, sales/],
+      [{ peers: 3, mesh: { ...mesh, groups: { '1hq': {} } } }, /must be a group name: a letter/],
+      [{ peers: 3, mesh: { ...mesh, members: [{ peers: [5], group: 'hq' }] } }, /'mesh\.members\[0\]\.peers\[0\]' must be an integer from 0 to 2/],
+      [{ peers: 3, workload: { outsideRights: [1] } }, /'workload\.outsideRights' needs a 'mesh' section/],
     ]
     for (const [input, message] of bad) {
       expect(() => parseScenario(input, 'x')).toThrow(ScenarioError)

@@ -1,7 +1,9 @@
-import type { Rng } from './rng.js'
+import { linkKey } from '../core/faults.js'
+import type { Rng } from '../core/rng.js'
 import type { VirtualScheduler } from './scheduler.js'
 
-export type MessageKind = 'gossip' | 'sync'
+/** 'close': the end of an anti-entropy session (a stream closing), delivered like a message but not counted, as a running peer's counters count frames only. */
+export type MessageKind = 'gossip' | 'sync' | 'close'
 
 /** A rule in force on some links (all when `links` is null). */
 interface LinkRule {
@@ -9,10 +11,6 @@ interface LinkRule {
   rate?: number
   minMs?: number
   maxMs?: number
-}
-
-export function linkKey(a: number, b: number): string {
-  return a < b ? `${a}-${b}` : `${b}-${a}`
 }
 
 export interface TrafficCounters {
@@ -85,12 +83,14 @@ export class SimNetwork {
    * latency unless the message is lost (cut, down at either end when sent or delivered, loss).
    */
   send(from: number, to: number, kind: MessageKind, bytes: number, deliver: () => void): void {
-    this.traffic.messages++
-    this.traffic.bytes += bytes
+    if (kind !== 'close') {
+      this.traffic.messages++
+      this.traffic.bytes += bytes
+    }
     if (kind === 'gossip') {
       this.traffic.gossipMessages++
       this.traffic.gossipBytes += bytes
-    } else {
+    } else if (kind === 'sync') {
       this.traffic.syncMessages++
       this.traffic.syncBytes += bytes
     }

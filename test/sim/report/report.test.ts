@@ -11,9 +11,9 @@ import {
   renderRunReport,
   renderSweepReport,
   useLogX,
-} from '../../src/sim/report.js'
-import type { ChartSpec } from '../../src/sim/report-data.js'
-import type { SimSummary, SweepSummary } from '../../src/sim/summary.js'
+} from '../../../src/sim/report/report.js'
+import type { ChartSpec } from '../../../src/sim/report/report-data.js'
+import type { SimSummary, SweepSummary } from '../../../src/sim/core/summary.js'
 
 const HOSTILE = '<script>alert(1)</script>'
 const CHROMIUM = '/usr/bin/chromium'

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { runReal } from '../../src/sim/real-runner.js'
-import { parseScenario } from '../../src/sim/scenario.js'
-import type { SimSummary } from '../../src/sim/summary.js'
+import { runReal } from '../../../src/sim/real/real-runner.js'
+import { loadScenario, parseScenario, ScenarioError } from '../../../src/sim/core/scenario.js'
+import type { SimSummary } from '../../../src/sim/core/summary.js'
 
 /*
  * Real-stack mode: real peers (LevelDB stores in temp folders, libp2p over the in-process memory
@@ -82,4 +82,10 @@ describe('real-stack simulation', () => {
     expect(s.faults.find((f) => f.kind === 'delay')!.detail).toMatch(/not injected in real-stack mode/)
     expect(s.faults.find((f) => f.kind === 'skew')!.detail).toMatch(/no effect in real-stack mode/)
   }, 60_000)
+
+  it('says roles are modelled only in model mode, before starting anything', async () => {
+    const scenario = { ...(await loadScenario('peers/scenarios/roles.yaml')), mode: 'real' as const }
+    await expect(runReal(scenario)).rejects.toThrow(ScenarioError)
+    await expect(runReal(scenario)).rejects.toThrow(/scenario 'roles' has a 'mesh' section: roles are modelled only in model mode for now/)
+  })
 })

@@ -17,7 +17,7 @@
  */
 import { buildRunCharts, buildSweepCharts, faultColors, faultEnd, LOG_X_RATIO, MAX_PEER_LINES } from './report-data.js'
 import { escapeHtml as h, fmtBytes, fmtInt, fmtMs, page, plottingLibrary } from './report-html.js'
-import type { SimSummary, SweepPoint, SweepSummary } from './summary.js'
+import type { SimSummary, SweepPoint, SweepSummary } from '../core/summary.js'
 
 export { escapeHtml, jsonForScript } from './report-html.js'
 export { aggregateDivergence, buildRunCharts, buildSweepCharts, useLogX, MAX_PEER_LINES, LOG_X_RATIO } from './report-data.js'
@@ -97,6 +97,7 @@ ${facts([
   ['Trace hash', s.traceHash !== null ? `<code>${h(s.traceHash)}</code>` : '— (real stack: not deterministic)'],
   ['Operations', `${h(fmtInt(s.ops.invoked))} invoked · ${h(fmtInt(s.ops.acknowledged))} acknowledged · ${h(fmtInt(s.ops.failed))} failed`],
   ['Operations by kind', byKind(s.ops.byKind)],
+  ...(s.roles === undefined ? [] : [rolesFact(s.roles)]),
   ['Network healed at', s.healedAt !== null ? h(fmtMs(s.healedAt)) : '—'],
   ['Converged at', s.convergedAt !== null ? h(fmtMs(s.convergedAt)) : '<strong>never</strong>'],
   ['Time to converge after heal', convergeText(s)],
@@ -247,4 +248,10 @@ ${sweep.runs
     body: parts.join('\n\n'),
     data: { 'shoal-data': sweep, 'shoal-charts': charts },
   })
+}
+
+/** The roles line: writes made outside their author's rights, and what the other peers refused of them. */
+function rolesFact(r: NonNullable<SimSummary['roles']>): [string, string] {
+  const enforced = r.enforced ? '' : ' · <strong>enforcement off (test)</strong>'
+  return ['Roles', `${h(fmtInt(r.forbiddenWrites))} writes outside their author's rights (${h(fmtInt(r.acknowledgedForbidden))} acknowledged locally) · ${h(fmtInt(r.refusals))} deliveries refused${enforced}`]
 }

@@ -1,4 +1,4 @@
-import type { Cut } from './faults.js'
+import type { Cut } from '../core/faults.js'
 import type { RealPeer } from './real-peer.js'
 
 /*

@@ -1,5 +1,5 @@
-import type { RowOp, RowState } from '../table/row.js'
-import type { ResolvedSchema } from '../table/schema.js'
+import type { RowOp, RowState } from '../../table/row.js'
+import type { ResolvedSchema } from '../../table/schema.js'
 import type { WorkloadSpec } from './scenario.js'
 import type { Rng } from './rng.js'
 
@@ -27,6 +27,8 @@ export interface HistoryOp {
   /** text: the unique token inserted. */
   token?: string
   status: 'invoked' | 'ok' | 'failed'
+  /** The writer had no right to write (table, partition) under the scenario's roles: no other peer may ever hold it. */
+  forbidden?: boolean
   /** The row's life at the writer after the operation (ok only). */
   life?: number
   error?: string

@@ -2,7 +2,7 @@
  * Chart specifications for the HTML reports: plain data computed here (typed, testable) and
  * handed to the small inline script of report-client.ts, which only maps them onto uPlot.
  */
-import type { FaultWindow, SimSummary, SweepPoint, SweepSummary } from './summary.js'
+import type { FaultWindow, SimSummary, SweepPoint, SweepSummary } from '../core/summary.js'
 
 /** How the client formats a value on an axis or in the legend. */
 export type ValueFormat = 'count' | 'bytes' | 'ms' | 'seconds'

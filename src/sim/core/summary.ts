@@ -48,6 +48,11 @@ export interface SimSummary {
   timeToConvergeMs: number | null
   traffic: { messages: number; bytes: number; gossipMessages: number; gossipBytes: number; syncMessages: number; syncBytes: number }
   faults: FaultWindow[]
+  /**
+   * With roles (a scenario's mesh section, model mode): writes made outside the writer's rights,
+   * and deltas peers refused because their author had no right to write them (each delivery counts).
+   */
+  roles?: { forbiddenWrites: number; acknowledgedForbidden: number; refusals: number; enforced: boolean }
   series: SimSeries
   /** Simulation ms the run covered, and wall-clock ms it took. */
   durationMs: number

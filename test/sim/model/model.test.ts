@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { runModel } from '../../src/sim/model-runner.js'
-import { randomScenario } from '../../src/sim/random-scenario.js'
-import { parseScenario } from '../../src/sim/scenario.js'
-import type { EngineCells, EngineDoc, RowEngine } from '../../src/table/engine.js'
-import { engineFor } from '../../src/table/engines.js'
-import type { ResolvedSchema } from '../../src/table/schema.js'
+import { runModel } from '../../../src/sim/model/model-runner.js'
+import { randomScenario } from '../../../src/sim/core/random-scenario.js'
+import { parseScenario } from '../../../src/sim/core/scenario.js'
+import type { EngineCells, EngineDoc, RowEngine } from '../../../src/table/engine.js'
+import { engineFor } from '../../../src/table/engines.js'
+import type { ResolvedSchema } from '../../../src/table/schema.js'
 
 /*
  * Model mode: seeded schedules of faults and workload over the real merge and anti-entropy code.

@@ -1,21 +1,22 @@
 import { mkdir } from 'node:fs/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Connection } from '@libp2p/interface'
-import { parseConfig, type PeerConfig } from '../config.js'
-import { loadOrCreatePeerKey } from '../net/identity.js'
-import { Peer } from '../peer/peer.js'
-import type { ReplicaSource } from '../store/replica-source.js'
-import type { ChangeEvent } from '../store/store.js'
-import type { TableWrite } from '../shoal.js'
-import { callbackLogger } from '../log.js'
-import { LEAF_COUNT } from '../table/digest-tree.js'
-import { engineFor } from '../table/engines.js'
-import { toHex } from '../table/hash.js'
-import { RowDocument, type RowState } from '../table/row.js'
-import type { ResolvedSchema } from '../table/schema.js'
-import { rowId } from './checker.js'
-import type { Scenario } from './scenario.js'
-import type { PlannedOp } from './workload.js'
+import { parseConfig, type PeerConfig } from '../../config.js'
+import { loadOrCreatePeerKey } from '../../net/identity.js'
+import { Peer } from '../../peer/peer.js'
+import type { ReplicaSource } from '../../store/replica-source.js'
+import type { ChangeEvent } from '../../store/store.js'
+import type { TableWrite } from '../../shoal.js'
+import { callbackLogger } from '../../log.js'
+import { LEAF_COUNT } from '../../table/digest-tree.js'
+import { engineFor } from '../../table/engines.js'
+import { toHex } from '../../table/hash.js'
+import { RowDocument, type RowState } from '../../table/row.js'
+import type { ResolvedSchema } from '../../table/schema.js'
+import { rowId } from '../core/checker.js'
+import { fingerprint } from '../core/divergence.js'
+import type { Scenario } from '../core/scenario.js'
+import type { PlannedOp } from '../core/workload.js'
 
 /*
  * One peer of a real-stack simulation: a real Peer (LevelDB store in its own folder, libp2p over
@@ -52,11 +53,6 @@ export type PeerState = 'idle' | 'starting' | 'up' | 'stopping' | 'down'
 const PAGE_BYTES = 1 << 20
 /** Peer discovery announcements: rarer than the default 10 s, as the runner connects the peers itself. */
 const DISCOVERY_INTERVAL_MS = 60_000
-
-/** A row state as the divergence series compares it (life left out: change events do not carry it). */
-export function fingerprint(alive: boolean, values: Readonly<Record<string, unknown>> | null): string {
-  return JSON.stringify({ alive, values: alive ? (values ?? {}) : {} })
-}
 
 export class RealPeer {
   readonly index: number

@@ -71,3 +71,23 @@ export function faultSpan(f: FaultSpec, durationMs: number): { end: number; last
   const end = f.for === null ? (f.kind === 'join' ? f.at : durationMs) : f.at + f.for
   return { end, lastEffect: Math.max(end, f.kind === 'swizzle' ? f.at + 2 * f.links * f.stepMs : 0) }
 }
+
+/** One key per undirected link. */
+export function linkKey(a: number, b: number): string {
+  return a < b ? `${a}-${b}` : `${b}-${a}`
+}
+
+/**
+ * The steps of a swizzle, relative to its start: its links cut one per `stepMs` in random order,
+ * then (after `for`, or once all are cut) restored one per `stepMs` in another random order.
+ */
+export function swizzleSteps(f: FaultSpec & { kind: 'swizzle' }, n: number, rng: Rng): Array<{ afterMs: number; link: [number, number]; cut: boolean }> {
+  const all: Array<[number, number]> = []
+  for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) all.push([a, b])
+  const chosen = rng.shuffle(all).slice(0, f.links)
+  const restoreAt = f.for ?? chosen.length * f.stepMs
+  return [
+    ...chosen.map((link, i) => ({ afterMs: i * f.stepMs, link, cut: true })),
+    ...rng.shuffle([...chosen]).map((link, i) => ({ afterMs: restoreAt + i * f.stepMs, link, cut: false })),
+  ]
+}

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import * as v from 'valibot'
 import { parse as parseYaml } from 'yaml'
-import { ShoalError } from '../errors.js'
-import { TABLE_DEFINITION, validateSchema, type ResolvedSchema } from '../table/schema.js'
-import { entriesOf, fields, integerIn, isPlainObject, numberIn, oneOf, parseWith, shown, strictFields } from '../validation.js'
+import { ShoalError } from '../../errors.js'
+import { TABLE_DEFINITION, validateSchema, type ResolvedSchema } from '../../table/schema.js'
+import { entriesOf, fields, integerIn, isPlainObject, numberIn, oneOf, parseWith, shown, strictFields } from '../../validation.js'
+import { meshSchema, type MeshSpec } from './roles.js'
 
 /*
  * A simulation scenario: peers, what each carries, workload, fault schedule, seed, duration.
@@ -51,6 +52,11 @@ export interface WorkloadSpec {
   mix: { put: number; update: number; increment: number; delete: number; text: number }
   /** Partition values rows are spread over (for partitioned tables). */
   partitions: string[]
+  /**
+   * With a `mesh` section: peers that write wherever they carry, also outside their rights (the
+   * others write only where the rules let them). Their forbidden writes must stay their own.
+   */
+  outsideRights: number[]
 }
 
 export interface Scenario {
@@ -71,7 +77,11 @@ export interface Scenario {
   gossip: { coalesceMs: number; fanout: number }
   antiEntropy: { intervalMs: number; peersPerRound: number; requestTimeoutMs: number }
   sampleMs: number
+  /** Roles (groups, rules, each peer's group and own partitions); null: an open mesh, anyone writes anything. */
+  mesh: MeshSpec | null
 }
+
+export type { MeshSpec }
 
 export const DEFAULT_TABLES: ResolvedSchema[] = [
   validateSchema({ name: 'catalog', primaryKey: 'sku', engine: 'yjs', columns: { sku: 'string', name: 'string', price: 'number', description: 'text' } }),
@@ -167,6 +177,7 @@ function faultSchema({ peers, durationMs }: Frame) {
 
 function scenarioSchema(frame: Frame, tables: readonly ResolvedSchema[]) {
   const d = DEFAULTS.workload
+  const peer = integerIn(0, frame.peers - 1)
   const weight = v.optional(numberIn(0, 1e6), 0)
   const workload = v.pipe(
     fields({
@@ -182,15 +193,17 @@ function scenarioSchema(frame: Frame, tables: readonly ResolvedSchema[]) {
         d.mix,
       ),
       partitions: v.optional(nonEmptyArray(nonEmptyString('must be a partition value (a non-empty string)'), 'must be a non-empty array of partition values (strings)'), d.partitions),
+      outsideRights: v.optional(v.array(peer, 'must be an array of peer indexes'), []),
     }),
     v.forward(v.check((w) => w.hotKeys === undefined || w.hotKeys <= w.keys, (issue) => `must be an integer from 0 to ${issue.input.keys} (got ${issue.input.hotKeys})`), ['hotKeys']),
-    v.transform(({ opsPerSecond, keys, hotKeys, hotFraction, mix, partitions }): WorkloadSpec => ({
+    v.transform(({ opsPerSecond, keys, hotKeys, hotFraction, mix, partitions, outsideRights }): WorkloadSpec => ({
       opsPerSecond,
       keys,
       hotKeys: hotKeys ?? Math.min(d.hotKeys, keys),
       hotFraction,
       mix,
       partitions,
+      outsideRights: [...new Set(outsideRights)],
     })),
   )
   // A record, not an object of the table names: valibot reads object fields with `in`, so a table
@@ -200,7 +213,6 @@ function scenarioSchema(frame: Frame, tables: readonly ResolvedSchema[]) {
     v.array(v.string('must be a partition value (a string)'), 'must be an array of partition values'),
     'must be an object of table → [partitions]',
   )
-  const peer = integerIn(0, frame.peers - 1)
   return fields({
     ...FRAME_FIELDS,
     name: v.optional(nonEmptyString('must be a non-empty string'), 'unnamed'),
@@ -230,6 +242,7 @@ function scenarioSchema(frame: Frame, tables: readonly ResolvedSchema[]) {
       {},
     ),
     sampleMs: v.optional(integerIn(1, HOUR_MS), DEFAULTS.sampleMs),
+    mesh: v.optional(meshSchema(frame.peers, tables)),
   })
 }
 
@@ -244,6 +257,9 @@ export function parseScenario(input: unknown, source: string): Scenario {
   const tables = frame.tables ?? DEFAULT_TABLES
   const s = parseWith(scenarioSchema(frame, tables), input ?? {}, from)
   const carries: Array<Record<string, string[]>> = Array.from({ length: frame.peers }, () => ({}))
+  if (s.workload.outsideRights.length > 0 && s.mesh === undefined) {
+    throw new ScenarioError(`${source}: 'workload.outsideRights' needs a 'mesh' section (without roles every write is within its rights)`)
+  }
   for (const entry of s.carries) {
     for (const [table, partitions] of Object.entries(entry.tables)) for (const p of entry.peers) carries[p]![table] = partitions
   }
@@ -262,6 +278,7 @@ export function parseScenario(input: unknown, source: string): Scenario {
     gossip: s.gossip,
     antiEntropy: s.antiEntropy,
     sampleMs: s.sampleMs,
+    mesh: s.mesh ?? null,
   }
 }
 

@@ -1,12 +1,12 @@
-import { isCarried, type Carries } from '../sync/carries.js'
-import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from '../sync/sync-messages.js'
-import { truncatedChildren, type SyncReplica } from '../sync/replica.js'
-import { DigestChanges, leafOf, SparseDigestTree, ZERO_DIGEST } from '../table/digest-tree.js'
-import { partitionId } from '../table/ids.js'
-import type { EngineContext, RowEngine } from '../table/engine.js'
-import { engineFor } from '../table/engines.js'
-import { RowDocument, type RowOp, type RowState } from '../table/row.js'
-import type { ResolvedSchema } from '../table/schema.js'
+import { isCarried, type Carries } from '../../sync/carries.js'
+import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from '../../sync/sync-messages.js'
+import { truncatedChildren, type SyncReplica } from '../../sync/replica.js'
+import { DigestChanges, leafOf, SparseDigestTree, ZERO_DIGEST } from '../../table/digest-tree.js'
+import { partitionId } from '../../table/ids.js'
+import type { EngineContext, RowEngine } from '../../table/engine.js'
+import { engineFor } from '../../table/engines.js'
+import { RowDocument, type RowOp, type RowState } from '../../table/row.js'
+import type { ResolvedSchema } from '../../table/schema.js'
 
 interface MemoryRow {
   doc: RowDocument

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { checkRun, type PeerFinal } from '../../src/sim/checker.js'
-import { DEFAULT_TABLES } from '../../src/sim/scenario.js'
-import type { HistoryOp } from '../../src/sim/workload.js'
-import type { RowState } from '../../src/table/row.js'
+import { checkRun, type PeerFinal } from '../../../src/sim/core/checker.js'
+import { DEFAULT_TABLES } from '../../../src/sim/core/scenario.js'
+import type { HistoryOp } from '../../../src/sim/core/workload.js'
+import type { RowState } from '../../../src/table/row.js'
 
 const row = (life: number, values: Record<string, unknown> = {}): RowState => ({ alive: life % 2 === 1, life, values })
 
@@ -50,5 +50,31 @@ describe('the run checker', () => {
   it('ignores peers that are down', () => {
     const history = [op({ values: { sku: 'v1' } })]
     expect(checkRun(DEFAULT_TABLES, history, [peer(0, { 'stock/1/k': row(1, { sku: 'v1', qty: 0 }) }), peer(1, {}, { up: false })])).toEqual([])
+  })
+
+  it('holds a write made outside its author\'s rights to its author alone', () => {
+    // p1 wrote sku v2, a token and 5 units, outside its rights; p0 (allowed) wrote v1 and 3 units.
+    const history = [
+      op({ peer: 0, values: { sku: 'v1' } }),
+      op({ peer: 0, kind: 'increment', column: 'qty', by: 3 }),
+      op({ peer: 1, values: { shelf: 'v2' }, forbidden: true }),
+      op({ peer: 1, kind: 'increment', column: 'qty', by: 5, forbidden: true }),
+      op({ peer: 1, table: 'sales', kind: 'text', column: 'note', token: '⟨9⟩', forbidden: true }),
+      op({ peer: 1, key: 'k2', kind: 'delete', life: 2, forbidden: true }),
+    ]
+    const mesh = { 'stock/1/k': row(1, { sku: 'v1', qty: 3, shelf: null }) }
+    const author = { 'stock/1/k': row(1, { sku: 'v1', qty: 8, shelf: 'v2' }), 'sales/1/k': row(1, { note: '⟨9⟩' }), 'stock/1/k2': row(2) }
+    // The author's copy differs from the others' (other digest): not a convergence failure.
+    expect(checkRun(DEFAULT_TABLES, history, [peer(0, mesh), peer(1, author, { root: 'bb' }), peer(2, mesh)])).toEqual([])
+    const cases: Array<[Record<string, RowState>, RegExp]> = [
+      [{ 'stock/1/k': row(1, { sku: 'v1', qty: 3, shelf: 'v2' }) }, /p2 holds put #\d+ of p1 on stock\/1\/k, which p1 may not write \(shelf = "v2"\)/],
+      [{ 'stock/1/k': row(1, { sku: 'v1', qty: 8, shelf: null }) }, /p2 holds stock\/1\/k with counter qty = 8, above the 3 its allowed increments sum to/],
+      [{ ...mesh, 'sales/1/k': row(1, { note: '⟨9⟩' }) }, /p2 holds text #\d+ of p1 on sales\/1\/k, .*\(text note has ⟨9⟩\)/],
+      [{ ...mesh, 'stock/1/k2': row(2) }, /p2 holds stock\/1\/k2 at life 2, which only writes of p1 \(which may not write it\) reached/],
+    ]
+    for (const [rows, message] of cases) {
+      const violations = checkRun(DEFAULT_TABLES, history, [peer(0, mesh), peer(1, author, { root: 'bb' }), peer(2, rows, { up: false })])
+      expect(violations.some((v) => message.test(v)), `${message} in ${JSON.stringify(violations)}`).toBe(true)
+    }
   })
 })
