@@ -23,6 +23,9 @@ export async function exchangeChangesets(round: RoundContext, log: ChangesetRepl
   for (const [author, held] of remote) {
     const wanted = held.missingFrom(mine.get(author) ?? new SeqRanges())
     if (wanted.length > 0 && !(await learnAuthor(round, log, author))) continue
+    // A member writing outside its rights: asking for those changesets would only have them
+    // refused, round after round.
+    if (wanted.length > 0 && !log.mayWrite(author, table, partition)) continue
     while (wanted.length > 0) {
       round.options.signal?.throwIfAborted()
       const asked = wanted.slice(0, MAX_CLOCK_RANGES)

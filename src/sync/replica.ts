@@ -23,6 +23,8 @@ export interface ChangesetReplica {
    * merges changesets from peer `from`. Never throws for a bad changeset: counts it refused.
    */
   apply(table: string, partition: string, changesets: readonly Uint8Array[], from: string): Promise<{ changed: number; refused: number }>
+  /** May `author` write (table, partition)? (Its admission known here and the rules allow it.) */
+  mayWrite(author: string, table: string, partition: string): boolean
   /** True if a current admission of `peer` is known here (its changesets can be checked). */
   knows(peer: string): boolean
   /** A member's signed admission as known here, or null. */

@@ -65,6 +65,10 @@ export class StoreChangesets implements ChangesetReplica {
     return { changeset, changed: (await this.source.applyChangeset(changeset, bytes, from)) === 'changed' }
   }
 
+  mayWrite(author: string, table: string, partition: string): boolean {
+    return this.gate.mayWrite(author, table, partition)
+  }
+
   knows(peer: string): boolean {
     return this.gate.knows(peer)
   }

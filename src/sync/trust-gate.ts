@@ -31,6 +31,11 @@ export class TrustGate {
     return this.membership.member(peer) !== null
   }
 
+  /** May `author` write (table, partition) now? */
+  mayWrite(author: string, table: string, partition: string): boolean {
+    return this.membership.mayWrite(author, table, partition)
+  }
+
   /** May `peer` receive rows of (table, partition)? */
   readable(peer: string, table: string, partition: string): boolean {
     return this.membership.mayRead(peer, table, partition)

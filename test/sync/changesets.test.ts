@@ -65,8 +65,16 @@ describe('anti-entropy by changesets', () => {
     expect(await hq.db.table('sales').get('s1')).toMatchObject({ total: 10 })
     expect(await hq.db.table('sales').get('s2')).toBeNull()
     expect(await hq.db.table('catalog').get('tea')).toMatchObject({ price: 3 })
-    expect(stats.refused).toBe(2)
-    expect(hq.refused.filter((r) => r === 'FORBIDDEN')).toHaveLength(2)
+    // HQ does not even ask for changesets their authors may not write.
+    expect(stats.refused).toBe(0)
+    expect(stats.rowsReceived).toBe(1)
+    // Offered by the store itself (it runs the round): HQ will not even discuss a partition the
+    // store may not read (sales/2), and refuses the catalog change.
+    const offered = await round(store1, hq)
+    expect(offered.refused).toBe(1)
+    expect(offered.errors).toEqual([expect.stringMatching(/^sales\/2: .*FORBIDDEN/)])
+    expect(hq.refused.filter((r) => r === 'FORBIDDEN')).toHaveLength(1)
+    expect(await hq.db.table('sales').get('s2')).toBeNull()
     expect((await hq.db.check()).problems).toEqual([])
 
     // In sync again, a round exchanges nothing more.
