@@ -11,7 +11,7 @@
  */
 import { Repo, type AutomergeUrl, type DocHandle } from '@automerge/automerge-repo'
 import { WebSocketServer } from 'ws'
-import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+import type { StockChange, StockRow, SystemAdapter } from '../adapter.js'
 import { reconnectClient, startHub } from './automerge-hub.js'
 
 const CHUNK = 1000
