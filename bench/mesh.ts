@@ -28,7 +28,8 @@
 import type { EngineName } from '../src/index.js'
 import { NeighbourWatch } from './lib/cpu.js'
 import { peakRssMiB } from './lib/memory.js'
-import { machine, machineLine, srcHash, writeResults } from './lib/results.js'
+import { reportText } from './lib/report.js'
+import { machine, srcHash, writeResults } from './lib/results.js'
 import { fmt } from './lib/table.js'
 import { installWireCounter } from './lib/wire.js'
 import { benchAntiEntropy } from './mesh/anti-entropy.js'
@@ -60,21 +61,16 @@ async function main(): Promise<void> {
     `anti-entropy ${ENGINES.map((e) => `${e} ${SIZES.aeRows[e]}`).join(', ')} rows, ${DIFF_ROWS} differing`,
     `${PARTITIONS} partitions; gossip coalescing window at its default; syncWrites default (true)`,
   ].join('; ')
-  const out = [
-    '',
-    `Shoal mesh benchmark — ${new Date().toISOString()} — ${QUICK ? 'quick' : 'full'} run in ${seconds.toFixed(0)} s`,
-    `machine: ${machineLine()}; src ${SRC_HASH}`,
-    `sizes: ${sizes}`,
-    '',
-    table(results),
-    '',
-    'targets:',
-    targets.text,
-    '',
-    `peak RSS of the process: ${fmt(peakRss)} MiB; peer log lines (refusals, sync errors): ${allLogs.length}`,
-    neighbourLine,
-    '',
-  ].join('\n')
+  const out = reportText({
+    title: 'Shoal mesh benchmark',
+    quick: QUICK,
+    seconds,
+    srcHash: SRC_HASH,
+    sizes,
+    table: table(results),
+    targets: targets.text,
+    notes: [`peak RSS of the process: ${fmt(peakRss)} MiB; peer log lines (refusals, sync errors): ${allLogs.length}`, neighbourLine],
+  })
   process.stdout.write(out)
   if (allLogs.length > 0) progress(`peer log (first 10 of ${allLogs.length}):\n  ${allLogs.slice(0, 10).join('\n  ')}`)
   if (SAVE) {

@@ -18,7 +18,8 @@
 import type { EngineName } from '../src/index.js'
 import { NeighbourWatch } from './lib/cpu.js'
 import { hasGc } from './lib/memory.js'
-import { machine, machineLine, srcHash, writeResults } from './lib/results.js'
+import { reportText } from './lib/report.js'
+import { machine, srcHash, writeResults } from './lib/results.js'
 import { removeDir } from './lib/temp.js'
 import { args, CHUNK, COMPLETE, ENGINES, PARTITIONS, PHASES, progress, QUICK, SAVE, SIZES, SKIP_1M, type Metrics } from './store/config.js'
 import { benchRemote, benchSizes } from './store/deltas.js'
@@ -57,20 +58,16 @@ async function main(): Promise<void> {
   const neighbourLine = neighbours.finish()
   const seconds = (performance.now() - started) / 1000
   const targets = judge(results)
-  const out = [
-    '',
-    `Shoal storage benchmark — ${new Date().toISOString()} — ${QUICK ? 'quick' : 'full'} run in ${seconds.toFixed(0)} s`,
-    `machine: ${machineLine()}; src ${SRC_HASH}`,
-    `sizes: single ${SIZES.single} rows; batched ${ENGINES.map((e) => `${e} ${SIZES.batched[e]}`).join(', ')} rows (the reads run over these rows: ${SIZES.readOps} gets, hot set ${SIZES.hotSet} with rowCacheSize ${SIZES.warmCache}, cold rowCacheSize ${SIZES.coldCache}); remote ${ENGINES.map((e) => `${e} ${SIZES.remoteRows[e] * 2}`).join(', ')} deltas (puts + updates of ${ENGINES.map((e) => SIZES.remoteRows[e]).join('/')} rows); median of ${SIZES.runs}; ${PARTITIONS} partitions; default rowCacheSize except the reads; syncWrites default (true)`,
-    '',
-    table(results),
-    '',
-    'targets:',
-    targets.text,
-    '',
-    neighbourLine,
-    '',
-  ].join('\n')
+  const out = reportText({
+    title: 'Shoal storage benchmark',
+    quick: QUICK,
+    seconds,
+    srcHash: SRC_HASH,
+    sizes: `single ${SIZES.single} rows; batched ${ENGINES.map((e) => `${e} ${SIZES.batched[e]}`).join(', ')} rows (the reads run over these rows: ${SIZES.readOps} gets, hot set ${SIZES.hotSet} with rowCacheSize ${SIZES.warmCache}, cold rowCacheSize ${SIZES.coldCache}); remote ${ENGINES.map((e) => `${e} ${SIZES.remoteRows[e] * 2}`).join(', ')} deltas (puts + updates of ${ENGINES.map((e) => SIZES.remoteRows[e]).join('/')} rows); median of ${SIZES.runs}; ${PARTITIONS} partitions; default rowCacheSize except the reads; syncWrites default (true)`,
+    table: table(results),
+    targets: targets.text,
+    notes: [neighbourLine],
+  })
   process.stdout.write(out)
   if (SAVE) {
     const record = {
