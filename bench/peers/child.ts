@@ -5,12 +5,13 @@ import { sleep } from '../lib/poll.js'
 import { removeDir, tempDir } from '../lib/temp.js'
 import { installWireCounter, wireTotal } from '../lib/wire.js'
 import type { SystemAdapter } from './adapter.js'
-import { N, type Group } from './config.js'
+import { N, SYSTEMS, type Group } from './config.js'
 import { DnfError, progress, type ChildResult } from './measure.js'
 import { systemModule } from './systems.js'
 import { runGroup } from './workloads.js'
 
 async function loadAdapter(system: string): Promise<SystemAdapter> {
+  if (!SYSTEMS.includes(system)) throw new Error(`unknown system '${system}' (${SYSTEMS.join(', ')})`)
   const mod = (await import(pathToFileURL(systemModule(system)).href)) as { createAdapter?: () => SystemAdapter }
   if (typeof mod.createAdapter !== 'function') throw new Error(`the adapter of ${system} (${systemModule(system)}) exports no createAdapter()`)
   return mod.createAdapter()

@@ -17,7 +17,7 @@ import { prepareSystems, systemModule } from './systems.js'
 const { flag, option } = args
 
 function runChild(system: string, group: Group, rows: number, onProgress: (text: string) => void): Promise<ChildResult> {
-  const args = [
+  const childArgs = [
     '--expose-gc',
     process.argv[1]!,
     '--child',
@@ -36,7 +36,7 @@ function runChild(system: string, group: Group, rows: number, onProgress: (text:
     String(STEADY_DEADLINE_MS / 1000),
   ]
   return new Promise((ok, fail) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn(process.execPath, childArgs, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     let partial = ''
@@ -72,6 +72,7 @@ export async function parent(): Promise<void> {
   const systems = (option('--systems') ?? SYSTEMS.join(',')).split(',')
   const groups = (option('--workloads') ?? 'pair,five,steady').split(',') as Group[]
   for (const g of groups) if (!(g in GROUPS)) throw new Error(`--workloads: unknown group '${g}' (pair, five, steady)`)
+  for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`--systems: unknown system '${s}' (${SYSTEMS.join(', ')})`)
   const runs = Number(option('--runs') ?? DEFAULTS.runs)
   const warmup = !flag('--no-warmup')
   const full =
