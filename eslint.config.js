@@ -3,7 +3,7 @@ import globals from 'globals'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bench/results/', 'scratch/'] },
+  { ignores: ['dist/', 'node_modules/', 'bench/results/', 'bench/peers/baselines/dist/', 'bench/peers/baselines/node_modules/', 'scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

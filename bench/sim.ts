@@ -14,15 +14,14 @@
  * sim-roles-<time>.json and sim-roles-latest.json for --roles).
  */
 import '../src/polyfill.js'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { cpus, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { runModel } from '../src/sim/model/model-runner.js'
 import { randomScenario } from '../src/sim/core/random-scenario.js'
 import { runReal } from '../src/sim/real/real-runner.js'
 import { loadScenario, parseScenario, type Scenario } from '../src/sim/core/scenario.js'
 import type { SimSummary } from '../src/sim/core/summary.js'
+import { machine, repoRoot, writeResults } from './lib/results.js'
+import { quantile } from './lib/stats.js'
 
 const QUICK = process.argv.includes('--quick')
 const ROLES = process.argv.includes('--roles')
@@ -31,13 +30,11 @@ const MODEL_PEERS = QUICK ? [10, 100] : [10, 100, 1000]
 const REAL_PEERS = QUICK ? [5] : [5, 10, 20]
 const RUNS = QUICK ? 1 : 3
 const REAL_TIME_SCALE = 3
-const here = dirname(fileURLToPath(import.meta.url))
-const resultsDir = join(here, '..', '..', 'bench', 'results')
 
+/** Nearest-rank percentile, null where there are no values (as the results JSON has it). */
 function percentile(values: number[], p: number): number | null {
-  if (values.length === 0) return null
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+  const v = quantile(values, p / 100)
+  return Number.isNaN(v) ? null : v
 }
 
 function log(message: string): void {
@@ -110,7 +107,7 @@ async function main(): Promise<void> {
   }
 
   // 2. Model sweep.
-  const sweepScenario = await loadScenario(join(here, '..', '..', 'peers', 'scenarios', 'model-sweep-1000.yaml'))
+  const sweepScenario = await loadScenario(join(repoRoot(), 'peers', 'scenarios', 'model-sweep-1000.yaml'))
   const points: Point[] = []
   for (const peers of MODEL_PEERS) {
     const runs: SimSummary[] = []
@@ -143,22 +140,19 @@ async function main(): Promise<void> {
     command: `npm run bench:sim${QUICK ? ' -- --quick' : ''}`,
     quick: QUICK,
     seconds: (performance.now() - started) / 1000,
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, ramGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version },
+    machine: machine(),
     schedules: scheduleFigures,
     realTimeScale: REAL_TIME_SCALE,
     sweep: points,
   }
-  await mkdir(resultsDir, { recursive: true })
-  const stamp = result.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
-  await writeFile(join(resultsDir, `sim-${QUICK ? 'quick-' : ''}${stamp}.json`), JSON.stringify(result, null, 2) + '\n')
-  if (!QUICK) await writeFile(join(resultsDir, 'sim-latest.json'), JSON.stringify(result, null, 2) + '\n')
-  log(`wrote bench/results/sim-${QUICK ? 'quick-' : ''}${stamp}.json (${result.seconds.toFixed(0)} s)`)
+  const files = await writeResults('sim', QUICK ? 'quick' : 'full', result)
+  log(`wrote ${files.join(' and ')} (${result.seconds.toFixed(0)} s)`)
 }
 
 /** The roles scenario three ways, side by side (ratios against the open mesh). */
 async function roles(): Promise<void> {
   const started = performance.now()
-  const shipped = await loadScenario(join(here, '..', '..', 'peers', 'scenarios', 'roles.yaml'))
+  const shipped = await loadScenario(join(repoRoot(), 'peers', 'scenarios', 'roles.yaml'))
   const everyone = { write: { '*': '*' as const }, read: { '*': '*' as const } }
   const variants: Array<[string, Scenario]> = [
     ['open mesh (no roles)', { ...shipped, mesh: null, workload: { ...shipped.workload, outsideRights: [] } }],
@@ -188,14 +182,11 @@ async function roles(): Promise<void> {
     date: new Date().toISOString(),
     command: 'npm run bench:sim -- --roles',
     seconds: (performance.now() - started) / 1000,
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, ramGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version },
+    machine: machine(),
     runs: rows,
   }
-  await mkdir(resultsDir, { recursive: true })
-  const stamp = result.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
-  await writeFile(join(resultsDir, `sim-roles-${stamp}.json`), JSON.stringify(result, null, 2) + '\n')
-  await writeFile(join(resultsDir, 'sim-roles-latest.json'), JSON.stringify(result, null, 2) + '\n')
-  log(`wrote bench/results/sim-roles-${stamp}.json (${result.seconds.toFixed(0)} s)`)
+  const files = await writeResults('sim-roles', 'full', result)
+  log(`wrote ${files.join(' and ')} (${result.seconds.toFixed(0)} s)`)
 }
 
 await (ROLES ? roles() : main())

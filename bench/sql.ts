@@ -15,10 +15,8 @@
  */
 import '../src/polyfill.js'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { cpus, tmpdir } from 'node:os'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import pg from 'pg'
@@ -28,7 +26,11 @@ import { parseConfig, type PeerConfig } from '../src/config.js'
 import { silentLogger } from '../src/log.js'
 import { Peer } from '../src/peer/peer.js'
 import { Shoal } from '../src/shoal.js'
-import { cpuMark, foreignCores, sourceHash } from './common.js'
+import { cpuMark, foreignCores } from './lib/cpu.js'
+import { eventually, sleep } from './lib/poll.js'
+import { repoRoot, srcHash, writeResults } from './lib/results.js'
+import { quantile } from './lib/stats.js'
+import { removeDir, tempDir } from './lib/temp.js'
 
 const args = new Set(process.argv.slice(2))
 const QUICK = args.has('--quick')
@@ -40,16 +42,11 @@ const LOAD_ROWS = QUICK ? 20_000 : 100_000
 const OVERHEAD_SINGLE = QUICK ? 500 : 2_000
 const OVERHEAD_BULK = QUICK ? 20_000 : 100_000
 const PG_ADMIN = process.env.SHOAL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const root = fileURLToPath(new URL('../..', import.meta.url))
+const root = repoRoot()
 
 const TABLES = [{ name: 'sales', primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', sku: 'string', qty: 'number', amount: 'number' } }]
 
 const log = (message: string): void => void process.stderr.write(`${message}\n`)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-}
 
 /** The store's till: a worker thread with its own SQLite connection, so its commits do not share our event loop. */
 const TILL = `
@@ -89,19 +86,14 @@ async function startPeer(name: string, dir: string, database: string, extra: Par
   return Peer.start(config, { logger: silentLogger, sync: { intervalMs: 5_000, connectDelayMs: 100 } })
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean, ms: number): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`${what}: not reached within ${ms} ms`)
-    await sleep(2)
-  }
-}
+/** Polls every 2 ms: the latencies measured here are a few ms. */
+const until = (what: string, check: () => Promise<boolean> | boolean, ms: number): Promise<void> => eventually(what, check, ms, 2)
 
 type Metrics = Record<string, number | string | null>
 
 async function main(): Promise<void> {
   const started = cpuMark()
-  const work = await mkdtemp(join(tmpdir(), 'shoal-bench-sql-'))
+  const work = await tempDir('bench', 'sql')
   const dbName = `shoal_bench_${randomBytes(4).toString('hex')}`
   const admin = new pg.Client({ connectionString: PG_ADMIN })
   await admin.connect()
@@ -185,10 +177,10 @@ async function main(): Promise<void> {
     }
     upLat.sort((a, b) => a - b)
     downLat.sort((a, b) => a - b)
-    metrics.up_latency_p50_ms = +percentile(upLat, 50).toFixed(1)
-    metrics.up_latency_p99_ms = +percentile(upLat, 99).toFixed(1)
-    metrics.down_latency_p50_ms = +percentile(downLat, 50).toFixed(1)
-    metrics.down_latency_p99_ms = +percentile(downLat, 99).toFixed(1)
+    metrics.up_latency_p50_ms = +quantile(upLat, 0.5).toFixed(1)
+    metrics.up_latency_p99_ms = +quantile(upLat, 0.99).toFixed(1)
+    metrics.down_latency_p50_ms = +quantile(downLat, 0.5).toFixed(1)
+    metrics.down_latency_p99_ms = +quantile(downLat, 0.99).toFixed(1)
     log(`  store → HQ p50 ${metrics.up_latency_p50_ms} ms p99 ${metrics.up_latency_p99_ms} ms; HQ → store p50 ${metrics.down_latency_p50_ms} ms p99 ${metrics.down_latency_p99_ms} ms`)
     await t.stop()
     local.close()
@@ -258,7 +250,7 @@ async function main(): Promise<void> {
     await hqSql.end().catch(() => undefined)
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined)
     await admin.end()
-    await rm(work, { recursive: true, force: true })
+    await removeDir(work)
   }
   metrics.foreign_cores = foreignCores(started)
 
@@ -275,13 +267,8 @@ async function main(): Promise<void> {
   console.log(`\nSQL bridge (${QUICK ? 'quick' : 'full'} run, ${cpus().length} cores, ${metrics.foreign_cores ?? '?'} cores busy with other work on average)\n`)
   for (const [what, value, ok] of targets) console.log(`${what.padEnd(width)}  ${value}  ${ok ? 'met' : 'MISSED'}`)
   if (SAVE) {
-    const dir = join(root, 'bench', 'results')
-    await mkdir(dir, { recursive: true })
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-    const record = { at: new Date().toISOString(), quick: QUICK, node: process.version, source: sourceHash(join(root, 'src')), sizes: { CHANGES, ROWS_PER_COMMIT, LATENCY_SAMPLES, LOAD_ROWS }, metrics }
-    await writeFile(join(dir, `sql-${QUICK ? 'quick-' : ''}${stamp}.json`), JSON.stringify(record, null, 2) + '\n')
-    if (!QUICK) await writeFile(join(dir, 'sql-latest.json'), JSON.stringify(record, null, 2) + '\n')
-    log(`wrote bench/results/sql-${QUICK ? 'quick-' : ''}${stamp}.json`)
+    const record = { at: new Date().toISOString(), quick: QUICK, node: process.version, source: srcHash(), sizes: { CHANGES, ROWS_PER_COMMIT, LATENCY_SAMPLES, LOAD_ROWS }, metrics }
+    log(`wrote ${(await writeResults('sql', QUICK ? 'quick' : 'full', record)).join(' and ')}`)
   }
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { expect, it } from 'vitest'
-import { tempDir } from './store/tempdir.js'
+import { tempDir } from './helpers/tempdir.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 

@@ -15,7 +15,7 @@ import {
   type EngineName,
   type TableSchema,
 } from '../src/index.js'
-import { tempDir } from './store/tempdir.js'
+import { tempDir } from './helpers/tempdir.js'
 
 const ENGINES: EngineName[] = ['yjs', 'automerge']
 

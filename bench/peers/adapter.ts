@@ -4,10 +4,11 @@
  * same workload and compare them.
  *
  * HOW TO ADD A SYSTEM
- *   Write bench/peers/<system>.ts exporting `createAdapter(): SystemAdapter` (a `default` export of
- *   the same factory, or of a class implementing SystemAdapter, also works) and add the module name
- *   to SYSTEMS in run.ts. The runner imports each module lazily and skips (with the printed reason)
- *   a system whose module is missing, whose import throws or whose start() throws.
+ *   Write bench/peers/baselines/<system>.ts exporting `createAdapter(): SystemAdapter`, add the
+ *   packages it needs to bench/peers/baselines/package.json (its own install: never to Shoal's),
+ *   and add the module name to SYSTEMS in config.ts. The runner imports each module lazily (from
+ *   systems.ts' systemModule) and skips (with the printed reason) a system whose module is missing;
+ *   a system whose import, start() or workload throws is reported as DNF.
  *
  * RULES FOR ADAPTERS
  *   - All peers run inside the benchmark's process (one Node process per system run; the runner

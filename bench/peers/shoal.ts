@@ -11,6 +11,7 @@ import { mkdir } from 'node:fs/promises'
 import { parseConfig, type PeerConfig } from '../../src/config.js'
 import { Peer } from '../../src/peer/peer.js'
 import { topicFor } from '../../src/sync/gossip.js'
+import { eventually } from '../lib/poll.js'
 import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
 
 const TABLE = 'stock'
@@ -26,16 +27,6 @@ const TABLES = [
     columns: { id: 'string', store: 'string', sku: 'string', qty: 'number', shelf: 'string' },
   },
 ]
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-async function eventually(what: string, check: () => boolean | Promise<boolean>, deadlineMs = 30_000): Promise<void> {
-  const until = Date.now() + deadlineMs
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`shoal: timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 async function chunked<T>(items: readonly T[], each: (item: T) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < items.length; i += CHUNK) {
@@ -68,6 +59,7 @@ export class ShoalAdapter implements SystemAdapter {
     // Ready when every peer sees all the others on the catalog topic (gossip mesh formed).
     await eventually('gossip mesh', () =>
       this.peers.every((p) => p !== null && p.node.pubsub.getSubscribers(topicFor('_tables', '')).length >= peers - 1),
+      30_000,
     )
   }
 
@@ -102,6 +94,7 @@ export class ShoalAdapter implements SystemAdapter {
     const catalog = topicFor('_tables', '')
     await eventually(`peer ${i} reconnected`, () =>
       p.node.pubsub.getSubscribers(catalog).length > 0 && this.peer(0).node.pubsub.getSubscribers(catalog).some((s) => s.toString() === id),
+      30_000,
     )
   }
 

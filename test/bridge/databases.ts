@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import type { DialectName } from '../../src/bridge/types.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * Real databases for the bridge tests: a SQLite file in a temp folder, and a fresh database of

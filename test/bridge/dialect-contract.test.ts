@@ -4,7 +4,7 @@ import { parseBridgeConfig } from '../../src/bridge/config.js'
 import { MemoryLogger } from '../../src/log.js'
 import { Shoal } from '../../src/shoal.js'
 import type { DialectName } from '../../src/bridge/types.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 import { createDatabase, DIALECTS, eventually, unavailable, type SqlClient, type TestDatabase } from './databases.js'
 
 /*

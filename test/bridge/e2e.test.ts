@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseConfig, type PeerConfig } from '../../src/config.js'
 import { MemoryLogger } from '../../src/log.js'
 import { Peer } from '../../src/peer/peer.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 import { createDatabase, eventually, unavailable, type SqlClient, type TestDatabase } from './databases.js'
 
 /*

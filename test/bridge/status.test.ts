@@ -7,7 +7,7 @@ import { createApiToken } from '../../src/http/token.js'
 import { MemoryLogger } from '../../src/log.js'
 import { Shoal } from '../../src/shoal.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 import { createDatabase, eventually } from './databases.js'
 
 /* The bridge's figures where operators look: `shoal status` (formatBridge) and /metrics. */

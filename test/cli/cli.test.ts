@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { API_FILE } from '../../src/cli/api-target.js'
-import { tempDir } from '../store/tempdir.js'
-import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, waitForOutput } from './helpers.js'
+import { tempDir } from '../helpers/tempdir.js'
+import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, waitForOutput } from '../helpers/cli.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 

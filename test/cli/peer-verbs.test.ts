@@ -3,8 +3,8 @@ import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { API_FILE } from '../../src/cli/api-target.js'
-import { tempDir } from '../store/tempdir.js'
-import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, stopPeer, waitForOutput } from './helpers.js'
+import { tempDir } from '../helpers/tempdir.js'
+import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, stopPeer, waitForOutput } from '../helpers/cli.js'
 
 const SCHEMA = JSON.stringify({ primaryKey: 'sku', columns: { sku: 'string', name: 'string', qty: 'counter' } })
 

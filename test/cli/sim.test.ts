@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { tempDir } from '../store/tempdir.js'
-import { CHILD_PROCESSES_TIMEOUT_MS, runToEnd } from './helpers.js'
+import { tempDir } from '../helpers/tempdir.js'
+import { CHILD_PROCESSES_TIMEOUT_MS, runToEnd } from '../helpers/cli.js'
 
 describe('shoal sim', () => {
   it('runs a shipped scenario, prints the result and writes the summary and the report', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {

@@ -9,8 +9,8 @@ import { startHttpApi, type HttpApi } from '../../src/http/server.js'
 import { createApiToken } from '../../src/http/token.js'
 import type { PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
-import { tempDir } from '../store/tempdir.js'
-import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd } from './helpers.js'
+import { tempDir } from '../helpers/tempdir.js'
+import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd } from '../helpers/cli.js'
 
 // The verbs against an HTTP API served from this test process (a peer without the network), found
 // through the api.json a peer writes; `peer-verbs.test.ts` runs them against a real `shoal start`.

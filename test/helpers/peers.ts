@@ -6,7 +6,7 @@ import { MemoryLogger } from '../../src/log.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
 import { Peer, type PeerOptions } from '../../src/peer/peer.js'
 import { MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../../src/sync/sync-messages.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * Real peers for tests: libp2p over TCP on 127.0.0.1 only (mDNS off), LevelDB in temp folders,

@@ -8,7 +8,7 @@ import { createApiToken } from '../../src/http/token.js'
 import { callbackLogger, type LogFields } from '../../src/log.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * The HTTP API against hostile clients: web pages (simple cross-site requests, DNS rebinding),

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { API_FILE, readApiFile, removeApiFile, writeApiFile } from '../../src/http/api-file.js'
 import { createApiToken } from '../../src/http/token.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 describe('api.json', () => {
   it('is written 0600, replacing a stale file with looser permissions, and read back', async () => {

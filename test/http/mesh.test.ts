@@ -3,7 +3,7 @@ import { readApiFile } from '../../src/http/api-file.js'
 import type { TableSchema } from '../../src/index.js'
 import { memberFolder, testMesh, type TestMesh } from '../helpers/mesh.js'
 import { addressOf, eventually, startPeer, type TestPeer } from '../helpers/peers.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * The HTTP API of a private-mesh peer writes as that peer, within its rights (403 FORBIDDEN

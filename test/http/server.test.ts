@@ -8,7 +8,7 @@ import { MAX_BODY_BYTES } from '../../src/http/body.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
 import { createApiToken } from '../../src/http/token.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 const STOCK = {
   primaryKey: 'id',

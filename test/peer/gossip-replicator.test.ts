@@ -5,7 +5,7 @@ import { Shoal } from '../../src/index.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
 import { GossipReplicator } from '../../src/peer/gossip-replicator.js'
 import { topicFor } from '../../src/sync/gossip.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 interface Peer {
   db: Shoal

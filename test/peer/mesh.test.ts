@@ -8,7 +8,7 @@ import { createNode, type ShoalNode } from '../../src/net/node.js'
 import { Peer } from '../../src/peer/peer.js'
 import { decodeResponse, encodeRequest, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_VERSION } from '../../src/sync/sync-messages.js'
 import { topicFor } from '../../src/sync/gossip.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * Real peers (libp2p over TCP on 127.0.0.1, LevelDB stores in temp folders): gossip and

@@ -10,7 +10,7 @@ import { signChangeset } from '../../src/trust/changeset.js'
 import { ADMIT_PROTOCOL, decodeHandshake, encodeHandshake, MAX_HANDSHAKE_BYTES } from '../../src/trust/handshake.js'
 import { memberFolder, testMesh, type TestMesh } from '../helpers/mesh.js'
 import { addressOf, eventually, startPeer, type TestPeer } from '../helpers/peers.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * A private mesh with roles, real peers on 127.0.0.1 (docs/trust.md): only admitted peers are

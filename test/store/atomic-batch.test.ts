@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { RowNotFoundError, Shoal, UnknownColumnError, ValidationError } from '../../src/index.js'
 import { MAX_ATOMIC_WRITES } from '../../src/store/store.js'
-import { tempDir } from './tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 const SCHEMA = { name: 'stock', primaryKey: 'sku', partitionBy: 'store', columns: { sku: 'string', store: 'string', qty: 'counter', name: 'string' } } as const
 

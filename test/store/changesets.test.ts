@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { ForbiddenError, Shoal } from '../../src/index.js'
 import type { ChangeEvent } from '../../src/store/write-batch.js'
 import { signChangeset, verifyChangeset, type Changeset } from '../../src/trust/changeset.js'
-import { tempDir } from './tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * Changesets in the store (docs/trust.md): a private-mesh store signs its own writes, one

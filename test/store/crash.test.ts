@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { Shoal } from '../../src/index.js'
-import { tempDir } from './tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 const writer = fileURLToPath(new URL('../fixtures/crash-writer.ts', import.meta.url))
 const ACKS_BEFORE_KILL = 1500

@@ -4,7 +4,7 @@ import * as Y from 'yjs'
 import { Shoal } from '../../src/index.js'
 import { MAX_CAUSAL_LENGTH, MAX_COLUMNS, MAX_ROW_OPS, MAX_VALUE_BYTES } from '../../src/constants.js'
 import { CATALOG_TABLE } from '../../src/table/catalog.js'
-import { tempDir } from './tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * What a peer's bytes can do to a store, one attack per test: every one is refused with a typed

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { MAX_TABLES } from '../../src/constants.js'
 import { Shoal } from '../../src/index.js'
 import { CATALOG_TABLE } from '../../src/table/catalog.js'
-import { tempDir } from './tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /* Each bound on what a store holds, at the limit and one past it, for local writes and peers' rows. */
 

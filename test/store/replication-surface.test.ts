@@ -3,8 +3,8 @@ import { DIGEST_TREE_DEPTH } from '../../src/constants.js'
 import { Shoal, type ChangeEvent } from '../../src/index.js'
 import { leafOf, TREE_FANOUT } from '../../src/table/digest-tree.js'
 import type { DigestTreeLike } from '../../src/table/digest-tree.js'
-import { hex } from '../table/helpers.js'
-import { tempDir } from './tempdir.js'
+import { hex } from '../helpers/table.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /** Leaves where two trees differ, found by descending only into differing children. */
 function differingLeaves(a: DigestTreeLike, b: DigestTreeLike): number[] {

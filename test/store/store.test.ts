@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PartitionError, RowNotFoundError, Shoal, type EngineName, type Row } from '../../src/index.js'
-import { tempDir } from './tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * The store against a sequential model: waves of operations issued without awaiting (so they

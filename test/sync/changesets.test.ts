@@ -5,7 +5,7 @@ import type { SyncRequest, SyncResponse } from '../../src/sync/sync-messages.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
 import { signChangeset, verifyChangeset } from '../../src/trust/changeset.js'
 import { openSigned, testMember, testMesh, type TestMember, type TestMesh } from '../helpers/mesh.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /*
  * Anti-entropy in a private mesh (docs/trust.md): peers compare which signed changesets they hold

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Shoal } from '../../src/index.js'
 import { MemoryReplica } from '../../src/sim/model/memory-replica.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
-import { tempDir } from '../store/tempdir.js'
+import { tempDir } from '../helpers/tempdir.js'
 import { makeRows, replicaContract, stockTable, type ReplicaFactory } from './replica-contract.js'
 
 const storeReplica: ReplicaFactory = async (tables, carries) => {

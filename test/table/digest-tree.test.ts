@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { DIGEST_TREE_DEPTH } from '../../src/constants.js'
 import { DigestTree, LEAF_COUNT, leafOf, rowHash, SparseDigestTree, TREE_FANOUT } from '../../src/table/digest-tree.js'
-import { hex } from './helpers.js'
+import { hex } from '../helpers/table.js'
 
 describe('digest tree', () => {
   it('is the XOR of its rows whatever the order of updates, and removing a row undoes it', () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { RowDocument, RowOp } from '../../src/table/row.js'
-import { ENGINES, hex, load, replica, stockSchema } from './helpers.js'
+import { ENGINES, hex, load, replica, stockSchema } from '../helpers/table.js'
 
 /*
  * Property tests of the merge laws on both engines. fast-check prints the seed and path of any

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { RowNotFoundError, ValidationError } from '../../src/errors.js'
-import { ENGINES, hex, load, replica, stockSchema } from './helpers.js'
+import { ENGINES, hex, load, replica, stockSchema } from '../helpers/table.js'
 
 describe.each(ENGINES)('row documents on %s', (engine) => {
   const schema = stockSchema(engine)

@@ -4,7 +4,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { rowHash } from '../../src/table/digest-tree.js'
 import { utf8Length } from '../../src/table/hash.js'
 import type { RowDocument, RowOp } from '../../src/table/row.js'
-import { ENGINES, hex, load, replica, stockSchema } from './helpers.js'
+import { ENGINES, hex, load, replica, stockSchema } from '../helpers/table.js'
 
 /*
  * The Yjs engine reads rows from the maps' item tables, memoises the causal length, detects

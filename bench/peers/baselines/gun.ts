@@ -30,7 +30,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
-import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+import type { StockChange, StockRow, SystemAdapter } from '../adapter.js'
 
 // ---- minimal types for the parts of gun used here ----
 interface GunAck {

@@ -12,8 +12,8 @@
  */
 import { Repo, type AutomergeUrl, type DocHandle } from '@automerge/automerge-repo'
 import { WebSocketServer } from 'ws'
-import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
-import { reconnectClient, startHub } from './automerge-hub.js'
+import type { StockChange, StockRow, SystemAdapter } from '../adapter.js'
+import { reconnectClient, startHub, stopHub } from './automerge-hub.js'
 
 const CHUNK = 1000
 
@@ -165,13 +165,9 @@ export class AutomergeRepoDocsAdapter implements SystemAdapter {
   async stop(): Promise<void> {
     const live = this.peers.splice(0).filter((_p, i) => !this.offline.has(i)) // stopped ones are already shut down
     this.offline.clear()
-    for (const p of live.reverse()) await p.repo.shutdown().catch(() => undefined)
     const wss = this.wss
     this.wss = null
-    if (wss !== null) {
-      for (const c of wss.clients) c.terminate()
-      await new Promise<void>((r) => wss.close(() => r()))
-    }
+    await stopHub(live.map((p) => p.repo), wss)
   }
 }
 

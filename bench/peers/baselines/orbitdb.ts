@@ -15,7 +15,7 @@
  * then puts each merged doc; count()/snapshot() are a log walk each.
  *
  * @orbitdb/core declares engines node >= 22; on Node 20 it needs only the Promise.withResolvers
- * polyfill (src/polyfill.ts). It ships no TypeScript types: the minimal ones used are declared below.
+ * polyfill (src/polyfill.ts, imported by the runner, bench/peers/run.ts, before any adapter). It ships no TypeScript types: the minimal ones used are declared below.
  *
  * Restart (stopPeer/startPeer, peers >= 1): stopPeer closes the db, OrbitDB, Helia, libp2p and the
  * blockstore of that peer and drops them; startPeer builds a new libp2p (new peer id) + Helia +
@@ -23,7 +23,6 @@
  * the db by address (oplog and blocks from disk) and resolves once both see each other on the db's
  * gossipsub topic; OrbitDB's head exchange + bitswap then bring the missed entries.
  */
-import '../../src/polyfill.js'
 import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -37,7 +36,7 @@ import { bitswap } from '@helia/block-brokers'
 import { libp2pRouting } from '@helia/routers'
 import { LevelBlockstore } from 'blockstore-level'
 import { MemoryDatastore } from 'datastore-core'
-import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+import type { StockChange, StockRow, SystemAdapter } from '../adapter.js'
 
 // ---- minimal types for the untyped @orbitdb/core ----
 interface OrbitDoc {

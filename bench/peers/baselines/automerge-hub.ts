@@ -52,3 +52,12 @@ export async function reconnectClient(dir: string, peer: number, port: number, s
   }
   return repo
 }
+
+/** Shuts the running repos down (last first, the hub's last of all), then closes the hub's server and its clients. */
+export async function stopHub(repos: Repo[], wss: WebSocketServer | null): Promise<void> {
+  for (const r of repos.reverse()) await r.shutdown().catch(() => undefined)
+  if (wss !== null) {
+    for (const c of wss.clients) c.terminate()
+    await new Promise<void>((r) => wss.close(() => r()))
+  }
+}

@@ -17,7 +17,7 @@ import { LeveldbPersistence } from 'y-leveldb'
 import * as syncProtocol from 'y-protocols/sync'
 import { WebSocket, WebSocketServer } from 'ws'
 import * as Y from 'yjs'
-import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+import type { StockChange, StockRow, SystemAdapter } from '../adapter.js'
 
 const DOC = 'stock'
 const MESSAGE_SYNC = 0

@@ -11,8 +11,8 @@
  */
 import { Repo, type AutomergeUrl, type DocHandle } from '@automerge/automerge-repo'
 import { WebSocketServer } from 'ws'
-import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
-import { reconnectClient, startHub } from './automerge-hub.js'
+import type { StockChange, StockRow, SystemAdapter } from '../adapter.js'
+import { reconnectClient, startHub, stopHub } from './automerge-hub.js'
 
 const CHUNK = 1000
 
@@ -122,14 +122,10 @@ export class AutomergeRepoAdapter implements SystemAdapter {
   async stop(): Promise<void> {
     const repos = this.repos.splice(0).filter((_r, i) => !this.offline.has(i)) // stopped ones are already shut down
     this.offline.clear()
-    for (const r of repos.reverse()) await r.shutdown().catch(() => undefined)
     this.handles = []
     const wss = this.wss
     this.wss = null
-    if (wss !== null) {
-      for (const c of wss.clients) c.terminate()
-      await new Promise<void>((r) => wss.close(() => r()))
-    }
+    await stopHub(repos, wss)
   }
 }
 
