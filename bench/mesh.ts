@@ -7,6 +7,8 @@
  *   npm run bench:mesh -- --only ae        only some phases (comma list: latency,throughput,ae)
  *   npm run bench:mesh -- --engines yjs    only some engines
  *   npm run bench:mesh -- --no-save        do not write bench/results/mesh-*.json
+ *   npm run bench:mesh -- --trust          every phase twice: open mesh, then a private mesh (mesh/trust.ts),
+ *                                          side by side with the ratios
  *   npm run bench:mesh -- --cpu-prof-dir D write V8 CPU profiles of the throughput runs, the initial loads and the
  *                                          rounds with 1k rows differing to D (the process holds every peer: one profile)
  *
@@ -33,10 +35,11 @@ import { machine, srcHash, writeResults } from './lib/results.js'
 import { fmt } from './lib/table.js'
 import { installWireCounter } from './lib/wire.js'
 import { benchAntiEntropy } from './mesh/anti-entropy.js'
-import { args, COMPLETE, DIFF_ROWS, ENGINES, LOAD_CHUNK, PACE_MS, PARTITIONS, PHASES, progress, QUICK, SAVE, SIZES, type Metrics } from './mesh/config.js'
+import { args, COMPLETE, DIFF_ROWS, ENGINES, LOAD_CHUNK, PACE_MS, PARTITIONS, PHASES, progress, QUICK, SAVE, SIZES, TRUST, type Metrics } from './mesh/config.js'
 import { allLogs } from './mesh/harness.js'
 import { benchLatency } from './mesh/latency.js'
-import { table, targets as judge } from './mesh/report.js'
+import { table, targets as judge, trustTable } from './mesh/report.js'
+import { useTrust } from './mesh/trust.js'
 import { benchThroughput } from './mesh/throughput.js'
 
 async function main(): Promise<void> {
@@ -44,14 +47,23 @@ async function main(): Promise<void> {
   const SRC_HASH = srcHash()
   installWireCounter()
   progress(`Shoal mesh bench${QUICK ? ' (quick)' : ''}; engines ${ENGINES.join(', ')}; phases ${[...PHASES].join(', ')}`)
-  const results: Partial<Record<EngineName, Metrics>> = {}
-  for (const engine of ENGINES) results[engine] = {}
+  const all: Record<string, Metrics> = {}
   const neighbours = new NeighbourWatch()
-  if (PHASES.has('latency')) await neighbours.section('latency', () => benchLatency(results))
-  if (PHASES.has('throughput')) await neighbours.section('throughput', () => benchThroughput(results))
-  if (PHASES.has('ae')) for (const engine of ENGINES) await neighbours.section(`ae:${engine}`, () => benchAntiEntropy(engine, results[engine]!))
+  for (const trust of TRUST ? [false, true] : [false]) {
+    await useTrust(trust)
+    const suffix = trust ? '+trust' : ''
+    if (TRUST) progress(trust ? 'pass 2: private mesh (trust on)' : 'pass 1: open mesh (trust off)')
+    const results: Partial<Record<EngineName, Metrics>> = {}
+    for (const engine of ENGINES) results[engine] = {}
+    if (PHASES.has('latency')) await neighbours.section(`latency${suffix}`, () => benchLatency(results))
+    if (PHASES.has('throughput')) await neighbours.section(`throughput${suffix}`, () => benchThroughput(results))
+    if (PHASES.has('ae')) for (const engine of ENGINES) await neighbours.section(`ae:${engine}${suffix}`, () => benchAntiEntropy(engine, results[engine]!))
+    for (const engine of ENGINES) all[`${engine}${suffix}`] = results[engine]!
+  }
+  const results = Object.fromEntries(ENGINES.map((e) => [e, all[e]!])) as Partial<Record<EngineName, Metrics>>
   const peakRss = peakRssMiB()
-  for (const engine of ENGINES) results[engine]!.peak_rss_mib = peakRss
+  for (const m of Object.values(all)) m.peak_rss_mib = peakRss
+  const trustRatios = TRUST ? trustTable(all) : null
   const neighbourLine = neighbours.finish()
   const seconds = (performance.now() - started) / 1000
   const targets = judge(results)
@@ -67,7 +79,7 @@ async function main(): Promise<void> {
     seconds,
     srcHash: SRC_HASH,
     sizes,
-    table: table(results),
+    table: table(all) + (trustRatios === null ? '' : `\n\n${trustRatios.text}`),
     targets: targets.text,
     notes: [`peak RSS of the process: ${fmt(peakRss)} MiB; peer log lines (refusals, sync errors): ${allLogs.length}`, neighbourLine],
   })
@@ -84,7 +96,8 @@ async function main(): Promise<void> {
       machine: machine(),
       sizes: { ...SIZES, partitions: PARTITIONS, loadChunk: LOAD_CHUNK, paceMs: PACE_MS, diffRows: DIFF_ROWS },
       peakRssMiB: peakRss,
-      results,
+      results: all,
+      ...(trustRatios === null ? {} : { trustRatios: trustRatios.json }),
       foreignCpuCores: neighbours.cores,
       targets: targets.json,
       peerLog: allLogs.slice(0, 50),

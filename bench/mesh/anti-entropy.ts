@@ -15,6 +15,7 @@ import { fmt } from '../lib/table.js'
 import { removeDir, tempDir } from '../lib/temp.js'
 import { wireMark, wireSince } from '../lib/wire.js'
 import { DIFF_ROWS, idOf, LOAD_CHUNK, loadRows, PARTITIONS, PROF_DIR, progress, SIZES, stockSchema, storeOf, tableOf, type Metrics } from './config.js'
+import { storeOptionsFor } from './trust.js'
 import { addr, quiesce, rootsOf, roundWith, startPeer, stopAll, type Running } from './harness.js'
 
 /** Bytes of one anti-entropy round by message kind, from a shadow round run in-process (no libp2p). */
@@ -33,8 +34,9 @@ interface Breakdown {
 }
 
 async function shadowRound(initiator: Running, responder: Running, table: string): Promise<{ stats: RoundStats; ms: number; breakdown: Breakdown }> {
-  const here = new StoreReplica(initiator.peer.db.replication(), {})
-  const there = new StoreReplica(responder.peer.db.replication(), {})
+  // In a private mesh the shadow replicas check changesets as the peers do.
+  const here = new StoreReplica(initiator.peer.db.replication(), {}, undefined, initiator.peer.trust?.gate)
+  const there = new StoreReplica(responder.peer.db.replication(), {}, undefined, responder.peer.trust?.gate)
   const b: Breakdown = { frames: 0, bytes: 0, treeBytes: 0, rowBytes: 0, rowPayload: 0, versionBytes: 0, byType: {} }
   const count = (kind: string, bytes: number): void => {
     const e = (b.byType[kind] ??= { frames: 0, bytes: 0 })
@@ -110,7 +112,7 @@ export async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<
   const dirA = await tempDir('mesh', 'ae-a')
   progress(`${engine}: anti-entropy: A writes ${n} rows (plain Shoal, chunks of ${LOAD_CHUNK} concurrent puts)`)
   {
-    const db = await Shoal.open({ dir: dirA })
+    const db = await Shoal.open({ dir: dirA, ...(await storeOptionsFor(dirA)) })
     await db.defineTable(stockSchema(engine))
     const t0 = performance.now()
     let next = n / 4

@@ -8,13 +8,15 @@ const { flag, option } = args
 export const progress = progressLog('mesh')
 
 export const QUICK = flag('--quick')
+/** Run every phase twice, in an open mesh and in a private one, side by side (mesh/trust.ts). */
+export const TRUST = flag('--trust')
 export const SAVE = !flag('--no-save')
 export const ENGINES = (option('--engines') ?? 'yjs,automerge').split(',') as EngineName[]
 const ALL_PHASES = 'latency,throughput,ae'
 export const PHASES = new Set((option('--only') ?? ALL_PHASES).split(','))
 export const PROF_DIR = option('--cpu-prof-dir')
 /** A complete run (every phase, both engines, full sizes) also updates mesh-latest.json. */
-export const COMPLETE = !QUICK && option('--only') === undefined && option('--engines') === undefined
+export const COMPLETE = !QUICK && !TRUST && option('--only') === undefined && option('--engines') === undefined
 
 /** Partition values: `store` = i % PARTITIONS. */
 export const PARTITIONS = 8

@@ -13,6 +13,7 @@ import { eventually, sleep } from '../lib/poll.js'
 import { removeDir, tempDir } from '../lib/temp.js'
 import { portOf, wireMark, wireSince } from '../lib/wire.js'
 import { PARTITIONS, progress, tableOf } from './config.js'
+import { materialFor } from './trust.js'
 
 /** Local ports of the sockets a peer owns: its listener's (inbound) and, seen from the other side, its outbound ones. */
 export function portsOf(r: Running, all: Running[]): Set<number> {
@@ -54,7 +55,9 @@ export async function startPeer(name: string, options: { tables: TableSchema[]; 
     http: null,
   }
   const logs: string[] = []
+  const trust = await materialFor(dir)
   const peer = await Peer.start(config, {
+    ...(trust === undefined ? {} : { trust }),
     logger: callbackLogger((_level, m) => {
       logs.push(m)
       allLogs.push(`${name}: ${m}`)

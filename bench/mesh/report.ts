@@ -80,19 +80,55 @@ function verdict(line: Line, v: unknown): string {
   return typeof v === 'number' ? (line.target.ok(v) ? 'met' : 'MISSED') : '—'
 }
 
-/** The results table: a row a metric, a column an engine, then the target and each engine's verdict. */
-export function table(results: Partial<Record<EngineName, Metrics>>): string {
-  const engines = ENGINES.filter((e) => results[e] !== undefined)
-  const header = ['metric', ...engines, 'target', 'verdict']
+/** The results table: a row a metric, a column an engine (or engine + trust), then the target and each open-mesh verdict. */
+export function table(results: Readonly<Record<string, Metrics>>): string {
+  const columns = ENGINES.flatMap((e) => [e, `${e}+trust`]).filter((c) => results[c] !== undefined)
+  const judged = columns.filter((c) => !c.endsWith('+trust'))
+  const header = ['metric', ...columns, 'target', 'verdict']
   const rows: string[][] = [header]
   for (const line of lines()) {
-    const values = engines.map((e) => results[e]![line.key])
+    const values = columns.map((c) => results[c]![line.key])
     if (values.every((v) => v === undefined)) continue
     const cells = values.map((v) => (v === undefined ? '—' : `${fmt(v, line.digits ?? 0)}${line.unit === '' ? '' : ` ${line.unit}`}`))
-    const verdicts = line.target === undefined ? '' : engines.map((_, i) => verdict(line, values[i])).join(' / ')
+    const verdicts = line.target === undefined ? '' : judged.map((c) => verdict(line, results[c]![line.key])).join(' / ')
     rows.push([line.label, ...cells, line.target?.text ?? '', verdicts])
   }
   return markdownTable(rows, (c) => c === 0 || c >= header.length - 2)
+}
+
+/** What trust may cost (issue 12): at most 20% slower, at most 30% more bytes. */
+const TRUST_RATIOS: Array<{ label: string; key: string; kind: 'time' | 'rate' | 'bytes' }> = [
+  { label: 'latency A → B, p50', key: 'latency_b_p50_ms', kind: 'time' },
+  { label: 'latency A → B, p99', key: 'latency_b_p99_ms', kind: 'time' },
+  ...SIZES.receivers.map((r) => ({ label: `replicated changes/s, A → ${r} peers`, key: `tp${r}_changes_per_s`, kind: 'rate' as const })),
+  { label: 'single change, paced: TCP bytes, whole mesh', key: 'paced_wire_mesh_bytes_per_change', kind: 'bytes' },
+  ...SIZES.receivers.map((r) => ({ label: `coalesced burst (A → ${r}): TCP bytes, whole mesh, per change`, key: `burst${r}_wire_mesh_bytes_per_change`, kind: 'bytes' as const })),
+  { label: 'initial load into an empty peer, rows/s', key: 'initial_load_rows_per_s', kind: 'rate' },
+  { label: 'initial load, TCP bytes per row', key: 'initial_load_wire_bytes_per_row', kind: 'bytes' },
+  { label: 'in-sync round bytes', key: 'insync_round_bytes', kind: 'bytes' },
+  { label: `${DIFF_ROWS} updated rows: round bytes`, key: 'diff_upd_round_bytes', kind: 'bytes' },
+  { label: `${DIFF_ROWS} new rows: round bytes`, key: 'diff_new_round_bytes', kind: 'bytes' },
+]
+
+/** Trust on ÷ trust off per engine, judged against the issue's budget (slower: a time ratio or the inverse of a rate ratio). */
+export function trustTable(results: Readonly<Record<string, Metrics>>): { text: string; json: Record<string, Record<string, number | null>> } {
+  const engines = ENGINES.filter((e) => results[e] !== undefined && results[`${e}+trust`] !== undefined)
+  const rows: string[][] = [['trust on ÷ off', ...engines, 'budget', 'verdict']]
+  const json: Record<string, Record<string, number | null>> = {}
+  for (const line of TRUST_RATIOS) {
+    const ratios = engines.map((e) => {
+      const off = results[e]![line.key]
+      const on = results[`${e}+trust`]![line.key]
+      return typeof off === 'number' && typeof on === 'number' && off > 0 ? on / off : null
+    })
+    if (ratios.every((r) => r === null)) continue
+    const cost = (r: number): number => (line.kind === 'rate' ? 1 / r : r)
+    const budget = line.kind === 'bytes' ? 1.3 : 1.2
+    const verdicts = ratios.map((r) => (r === null ? '—' : cost(r) <= budget ? 'met' : 'MISSED'))
+    rows.push([line.label, ...ratios.map((r) => (r === null ? '—' : `×${r.toFixed(2)}`)), line.kind === 'bytes' ? '≤ ×1.30 bytes' : line.kind === 'rate' ? '≥ ×0.83 (≤ 20% slower)' : '≤ ×1.20', verdicts.join(' / ')])
+    json[line.key] = Object.fromEntries(engines.map((e, i) => [e, ratios[i] ?? null]))
+  }
+  return { text: markdownTable(rows, (c) => c === 0 || c >= engines.length + 1), json }
 }
 
 /** The lines with a target, judged per engine (with the anti-entropy data set each engine's verdict stands on). */

@@ -112,8 +112,8 @@ export class GossipReplicator {
   private unsubscribeStore: (() => void) | null = null
   private restoreValidation: (() => void) | undefined
   private restoreTrust: (() => void) | undefined
-  /** The changeset last published: the events of one changeset's rows share it and come in a row. */
-  private lastPublished: ChangesetRef | null = null
+  /** Changesets published: the events of one changeset's rows share its ref (and may interleave with other partitions'). */
+  private readonly published = new WeakSet<ChangesetRef>()
   /**
    * Called when a peer announces a partition this peer carries but did not listen to: gossip on
    * it flows from now on; what was said before is for anti-entropy to fetch.
@@ -345,8 +345,8 @@ export class GossipReplicator {
    */
   private onSignedChange(event: ChangeEvent, id: string): void {
     const ref = event.changeset
-    if (ref === undefined || ref === this.lastPublished) return
-    this.lastPublished = ref
+    if (ref === undefined || this.published.has(ref)) return
+    this.published.add(ref)
     const topic = topicFor(event.table, event.partition)
     if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
       this.announced.add(id)
