@@ -9,8 +9,10 @@ import { createApiToken } from '../http/token.js'
 import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { Shoal } from '../shoal.js'
+import type { MeshMaterial } from '../trust/material.js'
 import type { PeerCounters, PeerStatus } from '../status.js'
 import { GossipReplicator, type GossipReplicatorInit } from './gossip-replicator.js'
+import { resolveMesh } from './mesh-folder.js'
 import { Refusals } from './refusals.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
@@ -28,6 +30,8 @@ export interface PeerOptions {
   gossip?: Pick<GossipReplicatorInit, 'coalesceMs' | 'messagesPerSecond' | 'bytesPerSecond' | 'maxTopics' | 'firstSubscriberWaitMs'>
   /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
   httpLimits?: Partial<HttpLimits>
+  /** The private mesh this peer runs in (null: an open mesh). Default: what the config's `mesh` / `open` resolve to (mesh-folder.ts). */
+  trust?: MeshMaterial | null
 }
 
 /**
@@ -48,11 +52,14 @@ export class Peer {
     readonly refusals: Refusals,
     /** The SQL bridge (config `bridge`), or null. */
     readonly bridge: SqlBridge | null = null,
+    /** This peer's private mesh (secret, admission, rules, revocations), or null in an open mesh. */
+    readonly trust: MeshMaterial | null = null,
   ) {}
 
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
     const dir = resolve(config.data)
     const logger = options.logger ?? createLogger(config.name === null ? {} : { bindings: { peer: config.name } })
+    const trust = options.trust !== undefined ? options.trust : await resolveMesh(config, dir, logger.child({ component: 'mesh' }))
     const db = await Shoal.open({ dir, logger: logger.child({ component: 'store' }) })
     const undo: Array<() => Promise<void>> = [() => db.close()]
     const unwind = async (): Promise<void> => {
@@ -60,7 +67,7 @@ export class Peer {
     }
     try {
       for (const schema of config.tables) await db.defineTable(schema)
-      const node = await createNode({ dataDir: dir, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, relay: config.relay, ...options.net })
+      const node = await createNode({ dataDir: dir, listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, relay: config.relay, ...(trust === null ? {} : { swarmKey: trust.swarmKey }), ...options.net })
       undo.push(() => node.stop())
       const refusals = new Refusals(logger.child({ component: 'refusals' }))
       const source = db.replication()
@@ -112,7 +119,7 @@ export class Peer {
         await writeApiFile(dir, { url: http.url, pid: process.pid, token })
         undo.push(() => removeApiFile(dir))
       }
-      peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge)
+      peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge, trust)
       return peer
     } catch (error) {
       await unwind()
