@@ -16,17 +16,17 @@ import { mdns } from '@libp2p/mdns'
 import { memory } from '@libp2p/memory'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, type Ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
-import { parseSwarmKey } from '../trust/swarm-key.js'
+import { swarmKeySecret } from '../trust/swarm-key.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
+import { privateNetwork } from './private-network.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
 
 export interface NetInit {
@@ -190,14 +190,13 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   const privateKey = await loadOrCreatePeerKey(init.dataDir)
   let connectionProtector: Libp2pOptions['connectionProtector']
   if (init.swarmKey !== undefined) {
-    let psk: Uint8Array
+    let secret: Uint8Array
     try {
-      // libp2p decodes the key only when the node is built, with a bare "invalid psk".
-      psk = parseSwarmKey(init.swarmKey, 'given to createNode')
+      secret = swarmKeySecret(init.swarmKey, 'given to createNode')
     } catch (error) {
       throw new NetStartError(`the mesh secret is not valid: ${(error as Error).message}`, { cause: error })
     }
-    connectionProtector = preSharedKey({ psk })
+    connectionProtector = privateNetwork(secret)
   }
 
   const peerDiscovery: Array<NonNullable<Libp2pOptions['peerDiscovery']>[number]> = [

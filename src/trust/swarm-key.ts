@@ -38,3 +38,9 @@ export function parseSwarmKey(bytes: Uint8Array, source: string): Uint8Array {
   if (lines.slice(3).some((l) => l.trim() !== '')) bad('has text after the key')
   return formatSwarmKey(Buffer.from(lines[2]!, 'hex'))
 }
+
+/** The 32-byte secret a checked swarm key file holds. */
+export function swarmKeySecret(bytes: Uint8Array, source: string): Uint8Array {
+  const lines = Buffer.from(parseSwarmKey(bytes, source)).toString('utf8').split('\n')
+  return new Uint8Array(Buffer.from(lines[2]!, 'hex'))
+}
