@@ -26,9 +26,15 @@ const BLOCK = 64
 /** The nonce exchange must finish within this (a stranger that never answers is dropped). */
 const DEFAULT_NONCE_TIMEOUT_MS = 5_000
 
+/** Keystream made at a time: one cipher call serves many small messages (each call derives the subkey again). */
+const KEYSTREAM_CHUNK = 16 * 1024
+
 /** XSalsa20 as a stream: XORs successive chunks with successive keystream bytes. */
 export class KeystreamXor {
-  private position = 0
+  private keystream = new Uint8Array(0)
+  private used = 0
+  /** The next keystream block to make. */
+  private counter = 0
 
   constructor(
     private readonly key: Uint8Array,
@@ -38,18 +44,19 @@ export class KeystreamXor {
   update(data: Uint8Array): Uint8Array {
     const out = new Uint8Array(data.length)
     let done = 0
-    const offset = this.position % BLOCK
-    if (offset !== 0 && data.length > 0) {
-      // Finish the block a previous chunk started.
-      const block = xsalsa20(this.key, this.nonce, new Uint8Array(BLOCK), undefined, Math.floor(this.position / BLOCK))
-      done = Math.min(BLOCK - offset, data.length)
-      for (let i = 0; i < done; i++) out[i] = data[i]! ^ block[offset + i]!
+    while (done < data.length) {
+      if (this.used === this.keystream.length) {
+        this.keystream = xsalsa20(this.key, this.nonce, new Uint8Array(KEYSTREAM_CHUNK), undefined, this.counter)
+        this.counter += KEYSTREAM_CHUNK / BLOCK
+        this.used = 0
+      }
+      const n = Math.min(data.length - done, this.keystream.length - this.used)
+      const ks = this.keystream
+      const from = this.used
+      for (let i = 0; i < n; i++) out[done + i] = data[done + i]! ^ ks[from + i]!
+      this.used += n
+      done += n
     }
-    if (done < data.length) {
-      const rest = xsalsa20(this.key, this.nonce, data.subarray(done), undefined, (this.position + done) / BLOCK)
-      out.set(rest, done)
-    }
-    this.position += data.length
     return out
   }
 }
