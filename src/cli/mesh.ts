@@ -39,6 +39,8 @@ const DEFAULT_RULES: RulesSource = {
 }
 
 const DAY_MS = 24 * 3600 * 1000
+/** Where the example configs keep a peer's member folder, inside its data folder. */
+const DEFAULT_MEMBER_FOLDER = 'mesh'
 
 function need(value: string | undefined, flag: string, verb: string): string {
   if (value === undefined || value === '') throw new MeshUsageError(`shoal mesh ${verb} needs --${flag}`)
@@ -176,11 +178,13 @@ async function show(options: Options, flags: MeshOptions): Promise<void> {
   else {
     const config = await resolveConfig(options)
     const folder = meshFolderOf(config, resolve(config.data))
-    if (folder === null) {
-      const why = config.open ? 'it runs an open mesh ("open": true): anyone who reaches its port may read and write' : 'its config names no "mesh"'
+    // Without a config naming it, the member folder where the examples keep it: <data>/mesh.
+    const fallback = resolve(config.data, DEFAULT_MEMBER_FOLDER)
+    if (folder === null && (config.open || (await folderRole(fallback)) === null)) {
+      const why = config.open ? 'it runs an open mesh ("open": true): anyone who reaches its port may read and write' : `its config names no "mesh" and ${fallback} holds no member folder`
       throw new ConfigError(`this peer is in no private mesh: ${why}`)
     }
-    dir = folder.dir
+    dir = folder?.dir ?? fallback
     peer = await peerIdOf(config.data)
   }
   if ((await folderRole(dir)) === 'authority') return showAuthority(options, dir)

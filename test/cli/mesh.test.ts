@@ -27,7 +27,8 @@ async function poll<T>(what: string, attempt: () => Promise<T | undefined>, dead
 describe('shoal id and shoal mesh', () => {
   it('creates a mesh, admits, shows, sets rules and revokes, with clear errors', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
     const dir = await tempDir()
-    const [authority, member, data] = [join(dir, 'authority'), join(dir, 'store-1-mesh'), join(dir, 'store-1')]
+    const [authority, data] = [join(dir, 'authority'), join(dir, 'store-1')]
+    const member = join(data, 'mesh')
     const help = await runOk(['help'])
     for (const verb of ['id ', 'mesh create --dir', 'mesh admit --authority', 'mesh revoke --authority', 'mesh rules --authority', 'mesh show']) expect(help).toContain(verb)
 
@@ -44,7 +45,8 @@ describe('shoal id and shoal mesh', () => {
     expect(admitted).toMatch(new RegExp(`admitted ${id} to mesh ${mesh}`))
     expect(admitted).toMatch(/group store, partitions 1, serial 1/)
 
-    const shown = await runOk(['mesh', 'show', '--dir', member])
+    // --data: the member folder inside it, checked against that folder's peer key
+    const shown = await runOk(['mesh', 'show', '--data', data])
     expect(shown).toMatch(new RegExp(`mesh\\s+test chain \\(${mesh}\\)`))
     expect(shown).toMatch(/group\s+store\n/)
     expect(shown).toMatch(/partitions\s+1\n/)
