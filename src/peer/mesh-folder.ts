@@ -525,17 +525,15 @@ export function meshFolderOf(config: PeerConfig, dataDir: string): { dir: string
 
 /**
  * What this peer brings to its start: the material of its private mesh (config `mesh`), or null
- * for an explicitly open mesh (config `open: true`, logged as a warning). A config naming neither
+ * for an explicitly open mesh (config `open: true`). A config naming neither
  * is refused: a forgotten line must not open a peer's data to whoever reaches its port.
  *
  * With `mesh.create` and no member folder yet, creates the mesh (an authority folder), admits this
  * peer to it, writes its member folder, and logs how to admit further peers.
  */
 export async function resolveMesh(config: PeerConfig, dataDir: string, logger: Logger): Promise<MeshMaterial | null> {
-  if (config.open) {
-    logger.warn('OPEN MESH ("open": true): anyone who reaches this peer\'s libp2p port may read and write every table; name a member folder in "mesh" to run a private mesh')
-    return null
-  }
+  // Chosen explicitly: `shoal start` says what it means (cli/start.ts); a library caller asked for it.
+  if (config.open) return null
   const paths = meshFolderOf(config, dataDir)
   if (paths === null) {
     throw new ConfigError(

@@ -15,6 +15,7 @@ describe('shoal verbs against a running `shoal start`', () => {
     const exited = new Promise<number | null>((resolve) => peer.on('exit', (c) => resolve(c)))
     try {
       const banner = await waitForOutput(peer, /running; press Ctrl-C/)
+      expect(banner).toMatch(/mesh OPEN \("open": true\); warning: anyone who reaches the libp2p port may read and write every table/)
       const url = /HTTP API (http:\/\/127\.0\.0\.1:\d+)/.exec(banner)?.[1]
       expect(url).toBeDefined()
       // The API's token is in api.json, readable by this user only, in a folder only it can enter.

@@ -172,11 +172,10 @@ describe('member folder checks', () => {
 })
 
 describe('resolveMesh (the peer start)', () => {
-  it('an open config returns null and warns; a config naming neither is refused', async () => {
+  it('an open config returns null; a config naming neither is refused', async () => {
     const logger = new MemoryLogger()
     const data = await tempDir()
     expect(await resolveMesh(parseConfig({ open: true }, 't'), data, logger)).toBeNull()
-    expect(logger.messages('warn').join('\n')).toMatch(/OPEN MESH .*anyone who reaches this peer's libp2p port may read and write/)
     await expect(resolveMesh(parseConfig({}, 't'), data, logger)).rejects.toThrow(/the config names no mesh: add "mesh": .* or "open": true/)
   })
 
