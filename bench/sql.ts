@@ -76,7 +76,7 @@ async function till(path: string): Promise<{ insert: (ids: string[], perCommit: 
 
 async function startPeer(name: string, dir: string, database: string, extra: Partial<PeerConfig>): Promise<Peer> {
   const config: PeerConfig = {
-    ...parseConfig({ name, tables: TABLES, bridge: { database, tables: ['sales'], pollMs: 50 } }, name),
+    ...parseConfig({ name, tables: TABLES, bridge: { database, tables: ['sales'], pollMs: 50 }, open: true }, name),
     data: dir,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     mdns: false,

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import * as v from 'valibot'
 import { ShoalError } from './errors.js'
 import { TABLE_DEFINITION } from './table/schema.js'
-import { entriesOf, fields, parseWith, shown, type Issue } from './validation.js'
+import { NAME_PATTERN } from './constants.js'
+import { entriesOf, fields, integerIn, parseWith, shown, type Issue } from './validation.js'
 
 /*
  * A peer's configuration file (peers/<name>.json), declared once in CONFIG_FIELDS below.
@@ -26,6 +27,10 @@ export const DEFAULT_DATA_DIR = 'data'
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 /** The HTTP API answers on loopback only unless the config says otherwise; port chosen by the OS. */
 export const DEFAULT_HTTP = '127.0.0.1:0'
+/** An admission written when a peer creates its mesh (config `mesh.create`) lasts this long unless `days` says otherwise. */
+export const DEFAULT_ADMISSION_DAYS = 365
+/** Longest admission, in days (ten years): beyond that, renew. */
+export const MAX_ADMISSION_DAYS = 3650
 /** The generated JSON Schema beside the shipped configs, named by their "$schema". */
 export const CONFIG_SCHEMA_FILE = 'shoal-config.schema.json'
 
@@ -76,6 +81,35 @@ const hostPort = () => v.pipe(v.string(hostPortMessage), v.regex(HOST_PORT, host
 const multiaddrs = (description: string) =>
   v.pipe(v.array(v.pipe(v.string('must be a multiaddr string'), v.nonEmpty('must be a multiaddr string')), 'must be an array of multiaddr strings'), v.description(description))
 const flag = (description: string) => v.pipe(v.boolean('must be true or false'), v.description(description))
+
+const MEMBER_FOLDER = v.pipe(v.string(), v.nonEmpty('must be a folder path'))
+const MESH_CREATE = fields(
+  {
+    dir: v.pipe(v.string('must be a folder path'), v.nonEmpty('must be a folder path'), v.description("This peer's member folder (relative to the data folder).")),
+    create: v.optional(
+      v.nullable(
+        v.pipe(
+          fields(
+            {
+              authority: v.pipe(v.string('must be a folder path'), v.nonEmpty('must be a folder path'), v.description("Where the new mesh's authority folder goes (relative to the data folder); holds the authority key: copy it somewhere safe and offline.")),
+              rules: v.pipe(v.string('must be a file path'), v.nonEmpty('must be a file path'), v.description('The rules source (JSON: groups, tables, otherTables), relative to the directory shoal runs in.')),
+              group: v.pipe(v.string('must be a group name'), v.regex(NAME_PATTERN, 'must be a group name (a letter, then letters, digits or _)'), v.description('The group this peer admits itself to.')),
+              partitions: v.optional(v.pipe(v.array(v.string('must be a partition value (a string)'), 'must be an array of partition values (strings)'), v.description("This peer's own partitions (what rules granting \"own\" mean).")), []),
+              days: v.optional(v.pipe(integerIn(1, MAX_ADMISSION_DAYS), v.description('How long its admission is valid, in days.')), DEFAULT_ADMISSION_DAYS),
+              name: v.optional(v.pipe(v.string('must be a non-empty string'), v.nonEmpty('must be a non-empty string'), v.description("The mesh's name, for people."))),
+            },
+            'must be an object { authority, rules, group, partitions?, days?, name? }',
+          ),
+          v.description('Create the mesh on first start, when the member folder does not exist yet, and admit this peer to it.'),
+        ),
+      ),
+      null,
+    ),
+  },
+  'must be an object { dir, create? }',
+)
+/** What the message says when `mesh` is neither a path nor an object. */
+const MESH_SHAPE = v.union([MEMBER_FOLDER, MESH_CREATE], 'must be a member folder path, or { "dir": …, "create": { … } }')
 
 const CONFIG_FIELDS = {
   $schema: v.optional(v.pipe(v.string('must be a path or URL'), v.description(`The JSON Schema of this file (./${CONFIG_SCHEMA_FILE}), for editor completion; shoal ignores it.`))),
@@ -142,6 +176,16 @@ const CONFIG_FIELDS = {
   ),
   metricsPublic: v.optional(flag('Serve GET /metrics without the HTTP API token, for scrapers that cannot send one (it shows row counts and traffic totals, no row data).'), false),
   relay: v.optional(flag('Serve as a circuit relay v2 so peers behind NAT can be reached through this one.'), false),
+  mesh: v.optional(
+    v.pipe(
+      v.nullable(v.lazy((input) => (typeof input === 'string' ? MEMBER_FOLDER : input !== null && typeof input === 'object' && !Array.isArray(input) ? MESH_CREATE : MESH_SHAPE))),
+      v.description(
+        'The private mesh this peer belongs to: its member folder (written by `shoal mesh admit`, relative to the data folder), or { "dir", "create" } to create the mesh on first start and admit this peer. Peers without the mesh\'s secret cannot connect.',
+      ),
+    ),
+    null,
+  ),
+  open: v.optional(flag('Run without a mesh: anyone who reaches the libp2p port may read and write every table. Either this or "mesh" is required.'), false),
   // Checked here for its shape only: the SQL bridge (src/bridge/config.ts, a layer above this
   // file) validates it in full when the peer starts, with messages naming each bad field.
   bridge: v.optional(
@@ -162,7 +206,11 @@ const CONFIG_FIELDS = {
 }
 
 /** The config file's schema; peers/shoal-config.schema.json is generated from it. */
-export const CONFIG_SCHEMA = v.pipe(fields(CONFIG_FIELDS, 'must be a JSON object'), v.title('Shoal peer config'), v.description('A Shoal peer: its tables, addresses, discovery, partial replication and HTTP API.'))
+export const CONFIG_SCHEMA = v.pipe(
+  fields(CONFIG_FIELDS, 'must be a JSON object'),
+  v.check((c) => !(c.open === true && c.mesh != null), 'names both "mesh" and "open": true; a peer is in a private mesh or in an open one: remove one'),
+  v.title('Shoal peer config'), v.description('A Shoal peer: its tables, addresses, discovery, partial replication, mesh and HTTP API.'),
+)
 
 /** A validated config with defaults filled in. */
 export type PeerConfig = Omit<v.InferOutput<typeof CONFIG_SCHEMA>, '$schema'>

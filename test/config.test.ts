@@ -24,7 +24,7 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, bridge: null })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, mesh: null, open: false, bridge: null })
     expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
     expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
     expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/'carries\.stock' must be an array of partition values/)
@@ -39,7 +39,7 @@ describe('peer config', () => {
 
   it('refuses unknown fields with the list of allowed ones, and takes "$schema" for editors', () => {
     expect(() => parseConfig({ datta: 'x' }, 'x.json')).toThrow(
-      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, httpHosts, httpOrigins, metricsPublic, relay, bridge\)$/,
+      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, httpHosts, httpOrigins, metricsPublic, relay, mesh, open, bridge\)$/,
     )
     expect(() => parseConfig({ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'string' }, primarykey: 'id' }] }, 'x.json')).toThrow(
       /'tables\[0\]\.primarykey' is not a known field \(allowed: name, primaryKey, partitionBy, engine, columns\)/,
@@ -116,11 +116,38 @@ describe('the config JSON Schema (peers/shoal-config.schema.json)', () => {
       { tables: [{ name: 't', primaryKey: 'id', columns: { id: 'strin' } }] },
       { tables: [{ name: 't', columns: { id: 'string' } }] },
       { carries: { stock: [1] } },
+      { mesh: 5 },
+      { mesh: { dir: 'mesh', create: { authority: 'a', rules: 'r.json' } } },
+      { mesh: { dir: 'mesh', create: { authority: 'a', rules: 'r.json', group: 'hq', days: 0 } } },
+      { open: 'yes' },
     ]
     for (const input of bad) {
       expect(validate(input), JSON.stringify(input)).toBe(false)
       expect(() => parseConfig(input, 'x.json')).toThrow(ConfigError)
     }
+  })
+})
+
+describe('peer config: mesh and open', () => {
+  it('takes a member folder, or a member folder with what creates the mesh, or open: true, never both', () => {
+    expect(parseConfig({ mesh: 'mesh' }, 'x.json').mesh).toBe('mesh')
+    expect(parseConfig({ mesh: { dir: 'mesh', create: { authority: 'authority', rules: 'peers/rules.json', group: 'hq' } } }, 'x.json').mesh).toEqual({
+      dir: 'mesh',
+      create: { authority: 'authority', rules: 'peers/rules.json', group: 'hq', partitions: [], days: 365 },
+    })
+    expect(parseConfig({ open: true }, 'x.json').open).toBe(true)
+    expect(() => parseConfig({ open: true, mesh: 'mesh' }, 'x.json')).toThrow(/x\.json: the config names both "mesh" and "open": true/)
+    expect(() => parseConfig({ mesh: { dir: 'mesh', create: { authority: 'a', rules: 'r.json', group: '1x' } } }, 'x.json')).toThrow(/'mesh\.create\.group' must be a group name/)
+    expect(() => parseConfig({ mesh: { dir: 'mesh', create: { authority: 'a', rules: 'r.json', group: 'hq', days: 0 } } }, 'x.json')).toThrow(/'mesh\.create\.days' must be an integer from 1 to 3650/)
+    expect(() => parseConfig({ mesh: { dir: 'mesh', creat: {} } }, 'x.json')).toThrow(/'mesh\.creat' is not a known field \(allowed: dir, create\)/)
+    expect(() => parseConfig({ open: 'yes' }, 'x.json')).toThrow(/'open' must be true or false/)
+  })
+
+  it('ships the example peers in a private mesh: hq creates it, the stores name their member folders', async () => {
+    const hq = await loadConfig('peers/hq.json')
+    expect(hq.open).toBe(false)
+    expect(hq.mesh).toMatchObject({ dir: 'mesh', create: { authority: 'authority', rules: 'peers/rules.json', group: 'hq' } })
+    for (const store of ['store-1', 'store-2']) expect((await loadConfig(`peers/${store}.json`)).mesh).toBe('mesh')
   })
 })
 

@@ -47,7 +47,7 @@ export const allLogs: string[] = []
 export async function startPeer(name: string, options: { tables: TableSchema[]; dir?: string; bootstrap?: string[]; connectDelayMs?: number }): Promise<Running> {
   const dir = options.dir ?? (await tempDir('mesh', name))
   const config: PeerConfig = {
-    ...parseConfig({ name, tables: options.tables }, `bench:${name}`),
+    ...parseConfig({ name, tables: options.tables, open: true }, `bench:${name}`),
     data: dir,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],

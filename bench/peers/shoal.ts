@@ -47,7 +47,7 @@ export class ShoalAdapter implements SystemAdapter {
       const data = join(dir, `peer${i}`)
       await mkdir(data, { recursive: true })
       this.configs.push({
-        ...parseConfig({ tables: TABLES, carries: {} }, `bench-peer${i}`),
+        ...parseConfig({ tables: TABLES, carries: {}, open: true }, `bench-peer${i}`),
         data,
         listen: ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: i === 0 ? [] : [this.peer(0).node.multiaddrs()[0]!.toString()],

@@ -5,6 +5,7 @@ import { ConfigError, DEFAULT_DATA_DIR } from '../config.js'
 import { ShoalError } from '../errors.js'
 import { ApiError } from '../http/client.js'
 import { check, status } from './local.js'
+import type { MeshOptions } from './mesh.js'
 import type { Options } from './options.js'
 import { ArgumentError, REMOTE_VERBS, runRemote, type RemoteVerb } from './remote.js'
 
@@ -12,7 +13,9 @@ const USAGE = `Usage: shoal <command> [arguments] [options]
 
 Run a peer:
   start    run a peer: open its store, define the configured tables, join the mesh
-           (gossip and anti-entropy with other peers) and serve the HTTP API, until Ctrl-C
+           (gossip and anti-entropy with other peers) and serve the HTTP API, until Ctrl-C;
+           the config names its private mesh ("mesh": a member folder) or says "open": true
+           (or --open: no mesh secret, anyone who reaches the port may read and write)
 
 Talk to a running peer (over its HTTP API):
   status                          live status of the running peer (peer id, addresses,
@@ -39,6 +42,26 @@ Simulate:
            --seed N --peers N --mode model|real --duration MS --out DIR
            --time-scale X (real mode: wall ms per scenario ms, for busy machines)
            --sweep 10,100,1000 [--runs K]  convergence time and traffic vs peers
+Private mesh (offline; the authority folder holds the mesh's key, keep it offline):
+  id                              this peer's id (--data or --config; creates its key if missing)
+  mesh create --dir DIR [--name N] [--rules FILE]
+                                  a new mesh: writes the authority folder (authority key, mesh
+                                  secret, rules); without --rules one group 'member' may do all
+  mesh admit --authority DIR --peer ID --group G [--partitions 1,2] [--days N] --out MEMBERDIR
+                                  sign an admission and write the member folder to give the peer
+                                  (no authority key in it); or --config FILE instead of --peer and
+                                  --out for a peer config on this machine (its partitions default
+                                  to those it carries)
+  mesh revoke --authority DIR --peer ID [--reason R] [--out MEMBERDIR]
+                                  revoke every admission of a peer; --out puts the revocation in a
+                                  member folder, from which it spreads through the mesh
+  mesh rules --authority DIR --rules FILE [--out MEMBERDIR]
+                                  sign new rules (version + 1) from a rules.json
+  mesh show [--dir DIR | --data DIR | --config FILE]
+                                  mesh id, this peer's group, partitions, admission expiry, rules
+                                  version and rights, revocations; --dir: a member or an
+                                  authority folder (the authority's: every peer admitted)
+
 Offline:
   check    verify every row, digest and count of a data folder (stop its peer first)
   help     show this help
@@ -49,6 +72,7 @@ Options:
   --listen ADDR     libp2p multiaddr to listen on (repeatable; replaces the config's)
   --bootstrap ADDR  peer multiaddr with /p2p/<id> to join through (repeatable)
   --no-mdns         do not discover peers on the LAN
+  --open            start: run an open mesh (as "open": true in the config)
   --http HOST:PORT  start: where the HTTP API listens (replaces the config's "http";
                     'off' or --no-http: no API). Other commands: the API to talk to
                     (default: the address the peer wrote to <data>/api.json)
@@ -73,7 +97,7 @@ class UsageError extends ShoalError {
   }
 }
 
-const LOCAL_COMMANDS = ['start', 'status', 'check']
+const LOCAL_COMMANDS = ['start', 'status', 'check', 'id']
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -106,6 +130,7 @@ export async function main(argv: string[]): Promise<void> {
         listen: { type: 'string', multiple: true },
         bootstrap: { type: 'string', multiple: true },
         'no-mdns': { type: 'boolean', default: false },
+        open: { type: 'boolean', default: false },
         http: { type: 'string' },
         'no-http': { type: 'boolean', default: false },
         partition: { type: 'string' },
@@ -125,6 +150,15 @@ export async function main(argv: string[]): Promise<void> {
         runs: { type: 'string' },
         out: { type: 'string' },
         'time-scale': { type: 'string' },
+        dir: { type: 'string' },
+        name: { type: 'string' },
+        rules: { type: 'string' },
+        authority: { type: 'string' },
+        peer: { type: 'string' },
+        group: { type: 'string' },
+        partitions: { type: 'string' },
+        days: { type: 'string' },
+        reason: { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -148,6 +182,7 @@ export async function main(argv: string[]): Promise<void> {
   const options: Options = {
     json: values.json,
     noMdns: values['no-mdns'],
+    open: values.open,
     noHttp: values['no-http'],
     ...(values.config === undefined ? {} : { config: values.config }),
     ...(values.data === undefined ? {} : { data: values.data }),
@@ -168,6 +203,12 @@ export async function main(argv: string[]): Promise<void> {
     const timeScale = values['time-scale'] === undefined ? {} : { timeScale: values['time-scale'] }
     return sim({ json: values.json, random: values.random, ...timeScale, ...pick('scenario'), ...pick('peers'), ...pick('seed'), ...pick('mode'), ...pick('duration'), ...pick('sweep'), ...pick('runs'), ...pick('out') })
   }
+  if (command === 'mesh') {
+    checkArity('mesh', rest, [], ['verb'])
+    const { mesh } = await import('./mesh.js')
+    const flags = Object.fromEntries((['dir', 'name', 'rules', 'authority', 'peer', 'group', 'partitions', 'days', 'reason', 'out'] as const).flatMap((k) => (values[k] === undefined ? [] : [[k, values[k]]]))) as MeshOptions
+    return mesh(rest[0], options, flags)
+  }
   if (Object.hasOwn(REMOTE_VERBS, command)) {
     const verb = command as RemoteVerb
     checkArity(verb, rest, REMOTE_VERBS[verb].args, REMOTE_VERBS[verb].optional)
@@ -185,6 +226,10 @@ export async function main(argv: string[]): Promise<void> {
       return status(options)
     case 'check':
       return check(options)
+    case 'id': {
+      const { id } = await import('./mesh.js')
+      return id(options)
+    }
     default:
       throw new UsageError(`unknown command '${command}'`)
   }
@@ -201,7 +246,7 @@ export async function run(argv: string[]): Promise<void> {
     }
     if (error instanceof ShoalError) {
       console.error(`shoal: ${error.message}`)
-      process.exitCode = error instanceof UsageError || error instanceof ConfigError || error instanceof ArgumentError || error.code === 'SCENARIO_INVALID' ? 2 : 1
+      process.exitCode = error instanceof UsageError || error instanceof ConfigError || error instanceof ArgumentError || error.code === 'SCENARIO_INVALID' || error.code === 'USAGE' ? 2 : 1
       return
     }
     console.error('shoal: unexpected error:', error)

@@ -1,4 +1,4 @@
-import { loadConfig, parseConfig, parseHostPort, type PeerConfig } from '../config.js'
+import { ConfigError, loadConfig, parseConfig, parseHostPort, type PeerConfig } from '../config.js'
 
 /** Command-line options shared by the verbs (each verb reads the ones it needs). */
 export interface Options {
@@ -7,6 +7,8 @@ export interface Options {
   listen?: string[]
   bootstrap?: string[]
   noMdns?: boolean
+  /** `--open`: as `"open": true` in the config. */
+  open?: boolean
   /** `--http HOST:PORT`; 'off' only makes sense for `start`. */
   http?: string
   noHttp?: boolean
@@ -28,6 +30,11 @@ function httpOverride(options: Options): { http: string | null } | Record<string
   return { http: options.http }
 }
 
+function openOverride(config: PeerConfig, options: Options): { open: true } {
+  if (config.mesh !== null) throw new ConfigError(`--open: ${options.config ?? 'the config'} names a private mesh ("mesh"); a peer is in a private mesh or in an open one`)
+  return { open: true }
+}
+
 /** The config file (or defaults) with the command-line flags applied over it. */
 export async function resolveConfig(options: Options): Promise<PeerConfig> {
   const config: PeerConfig = options.config === undefined ? parseConfig({}, '(defaults)') : await loadConfig(options.config)
@@ -37,6 +44,7 @@ export async function resolveConfig(options: Options): Promise<PeerConfig> {
     ...(options.listen === undefined ? {} : { listen: options.listen }),
     ...(options.bootstrap === undefined ? {} : { bootstrap: [...config.bootstrap, ...options.bootstrap] }),
     ...(options.noMdns ? { mdns: false } : {}),
+    ...(options.open === true ? openOverride(config, options) : {}),
     ...httpOverride(options),
   }
 }

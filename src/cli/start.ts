@@ -32,6 +32,10 @@ export async function start(options: Options): Promise<void> {
   for (const addr of peer.node.multiaddrs()) console.log(`listening on ${addr.toString()}`)
   console.log(peer.http === null ? 'HTTP API off' : `HTTP API ${peer.http.url}`)
   console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
+  // In the banner (stdout), so it sits beside the addresses it is about.
+  if (peer.trust === null) console.log('mesh OPEN ("open": true); warning: anyone who reaches the libp2p port may read and write every table; name a member folder in "mesh" for a private mesh (peers/README.md)')
+  else console.log(`mesh ${peer.trust.mesh} (private: peers without its secret cannot connect)`)
+  if (peer.node.notListening.length > 0) console.log(`not listening on ${peer.node.notListening.join(', ')}: WebSockets cannot carry a private mesh's connections yet`)
   if (peer.bridge !== null) console.log(`SQL bridge ${peer.bridge.label}: ${peer.bridge.tableList().join(', ')}`)
   console.log('\nrunning; press Ctrl-C to stop')
 

@@ -22,9 +22,11 @@ import { yamux } from '@libp2p/yamux'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
+import { swarmKeySecret } from '../trust/swarm-key.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
+import { privateNetwork } from './private-network.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
 
 export interface NetInit {
@@ -54,6 +56,18 @@ export interface NetInit {
    * simulator enforces partitions with it). Open connections are not closed: hang up on them.
    */
   gater?: (remotePeerId: string) => boolean
+  /**
+   * The mesh secret (a libp2p swarm key file's bytes, `/key/swarm/psk/1.0.0/` …): every
+   * connection is then encrypted with it underneath Noise, so a node without it cannot complete a
+   * connection, and learns nothing, not even which protocols are spoken. Without it: an open mesh.
+   *
+   * WebSockets are left out then (their listen addresses skipped, listed in
+   * ShoalNode.notListening): with @libp2p/websockets 10.x a protected WebSocket dial never
+   * finishes the key's nonce exchange (the dialler never receives the listener's nonce, which
+   * the listener sends at once, apparently before the dialler's connection listens), so it hangs
+   * until its timeout; TCP is unaffected.
+   */
+  swarmKey?: Uint8Array
 }
 
 /** The libp2p services every Shoal peer runs; `relay` only when NetInit.relay is true. */
@@ -77,6 +91,8 @@ export class ShoalNode {
   constructor(
     readonly libp2p: Libp2p<ShoalServices>,
     private readonly keeper: MeshKeeper,
+    /** Listen addresses left out: WebSockets ones under a mesh secret (see NetInit.swarmKey). */
+    readonly notListening: readonly string[] = [],
   ) {}
 
   get peerId(): PeerId {
@@ -164,10 +180,24 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   if (typeof init.dataDir !== 'string' || init.dataDir === '') throw new NetStartError('createNode needs { dataDir }')
   if (!Array.isArray(init.listen)) throw new NetStartError('createNode needs { listen: [multiaddr…] } (may be empty)')
   parseAddrs('listen', init.listen, false)
+  const protectedMesh = init.swarmKey !== undefined
+  const isWebSocket = (a: string): boolean => multiaddr(a).getComponents().some((c) => c.name === 'ws' || c.name === 'wss' || c.name === 'tls')
+  const listen = protectedMesh ? init.listen.filter((a) => !isWebSocket(a)) : init.listen
+  const notListening = init.listen.filter((a) => !listen.includes(a))
   const bootstrapList = init.bootstrap ?? []
   parseAddrs('bootstrap', bootstrapList, true)
 
   const privateKey = await loadOrCreatePeerKey(init.dataDir)
+  let connectionProtector: Libp2pOptions['connectionProtector']
+  if (init.swarmKey !== undefined) {
+    let secret: Uint8Array
+    try {
+      secret = swarmKeySecret(init.swarmKey, 'given to createNode')
+    } catch (error) {
+      throw new NetStartError(`the mesh secret is not valid: ${(error as Error).message}`, { cause: error })
+    }
+    connectionProtector = privateNetwork(secret)
+  }
 
   const peerDiscovery: Array<NonNullable<Libp2pOptions['peerDiscovery']>[number]> = [
     // Peers learn of further peers from the ones they meet (see mesh-discovery.ts).
@@ -209,9 +239,10 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     node = await createLibp2p<ShoalServices>({
       start: false,
       privateKey,
-      addresses: { listen: init.listen },
-      transports: inMemory ? [memory()] : [tcp(), webSockets(), circuitRelayTransport()],
+      addresses: { listen },
+      transports: inMemory ? [memory()] : protectedMesh ? [tcp(), circuitRelayTransport()] : [tcp(), webSockets(), circuitRelayTransport()],
       connectionEncrypters: [noise()],
+      ...(connectionProtector === undefined ? {} : { connectionProtector }),
       streamMuxers: [yamux()],
       peerDiscovery,
       services,
@@ -246,7 +277,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       node.dial(multiaddr(a)).catch((error: unknown) => node.logger.forComponent('shoal:net').error('could not dial bootstrap peer %s - %e', a, error))
     }
   }
-  return new ShoalNode(node, keeper)
+  return new ShoalNode(node, keeper, notListening)
 }
 
 /** A libp2p connection gater refusing dials to, and connections from, peers `allow` rejects. */

@@ -15,6 +15,7 @@ import type { MeshMaterial } from '../trust/material.js'
 import { AdmissionService } from './admission.js'
 import { GossipReplicator, type GossipReplicatorInit } from './gossip-replicator.js'
 import { PeerTrust } from './trust.js'
+import { resolveMesh } from './mesh-folder.js'
 import { Refusals } from './refusals.js'
 import { SyncService, type SyncServiceInit } from './sync-service.js'
 
@@ -32,8 +33,8 @@ export interface PeerOptions {
   gossip?: Pick<GossipReplicatorInit, 'coalesceMs' | 'messagesPerSecond' | 'bytesPerSecond' | 'maxTopics' | 'firstSubscriberWaitMs'>
   /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
   httpLimits?: Partial<HttpLimits>
-  /** The private mesh this peer belongs to (its mesh folder, read); absent: an open mesh. */
-  trust?: MeshMaterial
+  /** The private mesh this peer runs in (null: an open mesh). Default: what the config's `mesh` / `open` resolve to (mesh-folder.ts). */
+  trust?: MeshMaterial | null
 }
 
 /**
@@ -62,7 +63,8 @@ export class Peer {
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
     const dir = resolve(config.data)
     const logger = options.logger ?? createLogger(config.name === null ? {} : { bindings: { peer: config.name } })
-    const trust = options.trust === undefined ? null : await PeerTrust.load(options.trust, dir)
+    const material = options.trust !== undefined ? options.trust : await resolveMesh(config, dir, logger.child({ component: 'mesh' }))
+    const trust = material === null ? null : await PeerTrust.load(material, dir)
     const db = await Shoal.open({
       dir,
       logger: logger.child({ component: 'store' }),
@@ -100,6 +102,7 @@ export class Peer {
         bootstrap: config.bootstrap,
         mdns: config.mdns,
         relay: config.relay,
+        ...(material === null ? {} : { swarmKey: material.swarmKey }),
         ...options.net,
         ...(gater === undefined ? {} : { gater }),
       })

@@ -87,6 +87,7 @@ describe.each(DIALECTS)('SQL bridge crash safety: %s', (dialect) => {
         data: join(dir, 'data'),
         listen: ['/ip4/127.0.0.1/tcp/0'],
         mdns: false,
+        open: true,
         http: false,
         bridge: { database: database.database, tables: [{ table: 'stock', counters: ['qty'] }], pollMs: 20, batchRows: 7 },
       }),

@@ -48,7 +48,7 @@ async function startPeer(config: PeerConfig): Promise<Peer> {
 async function node(name: string, database: TestDatabase, options: { bootstrap?: string[]; carries?: Record<string, string[]> } = {}): Promise<Node> {
   const dir = await tempDir()
   const config: PeerConfig = {
-    ...parseConfig({ name, tables: TABLES, carries: options.carries ?? {}, bridge: { database: database.database, tables: MIRRORED, pollMs: 50 } }, name),
+    ...parseConfig({ name, tables: TABLES, carries: options.carries ?? {}, bridge: { database: database.database, tables: MIRRORED, pollMs: 50 }, open: true }, name),
     data: join(dir, 'data'),
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],

@@ -33,7 +33,7 @@ describe('shoal CLI', () => {
     expect(second.code).toBe(1)
     expect(second.stderr).toMatch(/in use by a running peer .*stop the peer first/)
     // A second peer on the same folder is refused, and the first one is unharmed.
-    const twin = await runToEnd(['start', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', '127.0.0.1:0'])
+    const twin = await runToEnd(['start', '--config', 'peers/hq.json', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', '127.0.0.1:0'])
     expect(twin.code).toBe(1)
     expect(twin.stderr).toMatch(/in use/)
     expect(await runOk(['status', '--data', data])).toMatch(/peer\s+hq/)

@@ -11,10 +11,11 @@ const SCHEMA = JSON.stringify({ primaryKey: 'sku', columns: { sku: 'string', nam
 describe('shoal verbs against a running `shoal start`', () => {
   it('finds the peer through its data folder and reads and writes rows over HTTP', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
     const data = join(await tempDir(), 'peer')
-    const peer = shoal(['start', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', '127.0.0.1:0'])
+    const peer = shoal(['start', '--open', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', '127.0.0.1:0'])
     const exited = new Promise<number | null>((resolve) => peer.on('exit', (c) => resolve(c)))
     try {
       const banner = await waitForOutput(peer, /running; press Ctrl-C/)
+      expect(banner).toMatch(/mesh OPEN \("open": true\); warning: anyone who reaches the libp2p port may read and write every table/)
       const url = /HTTP API (http:\/\/127\.0\.0\.1:\d+)/.exec(banner)?.[1]
       expect(url).toBeDefined()
       // The API's token is in api.json, readable by this user only, in a folder only it can enter.
@@ -59,16 +60,16 @@ describe('shoal verbs against a running `shoal start`', () => {
 
   it('starts without an HTTP API when told to, and refuses a port in use', { timeout: CHILD_PROCESSES_TIMEOUT_MS }, async () => {
     const data = join(await tempDir(), 'quiet')
-    const peer = shoal(['start', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-http'])
+    const peer = shoal(['start', '--open', '--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-http'])
     const exited = new Promise<number | null>((resolve) => peer.on('exit', (c) => resolve(c)))
     let url: string | undefined
-    const other = shoal(['start', '--data', join(await tempDir(), 'busy'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', '127.0.0.1:0'])
+    const other = shoal(['start', '--open', '--data', join(await tempDir(), 'busy'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', '127.0.0.1:0'])
     try {
       expect(await waitForOutput(peer, /running; press Ctrl-C/)).toMatch(/HTTP API off/)
       expect(existsSync(join(data, API_FILE))).toBe(false)
       url = /HTTP API http:\/\/(127\.0\.0\.1:\d+)/.exec(await waitForOutput(other, /running; press Ctrl-C/))?.[1]
       expect(url).toBeDefined()
-      const clash = await runToEnd(['start', '--data', join(await tempDir(), 'clash'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', url!])
+      const clash = await runToEnd(['start', '--open', '--data', join(await tempDir(), 'clash'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--http', url!])
       expect(clash.code).toBe(1)
       expect(clash.stderr).toMatch(new RegExp(`cannot start the HTTP API on ${url!.replace(/\./g, '\\.')}: the address is already in use.*--http`))
     } finally {

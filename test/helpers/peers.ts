@@ -39,7 +39,7 @@ export interface StartOptions extends Omit<PeerOptions, 'logger'> {
 export async function startPeer(options: StartOptions): Promise<TestPeer> {
   const dir = options.dir ?? (await tempDir())
   const config: PeerConfig = {
-    ...parseConfig({ tables: options.tables ?? [], carries: options.carries ?? {} }, 'test'),
+    ...parseConfig({ tables: options.tables ?? [], carries: options.carries ?? {}, open: true }, 'test'),
     data: dir,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],

@@ -38,7 +38,7 @@ afterEach(async () => {
 async function start(options: { dir?: string; bootstrap?: string[]; carries?: Record<string, string[]>; tables?: unknown[]; intervalMs?: number } = {}): Promise<Running> {
   const dir = options.dir ?? (await tempDir())
   const config: PeerConfig = {
-    ...parseConfig({ tables: options.tables ?? TABLES, carries: options.carries ?? {} }, 'test'),
+    ...parseConfig({ tables: options.tables ?? TABLES, carries: options.carries ?? {}, open: true }, 'test'),
     data: dir,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],

@@ -107,7 +107,7 @@ export class RealPeer {
       const { scenario, timeScale } = this.init
       const config: PeerConfig = {
         // Defaults for every field the simulator does not drive.
-        ...parseConfig({}, 'simulator'),
+        ...parseConfig({ open: true }, 'simulator'),
         name: `p${this.index}`,
         data: this.dir,
         tables: scenario.tables,
