@@ -1,6 +1,7 @@
 // Over 400 lines on purpose: one class holds gossip's per-topic state (subscriptions, held first
 // messages, merge activity) that open and private meshes share; the pure parts are in sync/gossip.ts.
 import type { Message } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { quote, silentLogger, type Logger } from '../log.js'
 import type { ShoalNode } from '../net/node.js'
 import type { ReplicaSource } from '../store/replica-source.js'
@@ -40,6 +41,9 @@ export const FIRST_SUBSCRIBER_WAIT_MS = 1_000
  * net/node.ts sizes gossipsub's per-peer topic budget to it.
  */
 export const MAX_TOPICS = 4096
+
+/** Peers whose early subscriptions a private-mesh peer keeps aside at most (until their admission is checked). */
+const MAX_PENDING_PEERS = 1024
 
 /**
  * Gossip one origin may make this peer apply per second, in messages and bytes (and bursts of
@@ -112,6 +116,9 @@ export class GossipReplicator {
   private unsubscribeStore: (() => void) | null = null
   private restoreValidation: (() => void) | undefined
   private restoreTrust: (() => void) | undefined
+  private replaySubscriptions: ((peer: string) => void) | undefined
+  /** Private meshes: subscriptions of peers not admitted yet, by peer. */
+  private readonly pending = new Map<string, Set<string>>()
   /** Changesets published: the events of one changeset's rows share its ref (and may interleave with other partitions'). */
   private readonly published = new WeakSet<ChangesetRef>()
   /**
@@ -150,6 +157,7 @@ export class GossipReplicator {
         else this.publish(topic, message)
       },
     })
+    this.enforceMembership()
   }
 
   private publish(topic: string, message: Uint8Array): void {
@@ -196,7 +204,6 @@ export class GossipReplicator {
 
   start(): void {
     this.watchRejected()
-    this.enforceMembership()
     this.node.pubsub.addEventListener('message', this.onMessage)
     this.node.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.subscribe(PARTITIONS_TOPIC)
@@ -230,37 +237,71 @@ export class GossipReplicator {
   }
 
   /**
-   * Private meshes: gossipsub takes RPCs only from admitted peers, and ignores a peer's
+   * Private meshes: gossipsub takes messages only from admitted peers, and ignores a peer's
    * subscription to a partition the rules do not let it read, so it is never sent that partition.
+   * Subscriptions a peer sends before its admission has been checked (they come first, as soon as
+   * the connection opens) are kept aside and taken in once it is admitted (peerAdmitted).
    */
   private enforceMembership(): void {
     const trust = this.init.trust
     if (trust === undefined) return
+    type From = { toString(): string }
     type Router = {
-      acceptFrom?: (id: string) => boolean
-      handleReceivedSubscription?: (from: { toString(): string }, topic: string, subscribe: boolean) => boolean
+      validateReceivedMessage?: (from: From, message: { topic: string }) => Promise<{ code: string; error?: string; msgIdStr?: string }>
+      handleReceivedSubscription?: (from: From, topic: string, subscribe: boolean) => boolean
     }
     const router = this.node.pubsub as unknown as Router
-    const acceptFrom = router.acceptFrom
+    const validate = router.validateReceivedMessage
     const handleSubscription = router.handleReceivedSubscription
-    if (typeof acceptFrom !== 'function' || typeof handleSubscription !== 'function') {
-      throw new Error('this gossipsub version does not offer the hooks a private mesh needs (acceptFrom, handleReceivedSubscription); pin @libp2p/gossipsub as package.json does')
+    if (typeof validate !== 'function' || typeof handleSubscription !== 'function') {
+      throw new Error('this gossipsub version does not offer the hooks a private mesh needs (validateReceivedMessage, handleReceivedSubscription); pin @libp2p/gossipsub as package.json does')
     }
-    router.acceptFrom = (id) => trust.admitted(id) && acceptFrom.call(router, id)
+    // Dropped as a duplicate: no score penalty for a member whose message beat its own handshake.
+    router.validateReceivedMessage = async (from, message) => (trust.admitted(from.toString()) ? validate.call(router, from, message) : { code: 'duplicate', msgIdStr: '' })
     router.handleReceivedSubscription = (from, topic, subscribe) => {
+      const peer = from.toString()
+      if (!trust.admitted(peer)) {
+        this.pendingSubscription(peer, topic, subscribe)
+        return false
+      }
       if (subscribe) {
         const target = parseTopic(topic)
-        if (target !== null && topic !== PARTITIONS_TOPIC && !trust.gate.readable(from.toString(), target.table, target.partition)) {
-          this.refuse('FORBIDDEN', `subscription of ${from.toString()} to ${quote(topic)} ignored: the mesh rules do not let it read that partition`)
+        if (target !== null && topic !== PARTITIONS_TOPIC && !trust.gate.readable(peer, target.table, target.partition)) {
+          this.refuse('FORBIDDEN', `subscription of ${peer} to ${quote(topic)} ignored: the mesh rules do not let it read that partition`)
           return false
         }
       }
       return handleSubscription.call(router, from, topic, subscribe)
     }
+    this.replaySubscriptions = (peer) => {
+      const topics = this.pending.get(peer)
+      this.pending.delete(peer)
+      if (topics === undefined) return
+      const from = peerIdFromString(peer)
+      for (const topic of topics) router.handleReceivedSubscription!(from, topic, true)
+    }
     this.restoreTrust = () => {
-      router.acceptFrom = acceptFrom
+      router.validateReceivedMessage = validate
       router.handleReceivedSubscription = handleSubscription
     }
+  }
+
+  private pendingSubscription(peer: string, topic: string, subscribe: boolean): void {
+    let topics = this.pending.get(peer)
+    if (!subscribe) {
+      topics?.delete(topic)
+      return
+    }
+    if (topics === undefined) {
+      if (this.pending.size >= MAX_PENDING_PEERS) this.pending.delete(this.pending.keys().next().value!)
+      this.pending.set(peer, (topics = new Set()))
+    }
+    if (topics.size < (this.init.maxTopics ?? MAX_TOPICS)) topics.add(topic)
+  }
+
+  /** A peer's admission has been checked: take in the subscriptions it sent before. */
+  peerAdmitted(peer: string): void {
+    this.replaySubscriptions?.(peer)
   }
 
   /** Publishes what is queued, then leaves the topics. */

@@ -83,6 +83,7 @@ export class Peer {
       }
       const refusals = new Refusals(logger.child({ component: 'refusals' }))
       let sync: SyncService | null = null
+      let gossipRef: GossipReplicator | null = null
       const admission =
         trust === null
           ? null
@@ -91,7 +92,10 @@ export class Peer {
               admission: trust.admission,
               logger: logger.child({ component: 'admission' }),
               refusals,
-              onAdmitted: (peer) => sync?.peerAdmitted(peer),
+              onAdmitted: (peer) => {
+                gossipRef?.peerAdmitted(peer)
+                sync?.peerAdmitted(peer)
+              },
               onRefused: (peer, reason) => trust.noteRefused(peer, reason),
             })
       const netGater = options.net?.gater
@@ -107,12 +111,9 @@ export class Peer {
         ...(gater === undefined ? {} : { gater }),
       })
       undo.push(() => node.stop())
-      if (admission !== null) {
-        await admission.start(node)
-        undo.push(() => admission.stop())
-      }
       const source = db.replication()
       const trusted = trust === null || admission === null ? undefined : { gate: trust.gate, admitted: (peer: string) => admission.admitted(peer) }
+      // Built before anything else awaits: in a private mesh it filters gossipsub from the first RPC on.
       const gossip = new GossipReplicator(source, node, {
         ...options.gossip,
         carries: config.carries,
@@ -120,6 +121,11 @@ export class Peer {
         refusals,
         ...(trusted === undefined ? {} : { trust: { ...trusted, changesets: new StoreChangesets(source, trusted.gate, config.carries, (reason, message) => refusals.refuse(reason, message)) } }),
       })
+      gossipRef = gossip
+      if (admission !== null) {
+        await admission.start(node)
+        undo.push(() => admission.stop())
+      }
       sync = new SyncService(source, node, {
         gossipIdleMs: (table, partition) => gossip.idleMs(table, partition),
         ...options.sync,

@@ -8,7 +8,7 @@ import { encodeChangesetMessage, topicFor } from '../../src/sync/gossip.js'
 import { decodeResponse, encodeRequest, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../../src/sync/sync-messages.js'
 import { signChangeset } from '../../src/trust/changeset.js'
 import { ADMIT_PROTOCOL, decodeHandshake, encodeHandshake, MAX_HANDSHAKE_BYTES } from '../../src/trust/handshake.js'
-import { memberFolder, testMesh, type TestMesh } from '../helpers/mesh.js'
+import { memberFolder, TEST_SWARM_KEY, testMesh, type TestMesh } from '../helpers/mesh.js'
 import { addressOf, eventually, startPeer, type TestPeer } from '../helpers/peers.js'
 import { tempDir } from '../helpers/tempdir.js'
 
@@ -38,11 +38,12 @@ async function member(mesh: TestMesh, group: string, partitions: string[], optio
 }
 
 /** A bare node holding the same key as `dir`'s peer (a stolen or compromised member key). */
-async function impostor(dir: string): Promise<ShoalNode> {
+/** `swarmKey` null: a node without the mesh secret. */
+async function impostor(dir: string, swarmKey: Uint8Array | null = TEST_SWARM_KEY): Promise<ShoalNode> {
   const bare = join(await tempDir(), 'bare')
   await mkdir(bare, { recursive: true })
   await copyFile(join(dir, 'peer.key'), join(bare, 'peer.key'))
-  return createNode({ dataDir: bare, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false })
+  return createNode({ dataDir: bare, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...(swarmKey === null ? {} : { swarmKey }) })
 }
 
 async function handshake(node: ShoalNode, to: TestPeer, admission: Uint8Array | null): Promise<boolean> {
@@ -80,6 +81,22 @@ describe('a private mesh with roles', () => {
     const status = await s1.peer.status()
     expect(status.mesh).toMatchObject({ mesh: mesh.id, group: 'store', partitions: ['1'] })
     expect(status.mesh!.rights.find((r) => r.table === 'catalog')).toEqual({ table: 'catalog', write: [], read: '*' })
+  })
+
+  it('a node without the mesh secret cannot connect at all, even with a valid admission', async () => {
+    const mesh = await testMesh()
+    const hq = await member(mesh, 'hq', [])
+    const dir = await tempDir()
+    await memberFolder(mesh, dir, 'hq', [])
+    for (const key of [null, new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${'cd'.repeat(32)}\n`)]) {
+      const node = await impostor(dir, key)
+      try {
+        await expect(node.dial(addressOf(hq), { signal: AbortSignal.timeout(10_000) })).rejects.toThrow()
+        expect(hq.peer.node.connectedPeers()).toEqual([])
+      } finally {
+        await node.stop()
+      }
+    }
   })
 
   it('refuses a node without an admission, with an expired one, and with one of another mesh: nothing is read or written', async () => {
