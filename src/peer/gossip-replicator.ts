@@ -386,7 +386,10 @@ export class GossipReplicator {
    */
   private onSignedChange(event: ChangeEvent, id: string): void {
     const ref = event.changeset
-    if (ref === undefined || this.published.has(ref)) return
+    if (ref === undefined) return
+    // Counted per row, as in an open mesh (a changeset carries the deltas of many rows).
+    this.counters.deltasOut++
+    if (this.published.has(ref)) return
     this.published.add(ref)
     const topic = topicFor(event.table, event.partition)
     if (event.table !== CATALOG_TABLE && !this.announced.has(id)) {
@@ -396,7 +399,6 @@ export class GossipReplicator {
     }
     const message = encodeChangesetMessage(ref.bytes)
     if (message.length > MAX_GOSSIP_BYTES) return
-    this.counters.deltasOut++
     const held = this.held.get(topic)
     if (held !== undefined) held.messages.push(message)
     else this.publish(topic, message)
