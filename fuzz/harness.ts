@@ -82,6 +82,11 @@ export interface RunOptions {
   batch?: number
   /** Every this many inputs, one is compared in full: every row read back, before and after (default 50). */
   fullEvery?: number
+  /**
+   * Every this many inputs the target starts over on a fresh reference (default 20,000): accepted
+   * deltas make rows grow, and a store near its row size limits would only slow the run down.
+   */
+  reopenEvery?: number
   /** Called every so often with inputs done (progress). */
   onProgress?: (done: number) => void
   /** Written before each input (index), so a watchdog in another thread sees progress. */
@@ -136,11 +141,17 @@ export async function runTarget(target: FuzzTarget, options: RunOptions): Promis
   const note = (finding: Finding): void => {
     if (result.findings.length < MAX_FINDINGS) result.findings.push(finding)
   }
-  const session = await target.open(rng.fork('setup'))
+  let session = await target.open(rng.fork('setup'))
   const batch = options.batch ?? 500
   const fullEvery = options.fullEvery ?? 50
+  const reopenEvery = options.reopenEvery ?? 20_000
   try {
     for (let i = 0; i < options.inputs; i++) {
+      if (i > 0 && i % reopenEvery === 0) {
+        if (options.heartbeat !== undefined) Atomics.store(options.heartbeat, 0, -1)
+        await session.close()
+        session = await target.open(rng.fork(`setup-${i}`))
+      }
       if (options.heartbeat !== undefined) Atomics.store(options.heartbeat, 0, i)
       const input = await session.next(rng)
       const before = session.fingerprint?.() ?? null

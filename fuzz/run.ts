@@ -28,6 +28,8 @@ const { values } = parseArgs({
   },
 })
 
+/** Setting a target up (a store, a libp2p node, seeds from a twin store) on a busy machine. */
+const SETUP_DEADLINE_MS = 600_000
 const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../..' : '..', import.meta.url))
 const inputs = Number(values.inputs)
 const seed = Number(values.seed)
@@ -53,7 +55,9 @@ function runInWorker(target: FuzzTarget, n: number): Promise<TargetResult> {
   return new Promise((resolve) => {
     const heartbeat = new SharedArrayBuffer(4)
     const beat = new Int32Array(heartbeat)
+    Atomics.store(beat, 0, -1)
     const started = performance.now()
+    console.log(`  ${target.name}: started (${n} inputs)`)
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { target: target.name, inputs: n, seed, batch, heartbeat } })
     let last = -1
     let lastMove = Date.now()
@@ -80,7 +84,8 @@ function runInWorker(target: FuzzTarget, n: number): Promise<TargetResult> {
       if (now !== last) {
         last = now
         lastMove = Date.now()
-      } else if (Date.now() - lastMove > hangMs) failed('hang', `input #${now} ran over ${hangMs} ms without returning (the thread was blocked or never settled)`)
+      } else if (now < 0 && Date.now() - lastMove > SETUP_DEADLINE_MS) failed('hang', `setting up the target took over ${SETUP_DEADLINE_MS} ms`)
+      else if (now >= 0 && Date.now() - lastMove > hangMs) failed('hang', `input #${now} ran over ${hangMs} ms without returning (the thread was blocked or never settled)`)
     }, 1000)
     worker.on('message', (m: { type: 'progress'; done: number } | { type: 'result'; result: TargetResult }) => {
       if (m.type === 'result') {

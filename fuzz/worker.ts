@@ -19,6 +19,8 @@ interface Job {
 
 const job = workerData as Job
 const heartbeat = new Int32Array(job.heartbeat)
+// -1 while a target sets up (opening its store, building seeds): watched with a longer deadline.
+Atomics.store(heartbeat, 0, -1)
 const result = await runTarget(targetNamed(job.target), {
   inputs: job.inputs,
   seed: job.seed,
