@@ -155,7 +155,15 @@ export async function runTarget(target: FuzzTarget, options: RunOptions): Promis
       if (options.heartbeat !== undefined) Atomics.store(options.heartbeat, 0, i)
       const input = await session.next(rng)
       const before = session.fingerprint?.() ?? null
-      const full = i % fullEvery === 0 && session.snapshot !== undefined ? await session.snapshot() : null
+      let full: string | null = null
+      try {
+        full = i % fullEvery === 0 && session.snapshot !== undefined ? await session.snapshot() : null
+      } catch (error) {
+        // The store cannot be read back: something stored before this input broke it.
+        result.storedChanged++
+        note({ kind: 'stored-changed', index: i, input: '(reading the store back before this input)', detail: errorText(error) })
+        break
+      }
       let verdict: Verdict | Crash
       try {
         verdict = await withDeadline(session.run(input), target.deadlineMs)
@@ -185,7 +193,7 @@ export async function runTarget(target: FuzzTarget, options: RunOptions): Promis
           note({ kind: 'stored-changed', index: i, input: session.show(input), detail: `${verdict} input changed digests/counts:\nbefore ${clip(before, 600)}\nafter  ${clip(after, 600)}` })
         } else if (full !== null) {
           result.verifiedFull++
-          const now = await session.snapshot!()
+          const now = await session.snapshot!().catch((error: unknown) => `unreadable: ${errorText(error)}`)
           if (now !== full) {
             result.storedChanged++
             note({ kind: 'stored-changed', index: i, input: session.show(input), detail: `${verdict} input changed rows as read back:\nbefore ${clip(full, 600)}\nafter  ${clip(now, 600)}` })
@@ -194,7 +202,7 @@ export async function runTarget(target: FuzzTarget, options: RunOptions): Promis
       }
       if ((i + 1) % batch === 0 || i + 1 === options.inputs) {
         options.onProgress?.(i + 1)
-        const problems = (await session.check?.()) ?? []
+        const problems = (await session.check?.().catch((error: unknown) => [`check() failed: ${errorText(error)}`])) ?? []
         if (problems.length > 0) {
           result.storedChanged++
           note({ kind: 'stored-changed', index: i, input: '(check after a batch)', detail: clip(problems.join('\n'), 1200) })

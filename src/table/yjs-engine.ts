@@ -246,6 +246,7 @@ class YjsDoc implements EngineDoc {
       throw new DeltaError('delta is not a valid Yjs update', { cause: error })
     }
     const pending = store.pendingStructs !== null || store.pendingDs !== null
+    this.checkLoads()
     if (wasEmpty) {
       if (store.clients.size === 0) return pending ? 'pending' : 'unchanged'
       // Everything in the delta applied to an empty document: the delta is the whole document.
@@ -290,6 +291,21 @@ class YjsDoc implements EngineDoc {
 
   encode(): Uint8Array {
     return this.wholeDoc ?? Y.encodeStateAsUpdate(this.doc)
+  }
+
+  /**
+   * Refuses a merge whose result Yjs could not load again. Yjs applies some malformed updates
+   * (found by the fuzzer: ranges it keeps pending, structs it accepts but cannot read back) and
+   * saves them with the document, which it then fails to load: stored, the row would be unreadable
+   * for good. The caller restores the row from disk on the DeltaError.
+   */
+  private checkLoads(): void {
+    const bytes = Y.encodeStateAsUpdate(this.doc)
+    try {
+      Y.applyUpdate(new RowYDoc(), bytes)
+    } catch (error) {
+      throw new DeltaError('delta is not a valid Yjs update: the row it makes could not be loaded again', { cause: error })
+    }
   }
 
   /**
