@@ -159,10 +159,12 @@ export async function runTarget(target: FuzzTarget, options: RunOptions): Promis
       try {
         full = i % fullEvery === 0 && session.snapshot !== undefined ? await session.snapshot() : null
       } catch (error) {
-        // The store cannot be read back: something stored before this input broke it.
+        // The store cannot be read back: something stored before this input broke it. Noted, and
+        // the run goes on over a fresh reference.
         result.storedChanged++
         note({ kind: 'stored-changed', index: i, input: '(reading the store back before this input)', detail: errorText(error) })
-        break
+        await session.close()
+        session = await target.open(rng.fork(`setup-after-${i}`))
       }
       let verdict: Verdict | Crash
       try {
