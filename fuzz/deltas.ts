@@ -126,7 +126,13 @@ export function hostileYjsDelta(rng: Rng, stored: Uint8Array | null, columns: re
       }
     }
   })
-  const delta = Y.encodeStateAsUpdate(doc, before)
+  let delta: Uint8Array
+  try {
+    delta = Y.encodeStateAsUpdate(doc, before)
+  } catch {
+    // A value Yjs took but cannot encode (an object posing as bytes): a delta from nothing instead.
+    delta = stored === null ? new Uint8Array([0, 0]) : hostileYjsDelta(rng, null, columns)
+  }
   doc.destroy()
   return delta
 }

@@ -103,7 +103,8 @@ export function copyOf(bytes: Uint8Array, start = 0, end = bytes.length): Uint8A
 
 /** A deep copy of plain data (arrays, objects, bytes, primitives). */
 export function clone<T>(value: T): T {
-  if (value instanceof Uint8Array) return copyOf(value) as T
+  // ArrayBuffer.isView: an object whose __proto__ was set to Uint8Array.prototype is no typed array.
+  if (value instanceof Uint8Array && ArrayBuffer.isView(value)) return copyOf(value) as T
   if (Array.isArray(value)) return value.map(clone) as T
   if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clone(v)])) as T
   return value
