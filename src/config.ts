@@ -228,11 +228,16 @@ export async function loadConfig(path: string): Promise<PeerConfig> {
   } catch (error) {
     throw new ConfigError(`cannot read config file '${path}': ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`)
   }
+  return parseConfigText(text, path)
+}
+
+/** Validates a config file's text (JSON); every message names `source` and the bad field. */
+export function parseConfigText(text: string, source: string): PeerConfig {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
   } catch (error) {
-    throw new ConfigError(`${path}: not valid JSON: ${(error as Error).message}`)
+    throw new ConfigError(`${source}: not valid JSON: ${(error as Error).message}`)
   }
-  return parseConfig(parsed, path)
+  return parseConfig(parsed, source)
 }

@@ -132,6 +132,32 @@ describe.each(ENGINES)('Shoal tables on %s', (engine) => {
     }
   })
 
+  // Found by the fuzzer (npm run fuzz): on Automerge a put repeating a row's values made no
+  // Automerge change, yet was reported changed with an empty delta, which gossip sent on and
+  // peers refused together with every other delta of its message.
+  it('never reports a change or emits an event without a delta: a put repeating the values', async () => {
+    const db = await Shoal.open({ dir: await tempDir() })
+    try {
+      await db.defineTable(stock(engine))
+      const events: ChangeEvent[] = []
+      db.subscribe((e) => events.push(e))
+      const t = db.table('stock')
+      await t.put('A1', { store: '7', name: 'x', price: 2 })
+      const before = await db.status()
+      const again = await t.write({ op: 'put', key: 'A1', values: { store: '7', name: 'x', price: 2 } })
+      for (const e of events) expect(e.delta.length).toBeGreaterThan(0)
+      if (!again.changed) {
+        expect(events).toHaveLength(1)
+        expect(await db.status()).toEqual(before)
+      }
+      if (engine === 'automerge') expect(again.changed).toBe(false)
+      expect(await t.get('A1')).toMatchObject({ name: 'x', price: 2 })
+      expect((await db.check()).problems).toEqual([])
+    } finally {
+      await db.close()
+    }
+  })
+
   it('adds a column without rewriting rows, and refuses incompatible schema changes', async () => {
     const db = await Shoal.open({ dir: await tempDir() })
     try {

@@ -26,13 +26,18 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   if (Number.isFinite(declared) && declared > DRAIN_LIMIT_BYTES) throw tooLarge()
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > DRAIN_LIMIT_BYTES) {
-      req.destroy()
-      break
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > DRAIN_LIMIT_BYTES) {
+        req.destroy()
+        break
+      }
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk)
     }
-    if (size <= MAX_BODY_BYTES) chunks.push(chunk)
+  } catch {
+    // The client hung up before its body was complete: its mistake, not ours (no error logged).
+    throw new HttpError(400, 'BODY_INCOMPLETE', `the request body ended after ${size} bytes, before what its Content-Length or chunked encoding announced; send the whole body`, { connection: 'close' })
   }
   if (size > MAX_BODY_BYTES) throw tooLarge()
   const text = Buffer.concat(chunks).toString('utf8')

@@ -37,6 +37,12 @@ export interface HttpApiInit {
 export interface HttpApi {
   /** e.g. http://127.0.0.1:7001 */
   readonly url: string
+  /**
+   * Resolves once the requests being handled now have finished. A handler may outlive its
+   * connection (a client that sent a whole request and then junk is cut off by the parser while
+   * the request runs), so a closed socket does not say the server is done.
+   */
+  idle(): Promise<void>
   close(): Promise<void>
 }
 
@@ -179,6 +185,9 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
 
   return {
     url,
+    idle: async () => {
+      while (running.size > 0) await Promise.allSettled([...running])
+    },
     close: () => (closing ??= close()),
   }
 }

@@ -3,6 +3,20 @@ import { MAX_DELTA_BYTES, MAX_KEY_BYTES, NAME_PATTERN } from '../constants.js'
 import { ProtocolError } from '../errors.js'
 import { utf8Length } from '../table/hash.js'
 
+
+/** A peer-sent value for an error message; never throws (JSON.stringify does on a CBOR bigint). */
+function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    try {
+      return String(value)
+    } catch {
+      return '(unprintable)'
+    }
+  }
+}
+
 /*
  * Gossip messages (the fast path): one message carries the deltas of several rows of one
  * (table, partition), coalesced over a few milliseconds. Encoded as a CBOR array
@@ -47,9 +61,9 @@ export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
   }
   if (!Array.isArray(value) || value.length !== 5) throw new ProtocolError('gossip message is not a [version, type, table, partition, deltas] array')
   const [version, type, table, partition, deltas] = value as unknown[]
-  if (version !== GOSSIP_VERSION) throw new ProtocolError(`gossip message has protocol version ${JSON.stringify(version)}; this peer speaks ${GOSSIP_VERSION}`)
-  if (type !== 'deltas') throw new ProtocolError(`gossip message type ${JSON.stringify(type)} is unknown`)
-  if (typeof table !== 'string' || !(NAME_PATTERN.test(table) || table === '_tables')) throw new ProtocolError(`gossip message names an invalid table ${JSON.stringify(table)}`)
+  if (version !== GOSSIP_VERSION) throw new ProtocolError(`gossip message has protocol version ${shown(version)}; this peer speaks ${GOSSIP_VERSION}`)
+  if (type !== 'deltas') throw new ProtocolError(`gossip message type ${shown(type)} is unknown`)
+  if (typeof table !== 'string' || !(NAME_PATTERN.test(table) || table === '_tables')) throw new ProtocolError(`gossip message names an invalid table ${shown(table)}`)
   if (typeof partition !== 'string' || utf8Length(partition) > MAX_KEY_BYTES) throw new ProtocolError('gossip message has an invalid partition')
   if (!Array.isArray(deltas) || deltas.length === 0) throw new ProtocolError('gossip message carries no deltas')
   const out: RowDelta[] = []
@@ -138,9 +152,9 @@ export function decodePartitionAnnouncement(bytes: Uint8Array): PartitionAnnounc
   }
   if (!Array.isArray(value) || value.length !== 5) throw new ProtocolError('partition announcement is not a [version, type, table, partition, first row] array')
   const [version, type, table, partition, first] = value as unknown[]
-  if (version !== GOSSIP_VERSION) throw new ProtocolError(`partition announcement has protocol version ${JSON.stringify(version)}; this peer speaks ${GOSSIP_VERSION}`)
-  if (type !== 'partition') throw new ProtocolError(`announcement type ${JSON.stringify(type)} is unknown`)
-  if (typeof table !== 'string' || !NAME_PATTERN.test(table)) throw new ProtocolError(`partition announcement names an invalid table ${JSON.stringify(table)}`)
+  if (version !== GOSSIP_VERSION) throw new ProtocolError(`partition announcement has protocol version ${shown(version)}; this peer speaks ${GOSSIP_VERSION}`)
+  if (type !== 'partition') throw new ProtocolError(`announcement type ${shown(type)} is unknown`)
+  if (typeof table !== 'string' || !NAME_PATTERN.test(table)) throw new ProtocolError(`partition announcement names an invalid table ${shown(table)}`)
   if (typeof partition !== 'string' || partition.includes('\u0000') || utf8Length(partition) > MAX_KEY_BYTES) throw new ProtocolError('partition announcement has an invalid partition')
   if (first === null) return { table, partition, first: null }
   if (!Array.isArray(first) || first.length !== 2) throw new ProtocolError('partition announcement: the first row is not a [key, delta] pair')

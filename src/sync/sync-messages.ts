@@ -10,6 +10,20 @@ import { MAX_CHANGESET_BYTES } from '../trust/changeset.js'
 import { MAX_DOCUMENT_BYTES } from '../trust/documents.js'
 import type { Carries } from './carries.js'
 
+
+/** A peer-sent value for an error message; never throws (JSON.stringify does on a CBOR bigint). */
+function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    try {
+      return String(value)
+    } catch {
+      return '(unprintable)'
+    }
+  }
+}
+
 /*
  * The anti-entropy protocol (/shoal/sync/1.0.0): the initiator sends requests, the responder
  * answers each with one response, in order, over one stream. Every frame is a CBOR array
@@ -200,7 +214,7 @@ function frame(bytes: Uint8Array, what: string): unknown[] {
     throw new ProtocolError(`sync ${what} is not valid CBOR`, { cause: error })
   }
   if (!Array.isArray(value) || value.length < 2) throw new ProtocolError(`sync ${what} is not a [version, type, …] array`)
-  if (value[0] !== SYNC_VERSION) throw new ProtocolError(`sync ${what} has protocol version ${JSON.stringify(value[0])}; this peer speaks ${SYNC_VERSION}`)
+  if (value[0] !== SYNC_VERSION) throw new ProtocolError(`sync ${what} has protocol version ${shown(value[0])}; this peer speaks ${SYNC_VERSION}`)
   return value
 }
 
@@ -209,13 +223,13 @@ function arity(v: unknown[], n: number, what: string): void {
 }
 
 function table(v: unknown): string {
-  if (typeof v !== 'string' || !(NAME_PATTERN.test(v) || v === CATALOG_TABLE)) throw new ProtocolError(`invalid table name ${JSON.stringify(v)}`)
+  if (typeof v !== 'string' || !(NAME_PATTERN.test(v) || v === CATALOG_TABLE)) throw new ProtocolError(`invalid table name ${shown(v)}`)
   return v
 }
 
 function text(v: unknown, what: string, allowEmpty: boolean): string {
   if (typeof v !== 'string' || (!allowEmpty && v === '') || v.includes('\u0000') || utf8Length(v) > MAX_KEY_BYTES) {
-    throw new ProtocolError(`invalid ${what} ${JSON.stringify(v)?.slice(0, 80)}`)
+    throw new ProtocolError(`invalid ${what} ${shown(v)?.slice(0, 80)}`)
   }
   return v
 }
@@ -224,7 +238,7 @@ const partition = (v: unknown): string => text(v, 'partition', true)
 const key = (v: unknown): string => text(v, 'row key', false)
 
 function int(v: unknown, what: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ProtocolError(`invalid ${what} ${JSON.stringify(v)} (must be an integer ${min}…${max})`)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ProtocolError(`invalid ${what} ${shown(v)} (must be an integer ${min}…${max})`)
   return v
 }
 
@@ -361,7 +375,7 @@ export function decodeRequest(data: Uint8Array): SyncRequest {
       arity(v, 3, 'request')
       return { type: 'admission', peer: author(v[2]) }
     default:
-      throw new ProtocolError(`sync request type ${JSON.stringify(v[1])} is unknown`)
+      throw new ProtocolError(`sync request type ${shown(v[1])} is unknown`)
   }
 }
 
@@ -373,7 +387,7 @@ export function decodeResponse(data: Uint8Array, request: SyncRequest['type']): 
     if (typeof v[2] !== 'string' || typeof v[3] !== 'string') throw new ProtocolError('sync error response needs a code and a message')
     return { type: 'error', code: v[2].slice(0, 64), message: v[3].slice(0, 1000) }
   }
-  if (v[1] !== request) throw new ProtocolError(`sync response of type ${JSON.stringify(v[1])} to a '${request}' request`)
+  if (v[1] !== request) throw new ProtocolError(`sync response of type ${shown(v[1])} to a '${request}' request`)
   switch (request) {
     case 'hello':
       arity(v, 5, 'response')

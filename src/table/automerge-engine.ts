@@ -176,6 +176,10 @@ class AutomergeDoc implements EngineDoc {
       }
     })
     this.doc = doc
+    // Automerge makes no change for a write of the values a row already holds (a put repeating
+    // them): that is no change here either. An empty delta would be gossiped, and peers refuse a
+    // message holding one whole, with the other rows' deltas coalesced into it.
+    if (sameHeads(heads, A.getHeads(doc))) return null
     return A.saveSince(doc, heads)
   }
 

@@ -69,6 +69,25 @@ class RowYDoc extends Y.Doc {
   }
 }
 
+/**
+ * Refuses an update holding an empty range: a struct or a deleted range of length 0. Yjs reads one
+ * from the (version 1) wire format and applies it, but a range of it it cannot apply yet is kept
+ * pending and saved with the row, and Yjs then fails on every later load of that row ("Unexpected
+ * case"): one such delta from a peer would make the row unreadable for good.
+ */
+function checkRanges(delta: Uint8Array): void {
+  let decoded: { structs: Array<{ length: number }>; ds: { clients: Map<number, Array<{ len: number }>> } }
+  try {
+    decoded = Y.decodeUpdate(delta)
+  } catch (error) {
+    throw new DeltaError('delta is not a valid Yjs update', { cause: error })
+  }
+  if (decoded.structs.some((s) => !(s.length > 0))) throw new DeltaError('delta holds a Yjs struct of length 0')
+  for (const ranges of decoded.ds.clients.values()) {
+    if (ranges.some((r) => !(r.len > 0))) throw new DeltaError('delta deletes an empty range of a Yjs document')
+  }
+}
+
 class YjsDoc implements EngineDoc {
   private readonly doc: Y.Doc
   /** The encoded document when the last change or delta was all it holds (saves an encode). */
@@ -218,6 +237,7 @@ class YjsDoc implements EngineDoc {
     const store = this.doc.store
     const wasEmpty = store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null
     const before = wasEmpty ? 0 : this.extent()
+    checkRanges(delta)
     this.wholeDoc = null
     this.length = -1
     try {
@@ -226,6 +246,7 @@ class YjsDoc implements EngineDoc {
       throw new DeltaError('delta is not a valid Yjs update', { cause: error })
     }
     const pending = store.pendingStructs !== null || store.pendingDs !== null
+    this.checkLoads()
     if (wasEmpty) {
       if (store.clients.size === 0) return pending ? 'pending' : 'unchanged'
       // Everything in the delta applied to an empty document: the delta is the whole document.
@@ -270,6 +291,21 @@ class YjsDoc implements EngineDoc {
 
   encode(): Uint8Array {
     return this.wholeDoc ?? Y.encodeStateAsUpdate(this.doc)
+  }
+
+  /**
+   * Refuses a merge whose result Yjs could not load again. Yjs applies some malformed updates
+   * (found by the fuzzer: ranges it keeps pending, structs it accepts but cannot read back) and
+   * saves them with the document, which it then fails to load: stored, the row would be unreadable
+   * for good. The caller restores the row from disk on the DeltaError.
+   */
+  private checkLoads(): void {
+    const bytes = Y.encodeStateAsUpdate(this.doc)
+    try {
+      Y.applyUpdate(new RowYDoc(), bytes)
+    } catch (error) {
+      throw new DeltaError('delta is not a valid Yjs update: the row it makes could not be loaded again', { cause: error })
+    }
   }
 
   /**

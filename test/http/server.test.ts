@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:http'
 import { callbackLogger } from '../../src/log.js'
-import type { Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { startHttpApi, type HttpApi } from '../../src/http/server.js'
 import { HttpStartError } from '../../src/http/errors.js'
@@ -255,6 +255,31 @@ describe('HTTP API', () => {
     await db.close()
     expectError(await call('GET', '/v1/tables/stock/rows/k1'), 503, 'STORE_CLOSED')
     db = await Shoal.open({ dir })
+  })
+
+  // Found by the fuzzer (npm run fuzz): the stream error of a body cut off by its client reached
+  // the error contract as an untyped error, so any local page could fill the log with "internal" errors.
+  it('treats a client hanging up in the middle of its body as the client’s mistake: nothing logged as internal, nothing stored', async () => {
+    const logged: Array<{ level: string; message: string }> = []
+    const other = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: fakeStatus, counters: () => counters, logger: callbackLogger((level, message) => logged.push({ level, message })) })
+    try {
+      const before = await db.status()
+      const port = Number(new URL(other.url).port)
+      const socket = connect({ host: '127.0.0.1', port })
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+      socket.write(`PUT /v1/tables/stock/rows/cut HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"store":`)
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+      // Read whatever comes back, so the socket can end and close.
+      socket.resume()
+      socket.end()
+      await closed
+      await other.idle()
+      expect(logged.filter((l) => l.level === 'error')).toEqual([])
+      expect(await db.status()).toEqual(before)
+      expect(await db.table('stock').get('cut')).toBeNull()
+    } finally {
+      await other.close()
+    }
   })
 
   it('exports Prometheus metrics from the counters and row counts', async () => {

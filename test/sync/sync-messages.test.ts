@@ -66,3 +66,19 @@ describe('anti-entropy frames', () => {
     expect(() => decodeResponse(encodeResponse({ type: 'push', applied: 0, refused: 0 }), 'range')).toThrow(/response of type "push" to a 'range' request/)
   })
 })
+
+// Found by the fuzzer (npm run fuzz): a CBOR integer past 2^53 decodes as a bigint, and the error
+// message for it was built with JSON.stringify, which throws a TypeError on bigints.
+describe('values the error messages cannot show as JSON', () => {
+  it('refuses a bigint where a partition, table or integer belongs with ProtocolError', () => {
+    const big = 2n ** 60n
+    for (const frame of [
+      encode([SYNC_VERSION, 'hello', { stock: [big] }, [], null]),
+      encode([SYNC_VERSION, 'leaves', big, '1', []]),
+      encode([SYNC_VERSION, 'leaves', 'stock', '1', [big]]),
+      encode([big, 'hello']),
+    ]) {
+      expect(() => decodeRequest(frame)).toThrow(ProtocolError)
+    }
+  })
+})

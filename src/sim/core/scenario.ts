@@ -295,11 +295,15 @@ export async function readScenarioInput(path: string): Promise<unknown> {
   } catch (error) {
     throw new ScenarioError(`cannot read scenario file '${path}': ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`)
   }
-  let parsed: unknown
+  return parseScenarioText(text, path)
+}
+
+/** The raw (unvalidated) value of a scenario file's text: YAML when `path` ends in `.yaml`/`.yml`, else JSON. */
+export function parseScenarioText(text: string, path: string): unknown {
+  const yaml = /\.ya?ml$/i.test(path)
   try {
-    parsed = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text)
+    return yaml ? parseYaml(text) : JSON.parse(text)
   } catch (error) {
-    throw new ScenarioError(`${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(error as Error).message}`)
+    throw new ScenarioError(`${path}: not valid ${yaml ? 'YAML' : 'JSON'}: ${(error as Error).message}`)
   }
-  return parsed
 }
