@@ -1,3 +1,6 @@
+// Over 400 lines on purpose: both folder kinds share their formats, checks and file helpers, and
+// every operator verb (create, admit, revoke, rules, load) reads and writes them; the pure parts
+// (documents, rules source, swarm key) are in trust/.
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
