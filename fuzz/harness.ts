@@ -207,7 +207,8 @@ export async function runTarget(target: FuzzTarget, options: RunOptions): Promis
         const problems = (await session.check?.().catch((error: unknown) => [`check() failed: ${errorText(error)}`])) ?? []
         if (problems.length > 0) {
           result.storedChanged++
-          note({ kind: 'stored-changed', index: i, input: '(check after a batch)', detail: clip(problems.join('\n'), 1200) })
+          // With --batch 1 the input named is the one that broke the store.
+          note({ kind: 'stored-changed', index: i, input: `(check after a batch; its last input: ${verdict} ${session.show(input)})`, detail: clip(problems.join('\n'), 1200) })
         }
       }
     }
