@@ -50,8 +50,8 @@ export function encodeDeltaBatch(batch: DeltaBatch): Uint8Array {
   return encode([GOSSIP_VERSION, 'deltas', batch.table, batch.partition, batch.deltas.map((d) => [d.key, d.delta])])
 }
 
-/** Decodes and checks a gossip message; throws ProtocolError saying what is wrong. */
-export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
+/** A gossip message's CBOR value, within the size limit; ProtocolError otherwise. */
+function decodeMessage(bytes: Uint8Array): unknown {
   if (bytes.length > MAX_GOSSIP_BYTES) throw new ProtocolError(`gossip message of ${bytes.length} bytes is over the ${MAX_GOSSIP_BYTES}-byte limit`)
   let value: unknown
   try {
@@ -59,6 +59,12 @@ export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
   } catch (error) {
     throw new ProtocolError('gossip message is not valid CBOR', { cause: error })
   }
+  return value
+}
+
+/** Decodes and checks a gossip message; throws ProtocolError saying what is wrong. */
+export function decodeDeltaBatch(bytes: Uint8Array): DeltaBatch {
+  const value = decodeMessage(bytes)
   if (!Array.isArray(value) || value.length !== 5) throw new ProtocolError('gossip message is not a [version, type, table, partition, deltas] array')
   const [version, type, table, partition, deltas] = value as unknown[]
   if (version !== GOSSIP_VERSION) throw new ProtocolError(`gossip message has protocol version ${shown(version)}; this peer speaks ${GOSSIP_VERSION}`)
@@ -116,13 +122,7 @@ export function gossipKind(bytes: Uint8Array): 'deltas' | 'changeset' | 'unknown
 }
 
 export function decodeChangesetMessage(bytes: Uint8Array): Uint8Array {
-  if (bytes.length > MAX_GOSSIP_BYTES) throw new ProtocolError(`gossip message of ${bytes.length} bytes is over the ${MAX_GOSSIP_BYTES}-byte limit`)
-  let value: unknown
-  try {
-    value = decode(bytes)
-  } catch (error) {
-    throw new ProtocolError('gossip message is not valid CBOR', { cause: error })
-  }
+  const value = decodeMessage(bytes)
   if (!Array.isArray(value) || value.length !== 3 || value[0] !== GOSSIP_VERSION || value[1] !== 'changeset' || !(value[2] instanceof Uint8Array) || value[2].length === 0) {
     throw new ProtocolError('gossip message is not a [version, "changeset", bytes] array')
   }
