@@ -44,6 +44,7 @@ export async function exchangeChangesets(round: RoundContext, log: ChangesetRepl
       if (res.changesets.length === 0) throw new ProtocolError('peer sent an empty page of changesets with more to come')
       // Go on from where the peer stopped: drop the ranges (and the part of one) already sent.
       const from = res.next
+      if (from <= wanted[0]![0]) throw new ProtocolError(`peer's page of changesets of ${author} goes on from ${from}, which does not move past ${wanted[0]![0]}`)
       while (wanted.length > 0 && wanted[0]![1] < from) wanted.shift()
       if (wanted.length > 0 && wanted[0]![0] < from) wanted[0] = [from, wanted[0]![1]]
     }

@@ -192,3 +192,27 @@ describe('changeset messages', () => {
     expect(() => decodeResponse(encode([1, 'clock', [[author, [[1, 2 ** 60]]]]]), 'clock')).toThrow(/sequence number/)
   })
 })
+
+describe('a hostile responder', () => {
+  it('cannot hold a round in a loop by paging changesets that do not move forward', async () => {
+    const mesh = await testMesh()
+    const hq = await node(mesh, 'hq', [])
+    const store1 = await node(mesh, 'store', ['1'])
+    await meet(hq, store1)
+    await hq.db.defineTable(SALES)
+    await round(store1, hq)
+    await store1.db.table('sales').put('a', { store: '1', total: 1 })
+    await store1.db.table('sales').put('b', { store: '1', total: 2 })
+    // The store answers every page with its first changeset and "go on from 1".
+    const stuck = await reconcile(
+      hq.replica,
+      async (req) => {
+        const res = await answer(store1.replica, req, hq.m.id)
+        if (req.type === 'changesets' && res.type === 'changesets') return { type: 'changesets', changesets: res.changesets.slice(0, 1), next: 1 }
+        return res
+      },
+      { from: store1.m.id },
+    )
+    expect(stuck.errors).toEqual([expect.stringMatching(/does not move past/)])
+  })
+})
