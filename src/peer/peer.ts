@@ -8,6 +8,7 @@ import { startHttpApi, type HttpApi } from '../http/server.js'
 import { createApiToken } from '../http/token.js'
 import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
+import { StoreOpenError } from '../errors.js'
 import { Shoal } from '../shoal.js'
 import type { PeerCounters, PeerStatus } from '../status.js'
 import { StoreChangesets } from '../sync/store-changesets.js'
@@ -70,6 +71,14 @@ export class Peer {
       logger: logger.child({ component: 'store' }),
       // In a private mesh the store's actor is the peer id: its changes are signed by that key.
       ...(trust === null ? {} : { actor: trust.self, signer: trust.signer, guard: trust.guard }),
+    }).catch((error: unknown) => {
+      if (trust !== null && error instanceof StoreOpenError && /belongs to replica/.test(error.message)) {
+        throw new StoreOpenError(
+          `${error.message}. This data folder was written by a peer outside the private mesh; in a private mesh every change is signed by the peer id, so start this peer on a new data folder (its rows come back from the mesh)`,
+          { cause: error },
+        )
+      }
+      throw error
     })
     const undo: Array<() => Promise<void>> = [() => db.close()]
     const unwind = async (): Promise<void> => {

@@ -9,7 +9,7 @@ import { decodeResponse, encodeRequest, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '.
 import { signChangeset } from '../../src/trust/changeset.js'
 import { ADMIT_PROTOCOL, decodeHandshake, encodeHandshake, MAX_HANDSHAKE_BYTES } from '../../src/trust/handshake.js'
 import { memberFolder, TEST_SWARM_KEY, testMesh, type TestMesh } from '../helpers/mesh.js'
-import { addressOf, eventually, startPeer, type TestPeer } from '../helpers/peers.js'
+import { addressOf, eventually, startPeer, stopPeer, type TestPeer } from '../helpers/peers.js'
 import { tempDir } from '../helpers/tempdir.js'
 
 /*
@@ -178,6 +178,16 @@ describe('a private mesh with roles', () => {
     } finally {
       await node.stop()
     }
+  })
+
+  it('refuses to start a member on a data folder an open-mesh peer wrote, saying what to do', async () => {
+    const mesh = await testMesh()
+    const dir = await tempDir()
+    const open = await startPeer({ dir, tables: TABLES })
+    await open.peer.db.table('catalog').put('tea', { price: 3 })
+    await stopPeer(open)
+    const m = await memberFolder(mesh, dir, 'hq', [])
+    await expect(startPeer({ dir, trust: m.material, tables: TABLES })).rejects.toThrow(/written by a peer outside the private mesh.*new data folder/)
   })
 
   it('spreads a revocation without the authority: a peer that learns it from another hangs up on the revoked member', async () => {
