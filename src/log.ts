@@ -174,3 +174,16 @@ export function escapeControls(text: string, max = MAX_UNTRUSTED_LINE_CHARS): st
   const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
   return escaped.length > max ? escaped.slice(0, max) + '…' : escaped
 }
+
+/** A peer-sent value for an error message; never throws (JSON.stringify does on a CBOR bigint). */
+export function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    try {
+      return String(value)
+    } catch {
+      return '(unprintable)'
+    }
+  }
+}

@@ -2,20 +2,9 @@ import { decode, encode } from 'cborg'
 import { MAX_DELTA_BYTES, MAX_KEY_BYTES, NAME_PATTERN } from '../constants.js'
 import { ProtocolError } from '../errors.js'
 import { utf8Length } from '../table/hash.js'
+import { shown } from '../log.js'
 
 
-/** A peer-sent value for an error message; never throws (JSON.stringify does on a CBOR bigint). */
-function shown(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    try {
-      return String(value)
-    } catch {
-      return '(unprintable)'
-    }
-  }
-}
 
 /*
  * Gossip messages (the fast path): one message carries the deltas of several rows of one

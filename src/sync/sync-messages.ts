@@ -9,20 +9,9 @@ import { utf8Length } from '../table/hash.js'
 import { MAX_CHANGESET_BYTES } from '../trust/changeset.js'
 import { MAX_DOCUMENT_BYTES } from '../trust/documents.js'
 import type { Carries } from './carries.js'
+import { shown } from '../log.js'
 
 
-/** A peer-sent value for an error message; never throws (JSON.stringify does on a CBOR bigint). */
-function shown(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    try {
-      return String(value)
-    } catch {
-      return '(unprintable)'
-    }
-  }
-}
 
 /*
  * The anti-entropy protocol (/shoal/sync/1.0.0): the initiator sends requests, the responder
