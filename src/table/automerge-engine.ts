@@ -44,6 +44,16 @@ function genesisChange(key: string, initial: () => unknown): Uint8Array {
   return change
 }
 
+/**
+ * Automerge materialises a document by assigning its keys, so a root key '__proto__' holding an
+ * object or a string (which only a peer's hand-made change can write: the proxies refuse it) sets
+ * the row's prototype, and a key the row does not hold then reads through to it: a counter that is
+ * not there would look present. The caller restores the row on the DeltaError.
+ */
+function checkRootPrototype(doc: A.Doc<RowRecord>): void {
+  if (Object.getPrototypeOf(doc) !== Object.prototype) throw new DeltaError("the row holds a root key '__proto__', which an Automerge row may not hold")
+}
+
 export function automergeActorId(actor: string): string {
   return toHex(hashText(actor).subarray(0, 16))
 }
@@ -73,6 +83,7 @@ class AutomergeDoc implements EngineDoc {
       } catch (error) {
         throw new DeltaError('bytes are not an Automerge row document', { cause: error })
       }
+      checkRootPrototype(this.doc)
     }
   }
 
@@ -192,6 +203,7 @@ class AutomergeDoc implements EngineDoc {
     } catch (error) {
       throw new DeltaError('delta is not a valid Automerge change set', { cause: error })
     }
+    checkRootPrototype(this.doc)
     const ops = A.stats(this.doc).numOps
     if (ops > MAX_ROW_OPS) throw new DeltaError(`the row would hold ${ops} Automerge operations, over the ${MAX_ROW_OPS} a row may hold`)
     const after = A.getHeads(this.doc)

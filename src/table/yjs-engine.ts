@@ -70,26 +70,51 @@ class RowYDoc extends Y.Doc {
 }
 
 /**
- * Refuses an update holding an empty range: a struct or a deleted range of length 0. Yjs reads one
- * from the (version 1) wire format and applies it, but a range of it it cannot apply yet is kept
- * pending and saved with the row, and Yjs then fails on every later load of that row ("Unexpected
- * case"): one such delta from a peer would make the row unreadable for good.
+ * Refuses an update Yjs would take in but that would break the row later:
+ *   - an empty range (a struct or a deleted range of length 0). Yjs reads one from the (version 1)
+ *     wire format and applies it, but a range of it it cannot apply yet is kept pending and saved
+ *     with the row, and Yjs then fails on every later load of that row ("Unexpected case"): one
+ *     such delta from a peer would make the row unreadable for good;
+ *   - a value holding an object key '__proto__'. Yjs's decoder assigns keys, so that one sets the
+ *     object's prototype: {"__proto__": <bytes>} arrives as an object posing as a Uint8Array, on
+ *     which Yjs's own encoder throws, and other prototypes give values that encode differently
+ *     from how they read. (A primitive there is dropped by the assignment itself.)
  */
-function checkRanges(delta: Uint8Array): void {
-  let decoded: { structs: Array<{ length: number }>; ds: { clients: Map<number, Array<{ len: number }>> } }
+function checkStructure(delta: Uint8Array): void {
+  let decoded: { structs: Array<{ length: number; content?: unknown }>; ds: { clients: Map<number, Array<{ len: number }>> } }
   try {
     decoded = Y.decodeUpdate(delta)
   } catch (error) {
     throw new DeltaError('delta is not a valid Yjs update', { cause: error })
   }
-  if (decoded.structs.some((s) => !(s.length > 0))) throw new DeltaError('delta holds a Yjs struct of length 0')
+  for (const struct of decoded.structs) {
+    if (!(struct.length > 0)) throw new DeltaError('delta holds a Yjs struct of length 0')
+    const content = struct.content
+    if (content instanceof Y.ContentAny) content.arr.forEach(checkPrototypes)
+    else if (content instanceof Y.ContentEmbed) checkPrototypes(content.embed)
+    else if (content instanceof Y.ContentFormat) checkPrototypes(content.value)
+  }
   for (const ranges of decoded.ds.clients.values()) {
     if (ranges.some((r) => !(r.len > 0))) throw new DeltaError('delta deletes an empty range of a Yjs document')
   }
 }
 
+function checkPrototypes(value: unknown, depth = 0): void {
+  if (value === null || typeof value !== 'object') return
+  // Deeper than any value a row accepts (the row check refuses it): no need to look further.
+  if (depth > 64) return
+  if (Array.isArray(value)) {
+    for (const item of value) checkPrototypes(item, depth + 1)
+    return
+  }
+  if (value instanceof Uint8Array && ArrayBuffer.isView(value)) return
+  const proto = Object.getPrototypeOf(value) as unknown
+  if (proto !== Object.prototype && proto !== null) throw new DeltaError("delta holds a value with an object key '__proto__'; such values cannot be stored")
+  for (const item of Object.values(value)) checkPrototypes(item, depth + 1)
+}
+
 class YjsDoc implements EngineDoc {
-  private readonly doc: Y.Doc
+  private doc: Y.Doc
   /** The encoded document when the last change or delta was all it holds (saves an encode). */
   private wholeDoc: Uint8Array | null = null
   /** The causal length, while known (-1: read it again); only change() and applyDelta() move it. */
@@ -230,14 +255,14 @@ class YjsDoc implements EngineDoc {
     if (!wrote || update === null) return null
     // On an empty document the change is the whole document: encode() can reuse it.
     if (wasEmpty) this.wholeDoc = update
+    // A local change does not retry what a peer's update left pending, a load does: see settle().
+    if (doc.store.pendingStructs !== null || doc.store.pendingDs !== null) this.settle()
     return update
   }
 
   applyDelta(delta: Uint8Array): ApplyResult {
-    const store = this.doc.store
-    const wasEmpty = store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null
-    const before = wasEmpty ? 0 : this.extent()
-    checkRanges(delta)
+    const before = this.extent()
+    checkStructure(delta)
     this.wholeDoc = null
     this.length = -1
     try {
@@ -245,17 +270,11 @@ class YjsDoc implements EngineDoc {
     } catch (error) {
       throw new DeltaError('delta is not a valid Yjs update', { cause: error })
     }
-    const pending = store.pendingStructs !== null || store.pendingDs !== null
-    this.checkLoads()
-    if (wasEmpty) {
-      if (store.clients.size === 0) return pending ? 'pending' : 'unchanged'
-      // Everything in the delta applied to an empty document: the delta is the whole document.
-      if (!pending) this.wholeDoc = delta
-      return 'changed'
-    }
+    this.settle()
     if (this.extent() !== before) return 'changed'
     // Held until its dependencies arrive; persisting it keeps it across restarts.
-    return pending ? 'pending' : 'unchanged'
+    const store = this.doc.store
+    return store.pendingStructs !== null || store.pendingDs !== null ? 'pending' : 'unchanged'
   }
 
   /**
@@ -294,18 +313,33 @@ class YjsDoc implements EngineDoc {
   }
 
   /**
-   * Refuses a merge whose result Yjs could not load again. Yjs applies some malformed updates
-   * (found by the fuzzer: ranges it keeps pending, structs it accepts but cannot read back) and
-   * saves them with the document, which it then fails to load: stored, the row would be unreadable
-   * for good. The caller restores the row from disk on the DeltaError.
+   * Replaces the document by the one its encoding loads, so that what is stored, what is hashed
+   * and what a later load gives are one and the same state. Two things found by the fuzzer make
+   * them differ otherwise:
+   *   - Yjs applies some malformed updates (ranges it keeps pending, structs it accepts but cannot
+   *     read back) and saves them with the document, which it then fails to load: stored, the row
+   *     would be unreadable for good. Refused here (the caller restores the row from disk);
+   *   - a document holding pending structs or deletions (a peer's update whose dependencies have
+   *     not arrived) integrates more of them when loaded than it did in memory, since Yjs retries
+   *     pending work only on some later updates: the stored digest would not match the row read
+   *     back, and peers would disagree about the same bytes.
+   * The loaded document is built here anyway, so keeping it costs nothing more than the check.
    */
-  private checkLoads(): void {
+  private settle(): void {
     const bytes = Y.encodeStateAsUpdate(this.doc)
+    const loaded = new RowYDoc()
     try {
-      Y.applyUpdate(new RowYDoc(), bytes)
+      Y.applyUpdate(loaded, bytes)
     } catch (error) {
+      loaded.destroy()
       throw new DeltaError('delta is not a valid Yjs update: the row it makes could not be loaded again', { cause: error })
     }
+    // As in the constructor: the client id is set after loading.
+    loaded.clientID = this.doc.clientID
+    this.doc.destroy()
+    this.doc = loaded
+    this.wholeDoc = bytes
+    this.length = -1
   }
 
   /**

@@ -165,6 +165,38 @@ describe('a peer’s rows are checked like local writes', () => {
     expect((await again.check()).problems).toEqual([])
   })
 
+  // Found by the fuzzer: Yjs decodes an object key '__proto__' by assigning it, so a peer's value
+  // {"__proto__": <bytes>} arrives as an object posing as a Uint8Array, on which Yjs's own encoder
+  // then throws. Other prototypes make values that encode differently from what was read.
+  it('refuses a Yjs delta holding a value with a __proto__ key that sets a prototype', async () => {
+    const db = await victim()
+    for (const inner of [new Uint8Array([1, 2, 3]), { a: 1 }, [1]]) {
+      const value: Record<string, unknown> = { ok: 1 }
+      Object.defineProperty(value, '__proto__', { value: inner, enumerable: true, configurable: true, writable: true })
+      for (const name of ['1:sku', '1:extra']) {
+        const delta = await yjsDelta(db, 'stock', '1', 'a', (doc) => doc.getMap('r').set(name, [value]))
+        await expectRefused(db, 'stock', '1', 'a', delta, 'DELTA_INVALID', /__proto__/)
+      }
+    }
+    expect(await db.table('stock').put('a', { sku: 'A3' })).toMatchObject({ sku: 'A3', qty: 5 })
+  })
+
+  it('refuses an Automerge delta writing a root key __proto__ (the row would read through to it)', async () => {
+    const db = await victim()
+    const [stored] = await db.replication().encodedRows('sales', '1', ['s1'])
+    for (const value of ['evil', null, 'map'] as const) {
+      const doc = A.load<Record<string, unknown>>(stored!)
+      const backend = A.getBackend(doc)
+      const heads = A.getHeads(doc)
+      // The proxies refuse the key; a peer's hand-made change does not.
+      if (value === 'map') backend.put(backend.putObject('_root', '__proto__', {}), 'r:1:amount', '99')
+      else backend.put('_root', '__proto__', value)
+      const delta = A.saveSince(doc, heads)
+      await expectRefused(db, 'sales', '1', 's1', delta, 'DELTA_INVALID', /root key '__proto__'/)
+    }
+    expect(await db.table('sales').put('s1', { amount: 11 })).toMatchObject({ amount: 11 })
+  })
+
   it('refuses Yjs deltas holding empty ranges: a deleted range or a struct of length 0', async () => {
     const db = await victim()
     // Version 1 updates. A delete set of one range of client 9999 at clock 5, length 0:
