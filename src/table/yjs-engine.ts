@@ -119,8 +119,10 @@ class YjsDoc implements EngineDoc {
   private wholeDoc: Uint8Array | null = null
   /** The causal length, while known (-1: read it again); only change() and applyDelta() move it. */
   private length = -1
+  private readonly clientId: number
 
   constructor(context: EngineContext, bytes?: Uint8Array) {
+    this.clientId = yjsClientId(context.actor)
     this.doc = new RowYDoc()
     if (bytes !== undefined) {
       try {
@@ -131,7 +133,7 @@ class YjsDoc implements EngineDoc {
     }
     // Set after loading: Yjs gives up a client id that arrives in a remote update it did not
     // make (it then assumes another replica uses it), and loading is such an update.
-    this.doc.clientID = yjsClientId(context.actor)
+    this.doc.clientID = this.clientId
   }
 
   causalLength(): number {
@@ -334,8 +336,9 @@ class YjsDoc implements EngineDoc {
       loaded.destroy()
       throw new DeltaError('delta is not a valid Yjs update: the row it makes could not be loaded again', { cause: error })
     }
-    // As in the constructor: the client id is set after loading.
-    loaded.clientID = this.doc.clientID
+    // As in the constructor: the client id is set after loading. (Yjs gives up the one it had when
+    // a peer's update carries items in its name; the row keeps it: its next items follow those.)
+    loaded.clientID = this.clientId
     this.doc.destroy()
     this.doc = loaded
     this.wholeDoc = bytes

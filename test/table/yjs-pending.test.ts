@@ -70,4 +70,16 @@ describe('a Yjs row holding pending work', () => {
       }
     }
   })
+
+  it('keeps writing under its own client id after a peer sent items in its name', () => {
+    const row = replica('yjs', 'peer-a')
+    const own = yjsClientId('peer-a')
+    const forger = new Y.Doc()
+    forger.clientID = own
+    forger.getMap('r').set('1:note', 'in your name')
+    expect(row.applyDelta(Y.encodeStateAsUpdate(forger))).toBe('changed')
+    const delta = row.apply({ op: 'put', values: { sku: 'A1', store: '7' } }, schema)!
+    expect([...Y.parseUpdateMeta(delta).from.keys()]).toEqual([own])
+    expectLoadsAsItIs(row)
+  })
 })
