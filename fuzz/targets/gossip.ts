@@ -32,7 +32,7 @@ interface Input {
   bytes: Uint8Array
 }
 
-type Receive = (message: Message) => Promise<void>
+type Receive = (message: Message, via: string) => Promise<void>
 
 const VOCABULARY = ['deltas', 'partition', ...REFERENCE_TABLES.map((t) => t.name), '_tables', ...STORES, '']
 
@@ -53,7 +53,7 @@ export const gossipMessages: FuzzTarget = {
     const node = await createNode({ dataDir: netDir, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false })
     const replicator = new GossipReplicator(db.replication(), node, { messagesPerSecond: 1e9, bytesPerSecond: 1e15 })
     replicator.start()
-    // The replicator's own handler, as the 'message' event calls it (awaited here, to judge each message).
+    // The replicator's own handler, as the 'gossipsub:message' event calls it (awaited here, to judge each message).
     const receive = (replicator as unknown as { receive: Receive }).receive.bind(replicator)
     const peers: PeerId[] = []
     for (let i = 0; i < 3; i++) peers.push(peerIdFromPrivateKey(await generateKeyPair('Ed25519')))
@@ -98,7 +98,7 @@ export const gossipMessages: FuzzTarget = {
         const message: Message = i.signed
           ? { type: 'signed', from: peers[i.from]!, topic: i.topic, data: i.bytes, sequenceNumber: 1n, signature: new Uint8Array(64), key: peers[i.from]!.publicKey! }
           : { type: 'unsigned', topic: i.topic, data: i.bytes }
-        await receive(message)
+        await receive(message, peers[i.from]!.toString())
         const internal = (replicator.refusals.counts().INTERNAL ?? 0) - internalBefore
         if (internal > 0) return new Crash(`${internal} refusal(s) for an untyped error (INTERNAL)`)
         if (replicator.counters.deltasApplied > appliedBefore) return 'changed'

@@ -1,5 +1,6 @@
 import type { GossipSub, Message } from '@libp2p/gossipsub'
-import { peerDiscoverySymbol, type ComponentLogger, type Logger, type PeerDiscovery, type PeerId, type PeerInfo, type Startable } from '@libp2p/interface'
+import { peerDiscoverySymbol, type ComponentLogger, type Logger, type PeerDiscovery, type PeerId, type PeerInfo, type PrivateKey, type Startable } from '@libp2p/interface'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { decode, encode } from 'cborg'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCED_ADDR_BYTES } from './constants.js'
@@ -11,13 +12,15 @@ import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MA
  * Why not @libp2p/pubsub-peer-discovery: it takes the announced peer's identity from the
  * message's payload (a public key anyone can copy) and all of its addresses, so any peer could
  * make every other peer dial addresses of its choosing in another peer's name, and keep them
- * redialling. Here an announcement is only ever about its sender: it must be a signed gossipsub
- * message (StrictSign), the peer it describes is the signer, its addresses are at most
- * MAX_ANNOUNCED_ADDRS valid multiaddrs that name no other peer, and one peer's announcements are
- * taken at most once per half interval.
+ * redialling. Here an announcement is only ever about its signer: it is signed by the key of the
+ * peer it describes (by itself, so it holds whether gossipsub signs messages or not: a private
+ * mesh does not), its addresses are at most MAX_ANNOUNCED_ADDRS valid multiaddrs that name no
+ * other peer, and one peer's announcements are taken at most once per half interval.
  */
 
-const VERSION = 1
+const VERSION = 2
+/** Signed before the payload, so an announcement's signature can stand for nothing else. */
+const DOMAIN = new TextEncoder().encode('shoal-discovery-announcement\u0000')
 /** After a neighbour subscribes, announce this soon (its mesh forms meanwhile)… */
 const ANNOUNCE_SOON_MS = 500
 /** …but not more often than this. */
@@ -30,26 +33,46 @@ export interface MeshDiscoveryInit {
 
 interface Components {
   peerId: PeerId
+  privateKey: PrivateKey
   pubsub: GossipSub
   addressManager: { getAddresses(): Multiaddr[] }
   logger: ComponentLogger
 }
 
-export function encodeAnnouncement(addrs: readonly Multiaddr[]): Uint8Array {
-  return encode([VERSION, 'peer', addrs.slice(0, MAX_ANNOUNCED_ADDRS).map((a) => a.bytes)])
+function signedPart(addrs: readonly Uint8Array[], peer: string): Uint8Array {
+  const body = encode([VERSION, 'peer', addrs, peer])
+  const out = new Uint8Array(DOMAIN.length + body.length)
+  out.set(DOMAIN)
+  out.set(body, DOMAIN.length)
+  return out
 }
 
-/** The addresses an announcement from `from` gives for itself; null if it is not a valid announcement. */
-export function decodeAnnouncement(data: Uint8Array, from: PeerId): Multiaddr[] | null {
+/** This peer's announcement of its addresses, signed with its key. */
+export async function encodeAnnouncement(addrs: readonly Multiaddr[], key: PrivateKey): Promise<Uint8Array> {
+  const raw = addrs.slice(0, MAX_ANNOUNCED_ADDRS).map((a) => a.bytes)
+  const peer = peerIdFromPrivateKey(key).toString()
+  return encode([VERSION, 'peer', raw, peer, await key.sign(signedPart(raw, peer))])
+}
+
+/** The peer an announcement is about and the addresses it gives for itself; null unless valid and signed by that peer. */
+export async function decodeAnnouncement(data: Uint8Array): Promise<{ peer: PeerId; addrs: Multiaddr[] } | null> {
   let value: unknown
   try {
     value = decode(data)
   } catch {
     return null
   }
-  if (!Array.isArray(value) || value.length !== 3 || value[0] !== VERSION || value[1] !== 'peer' || !Array.isArray(value[2])) return null
-  const raw = value[2] as unknown[]
-  if (raw.length > MAX_ANNOUNCED_ADDRS) return null
+  if (!Array.isArray(value) || value.length !== 5 || value[0] !== VERSION || value[1] !== 'peer' || !Array.isArray(value[2])) return null
+  const [, , raw, peerText, signature] = value as [unknown, unknown, unknown[], unknown, unknown]
+  if (raw.length > MAX_ANNOUNCED_ADDRS || typeof peerText !== 'string' || peerText.length > 128 || !(signature instanceof Uint8Array) || signature.length > 128) return null
+  let from: PeerId
+  try {
+    from = peerIdFromString(peerText)
+  } catch {
+    return null
+  }
+  // Ed25519 and secp256k1 peer ids hold their public key; any other kind cannot be checked here.
+  if (from.publicKey === undefined) return null
   const out: Multiaddr[] = []
   for (const bytes of raw) {
     if (!(bytes instanceof Uint8Array) || bytes.length > MAX_ANNOUNCED_ADDR_BYTES) return null
@@ -64,7 +87,12 @@ export function decodeAnnouncement(data: Uint8Array, from: PeerId): Multiaddr[] 
     if (named.length > 0 && named[named.length - 1]!.value !== from.toString()) return null
     out.push(addr)
   }
-  return out
+  try {
+    if (!(await from.publicKey.verify(signedPart(raw as Uint8Array[], peerText), signature))) return null
+  } catch {
+    return null
+  }
+  return { peer: from, addrs: out }
 }
 
 class MeshDiscovery extends EventTarget implements Startable {
@@ -127,26 +155,32 @@ class MeshDiscovery extends EventTarget implements Startable {
     const pubsub = this.components.pubsub
     if (pubsub.getSubscribers(DISCOVERY_TOPIC).length === 0) return
     this.lastAnnounced = Date.now()
-    pubsub.publish(DISCOVERY_TOPIC, encodeAnnouncement(this.components.addressManager.getAddresses())).catch((error: unknown) => this.log.error('announcing failed - %e', error))
+    encodeAnnouncement(this.components.addressManager.getAddresses(), this.components.privateKey)
+      .then((bytes) => pubsub.publish(DISCOVERY_TOPIC, bytes))
+      .catch((error: unknown) => this.log.error('announcing failed - %e', error))
   }
 
   private readonly onMessage = (event: CustomEvent<Message>): void => {
     const message = event.detail
     if (message.topic !== DISCOVERY_TOPIC) return
-    if (message.type !== 'signed') return
-    const from = message.from
-    if (from.equals(this.components.peerId)) return
-    const now = Date.now()
-    const last = this.lastTaken.get(from.toString())
-    if (last !== undefined && now - last < this.interval / 2) return
-    const addrs = decodeAnnouncement(message.data, from)
-    if (addrs === null) {
-      this.log('ignoring a malformed announcement from %p', from)
+    void this.take(message.data)
+  }
+
+  private async take(data: Uint8Array): Promise<void> {
+    const announced = await decodeAnnouncement(data)
+    if (announced === null) {
+      this.log('ignoring a malformed or unsigned announcement')
       return
     }
+    const { peer, addrs } = announced
+    if (peer.equals(this.components.peerId)) return
+    // Counted once the signature holds: a forged one cannot spend another peer's turn.
+    const now = Date.now()
+    const last = this.lastTaken.get(peer.toString())
+    if (last !== undefined && now - last < this.interval / 2) return
     if (this.lastTaken.size > 4096) this.lastTaken.clear()
-    this.lastTaken.set(from.toString(), now)
-    const info: PeerInfo = { id: from, multiaddrs: addrs }
+    this.lastTaken.set(peer.toString(), now)
+    const info: PeerInfo = { id: peer, multiaddrs: addrs }
     this.dispatchEvent(new CustomEvent('peer', { detail: info }))
   }
 }

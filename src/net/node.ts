@@ -68,6 +68,14 @@ export interface NetInit {
    * until its timeout; TCP is unaffected.
    */
   swarmKey?: Uint8Array
+  /**
+   * Whether gossipsub signs every message with its publisher's key and refuses unsigned ones
+   * (StrictSign, the default), or sends them without publisher, sequence number and signature
+   * (StrictNoSign, ~110 bytes less on every hop). A private mesh turns it off: its changesets
+   * carry their author's own signature, and its peers are admitted before any gossip.
+   * Discovery announcements are signed by their peer either way (mesh-discovery.ts).
+   */
+  signedGossip?: boolean
 }
 
 /** The libp2p services every Shoal peer runs; `relay` only when NetInit.relay is true. */
@@ -99,7 +107,7 @@ export class ShoalNode {
     return this.libp2p.peerId
   }
 
-  /** Gossipsub (StrictSign: every message carries its author's peer id and signature). */
+  /** Gossipsub (StrictSign, or StrictNoSign with NetInit.signedGossip false). */
   get pubsub(): GossipSub {
     return this.libp2p.services.pubsub
   }
@@ -214,7 +222,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     identifyPush: identifyPush(),
     ping: ping(),
     pubsub: gossipsub({
-      globalSignaturePolicy: 'StrictSign',
+      globalSignaturePolicy: init.signedGossip === false ? 'StrictNoSign' : 'StrictSign',
       // A lone peer writing locally must not get errors; anti-entropy repairs what it missed.
       allowPublishToZeroTopicPeers: true,
       emitSelf: false,

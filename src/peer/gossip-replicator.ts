@@ -1,6 +1,6 @@
 // Over 400 lines on purpose: one class holds gossip's per-topic state (subscriptions, held first
 // messages, merge activity) that open and private meshes share; the pure parts are in sync/gossip.ts.
-import type { Message } from '@libp2p/gossipsub'
+import type { GossipsubMessage, Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { quote, silentLogger, type Logger } from '../log.js'
 import type { ShoalNode } from '../net/node.js'
@@ -126,8 +126,8 @@ export class GossipReplicator {
    * it flows from now on; what was said before is for anti-entropy to fetch.
    */
   onPartitionLearned: ((table: string, partition: string, from: string) => void) | undefined
-  private readonly onMessage = (event: CustomEvent<Message>): void => {
-    void this.receive(event.detail)
+  private readonly onMessage = (event: CustomEvent<GossipsubMessage>): void => {
+    void this.receive(event.detail.msg, event.detail.propagationSource.toString())
   }
   private readonly onSubscriptionChange = (event: CustomEvent<{ subscriptions: Array<{ topic: string; subscribe: boolean }> }>): void => {
     for (const { topic, subscribe } of event.detail.subscriptions) if (subscribe) this.release(topic)
@@ -204,7 +204,7 @@ export class GossipReplicator {
 
   start(): void {
     this.watchRejected()
-    this.node.pubsub.addEventListener('message', this.onMessage)
+    this.node.pubsub.addEventListener('gossipsub:message', this.onMessage)
     this.node.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.subscribe(PARTITIONS_TOPIC)
     this.subscribe(CATALOG_TABLE, '')
@@ -314,7 +314,7 @@ export class GossipReplicator {
     this.unsubscribeStore = null
     this.coalescer.flush()
     for (const topic of [...this.held.keys()]) this.release(topic)
-    this.node.pubsub.removeEventListener('message', this.onMessage)
+    this.node.pubsub.removeEventListener('gossipsub:message', this.onMessage)
     this.node.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.unsubscribe(PARTITIONS_TOPIC)
     for (const topic of this.subscribed) this.node.pubsub.unsubscribe(topic)
@@ -407,29 +407,33 @@ export class GossipReplicator {
   /** Announces a partition with its first row; true if the row went along (too large: it goes by the topic). */
   private announce(table: string, partition: string, key: string, delta: Uint8Array | null): boolean {
     const fits = delta !== null && delta.length + key.length * 3 + table.length + partition.length * 3 + 64 <= MAX_GOSSIP_BYTES
-    const message = encodePartitionAnnouncement({ table, partition, first: fits ? { key, delta: delta! } : null })
+    // Unsigned gossip (a private mesh) does not say who sent it: the announcement does.
+    const by = this.init.trust === undefined ? {} : { by: this.node.peerId.toString() }
+    const message = encodePartitionAnnouncement({ table, partition, first: fits ? { key, delta: delta! } : null, ...by })
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
     this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.logger.warn(`announcing partition ${table}/${quote(partition)} failed: ${(error as Error).message}`))
     return fits
   }
 
-  private async onAnnouncement(message: Message): Promise<void> {
+  private async onAnnouncement(message: Message, via: string): Promise<void> {
     this.counters.announcementsIn++
-    if (message.type !== 'signed') {
+    const sender = this.senderOf(message, via)
+    if (sender === null) {
       this.refuse(REFUSED.UNSIGNED, `unsigned partition announcement dropped`)
       return
     }
-    if (!this.admit(message)) return
+    if (!this.admit(sender, message.data.length)) return
     let announced
     try {
       announced = decodePartitionAnnouncement(message.data)
     } catch (error) {
-      this.refuse(reasonOf(error), `partition announcement from ${message.from.toString()} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `partition announcement from ${sender} refused: ${(error as Error).message}`)
       return
     }
     if (this.source.schema(announced.table) === undefined || !isCarried(this.carried, announced.table, announced.partition)) return
-    const origin = message.from.toString()
+    // Signed gossip names its publisher; unsigned gossip (a private mesh) only its neighbour.
+    const origin = message.type === 'signed' ? sender : (announced.by ?? sender)
     const known = this.subscribed.has(topicFor(announced.table, announced.partition))
     // A peer's word is not a row: the topic is listened to once the announced row has passed its
     // checks (onChange), or, without one, once the round asked for here brings a row that does.
@@ -451,45 +455,54 @@ export class GossipReplicator {
     if (!known) this.onPartitionLearned?.(announced.table, announced.partition, origin)
   }
 
-  /** Whether the message's origin is within its rates; counts and drops it otherwise. */
-  private admit(message: Message & { type: 'signed' }): boolean {
-    const origin = message.from.toString()
+  /**
+   * Who a message is from, as far as gossip can tell: its publisher when signed (an open mesh);
+   * in a private mesh, whose gossip is unsigned, the neighbour that passed it on (its changesets
+   * carry their author's signature). Null for an unsigned message in an open mesh.
+   */
+  private senderOf(message: Message, via: string): string | null {
+    if (message.type === 'signed') return message.from.toString()
+    return this.init.trust === undefined ? null : via
+  }
+
+  /** Whether the sender is within its rates; counts and drops its message otherwise. */
+  private admit(origin: string, bytes: number): boolean {
     const now = Date.now()
-    if (this.messageBuckets.take(origin, now) && this.byteBuckets.take(origin, now, message.data.length)) return true
+    if (this.messageBuckets.take(origin, now) && this.byteBuckets.take(origin, now, bytes)) return true
     this.refuse(REFUSED.RATE_LIMITED, `gossip from ${origin} over its rate (${this.init.messagesPerSecond ?? GOSSIP_MESSAGES_PER_SECOND} messages or ${this.init.bytesPerSecond ?? GOSSIP_BYTES_PER_SECOND} bytes a second): dropped, anti-entropy will repair it`)
     return false
   }
 
-  private async receive(message: Message): Promise<void> {
+  private async receive(message: Message, via: string): Promise<void> {
     if (message.topic === PARTITIONS_TOPIC) {
-      await this.onAnnouncement(message)
+      await this.onAnnouncement(message, via)
       return
     }
     if (!this.subscribed.has(message.topic)) return
-    if (message.type !== 'signed') {
+    const origin = this.senderOf(message, via)
+    if (origin === null) {
       this.refuse(REFUSED.UNSIGNED, `unsigned gossip message on ${quote(message.topic)} dropped`)
       return
     }
     this.counters.messagesIn++
     this.counters.bytesIn += message.data.length
-    if (!this.admit(message)) return
+    if (!this.admit(origin, message.data.length)) return
     const kind = gossipKind(message.data)
     if (this.init.trust !== undefined || kind === 'changeset') {
-      await this.receiveChangeset(message, kind)
+      await this.receiveChangeset(message, kind, origin)
       return
     }
     let batch
     try {
       batch = decodeDeltaBatch(message.data)
     } catch (error) {
-      this.refuse(reasonOf(error), `message from ${message.from.toString()} on ${quote(message.topic)} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${(error as Error).message}`)
       return
     }
     if (topicFor(batch.table, batch.partition) !== message.topic) {
-      this.refuse(REFUSED.WRONG_TOPIC, `message from ${message.from.toString()} names ${batch.table}/${quote(batch.partition)} but came on ${quote(message.topic)}; refused`)
+      this.refuse(REFUSED.WRONG_TOPIC, `message from ${origin} names ${batch.table}/${quote(batch.partition)} but came on ${quote(message.topic)}; refused`)
       return
     }
-    const origin = message.from.toString()
     // All at once, so the store's group commit makes the message one durable batch (awaiting each
     // delta in turn cost one fsync'd write per delta). Deltas of one key still apply in order.
     this.counters.deltasIn += batch.deltas.length
@@ -511,8 +524,7 @@ export class GossipReplicator {
     })
   }
 
-  private async receiveChangeset(message: Message & { type: 'signed' }, kind: ReturnType<typeof gossipKind>): Promise<void> {
-    const origin = message.from.toString()
+  private async receiveChangeset(message: Message, kind: ReturnType<typeof gossipKind>, origin: string): Promise<void> {
     const trust = this.init.trust
     if (trust === undefined) {
       this.refuse('NOT_PRIVATE', `changeset from ${origin} on ${quote(message.topic)} dropped: this peer is in an open mesh`)

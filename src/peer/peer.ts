@@ -115,7 +115,8 @@ export class Peer {
         bootstrap: config.bootstrap,
         mdns: config.mdns,
         relay: config.relay,
-        ...(material === null ? {} : { swarmKey: material.swarmKey }),
+        // A private mesh's changesets carry their author's signature: gossipsub's is left off.
+        ...(material === null ? {} : { swarmKey: material.swarmKey, signedGossip: false }),
         ...options.net,
         ...(gater === undefined ? {} : { gater }),
       })

@@ -125,10 +125,19 @@ export interface PartitionAnnouncement {
   partition: string
   /** The first row written there (its delta), or null when it is too large to go along. */
   first: RowDelta | null
+  /**
+   * The announcing peer's id, when gossip is not signed (a private mesh): whom to ask for the
+   * partition. A claim, not a proof; the worst a member can do with it is send a round elsewhere.
+   */
+  by?: string
 }
 
+/** Longer than any peer id's text (an Ed25519 one is 52 characters). */
+const MAX_PEER_ID_CHARS = 128
+
 export function encodePartitionAnnouncement(a: PartitionAnnouncement): Uint8Array {
-  return encode([GOSSIP_VERSION, 'partition', a.table, a.partition, a.first === null ? null : [a.first.key, a.first.delta]])
+  const fields = [GOSSIP_VERSION, 'partition', a.table, a.partition, a.first === null ? null : [a.first.key, a.first.delta]]
+  return encode(a.by === undefined ? fields : [...fields, a.by])
 }
 
 export function decodePartitionAnnouncement(bytes: Uint8Array): PartitionAnnouncement {
@@ -139,18 +148,20 @@ export function decodePartitionAnnouncement(bytes: Uint8Array): PartitionAnnounc
   } catch (error) {
     throw new ProtocolError('partition announcement is not valid CBOR', { cause: error })
   }
-  if (!Array.isArray(value) || value.length !== 5) throw new ProtocolError('partition announcement is not a [version, type, table, partition, first row] array')
-  const [version, type, table, partition, first] = value as unknown[]
+  if (!Array.isArray(value) || (value.length !== 5 && value.length !== 6)) throw new ProtocolError('partition announcement is not a [version, type, table, partition, first row, (by)] array')
+  const [version, type, table, partition, first, by] = value as unknown[]
   if (version !== GOSSIP_VERSION) throw new ProtocolError(`partition announcement has protocol version ${shown(version)}; this peer speaks ${GOSSIP_VERSION}`)
   if (type !== 'partition') throw new ProtocolError(`announcement type ${shown(type)} is unknown`)
   if (typeof table !== 'string' || !NAME_PATTERN.test(table)) throw new ProtocolError(`partition announcement names an invalid table ${shown(table)}`)
   if (typeof partition !== 'string' || partition.includes('\u0000') || utf8Length(partition) > MAX_KEY_BYTES) throw new ProtocolError('partition announcement has an invalid partition')
-  if (first === null) return { table, partition, first: null }
+  if (by !== undefined && (typeof by !== 'string' || by === '' || by.length > MAX_PEER_ID_CHARS)) throw new ProtocolError('partition announcement names an invalid announcing peer')
+  const from = by === undefined ? {} : { by }
+  if (first === null) return { table, partition, first: null, ...from }
   if (!Array.isArray(first) || first.length !== 2) throw new ProtocolError('partition announcement: the first row is not a [key, delta] pair')
   const [key, delta] = first as unknown[]
   if (typeof key !== 'string' || key === '' || key.includes('\u0000') || utf8Length(key) > MAX_KEY_BYTES) throw new ProtocolError('partition announcement: the first row has an invalid key')
   if (!(delta instanceof Uint8Array) || delta.length === 0 || delta.length > MAX_DELTA_BYTES) throw new ProtocolError(`partition announcement: the first row is not a delta of 1…${MAX_DELTA_BYTES} bytes`)
-  return { table, partition, first: { key, delta } }
+  return { table, partition, first: { key, delta }, ...from }
 }
 
 /** CBOR overhead allowances (upper bounds) when estimating a batch's encoded size. */

@@ -4,9 +4,10 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { encode } from 'cborg'
+import { decode, encode } from 'cborg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MAX_UNMET_REDIALS } from '../../src/net/constants.js'
+import { loadOrCreatePeerKey } from '../../src/net/identity.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/net/mesh-discovery.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
 
@@ -35,24 +36,39 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_00
 
 const somePeer = async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
 
+/** An announcement's fields as given, for forgeries: [version, 'peer', addrs, peer, signature]. */
+const raw = (addrs: Uint8Array[], peer: string, signature: Uint8Array, version = 2) => encode([version, 'peer', addrs, peer, signature])
+
 describe('peer announcements', () => {
-  it('round-trip the sender’s own addresses, relayed ones included', async () => {
-    const me = await somePeer()
+  it('round-trip the signer’s own addresses, relayed ones included', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const me = peerIdFromPrivateKey(key)
     const relay = await somePeer()
     const addrs = [multiaddr('/ip4/127.0.0.1/tcp/4001'), multiaddr(`/ip4/127.0.0.1/tcp/4002/ws/p2p/${me}`), multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${relay}/p2p-circuit/p2p/${me}`)]
-    expect(decodeAnnouncement(encodeAnnouncement(addrs), me)?.map(String)).toEqual(addrs.map(String))
+    const decoded = await decodeAnnouncement(await encodeAnnouncement(addrs, key))
+    expect(decoded?.peer.toString()).toBe(me.toString())
+    expect(decoded?.addrs.map(String)).toEqual(addrs.map(String))
   })
 
-  it('are refused when they name another peer, hold too many or malformed addresses, or are not ours', async () => {
-    const me = await somePeer()
+  it('are refused when they name another peer, are signed by another, hold too many or malformed addresses', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const me = peerIdFromPrivateKey(key)
     const other = await somePeer()
-    expect(decodeAnnouncement(encodeAnnouncement([multiaddr(`/ip4/127.0.0.1/tcp/1/p2p/${other}`)]), me)).toBeNull()
-    const many = Array.from({ length: MAX_ANNOUNCED_ADDRS + 1 }, (_, i) => multiaddr(`/ip4/127.0.0.1/tcp/${1000 + i}`).bytes)
-    expect(decodeAnnouncement(encode([1, 'peer', many]), me)).toBeNull()
-    expect(decodeAnnouncement(encode([1, 'peer', many.slice(0, MAX_ANNOUNCED_ADDRS)]), me)).toHaveLength(MAX_ANNOUNCED_ADDRS)
-    expect(decodeAnnouncement(encode([1, 'peer', [new Uint8Array([0xff, 0xff, 0xff])]]), me)).toBeNull()
-    expect(decodeAnnouncement(encode([2, 'peer', []]), me)).toBeNull()
-    expect(decodeAnnouncement(new Uint8Array([1, 2, 3]), me)).toBeNull()
+    expect(await decodeAnnouncement(await encodeAnnouncement([multiaddr(`/ip4/127.0.0.1/tcp/1/p2p/${other}`)], key))).toBeNull()
+    // A valid announcement of mine, claimed for another peer, or with an address swapped in.
+    const mine = decode(await encodeAnnouncement([multiaddr('/ip4/127.0.0.1/tcp/1')], key)) as [number, string, Uint8Array[], string, Uint8Array]
+    expect(await decodeAnnouncement(raw(mine[2], other.toString(), mine[4]))).toBeNull()
+    expect(await decodeAnnouncement(raw([multiaddr('/ip4/127.0.0.1/tcp/2').bytes], me.toString(), mine[4]))).toBeNull()
+    expect(await decodeAnnouncement(raw(mine[2], me.toString(), mine[4]))).not.toBeNull()
+    expect(await decodeAnnouncement(raw(mine[2], me.toString(), new Uint8Array(64)))).toBeNull()
+    const many = Array.from({ length: MAX_ANNOUNCED_ADDRS + 1 }, (_, i) => multiaddr(`/ip4/127.0.0.1/tcp/${1000 + i}`))
+    expect(await decodeAnnouncement(raw(many.map((a) => a.bytes), me.toString(), mine[4]))).toBeNull()
+    // Only MAX_ANNOUNCED_ADDRS are ever sent.
+    expect((await decodeAnnouncement(await encodeAnnouncement(many, key)))?.addrs).toHaveLength(MAX_ANNOUNCED_ADDRS)
+    expect(await decodeAnnouncement(raw([new Uint8Array([0xff, 0xff, 0xff])], me.toString(), mine[4]))).toBeNull()
+    expect(await decodeAnnouncement(raw(mine[2], me.toString(), mine[4], 1))).toBeNull()
+    expect(await decodeAnnouncement(raw(mine[2], 'not a peer id', mine[4]))).toBeNull()
+    expect(await decodeAnnouncement(new Uint8Array([1, 2, 3]))).toBeNull()
   })
 })
 
@@ -65,16 +81,18 @@ describe('discovery between real peers', () => {
     await waitFor('B and C to find each other through A', () => b.connectedPeers().some((p) => p.equals(c.peerId)))
 
     // A hostile member announces a victim's id with an address of its choosing: gossipsub delivers
-    // it (it is validly signed, by the hostile peer), and it is ignored because it is not about the sender.
+    // it (the message is validly signed, by the hostile peer), and it is ignored because the
+    // announcement is not signed by the peer it names.
     const hostile = await start(aAddr, 60_000)
+    const hostileKey = await loadOrCreatePeerKey(dirs[dirs.length - 1]!)
     await waitFor('the hostile peer to join', () => a.connectedPeers().some((p) => p.equals(hostile.peerId)))
     const victim = await somePeer()
     const dialled: string[] = []
     b.libp2p.addEventListener('peer:discovery', (event) => dialled.push(event.detail.id.toString()))
-    const forged = encode([1, 'peer', [multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${victim}`).bytes]])
+    const forged = raw([multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${victim}`).bytes], victim.toString(), new Uint8Array(64))
     await waitFor('the hostile peer to see subscribers', () => hostile.pubsub.getSubscribers(DISCOVERY_TOPIC).length > 0)
     await hostile.pubsub.publish(DISCOVERY_TOPIC, forged)
-    await hostile.pubsub.publish(DISCOVERY_TOPIC, encodeAnnouncement([multiaddr('/ip4/127.0.0.1/tcp/9')]))
+    await hostile.pubsub.publish(DISCOVERY_TOPIC, await encodeAnnouncement([multiaddr('/ip4/127.0.0.1/tcp/9')], hostileKey))
     // the hostile peer's own (bogus, unreachable) address is taken, as its own
     await waitFor('the honest announcement to be seen', () => dialled.includes(hostile.peerId.toString()))
     expect(dialled).not.toContain(victim.toString())

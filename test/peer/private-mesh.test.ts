@@ -37,13 +37,15 @@ async function member(mesh: TestMesh, group: string, partitions: string[], optio
   return { ...p, id: m.id }
 }
 
-/** A bare node holding the same key as `dir`'s peer (a stolen or compromised member key). */
-/** `swarmKey` null: a node without the mesh secret. */
+/**
+ * A bare node holding the same key as `dir`'s peer (a stolen or compromised member key), speaking
+ * unsigned gossip as members do. `swarmKey` null: a node without the mesh secret.
+ */
 async function impostor(dir: string, swarmKey: Uint8Array | null = TEST_SWARM_KEY): Promise<ShoalNode> {
   const bare = join(await tempDir(), 'bare')
   await mkdir(bare, { recursive: true })
   await copyFile(join(dir, 'peer.key'), join(bare, 'peer.key'))
-  return createNode({ dataDir: bare, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...(swarmKey === null ? {} : { swarmKey }) })
+  return createNode({ dataDir: bare, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...(swarmKey === null ? {} : { swarmKey, signedGossip: false }) })
 }
 
 async function handshake(node: ShoalNode, to: TestPeer, admission: Uint8Array | null): Promise<boolean> {
@@ -65,12 +67,16 @@ describe('a private mesh with roles', () => {
     const hq = await member(mesh, 'hq', [])
     const s1 = await member(mesh, 'store', ['1'], { bootstrap: [hq], carries: { sales: ['1'] } })
     const s2 = await member(mesh, 'store', ['2'], { bootstrap: [hq], carries: { sales: ['2'] } })
+    // Gossip in a private mesh carries no publisher signature (changesets carry their author's).
+    const kinds = new Set<string>()
+    hq.peer.node.pubsub.addEventListener('gossipsub:message', (event) => kinds.add(event.detail.msg.type))
     await eventually('stores learn the tables from HQ', async () => (await s1.peer.db.status()).tables.length === 2 && (await s2.peer.db.status()).tables.length === 2)
     await s1.peer.db.table('sales').put('a', { store: '1', total: 10 })
     await s2.peer.db.table('sales').put('b', { store: '2', total: 20 })
     await hq.peer.db.table('catalog').put('tea', { price: 3 })
     await eventually('HQ holds both sales', async () => (await hq.peer.db.table('sales').get('a')) !== null && (await hq.peer.db.table('sales').get('b')) !== null)
     await eventually('the catalog reaches both stores', async () => (await s1.peer.db.table('catalog').get('tea')) !== null && (await s2.peer.db.table('catalog').get('tea')) !== null)
+    expect([...kinds]).toEqual(['unsigned'])
     // A store's own rights: it may not write the catalog or another store's partition.
     await expect(s1.peer.db.table('catalog').put('tea', { price: 0 })).rejects.toBeInstanceOf(ForbiddenError)
     await expect(s1.peer.db.table('sales').put('c', { store: '2', total: 1 })).rejects.toBeInstanceOf(ForbiddenError)

@@ -2,7 +2,7 @@ import { encode } from 'cborg'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ProtocolError } from '../../src/errors.js'
-import { decodeDeltaBatch, encodeDeltaBatch, GossipCoalescer, MAX_GOSSIP_BYTES, topicFor } from '../../src/sync/gossip.js'
+import { decodeDeltaBatch, decodePartitionAnnouncement, encodeDeltaBatch, encodePartitionAnnouncement, GossipCoalescer, MAX_GOSSIP_BYTES, topicFor } from '../../src/sync/gossip.js'
 
 describe('gossip messages', () => {
   it('round-trip any batch', () => {
@@ -90,5 +90,26 @@ describe('gossip coalescer', () => {
     for (const { message } of sent) expect(message.length).toBeLessThanOrEqual(1000)
     expect(sent.flatMap((s) => decodeDeltaBatch(s.message).deltas.map((d) => d.key))).toEqual(Array.from({ length: 20 }, (_, i) => `K${i}`))
     expect(coalescer.add('stock', '7', 'huge', new Uint8Array(2000))).toBe(false)
+  })
+})
+
+describe('partition announcements', () => {
+  it('round-trip with and without a first row and the announcing peer', () => {
+    const first = { key: 'a', delta: new Uint8Array([1, 2, 3]) }
+    for (const a of [
+      { table: 'stock', partition: '7', first: null },
+      { table: 'stock', partition: '7', first },
+      { table: 'stock', partition: '', first: null, by: '12D3KooWexample' },
+      { table: 'stock', partition: '7', first, by: '12D3KooWexample' },
+    ]) {
+      expect(decodePartitionAnnouncement(encodePartitionAnnouncement(a))).toEqual(a)
+    }
+  })
+
+  it('refuses an announcing peer that is not a short non-empty string', () => {
+    for (const by of ['', 'x'.repeat(129), 7, null, new Uint8Array(3)]) {
+      expect(() => decodePartitionAnnouncement(encode([1, 'partition', 'stock', '7', null, by]))).toThrow(/invalid announcing peer/)
+    }
+    expect(() => decodePartitionAnnouncement(encode([1, 'partition', 'stock', '7', null, 'p', 'extra']))).toThrow(ProtocolError)
   })
 })
