@@ -66,14 +66,21 @@ export async function signLocalChanges(core: StoreCore, changes: readonly LocalC
   const ownSeqs = new Map<string, number>()
   if (signer === null || changes.length === 0) return { logs, ownSeqs }
   const groups = new Map<string, LocalChange[][]>()
+  /** Estimated bytes of each partition's last chunk. */
+  const filled = new Map<string, number>()
   for (const change of changes) {
     const pid = partitionId(change.table, change.partition)
     let chunks = groups.get(pid)
     if (chunks === undefined) groups.set(pid, (chunks = [[]]))
     let last = chunks[chunks.length - 1]!
-    const bytes = last.reduce((sum, c) => sum + c.delta.length + c.key.length + 8, 0)
-    if (last.length >= MAX_CHANGESET_ROWS || (last.length > 0 && bytes + change.delta.length + change.key.length + 8 > MAX_CHANGESET_BYTES - 1024)) chunks.push((last = []))
+    const size = change.delta.length + change.key.length + 8
+    let bytes = filled.get(pid) ?? 0
+    if (last.length >= MAX_CHANGESET_ROWS || (last.length > 0 && bytes + size > MAX_CHANGESET_BYTES - 1024)) {
+      chunks.push((last = []))
+      bytes = 0
+    }
     last.push(change)
+    filled.set(pid, bytes + size)
   }
   for (const [pid, chunks] of groups) {
     let seq = core.changeLog.lastOwnSeq(pid)

@@ -4,7 +4,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { ForbiddenError, Shoal } from '../../src/index.js'
 import type { ChangeEvent } from '../../src/store/write-batch.js'
-import { signChangeset, verifyChangeset, type Changeset } from '../../src/trust/changeset.js'
+import { MAX_CHANGESET_BYTES, signChangeset, verifyChangeset, type Changeset } from '../../src/trust/changeset.js'
 import { tempDir } from '../helpers/tempdir.js'
 
 /*
@@ -69,6 +69,21 @@ describe('changesets in the store', () => {
     const all = await again.db.replication().readChangesets('stock', '1', a.id, [[2, 3]], 1 << 20)
     expect((await Promise.all(all.changesets.map((b) => verifyChangeset(b, MESH)))).map((c) => c.seq)).toEqual([2, 3])
     await again.db.close()
+  })
+
+  it('splits a batch past MAX_CHANGESET_BYTES into changesets that follow each other', async () => {
+    const a = await member()
+    const events = capture(a.db)
+    const stock = a.db.table('stock')
+    await Promise.all(Array.from({ length: 6 }, (_, i) => stock.put(`big${i}`, { store: '1', name: String(i).repeat(200_000) })))
+    const refs = [...new Set(events.filter((e) => e.table === 'stock').map((e) => e.changeset!))]
+    const sets = await Promise.all(refs.map((r) => verifyChangeset(r.bytes, MESH)))
+    // Rows of one batch share a changeset until it is full, then the next one starts.
+    expect(sets.some((c) => c.rows.length > 1)).toBe(true)
+    expect(sets.length).toBeGreaterThan(1)
+    expect(sets.map((c) => c.seq)).toEqual(sets.map((_, i) => i + 1))
+    expect(sets.flatMap((c) => c.rows.map((r) => r.key)).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `big${i}`))
+    for (const r of refs) expect(r.bytes.length).toBeLessThanOrEqual(MAX_CHANGESET_BYTES)
   })
 
   it("merges a peer's changeset whole, logs it once, and reports a repeat as known", async () => {
