@@ -26,10 +26,30 @@ export async function exchangeChangesets(round: RoundContext, log: ChangesetRepl
     // A member writing outside its rights: asking for those changesets would only have them
     // refused, round after round.
     if (wanted.length > 0 && !log.mayWrite(author, table, partition)) continue
-    while (wanted.length > 0) {
-      round.options.signal?.throwIfAborted()
+    // Each page is applied while the next one is on its way (as range walks do).
+    const ask = (): { asked: Array<[number, number]>; page: ReturnType<typeof request<'changesets'>> } | null => {
+      if (wanted.length === 0) return null
       const asked = wanted.slice(0, MAX_CLOCK_RANGES)
-      const res = await request(round.ask, { type: 'changesets', table, partition, author, ranges: asked, maxBytes: round.pageBytes }, 'changesets')
+      const page = request(round.ask, { type: 'changesets', table, partition, author, ranges: asked, maxBytes: round.pageBytes }, 'changesets')
+      // Awaited on the next turn; until then a failure must not count as unhandled.
+      page.catch(() => undefined)
+      return { asked, page }
+    }
+    let next = ask()
+    while (next !== null) {
+      round.options.signal?.throwIfAborted()
+      const res = await next.page
+      if (res.next === null) {
+        wanted.splice(0, next.asked.length)
+      } else {
+        if (res.changesets.length === 0) throw new ProtocolError('peer sent an empty page of changesets with more to come')
+        // Go on from where the peer stopped: drop the ranges (and the part of one) already sent.
+        const from = res.next
+        if (from <= wanted[0]![0]) throw new ProtocolError(`peer's page of changesets of ${author} goes on from ${from}, which does not move past ${wanted[0]![0]}`)
+        while (wanted.length > 0 && wanted[0]![1] < from) wanted.shift()
+        if (wanted.length > 0 && wanted[0]![0] < from) wanted[0] = [from, wanted[0]![1]]
+      }
+      next = ask()
       if (res.changesets.length > 0) {
         const result = await log.apply(table, partition, res.changesets, round.options.from)
         round.stats.rowsReceived += res.changesets.length
@@ -37,16 +57,6 @@ export async function exchangeChangesets(round: RoundContext, log: ChangesetRepl
         round.stats.refused += result.refused
         progress.add(res.changesets.length)
       }
-      if (res.next === null) {
-        wanted.splice(0, asked.length)
-        continue
-      }
-      if (res.changesets.length === 0) throw new ProtocolError('peer sent an empty page of changesets with more to come')
-      // Go on from where the peer stopped: drop the ranges (and the part of one) already sent.
-      const from = res.next
-      if (from <= wanted[0]![0]) throw new ProtocolError(`peer's page of changesets of ${author} goes on from ${from}, which does not move past ${wanted[0]![0]}`)
-      while (wanted.length > 0 && wanted[0]![1] < from) wanted.shift()
-      if (wanted.length > 0 && wanted[0]![0] < from) wanted[0] = [from, wanted[0]![1]]
     }
   }
   if (!log.readable(round.options.from, table, partition)) return

@@ -82,6 +82,30 @@ describe('anti-entropy by changesets', () => {
     expect(again.changedHere + again.changedThere).toBe(0)
   })
 
+  it('fetches many changesets page by page, each page applied while the next is asked for', async () => {
+    const mesh = await testMesh()
+    const hq = await node(mesh, 'hq', [])
+    const store1 = await node(mesh, 'store', ['1'])
+    await meet(hq, store1)
+    await hq.db.defineTable(SALES)
+    await round(store1, hq)
+    for (let i = 0; i < 40; i++) await store1.db.table('sales').put(`s${i}`, { store: '1', total: i })
+    const asked: string[] = []
+    const stats = await reconcile(
+      hq.replica,
+      async (req) => {
+        if (req.type === 'changesets') asked.push(`${req.ranges[0]![0]}`)
+        return answer(store1.replica, req, hq.m.id)
+      },
+      { from: store1.m.id, pageBytes: 1024 },
+    )
+    expect(stats.errors).toEqual([])
+    expect(asked.length).toBeGreaterThan(3)
+    expect(stats.rowsReceived).toBe(40)
+    expect((await hq.db.table('sales').scan({ partition: '1', limit: 100 })).rows).toHaveLength(40)
+    expect(hq.db.replication().changesetClock('sales', '1')).toEqual(store1.db.replication().changesetClock('sales', '1'))
+  })
+
   it("takes a store's sale relayed by a peer that may not write it, learning the author's admission from the relay; refuses forgeries", async () => {
     const mesh = await testMesh()
     const hq = await node(mesh, 'hq', [])
