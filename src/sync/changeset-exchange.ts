@@ -63,13 +63,14 @@ export async function exchangeChangesets(round: RoundContext, log: ChangesetRepl
   for (const [author, held] of mine) {
     const theyLack = held.missingFrom(remote.get(author) ?? new SeqRanges())
     let ranges = theyLack.slice(0, MAX_CLOCK_RANGES)
+    const admission = ranges.length > 0 ? log.admissionOf(author) : null
     while (ranges.length > 0) {
       round.options.signal?.throwIfAborted()
       const page = await log.read(table, partition, author, ranges, round.pageBytes)
       if (page.changesets.length > 0) {
         for (let i = 0; i < page.changesets.length; i += MAX_CHANGESETS_PER_FRAME) {
           const batch = page.changesets.slice(i, i + MAX_CHANGESETS_PER_FRAME)
-          const res = await request(round.ask, { type: 'offer', table, partition, changesets: batch }, 'offer')
+          const res = await request(round.ask, { type: 'offer', table, partition, changesets: batch, admission }, 'offer')
           round.stats.rowsSent += batch.length
           round.stats.changedThere += res.applied
           round.stats.refused += res.refused

@@ -106,6 +106,10 @@ async function answerChangesets(local: SyncReplica, log: ChangesetReplica, req: 
       if (!isCarried(local.carries(), req.table, req.partition, (t, p) => local.holds(t, p))) {
         return { type: 'error', code: 'NOT_CARRIED', message: `this peer does not carry partition '${req.partition}' of table '${req.table}'` }
       }
+      // An author this peer has not met yet is learnt from the admission that comes along (checked
+      // like any other: signed by the mesh authority, not expired, not revoked); a bad one only
+      // leaves that author's changesets refused.
+      if (req.admission !== null) await log.learn(req.admission).catch(() => undefined)
       const result = await log.apply(req.table, req.partition, req.changesets, from)
       return { type: 'offer', applied: result.changed, refused: result.refused }
     }

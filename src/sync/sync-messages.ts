@@ -102,7 +102,8 @@ export type SyncRequest =
   /** Private meshes: the responder's changesets of `author` within `ranges`, about `maxBytes`. */
   | { type: 'changesets'; table: string; partition: string; author: string; ranges: Array<[number, number]>; maxBytes: number }
   /** Private meshes: signed changesets for the responder to check and merge. */
-  | { type: 'offer'; table: string; partition: string; changesets: Uint8Array[] }
+  /** Changesets the asker holds and the peer lacks; `admission`: their author's, so a peer that has not met the author can check them. */
+  | { type: 'offer'; table: string; partition: string; changesets: Uint8Array[]; admission: Uint8Array | null }
   /** Private meshes: the responder's copy of a member's signed admission (to check changesets it relays). */
   | { type: 'admission'; peer: string }
 
@@ -157,7 +158,7 @@ export function encodeRequest(r: SyncRequest): Uint8Array {
     case 'changesets':
       return encode([SYNC_VERSION, 'changesets', r.table, r.partition, r.author, r.ranges, r.maxBytes])
     case 'offer':
-      return encode([SYNC_VERSION, 'offer', r.table, r.partition, r.changesets])
+      return encode([SYNC_VERSION, 'offer', r.table, r.partition, r.changesets, r.admission])
     case 'admission':
       return encode([SYNC_VERSION, 'admission', r.peer])
   }
@@ -358,8 +359,8 @@ export function decodeRequest(data: Uint8Array): SyncRequest {
       arity(v, 7, 'request')
       return { type: 'changesets', table: table(v[2]), partition: partition(v[3]), author: author(v[4]), ranges: seqRanges(v[5]), maxBytes: int(v[6], 'maxBytes', 1, MAX_FRAME_BYTES) }
     case 'offer':
-      arity(v, 5, 'request')
-      return { type: 'offer', table: table(v[2]), partition: partition(v[3]), changesets: changesetList(v[4]) }
+      arity(v, 6, 'request')
+      return { type: 'offer', table: table(v[2]), partition: partition(v[3]), changesets: changesetList(v[4]), admission: v[5] === null ? null : bytes(v[5], 'admission', 1, MAX_DOCUMENT_BYTES) }
     case 'admission':
       arity(v, 3, 'request')
       return { type: 'admission', peer: author(v[2]) }

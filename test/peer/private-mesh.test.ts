@@ -172,9 +172,9 @@ describe('a private mesh with roles', () => {
       // By anti-entropy offer.
       const stream = await node.libp2p.dialProtocol(hq.peer.node.peerId, SYNC_PROTOCOL)
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-      await lp.write(encodeRequest({ type: 'offer', table: 'sales', partition: '2', changesets: [forbiddenSale.bytes] }))
+      await lp.write(encodeRequest({ type: 'offer', table: 'sales', partition: '2', changesets: [forbiddenSale.bytes], admission: null }))
       expect(decodeResponse((await lp.read()).subarray(), 'offer')).toMatchObject({ type: 'offer', applied: 0, refused: 1 })
-      await lp.write(encodeRequest({ type: 'offer', table: 'sales', partition: '1', changesets: [allowed.bytes] }))
+      await lp.write(encodeRequest({ type: 'offer', table: 'sales', partition: '1', changesets: [allowed.bytes], admission: null }))
       expect(decodeResponse((await lp.read()).subarray(), 'offer')).toMatchObject({ type: 'offer', applied: 1, refused: 0 })
       await stream.close()
       expect(await hq.peer.db.table('catalog').get('tea')).toBeNull()

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { ProtocolError } from '../../src/errors.js'
 import type { Shoal } from '../../src/index.js'
 import { answer, reconcile, type RoundStats } from '../../src/sync/reconciler.js'
 import type { SyncRequest, SyncResponse } from '../../src/sync/sync-messages.js'
@@ -136,6 +137,27 @@ describe('anti-entropy by changesets', () => {
     expect(await hq.db.table('sales').get('h1')).toBeNull()
   })
 
+  it("offers a relayed sale with its author's admission, so a peer that never met the author takes it", async () => {
+    const mesh = await testMesh()
+    const hq = await node(mesh, 'hq', [])
+    const hub = await node(mesh, 'hub', [])
+    const store1 = await node(mesh, 'store', ['1'])
+    await meet(hq, hub)
+    await meet(hub, store1)
+    await hq.db.defineTable(SALES)
+    await round(hub, hq)
+    await round(store1, hub)
+    await store1.db.table('sales').put('s1', { store: '1', total: 10 })
+    await round(hub, store1)
+    expect(hq.m.gate.knows(store1.m.id)).toBe(false)
+    // The hub runs the round this time: it offers, HQ answers.
+    const stats = await round(hub, hq)
+    expect(stats.refused).toBe(0)
+    expect(hq.refused).toEqual([])
+    expect(hq.m.gate.knows(store1.m.id)).toBe(true)
+    expect(await hq.db.table('sales').get('s1')).toMatchObject({ total: 10 })
+  })
+
   it('serves a peer only the partitions its rules let it read, and refuses row requests', async () => {
     const mesh = await testMesh()
     const hq = await node(mesh, 'hq', [])
@@ -195,7 +217,8 @@ describe('changeset messages', () => {
         const reqs: SyncRequest[] = [
           { type: 'clock', table: 'sales', partition: '1' },
           { type: 'changesets', table: 'sales', partition: '1', author, ranges, maxBytes: 1000 },
-          { type: 'offer', table: 'sales', partition: '', changesets: blobs },
+          { type: 'offer', table: 'sales', partition: '', changesets: blobs, admission: null },
+          { type: 'offer', table: 'sales', partition: '1', changesets: blobs, admission: blobs[0] ?? null },
           { type: 'admission', peer: author },
         ]
         for (const r of reqs) expect(decodeRequest(encodeRequest(r))).toEqual(r)
@@ -212,7 +235,9 @@ describe('changeset messages', () => {
     expect(() => decodeRequest(encode([1, 'changesets', 'sales', '1', author, [[5, 3]], 10]))).toThrow(/sequence number/)
     expect(() => decodeRequest(encode([1, 'changesets', 'sales', '1', author, [[1, 3], [2, 4]], 10]))).toThrow(/sequence number/)
     expect(() => decodeRequest(encode([1, 'changesets', 'sales', '1', 'not a peer\u0000', [], 10]))).toThrow(/author/)
-    expect(() => decodeRequest(encode([1, 'offer', 'sales', '1', [new Uint8Array(0)]]))).toThrow(/changeset/)
+    expect(() => decodeRequest(encode([1, 'offer', 'sales', '1', [new Uint8Array(0)], null]))).toThrow(/changeset/)
+    expect(() => decodeRequest(encode([1, 'offer', 'sales', '1', [], new Uint8Array(0)]))).toThrow(/admission/)
+    expect(() => decodeRequest(encode([1, 'offer', 'sales', '1', []]))).toThrow(ProtocolError)
     expect(() => decodeResponse(encode([1, 'clock', [[author, [[1, 2 ** 60]]]]]), 'clock')).toThrow(/sequence number/)
   })
 })
