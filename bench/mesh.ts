@@ -9,6 +9,7 @@
  *   npm run bench:mesh -- --no-save        do not write bench/results/mesh-*.json
  *   npm run bench:mesh -- --trust          every phase twice: open mesh, then a private mesh (mesh/trust.ts),
  *                                          side by side with the ratios
+ *   npm run bench:mesh -- --trust --repeat 3   the two passes 3 times, alternating; each figure is the median
  *   npm run bench:mesh -- --cpu-prof-dir D write V8 CPU profiles of the throughput runs, the initial loads and the
  *                                          rounds with 1k rows differing to D (the process holds every peer: one profile)
  *
@@ -30,12 +31,13 @@
 import type { EngineName } from '../src/index.js'
 import { NeighbourWatch } from './lib/cpu.js'
 import { peakRssMiB } from './lib/memory.js'
+import { median } from './lib/stats.js'
 import { reportText } from './lib/report.js'
 import { machine, srcHash, writeResults } from './lib/results.js'
 import { fmt } from './lib/table.js'
 import { installWireCounter } from './lib/wire.js'
 import { benchAntiEntropy } from './mesh/anti-entropy.js'
-import { args, COMPLETE, DIFF_ROWS, ENGINES, LOAD_CHUNK, PACE_MS, PARTITIONS, PHASES, progress, QUICK, SAVE, SIZES, TRUST, type Metrics } from './mesh/config.js'
+import { args, COMPLETE, DIFF_ROWS, ENGINES, LOAD_CHUNK, PACE_MS, PARTITIONS, PHASES, progress, QUICK, REPEAT, SAVE, SIZES, TRUST, type Metrics } from './mesh/config.js'
 import { allLogs } from './mesh/harness.js'
 import { benchLatency } from './mesh/latency.js'
 import { table, targets as judge, trustTable } from './mesh/report.js'
@@ -47,19 +49,23 @@ async function main(): Promise<void> {
   const SRC_HASH = srcHash()
   installWireCounter()
   progress(`Shoal mesh bench${QUICK ? ' (quick)' : ''}; engines ${ENGINES.join(', ')}; phases ${[...PHASES].join(', ')}`)
-  const all: Record<string, Metrics> = {}
+  const runs: Record<string, Metrics[]> = {}
   const neighbours = new NeighbourWatch()
-  for (const trust of TRUST ? [false, true] : [false]) {
-    await useTrust(trust)
-    const suffix = trust ? '+trust' : ''
-    if (TRUST) progress(trust ? 'pass 2: private mesh (trust on)' : 'pass 1: open mesh (trust off)')
-    const results: Partial<Record<EngineName, Metrics>> = {}
-    for (const engine of ENGINES) results[engine] = {}
-    if (PHASES.has('latency')) await neighbours.section(`latency${suffix}`, () => benchLatency(results))
-    if (PHASES.has('throughput')) await neighbours.section(`throughput${suffix}`, () => benchThroughput(results))
-    if (PHASES.has('ae')) for (const engine of ENGINES) await neighbours.section(`ae:${engine}${suffix}`, () => benchAntiEntropy(engine, results[engine]!))
-    for (const engine of ENGINES) all[`${engine}${suffix}`] = results[engine]!
+  const repeat = TRUST ? REPEAT : 1
+  for (let round = 1; round <= repeat; round++) {
+    for (const trust of TRUST ? [false, true] : [false]) {
+      await useTrust(trust)
+      const suffix = trust ? '+trust' : ''
+      if (TRUST) progress(`${trust ? 'private mesh (trust on)' : 'open mesh (trust off)'}${repeat > 1 ? `, round ${round} of ${repeat}` : ''}`)
+      const results: Partial<Record<EngineName, Metrics>> = {}
+      for (const engine of ENGINES) results[engine] = {}
+      if (PHASES.has('latency')) await neighbours.section(`latency${suffix}`, () => benchLatency(results))
+      if (PHASES.has('throughput')) await neighbours.section(`throughput${suffix}`, () => benchThroughput(results))
+      if (PHASES.has('ae')) for (const engine of ENGINES) await neighbours.section(`ae:${engine}${suffix}`, () => benchAntiEntropy(engine, results[engine]!))
+      for (const engine of ENGINES) (runs[`${engine}${suffix}`] ??= []).push(results[engine]!)
+    }
   }
+  const all = Object.fromEntries(Object.entries(runs).map(([k, list]) => [k, medianMetrics(list)]))
   const results = Object.fromEntries(ENGINES.map((e) => [e, all[e]!])) as Partial<Record<EngineName, Metrics>>
   const peakRss = peakRssMiB()
   for (const m of Object.values(all)) m.peak_rss_mib = peakRss
@@ -105,6 +111,18 @@ async function main(): Promise<void> {
     const files = await writeResults('mesh', QUICK ? 'quick' : COMPLETE ? 'full' : 'partial', record)
     progress(`wrote ${files.join(' and ')}${COMPLETE ? '' : ' (mesh-latest.json is only written by complete runs)'}`)
   }
+}
+
+/** Each numeric figure's median over the runs; anything else as the first run had it. */
+function medianMetrics(list: readonly Metrics[]): Metrics {
+  if (list.length === 1) return list[0]!
+  const out: Metrics = { ...list[0]! }
+  for (const key of Object.keys(out)) {
+    const values = list.map((m) => m[key])
+    if (values.every((v) => typeof v === 'number')) out[key] = median(values as number[])
+  }
+  out.runs = list.length
+  return out
 }
 
 main().then(

@@ -10,6 +10,12 @@ export const progress = progressLog('mesh')
 export const QUICK = flag('--quick')
 /** Run every phase twice, in an open mesh and in a private one, side by side (mesh/trust.ts). */
 export const TRUST = flag('--trust')
+/**
+ * With --trust: run the open and the private pass this many times, alternating, and compare each
+ * figure's median (a single pass of a phase moves by ±25 % between runs on a quiet machine).
+ */
+export const REPEAT = Number(option('--repeat') ?? '1')
+if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error(`--repeat must be a positive integer, got ${option('--repeat')}`)
 export const SAVE = !flag('--no-save')
 export const ENGINES = (option('--engines') ?? 'yjs,automerge').split(',') as EngineName[]
 const ALL_PHASES = 'latency,throughput,ae'

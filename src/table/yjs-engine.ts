@@ -213,7 +213,7 @@ class YjsDoc implements EngineDoc {
   change(writes: (w: EngineWriter) => void): Uint8Array | null {
     const doc = this.doc
     const client = doc.clientID
-    const wasEmpty = doc.store.clients.size === 0 && doc.store.pendingStructs === null && doc.store.pendingDs === null
+    const wasEmpty = this.isEmpty()
     let wrote = false
     // Yjs encodes just this transaction's structs for 'update' listeners: cheaper than diffing
     // the whole document against a state vector.
@@ -263,7 +263,8 @@ class YjsDoc implements EngineDoc {
   }
 
   applyDelta(delta: Uint8Array): ApplyResult {
-    const before = this.extent()
+    const wasEmpty = this.isEmpty()
+    const before = wasEmpty ? 0 : this.extent()
     checkStructure(delta)
     this.wholeDoc = null
     this.length = -1
@@ -272,11 +273,22 @@ class YjsDoc implements EngineDoc {
     } catch (error) {
       throw new DeltaError('delta is not a valid Yjs update', { cause: error })
     }
-    this.settle()
+    // Yjs gives up its client id when a peer's update carries items in that id; the row keeps it
+    // (its next items follow those).
+    this.doc.clientID = this.clientId
+    const store = this.doc.store
+    const pending = store.pendingStructs !== null || store.pendingDs !== null
+    if (pending) this.settle()
+    // Everything in the delta applied to an empty document: the delta is the whole document.
+    else if (wasEmpty) this.wholeDoc = delta
     if (this.extent() !== before) return 'changed'
     // Held until its dependencies arrive; persisting it keeps it across restarts.
+    return pending ? 'pending' : 'unchanged'
+  }
+
+  private isEmpty(): boolean {
     const store = this.doc.store
-    return store.pendingStructs !== null || store.pendingDs !== null ? 'pending' : 'unchanged'
+    return store.clients.size === 0 && store.pendingStructs === null && store.pendingDs === null
   }
 
   /**
@@ -315,17 +327,15 @@ class YjsDoc implements EngineDoc {
   }
 
   /**
-   * Replaces the document by the one its encoding loads, so that what is stored, what is hashed
-   * and what a later load gives are one and the same state. Two things found by the fuzzer make
-   * them differ otherwise:
-   *   - Yjs applies some malformed updates (ranges it keeps pending, structs it accepts but cannot
-   *     read back) and saves them with the document, which it then fails to load: stored, the row
-   *     would be unreadable for good. Refused here (the caller restores the row from disk);
-   *   - a document holding pending structs or deletions (a peer's update whose dependencies have
-   *     not arrived) integrates more of them when loaded than it did in memory, since Yjs retries
-   *     pending work only on some later updates: the stored digest would not match the row read
-   *     back, and peers would disagree about the same bytes.
-   * The loaded document is built here anyway, so keeping it costs nothing more than the check.
+   * Replaces a document holding pending work (a peer's structs or deletions whose dependencies
+   * have not arrived) by the one its encoding loads, so that what is stored, what is hashed and
+   * what a later load gives are one and the same state. Found by the fuzzer: such a document
+   * integrates more of its pending work when loaded than it did in memory, since Yjs retries it
+   * only on some later updates; the stored digest would not match the row read back, and peers
+   * would disagree about the same bytes. Yjs also keeps some malformed updates pending and saves
+   * them, failing on every later load (empty ranges: checkStructure refuses those first): a load
+   * that fails here refuses the delta (the caller restores the row from disk). A document with
+   * nothing pending loads as it is, and is left alone (this costs an encode and a load).
    */
   private settle(): void {
     const bytes = Y.encodeStateAsUpdate(this.doc)
@@ -336,8 +346,7 @@ class YjsDoc implements EngineDoc {
       loaded.destroy()
       throw new DeltaError('delta is not a valid Yjs update: the row it makes could not be loaded again', { cause: error })
     }
-    // As in the constructor: the client id is set after loading. (Yjs gives up the one it had when
-    // a peer's update carries items in its name; the row keeps it: its next items follow those.)
+    // As in the constructor: the client id is set after loading.
     loaded.clientID = this.clientId
     this.doc.destroy()
     this.doc = loaded
