@@ -96,6 +96,13 @@ export class StoreWriteError extends ShoalError {
   }
 }
 
+/** The peer behind the HTTP API has not finished starting (its API listens a moment before). */
+export class PeerStartingError extends ShoalError {
+  constructor() {
+    super('STARTING', 'the peer is still starting; retry in a moment')
+  }
+}
+
 export class StoreClosedError extends ShoalError {
   constructor() {
     super('STORE_CLOSED', 'the store is closed; open it again with Shoal.open()')

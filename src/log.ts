@@ -1,5 +1,6 @@
 import pino from 'pino'
 import pretty from 'pino-pretty'
+import { shown } from './validation.js'
 
 /*
  * One logger interface for every component (store, replication, HTTP API, bridge, simulator),
@@ -175,15 +176,10 @@ export function escapeControls(text: string, max = MAX_UNTRUSTED_LINE_CHARS): st
   return escaped.length > max ? escaped.slice(0, max) + '…' : escaped
 }
 
-/** A peer-sent value for an error message; never throws (JSON.stringify does on a CBOR bigint). */
-export function shown(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    try {
-      return String(value)
-    } catch {
-      return '(unprintable)'
-    }
-  }
+/** What went wrong, for a log line: the error's message, or the thrown value itself when it has none. */
+export function errorText(error: unknown): string {
+  if (error instanceof Error && error.message !== '') return error.message
+  if (error instanceof Error) return error.name
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : shown(error)
 }

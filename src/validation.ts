@@ -24,13 +24,20 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null
 }
 
-/** A value as a message shows it: JSON, cut short. */
+/**
+ * A value as a message shows it: JSON, cut short. Never throws, whatever a peer or a file sent
+ * (JSON.stringify throws on a CBOR bigint, String on an object without a prototype).
+ */
 export function shown(value: unknown): string {
   let text: string
   try {
     text = JSON.stringify(value) ?? String(value)
   } catch {
-    text = String(value)
+    try {
+      text = String(value)
+    } catch {
+      text = '(unprintable)'
+    }
   }
   return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS)}…` : text
 }

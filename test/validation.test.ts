@@ -1,6 +1,7 @@
 import * as v from 'valibot'
 import { describe, expect, it } from 'vitest'
 import { ValidationError } from '../src/errors.js'
+import { errorText } from '../src/log.js'
 import { entriesOf, fields, integerIn, MAX_SHOWN_CHARS, parseWith, shown } from '../src/validation.js'
 
 const from = { source: 'in.json', what: 'the input', error: (message: string) => new ValidationError(message) }
@@ -54,5 +55,19 @@ describe('parseWith', () => {
     const cycle: Record<string, unknown> = {}
     cycle.self = cycle
     expect(shown(cycle)).toBe('[object Object]')
+    expect(shown(10n)).toBe('10')
+    const bare = Object.create(null) as Record<string, unknown>
+    bare.self = bare
+    expect(shown(bare)).toBe('(unprintable)')
+  })
+})
+
+describe('errorText', () => {
+  it('gives the message, else the name, the code or the thrown value: never "undefined"', () => {
+    expect(errorText(new Error('disk full'))).toBe('disk full')
+    expect(errorText(new TypeError())).toBe('TypeError')
+    expect(errorText({ code: 'ERR_STREAM_RESET' })).toBe('ERR_STREAM_RESET')
+    expect(errorText(undefined)).toBe('undefined')
+    expect(errorText('aborted')).toBe('"aborted"')
   })
 })

@@ -37,6 +37,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ROW_TOO_LARGE: 413,
   FORBIDDEN: 403,
   STORE_CLOSED: 503,
+  STARTING: 503,
 }
 
 export interface ErrorAnswer {

@@ -8,7 +8,7 @@ import { startHttpApi, type HttpApi } from '../http/server.js'
 import { createApiToken } from '../http/token.js'
 import { createLogger, type Logger } from '../log.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
-import { StoreOpenError } from '../errors.js'
+import { PeerStartingError, StoreOpenError } from '../errors.js'
 import { Shoal } from '../shoal.js'
 import type { PeerCounters, PeerStatus } from '../status.js'
 import { StoreChangesets } from '../sync/store-changesets.js'
@@ -157,6 +157,10 @@ export class Peer {
         undo.push(() => bridge!.stop())
       }
       let peer: Peer | null = null
+      const started = (): Peer => {
+        if (peer === null) throw new PeerStartingError()
+        return peer
+      }
       let http: HttpApi | null = null
       if (config.http !== null) {
         const { host, port } = parseHostPort('--http', config.http)
@@ -172,8 +176,9 @@ export class Peer {
           origins: config.httpOrigins,
           metricsPublic: config.metricsPublic,
           ...(options.httpLimits === undefined ? {} : { limits: options.httpLimits }),
-          status: () => peer!.status(),
-          counters: () => peer!.counters(),
+          // The API listens before this start has finished: until then it answers 503 STARTING.
+          status: () => started().status(),
+          counters: () => started().counters(),
           bridge: () => peer?.bridge?.status() ?? null,
           ...(trust === null ? {} : { meshDocuments: (docs: Uint8Array[]) => trust.addDocuments(docs) }),
         })

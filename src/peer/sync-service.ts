@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { ShoalNode } from '../net/node.js'
 import { ProtocolError } from '../errors.js'
-import { silentLogger, type Logger } from '../log.js'
+import { errorText, silentLogger, type Logger } from '../log.js'
 import type { ReplicaSource } from '../store/replica-source.js'
 import { ID_SEP, partitionId } from '../table/ids.js'
 import type { Carries } from '../sync/carries.js'
@@ -210,8 +210,8 @@ export class SyncService {
         return null
       }
       if (!this.abort.signal.aborted) {
-        this.finishRound(id, started, before, null, (error as Error).message)
-        this.logger.warn(`anti-entropy with ${id} failed: ${(error as Error).message}`)
+        this.finishRound(id, started, before, null, errorText(error))
+        this.logger.warn(`anti-entropy with ${id} failed: ${errorText(error)}`)
       }
       throw error
     } finally {
@@ -289,7 +289,7 @@ export class SyncService {
         } catch (error) {
           closedByInitiator = (error as Error).name === 'UnexpectedEOFError'
           if (closedByInitiator || stream.readStatus !== 'readable' || this.abort.signal.aborted) break
-          throw new ProtocolError(`unreadable frame: ${(error as Error).message}`, { cause: error })
+          throw new ProtocolError(`unreadable frame: ${errorText(error)}`, { cause: error })
         }
         this.counters.bytesIn += frame.length
         this.counters.framesIn++
@@ -337,8 +337,8 @@ export class SyncService {
       completed = served > 0 && closedByInitiator
     } catch (error) {
       if (!this.abort.signal.aborted) {
-        this.refusals.refuse(reasonOf(error), `anti-entropy request from ${from} refused, stream closed: ${(error as Error).message}`)
-        this.record(from, started, figures, false, (error as Error).message)
+        this.refusals.refuse(reasonOf(error), `anti-entropy request from ${from} refused, stream closed: ${errorText(error)}`)
+        this.record(from, started, figures, false, errorText(error))
       }
       stream.abort(error as Error)
     } finally {

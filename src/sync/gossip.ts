@@ -2,7 +2,7 @@ import { decode, encode } from 'cborg'
 import { MAX_DELTA_BYTES, MAX_KEY_BYTES, NAME_PATTERN } from '../constants.js'
 import { ProtocolError } from '../errors.js'
 import { utf8Length } from '../table/hash.js'
-import { shown } from '../log.js'
+import { shown } from '../validation.js'
 
 
 

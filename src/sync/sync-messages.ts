@@ -9,7 +9,7 @@ import { utf8Length } from '../table/hash.js'
 import { MAX_CHANGESET_BYTES } from '../trust/changeset.js'
 import { MAX_DOCUMENT_BYTES } from '../trust/documents.js'
 import type { Carries } from './carries.js'
-import { shown } from '../log.js'
+import { shown } from '../validation.js'
 
 
 

@@ -1,5 +1,5 @@
 import { Agent, request } from 'node:http'
-import { callbackLogger } from '../../src/log.js'
+import { callbackLogger, silentLogger } from '../../src/log.js'
 import { connect, type Socket } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { startHttpApi, type HttpApi } from '../../src/http/server.js'
@@ -7,6 +7,7 @@ import { HttpStartError } from '../../src/http/errors.js'
 import { MAX_BODY_BYTES } from '../../src/http/body.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Shoal } from '../../src/shoal.js'
+import { PeerStartingError } from '../../src/errors.js'
 import { createApiToken } from '../../src/http/token.js'
 import { tempDir } from '../helpers/tempdir.js'
 
@@ -255,6 +256,29 @@ describe('HTTP API', () => {
     await db.close()
     expectError(await call('GET', '/v1/tables/stock/rows/k1'), 503, 'STORE_CLOSED')
     db = await Shoal.open({ dir })
+  })
+
+  it('answers 503 STARTING while the peer behind it is still starting, status and metrics alike', async () => {
+    const other = await startHttpApi({
+      token: TOKEN,
+      host: '127.0.0.1',
+      port: 0,
+      db,
+      status: () => Promise.reject(new PeerStartingError()),
+      counters: () => {
+        throw new PeerStartingError()
+      },
+      logger: silentLogger,
+    })
+    try {
+      for (const path of ['/v1/status', '/metrics']) {
+        const response = await fetch(`${other.url}${path}`, { headers: auth })
+        expect(response.status).toBe(503)
+        expect(await response.json()).toEqual({ error: { code: 'STARTING', message: 'the peer is still starting; retry in a moment' } })
+      }
+    } finally {
+      await other.close()
+    }
   })
 
   // Found by the fuzzer (npm run fuzz): the stream error of a body cut off by its client reached
