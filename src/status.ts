@@ -32,6 +32,8 @@ export interface LoadProgress {
   received: number
   /** The sending peer's live row count when the load began (deleted rows arrive too, so received may pass it). */
   expected: number
+  /** Seconds left at the rate the load has gone so far; absent until a second of it has been seen. */
+  etaSeconds?: number
 }
 
 export interface SyncStatus {

@@ -70,7 +70,16 @@ export function formatLoad(p: LoadProgress, barWidth = 20): string {
   if (p.expected <= 0) return `[${'.'.repeat(barWidth)}] ${formatCount(p.received)} rows ${where}`
   const share = Math.min(1, p.received / p.expected)
   const filled = Math.floor(share * barWidth)
-  return `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}] ${Math.floor(share * 100)}% ${formatCount(p.received)}/${formatCount(p.expected)} rows ${where}`
+  const eta = p.etaSeconds === undefined ? '' : `, ${formatDuration(p.etaSeconds)} left`
+  return `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}] ${Math.floor(share * 100)}% ${formatCount(p.received)}/${formatCount(p.expected)} rows ${where}${eta}`
+}
+
+/** 45 s, 3 min 05 s, 2 h 10 min. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds))
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`
 }
 
 function formatSyncPeer(s: SyncPeerStatus): string {

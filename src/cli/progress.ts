@@ -58,7 +58,7 @@ export class LoadProgressView {
       return
     }
     if (known === undefined && Math.max(p.received, p.expected) < this.minRows) return
-    const last: LoadProgress = { table: p.table, partition: p.partition, from: p.from, received: p.received, expected: p.expected }
+    const last: LoadProgress = { table: p.table, partition: p.partition, from: p.from, received: p.received, expected: p.expected, ...(p.etaSeconds === undefined ? {} : { etaSeconds: p.etaSeconds }) }
     const now = this.now()
     if (this.out.isTTY) {
       this.loads.set(key, { last, shownAt: known?.shownAt ?? now })

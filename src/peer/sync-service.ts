@@ -7,7 +7,7 @@ import { errorText, silentLogger, type Logger } from '../log.js'
 import type { ReplicaSource } from '../store/replica-source.js'
 import { ID_SEP, partitionId } from '../table/ids.js'
 import type { Carries } from '../sync/carries.js'
-import { answer, reconcile, type Ask, type LoadProgressEvent, type RoundStats } from '../sync/reconciler.js'
+import { answer, newRoundStats, reconcile, type Ask, type LoadProgressEvent, type RoundStats } from '../sync/reconciler.js'
 import { DEFAULT_CONNECT_DELAY_MS, DEFAULT_INTERVAL_MS, DEFAULT_PEERS_PER_ROUND, LEARNED_MAX_WAIT_MS, LEARNED_QUIET_MS, RoundScheduler } from '../sync/round-scheduler.js'
 import { StoreReplica } from '../sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../sync/sync-messages.js'
@@ -93,10 +93,18 @@ export class SyncService {
   private readonly scheduler: RoundScheduler
   private readonly peers = new Map<string, SyncPeerStatus>()
   private readonly loading = new Map<string, LoadProgress>()
+  /** When each load in `loading` began (its first page), for its ETA. */
+  private readonly loadStarted = new Map<string, number>()
   private readonly abort = new AbortController()
   private readonly running = new Set<Promise<unknown>>()
   /** Inbound rounds being served, per peer. */
   private readonly inbound = new Map<string, number>()
+  /**
+   * Partitions a round is reconciling now, outbound or inbound: another round leaves them alone,
+   * so a peer missing rows takes each from one source at a time (on a slow link, several sources
+   * sending the same rows at once each took a share of the link).
+   */
+  private readonly claimed = new Set<string>()
   private readonly requestBuckets: BucketsByKey
   private started = false
 
@@ -176,6 +184,7 @@ export class SyncService {
     const before = { in: this.counters.bytesIn, out: this.counters.bytesOut }
     let outcome: 'ok' | 'failed' | 'declined' = 'failed'
     let stream: Stream | undefined
+    const stats = newRoundStats()
     try {
       const signal = this.abort.signal
       stream = await this.node.libp2p.dialProtocol(typeof peer === 'string' ? peerIdFromString(peer) : peer, SYNC_PROTOCOL, { signal })
@@ -191,11 +200,13 @@ export class SyncService {
         this.counters.framesIn++
         return decodeResponse(response, request.type)
       }
-      const stats = await reconcile(this.replica, ask, {
+      await reconcile(this.replica, ask, {
         from: id,
         signal,
         ...(this.init.pageBytes === undefined ? {} : { pageBytes: this.init.pageBytes }),
         onProgress: (event) => this.progress(id, event),
+        stats,
+        claim: (table, partition) => this.claim(partitionId(table, partition)),
       })
       await stream.close().catch(() => undefined)
       outcome = stats.errors.length === 0 ? 'ok' : 'failed'
@@ -210,7 +221,8 @@ export class SyncService {
         return null
       }
       if (!this.abort.signal.aborted) {
-        this.finishRound(id, started, before, null, errorText(error))
+        // What the round did before it failed is applied and durable: it counts.
+        this.finishRound(id, started, before, stats, errorText(error))
         this.logger.warn(`anti-entropy with ${id} failed: ${errorText(error)}`)
       }
       throw error
@@ -220,14 +232,19 @@ export class SyncService {
     }
   }
 
-  private finishRound(peer: string, started: number, before: { in: number; out: number }, stats: RoundStats | null, error: string | null): void {
-    if (stats !== null) {
-      this.counters.rowsIn += stats.rowsReceived
-      this.counters.rowsOut += stats.rowsSent
-      this.counters.rowsRepaired += stats.changedHere
-    }
-    const ok = error === null && (stats?.errors.length ?? 0) === 0
-    this.record(peer, started, { rowsReceived: stats?.rowsReceived ?? 0, rowsSent: stats?.rowsSent ?? 0, bytesIn: this.counters.bytesIn - before.in, bytesOut: this.counters.bytesOut - before.out }, ok, error)
+  private finishRound(peer: string, started: number, before: { in: number; out: number }, stats: RoundStats, error: string | null): void {
+    this.counters.rowsIn += stats.rowsReceived
+    this.counters.rowsOut += stats.rowsSent
+    this.counters.rowsRepaired += stats.changedHere
+    const ok = error === null && stats.errors.length === 0
+    this.record(peer, started, { rowsReceived: stats.rowsReceived, rowsSent: stats.rowsSent, bytesIn: this.counters.bytesIn - before.in, bytesOut: this.counters.bytesOut - before.out }, ok, error)
+  }
+
+  /** Claims a partition for one round; null if another round holds it (see `claimed`). */
+  private claim(pid: string): (() => void) | null {
+    if (this.claimed.has(pid)) return null
+    this.claimed.add(pid)
+    return () => this.claimed.delete(pid)
   }
 
   private record(peer: string, started: number, figures: { rowsReceived: number; rowsSent: number; bytesIn: number; bytesOut: number }, ok: boolean, error: string | null): void {
@@ -241,9 +258,18 @@ export class SyncService {
 
   private progress(from: string, event: LoadProgressEvent): void {
     const key = from + ID_SEP + partitionId(event.table, event.partition)
+    const now = Date.now()
+    const startedAt = this.loadStarted.get(key) ?? now
     const entry: LoadProgress = { table: event.table, partition: event.partition, from, received: event.received, expected: event.expected }
-    if (event.done) this.loading.delete(key)
-    else this.loading.set(key, entry)
+    const eta = etaSeconds(event.received, event.expected, now - startedAt)
+    if (eta !== null) entry.etaSeconds = eta
+    if (event.done) {
+      this.loading.delete(key)
+      this.loadStarted.delete(key)
+    } else {
+      this.loading.set(key, entry)
+      this.loadStarted.set(key, startedAt)
+    }
     this.onProgress?.({ ...entry, done: event.done })
   }
 
@@ -280,6 +306,16 @@ export class SyncService {
     // Rows pushed to us count as a load too (an initiator holding what we lack pushes it).
     const theirRows = new Map<string, number>()
     const pushed = new Map<string, LoadProgressEvent>()
+    // Partitions this session takes pushes for, held until it ends (see `claimed`).
+    const held = new Map<string, () => void>()
+    const claim = (table: string, partition: string): boolean => {
+      const pid = partitionId(table, partition)
+      if (held.has(pid)) return true
+      const release = this.claim(pid)
+      if (release === null) return false
+      held.set(pid, release)
+      return true
+    }
     try {
       for (;;) {
         let frame: Uint8Array
@@ -307,7 +343,7 @@ export class SyncService {
           await stream.close().catch(() => undefined)
           return
         }
-        const response = await answer(this.replica, request, from)
+        const response = await answer(this.replica, request, from, claim)
         if (request.type === 'push' && response.type === 'push') {
           this.counters.rowsIn += request.rows.length
           figures.rowsReceived += request.rows.length
@@ -342,6 +378,7 @@ export class SyncService {
       }
       stream.abort(error as Error)
     } finally {
+      for (const release of held.values()) release()
       for (const entry of pushed.values()) this.progress(from, { ...entry, done: true })
       const left = (this.inbound.get(from) ?? 1) - 1
       if (left > 0) this.inbound.set(from, left)
@@ -374,4 +411,10 @@ export class SyncService {
     void work.finally(() => this.running.delete(work))
     return work
   }
+}
+
+/** Seconds left of a load at its rate so far; null while too young to tell or already complete. */
+export function etaSeconds(received: number, expected: number, elapsedMs: number): number | null {
+  if (elapsedMs < 1000 || received <= 0 || expected <= received) return null
+  return Math.ceil(((expected - received) * elapsedMs) / received / 1000)
 }

@@ -6,7 +6,7 @@ import { equalBytes, isZeroBytes as isZero } from '../table/hash.js'
 import { isCarried, type Carries } from './carries.js'
 import { exchangeChangesets } from './changeset-exchange.js'
 import { compareRoots, pageOfRoots, type ChangesetReplica, type SyncReplica } from './replica.js'
-import { FETCH_FRAME_BUDGET, Progress, request, type Ask, type ReconcileOptions, type RoundStats } from './round-io.js'
+import { BUSY_ELSEWHERE, FETCH_FRAME_BUDGET, newRoundStats, Progress, request, type Ask, type ReconcileOptions, type RoundStats } from './round-io.js'
 import { partitionId } from '../table/ids.js'
 import { MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST, MAX_ROOTS_PER_FRAME, NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
 
@@ -29,6 +29,7 @@ export type { Ask, LoadProgressEvent } from './round-io.js'
 export { answer } from './responder.js'
 
 export type { ReconcileOptions, RoundStats } from './round-io.js'
+export { newRoundStats } from './round-io.js'
 
 export const DEFAULT_PAGE_BYTES = 256 * 1024
 /** Partition roots taken from one peer in a round: MAX_TABLES × MAX_PARTITIONS_PER_TABLE would not fit in memory anyway. */
@@ -71,7 +72,7 @@ interface PartitionPlan {
 
 /** Runs one anti-entropy round as the initiator. Errors of one partition are recorded, not thrown. */
 export async function reconcile(local: SyncReplica, ask: Ask, options: ReconcileOptions): Promise<RoundStats> {
-  const stats: RoundStats = { shared: 0, differing: 0, rowsReceived: 0, rowsSent: 0, changedHere: 0, changedThere: 0, refused: 0, errors: [] }
+  const stats = options.stats ?? newRoundStats()
   // The peer learns of our first page of partitions (for its own bookkeeping); we page all of its.
   const mine = pageOfRoots(local.roots(), null, MAX_ROOTS_PER_FRAME)
   const hello = await request(ask, { type: 'hello', carries: local.carries(), roots: mine.roots, next: mine.next }, 'hello')
@@ -135,12 +136,20 @@ class Session {
       if (localRoot !== undefined && remoteRoot !== undefined && equalBytes(localRoot, remoteRoot)) continue
       this.stats.differing++
       this.options.signal?.throwIfAborted()
+      const release = this.options.claim === undefined ? () => {} : this.options.claim(plan.table, plan.partition)
+      if (release === null) {
+        this.stats.busyElsewhere++
+        continue
+      }
       try {
         await this.partition(plan)
       } catch (error) {
         if (this.options.signal?.aborted === true) throw error
         if (!(error instanceof ShoalError)) throw error
-        this.stats.errors.push(`${plan.table}/${plan.partition}: ${error.message}`)
+        if (error.code === BUSY_ELSEWHERE) this.stats.busyElsewhere++
+        else this.stats.errors.push(`${plan.table}/${plan.partition}: ${error.message}`)
+      } finally {
+        release()
       }
     }
   }

@@ -1,15 +1,17 @@
 import { ShoalError } from '../errors.js'
 import { isCarried } from './carries.js'
 import { pageOfRoots, type ChangesetReplica, type SyncReplica } from './replica.js'
-import { FETCH_FRAME_BUDGET } from './round-io.js'
+import { BUSY_ELSEWHERE, FETCH_FRAME_BUDGET } from './round-io.js'
 import { MAX_CHANGESETS_PER_FRAME, MAX_CLOCK_AUTHORS, MAX_CLOCK_RANGES, MAX_ROOTS_PER_FRAME, type AuthorRanges, type PartitionRoot, type SyncRequest, type SyncResponse } from './sync-messages.js'
 import { ProtocolError } from '../errors.js'
 
 /**
  * Answers one request from a peer, from this replica. Stateless. Never throws: problems become
- * error responses, so a misbehaving peer gets told and this peer goes on.
+ * error responses, so a misbehaving peer gets told and this peer goes on. `claim`: asked before
+ * rows or changesets pushed to this peer are taken; false when another round is loading that
+ * partition here now (answered BUSY_ELSEWHERE: the peer leaves it for a later round).
  */
-export async function answer(local: SyncReplica, req: SyncRequest, from: string): Promise<SyncResponse> {
+export async function answer(local: SyncReplica, req: SyncRequest, from: string, claim?: (table: string, partition: string) => boolean): Promise<SyncResponse> {
   try {
     const log = local.changesets
     if (log !== undefined) {
@@ -18,6 +20,9 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string)
     }
     // In a private mesh a peer learns only of partitions it may read.
     const roots = (): PartitionRoot[] => (log === undefined ? local.roots() : local.roots().filter((r) => log.readable(from, r.table, r.partition)))
+    if ((req.type === 'push' || req.type === 'offer') && claim !== undefined && !claim(req.table, req.partition)) {
+      return { type: 'error', code: BUSY_ELSEWHERE, message: `another round is bringing partition '${req.partition}' of table '${req.table}' here now; try it in a later round` }
+    }
     switch (req.type) {
       case 'hello':
         return { type: 'hello', carries: local.carries(), ...pageOfRoots(roots(), null, MAX_ROOTS_PER_FRAME) }

@@ -63,6 +63,24 @@ export interface ReconcileOptions {
   /** Rows received for one partition, as they arrive (for progress bars). */
   onProgress?: (event: LoadProgressEvent) => void
   signal?: AbortSignal
+  /**
+   * The round's figures, kept up to date as it goes (newRoundStats()): a caller holding them sees
+   * what a round that then fails has already done (its pages are applied, durable, as they come).
+   */
+  stats?: RoundStats
+  /**
+   * Asked before a differing partition is reconciled; null: another round is at it now (with
+   * another peer), so this round leaves it alone and a later one comes back to it. Otherwise the
+   * function that ends the claim. A peer missing rows thus loads each from one source at a time.
+   */
+  claim?: (table: string, partition: string) => (() => void) | null
+}
+
+/** The answer to a push or offer for a partition another round is bringing to the peer now. */
+export const BUSY_ELSEWHERE = 'BUSY_ELSEWHERE'
+
+export function newRoundStats(): RoundStats {
+  return { shared: 0, differing: 0, busyElsewhere: 0, rowsReceived: 0, rowsSent: 0, changedHere: 0, changedThere: 0, refused: 0, errors: [] }
 }
 
 export interface RoundStats {
@@ -70,6 +88,8 @@ export interface RoundStats {
   shared: number
   /** Of those, partitions whose roots differed. */
   differing: number
+  /** Differing partitions left to a later round: another round was reconciling them (ReconcileOptions.claim). */
+  busyElsewhere: number
   /** Rows (whole or deltas) received from the peer and sent to it. */
   rowsReceived: number
   rowsSent: number

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatLoad } from '../../src/cli/format.js'
+import { formatDuration, formatLoad } from '../../src/cli/format.js'
 import { LoadProgressView } from '../../src/cli/progress.js'
 import type { LoadProgress } from '../../src/status.js'
 
@@ -17,6 +17,9 @@ describe('load progress', () => {
     // Deleted rows arrive too, so received may pass expected: the bar stops at 100%.
     expect(formatLoad(load(120, 100))).toBe('[####################] 100% 120/100 rows stock/1 from 12D3…klmnop')
     expect(formatLoad({ ...load(7, 0), partition: '' })).toBe('[....................] 7 rows stock from 12D3…klmnop')
+    expect(formatLoad({ ...load(52_000), etaSeconds: 185 })).toBe('[##########..........] 52% 52,000/100,000 rows stock/1 from 12D3…klmnop, 3 min 05 s left')
+    expect(formatDuration(45)).toBe('45 s')
+    expect(formatDuration(7800)).toBe('2 h 10 min')
   })
 
   it('prints a line per load at most every interval when not on a terminal, and one when it ends', () => {

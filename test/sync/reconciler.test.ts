@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Shoal, type TableSchema } from '../../src/index.js'
-import { answer, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
+import { answer, newRoundStats, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, MAX_ROOTS_PER_FRAME, type SyncRequest } from '../../src/sync/sync-messages.js'
 import { tempDir } from '../helpers/tempdir.js'
@@ -181,14 +181,71 @@ describe.each(['yjs', 'automerge'] as const)('anti-entropy between two stores (%
       if (req.type === 'range' && ++ranges === 4) throw new Error('connection reset')
       return inner.ask(req)
     }
-    await expect(reconcile(new StoreReplica(b.replication()), failing, { from: 'a', pageBytes: 8 * 1024 })).rejects.toThrow('connection reset')
+    const stats = newRoundStats()
+    await expect(reconcile(new StoreReplica(b.replication()), failing, { from: 'a', pageBytes: 8 * 1024, stats })).rejects.toThrow('connection reset')
     const partial = b.replication().rowCount('stock')
     expect(partial).toBeGreaterThan(0)
     expect(partial).toBeLessThan(800)
+    // The caller's figures say what the failed round brought: those rows are stored.
+    expect(stats.rowsReceived).toBeGreaterThanOrEqual(partial)
+    expect(stats.changedHere).toBeGreaterThanOrEqual(partial)
     const resumed = await sync(b, a)
     expect(b.replication().rowCount('stock')).toBe(800)
     expect(resumed.rowsReceived).toBeLessThan(800 - partial / 2) // not a full reload
     expect(await digests(b)).toEqual(await digests(a))
+  })
+})
+
+describe('one source per partition', () => {
+  it('a peer rounding with two sources at once takes each missing partition from one of them', async () => {
+    const [a, b, c] = [await store(), await store(), await store()]
+    await a.defineTable(stock('yjs'))
+    await Promise.all(Array.from({ length: 600 }, (_, i) => a.table('stock').put(`r${i}`, { store: String(i % 3), qty: i })))
+    await sync(b, a)
+    expect(await digests(b)).toEqual(await digests(a))
+    // C is empty; its rounds with A and with B run at the same time, sharing one claim registry
+    // (as SyncService does for every round, outbound and inbound).
+    const claimed = new Set<string>()
+    const claim = (table: string, partition: string): (() => void) | null => {
+      const id = `${table}/${partition}`
+      if (claimed.has(id)) return null
+      claimed.add(id)
+      return () => claimed.delete(id)
+    }
+    const slow = (remote: Shoal): Ask => {
+      const w = wire(new StoreReplica(remote.replication()))
+      return async (req) => {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        return w.ask(req)
+      }
+    }
+    const replica = new StoreReplica(c.replication())
+    const [fromA, fromB] = await Promise.all([reconcile(replica, slow(a), { from: 'a', claim, pageBytes: 4096 }), reconcile(replica, slow(b), { from: 'b', claim, pageBytes: 4096 })])
+    expect(fromA.errors).toEqual([])
+    expect(fromB.errors).toEqual([])
+    // Every stock partition came from one source only; the other round left it alone.
+    expect(fromA.rowsReceived + fromB.rowsReceived).toBeLessThan(600 + 10)
+    expect(fromA.busyElsewhere + fromB.busyElsewhere).toBeGreaterThan(0)
+    expect(claimed.size).toBe(0)
+    // A later round brings whatever was left.
+    await sync(c, a)
+    expect(await digests(c)).toEqual(await digests(a))
+  })
+
+  it('a push for a partition another round is bringing here is answered BUSY_ELSEWHERE, and the pusher leaves it for later', async () => {
+    const [a, b] = [await store(), await store()]
+    await a.defineTable(stock('yjs'))
+    await b.defineTable(stock('yjs'))
+    await a.table('stock').put('r1', { store: '1', qty: 1 })
+    const refusing: Ask = async (req) => {
+      const frame = decodeRequest(encodeRequest(req))
+      return decodeResponse(encodeResponse(await answer(new StoreReplica(b.replication()), frame, 'a', () => false)), req.type)
+    }
+    const stats = await reconcile(new StoreReplica(a.replication()), refusing, { from: 'b' })
+    expect(stats.errors).toEqual([])
+    // (the catalog row differs too: both defined the table)
+    expect(stats.busyElsewhere).toBeGreaterThanOrEqual(1)
+    expect(b.replication().rowCount('stock')).toBe(0)
   })
 })
 
