@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { buildLan, ensureNft, linkBytes, setCut, setLoss, setRate, teardown, type Host } from './hosts/netns.js'
-import { clientOf, preparePeer, rowCount, startPeer, stopPeer, type HostPeer } from './hosts/peers.js'
+import { buildLan, ensureNft, setCut, setLoss, setRate, shapedBytes, tcpSegments, teardown, type Host } from './hosts/netns.js'
+import { clientOf, preparePeer, rowCount, startPeer, stopPeer, trafficOf, type HostPeer } from './hosts/peers.js'
 
 /*
  * `npm run test:hosts` (root): five hosts made of Linux network namespaces on one bridge
@@ -141,12 +141,18 @@ async function main(): Promise<void> {
   await writeMany(SLOW_ROWS, 16, (i) => clientOf(first).put('stock', `slow${i}`, { store: String(i % 4), sku: `S${i}`, shelf: `shelf ${i} of the slow-link test` }, { partition: String(i % 4) }))
   const target = await rowCount(first)
   setRate(slow.host, 256)
-  const before = linkBytes(slow.host)
   await startPeer(slow)
   const slowMs = await until(`${slow.host.name} to hold ${target} rows over 256 kbit/s`, async () => (await rowCount(slow)) >= target, 600_000)
-  const after = linkBytes(slow.host)
+  const link = shapedBytes(slow.host)
+  const segments = tcpSegments(slow.host)
+  const status = await clientOf(slow).status()
   setRate(slow.host, null)
-  log(`slow link: ${slow.host.name} caught up ${SLOW_ROWS} new rows (${target} in all) over 256 kbit/s in ${(slowMs / 1000).toFixed(1)} s; its link carried ${((after.rx - before.rx) / 1024).toFixed(0)} KiB in, ${((after.tx - before.tx) / 1024).toFixed(0)} KiB out`)
+  for (const s of status.sync.peers) {
+    const r = s.lastRound
+    if (r !== null) log(`  ${slow.host.name}'s last round with ${s.peer.slice(-6)}: ${r.ok ? 'ok' : `failed (${r.error})`}, ${r.rowsReceived} rows in, ${r.rowsSent} out, ${(r.bytesIn / 1024).toFixed(0)} KiB in, ${(r.bytesOut / 1024).toFixed(0)} KiB out, ${(r.durationMs / 1000).toFixed(1)} s`)
+  }
+  log(`  ${slow.host.name}'s counters: ${JSON.stringify(await trafficOf(slow))}; TCP segments since its namespace began: ${JSON.stringify(segments)}`)
+  log(`slow link: ${slow.host.name} caught up ${SLOW_ROWS} new rows (${target} in all) over 256 kbit/s in ${(slowMs / 1000).toFixed(1)} s; its link carried ${(link.in / 1024).toFixed(0)} KiB in, ${(link.out / 1024).toFixed(0)} KiB out`)
 }
 
 try {

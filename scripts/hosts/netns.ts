@@ -109,25 +109,52 @@ export function setLoss(host: Host, percent: number): void {
   nft(host, 'shoal_loss', percent <= 0 ? null : `table inet shoal_loss {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    iifname "eth0" ip saddr != ${RUNNER_ADDRESS} numgen random mod 100 < ${percent} drop\n  }\n}\n`)
 }
 
-/** Limits a host's link to `kbit` kbit/s both ways (tc tbf on each end); null removes the limit. */
+/**
+ * Limits the link between a host and the other hosts to `kbit` kbit/s both ways (tc tbf on each
+ * end); null removes the limit. The runner's own traffic (its HTTP checks) goes around the limit,
+ * through a band of its own, so watching the host does not eat its link.
+ */
 export function setRate(host: Host, kbit: number | null): void {
-  for (const [ns, dev] of [
-    [host.ns, 'eth0'],
-    [LAN, `${host.name}-br`],
+  for (const [ns, dev, runnerMatch] of [
+    [host.ns, 'eth0', 'dst'],
+    [LAN, `${host.name}-br`, 'src'],
   ] as const) {
+    const tc = (...args: string[]): string => run('ip', ['netns', 'exec', ns, 'tc', ...args])
     try {
-      run('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'del', 'dev', dev, 'root'])
+      tc('qdisc', 'del', 'dev', dev, 'root')
     } catch {
       // no qdisc yet
     }
-    if (kbit !== null) run('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', '16kbit', 'latency', '400ms'])
+    if (kbit === null) continue
+    // htb only sorts traffic into two classes (this kernel has no prio qdisc); the limit is tbf.
+    tc('qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '30')
+    tc('class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', '10gbit')
+    tc('class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:30', 'htb', 'rate', '10gbit')
+    tc('qdisc', 'add', 'dev', dev, 'parent', '1:30', 'handle', '30:', 'tbf', 'rate', `${kbit}kbit`, 'burst', '16kbit', 'latency', '400ms')
+    tc('filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', runnerMatch, `${RUNNER_ADDRESS}/32`, 'flowid', '1:1')
   }
 }
 
-/** Bytes a host's eth0 has received and sent (the kernel's counters). */
-export function linkBytes(host: Host): { rx: number; tx: number } {
-  const read = (what: string): number => Number(run('ip', ['netns', 'exec', host.ns, 'cat', `/sys/class/net/eth0/statistics/${what}_bytes`]).trim())
-  return { rx: read('rx'), tx: read('tx') }
+/**
+ * Bytes that crossed a rate-limited host's link with the other hosts since setRate (what its tbf
+ * queues sent: in = towards the host, out = from it); the runner's own traffic is not counted.
+ */
+export function shapedBytes(host: Host): { in: number; out: number } {
+  const sent = (ns: string, dev: string): number => {
+    const text = run('ip', ['netns', 'exec', ns, 'tc', '-s', 'qdisc', 'show', 'dev', dev])
+    const block = text.split(/\n(?=qdisc )/).find((b) => b.startsWith('qdisc tbf 30:'))
+    const m = block === undefined ? null : /Sent (\d+) bytes/.exec(block)
+    if (m === null) throw new Error(`no rate limit on ${dev} in ${ns}: call setRate first`)
+    return Number(m[1])
+  }
+  return { in: sent(LAN, `${host.name}-br`), out: sent(host.ns, 'eth0') }
+}
+
+/** A host's TCP segment counters (nstat): sent, received, retransmitted. */
+export function tcpSegments(host: Host): { out: number; in: number; retransmitted: number } {
+  const text = run('ip', ['netns', 'exec', host.ns, 'nstat', '-az', 'TcpOutSegs', 'TcpInSegs', 'TcpRetransSegs'])
+  const value = (name: string): number => Number(new RegExp(`${name}\\s+(\\d+)`).exec(text)?.[1] ?? NaN)
+  return { out: value('TcpOutSegs'), in: value('TcpInSegs'), retransmitted: value('TcpRetransSegs') }
 }
 
 /** nft from Debian when missing (the loss fault needs it). */

@@ -91,3 +91,16 @@ export async function rowCount(p: HostPeer): Promise<number> {
   const status = await clientOf(p).status()
   return status.tables.find((t) => t.name === 'stock')?.rows ?? 0
 }
+
+/** The peer's traffic counters from /metrics: bytes and rows in and out, rounds. */
+export async function trafficOf(p: HostPeer): Promise<Record<string, number>> {
+  const api = await readApiFile(p.dir)
+  if (api === null || api.token === null) throw new Error(`${p.host.name} has no API file`)
+  const text = await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })).text()
+  const out: Record<string, number> = {}
+  for (const line of text.split('\n')) {
+    const m = /^shoal_(bytes_in|bytes_out|deltas_in|deltas_out|sync_rounds|rows_repaired)_total (\d+)/.exec(line)
+    if (m !== null) out[m[1]!] = Number(m[2])
+  }
+  return out
+}

@@ -52,6 +52,13 @@ export class DigestState {
     return this.counts.has(id) || this.roots.has(id)
   }
 
+  /** One partition's summary as it is now; undefined when no row of it is held. */
+  partition(table: string, partition: string): PartitionSummary | undefined {
+    if (!this.holds(table, partition)) return undefined
+    const pid = partitionId(table, partition)
+    return { partition, rows: this.liveCount(pid), digest: this.root(pid) }
+  }
+
   root(pid: string): Uint8Array {
     return this.roots.get(pid) ?? ZERO_DIGEST
   }

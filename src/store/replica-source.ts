@@ -21,6 +21,8 @@ export interface ReplicaSource {
   tables(): ResolvedSchema[]
   /** Partitions of a table held here (live or deleted rows), with live counts and digest roots. */
   partitions(table: string): PartitionSummary[]
+  /** One partition's live count and digest root as they are now; undefined when none of its rows is held. */
+  partition(table: string, partition: string): PartitionSummary | undefined
   holds(table: string, partition: string): boolean
   rowCount(table: string, partition?: string): number
   digestTree(table: string, partition: string): Promise<DigestTreeLike>

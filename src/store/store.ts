@@ -355,6 +355,10 @@ export class Store {
     return this.core.digests.partitions(table)
   }
 
+  partition(table: string, partition: string): PartitionSummary | undefined {
+    return this.core.digests.partition(table, partition)
+  }
+
   /** True if rows of (table, partition) are stored here. */
   holds(table: string, partition: string): boolean {
     return this.core.digests.holds(table, partition)

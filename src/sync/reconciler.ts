@@ -141,6 +141,15 @@ class Session {
         this.stats.busyElsewhere++
         continue
       }
+      if (this.options.claim !== undefined) {
+        // Another round may have reconciled it since this one began: look at it as it is now (a
+        // partition loaded meanwhile must not be walked again as if it were still empty).
+        plan.local = this.local.partitionRoot(plan.table, plan.partition)
+        if (plan.local !== undefined && remoteRoot !== undefined && equalBytes(plan.local.root, remoteRoot)) {
+          release()
+          continue
+        }
+      }
       try {
         await this.partition(plan)
       } catch (error) {

@@ -44,6 +44,8 @@ export interface SyncReplica {
   holds(table: string, partition: string): boolean
   /** Partitions held here (tables known here, catalog included), with full digest roots. */
   roots(): PartitionRoot[]
+  /** One partition's root as it is now (undefined: none of its rows held here). */
+  partitionRoot(table: string, partition: string): PartitionRoot | undefined
   /** True if rows of this table's schema are known here. */
   knowsTable(table: string): boolean
   /** TREE_FANOUT child hashes (NODE_HASH_BYTES each) per node at `level`, concatenated. */

@@ -41,6 +41,11 @@ export class StoreReplica implements SyncReplica {
     return out
   }
 
+  partitionRoot(table: string, partition: string): PartitionRoot | undefined {
+    const p = this.source.partition(table, partition)
+    return p === undefined ? undefined : { table, partition, root: p.digest, rows: p.rows }
+  }
+
   knowsTable(table: string): boolean {
     return this.source.schema(table) !== undefined
   }

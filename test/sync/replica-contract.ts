@@ -87,6 +87,8 @@ export function replicaContract(name: string, make: ReplicaFactory): void {
         const root = r.roots().find((p) => p.table === 'stock' && p.partition === '1')!
         expect(root.rows).toBe(20)
         expect(hex(root.root)).not.toBe('0'.repeat(32))
+        expect(r.partitionRoot('stock', '1')).toEqual(root)
+        expect(r.partitionRoot('stock', '2')).toBeUndefined()
         expect(await r.apply('stock', '1', rows, 'peer')).toEqual({ changed: 0, refused: 0 })
         expect(hex(r.roots().find((p) => p.table === 'stock')!.root)).toBe(hex(root.root))
       })

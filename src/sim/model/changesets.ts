@@ -141,6 +141,10 @@ export class TrustedReplica implements SyncReplica {
     return this.replica.roots()
   }
 
+  partitionRoot(table: string, partition: string): ReturnType<SyncReplica['partitionRoot']> {
+    return this.replica.partitionRoot(table, partition)
+  }
+
   knowsTable(table: string): boolean {
     return this.replica.knowsTable(table)
   }

@@ -65,6 +65,11 @@ export class MemoryReplica implements SyncReplica {
     return [...this.partitions.values()].filter((p) => p.rows.size > 0).map((p) => ({ table: p.table, partition: p.partition, root: p.tree.root(), rows: this.liveRows(p) }))
   }
 
+  partitionRoot(table: string, partition: string): PartitionRoot | undefined {
+    const p = this.partitions.get(partitionId(table, partition))
+    return p === undefined || p.rows.size === 0 ? undefined : { table, partition, root: p.tree.root(), rows: this.liveRows(p) }
+  }
+
   knowsTable(table: string): boolean {
     return this.schemas.has(table)
   }
