@@ -85,14 +85,14 @@ async function main(): Promise<void> {
   root = await mkdtemp(join(tmpdir(), 'shoal-hosts-'))
   log(`LAN of ${COUNT} hosts (${hosts.map((h) => `${h.name} ${h.address}`).join(', ')}); logs in ${root}`)
 
-  // 1. Joining: h1 first, the others bootstrap from it (mDNS cannot send without a default route yet: issue 16).
-  const first = await preparePeer(hosts[0]!, root, [], false)
-  peers = [first]
-  for (const h of hosts.slice(1)) peers.push(await preparePeer(h, root, [first], false))
+  // 1. Joining by mDNS alone (no bootstrap), on hosts without a default route.
+  peers = []
+  for (const h of hosts) peers.push(await preparePeer(h, root, [], true))
+  const first = peers[0]!
   await Promise.all(peers.map(startPeer))
   const last = peers[peers.length - 1]!
   await clientOf(last).put('stock', 'join', { store: '1', sku: 'J' }, { partition: '1' })
-  log(`join: a row written on ${last.host.name} is on every host after ${((await until('every host to hold it', () => everyoneHas(peers, 'join', '1'), 60_000)) / 1000).toFixed(1)} s`)
+  log(`join (mDNS): a row written on ${last.host.name} is on every host after ${((await until('every host to hold it', () => everyoneHas(peers, 'join', '1'), 60_000)) / 1000).toFixed(1)} s`)
 
   // 2. 20 % of the packets every host receives dropped at random.
   for (const h of hosts) setLoss(h, 20)

@@ -12,7 +12,6 @@ import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, identifyPush, type Identify, type IdentifyPush } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PeerDiscovery, PeerId } from '@libp2p/interface'
-import { mdns } from '@libp2p/mdns'
 import { memory } from '@libp2p/memory'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping, type Ping } from '@libp2p/ping'
@@ -27,6 +26,7 @@ import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
 import { privateNetwork } from './private-network.js'
+import { lanDiscovery } from './lan-discovery.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
 
 export interface NetInit {
@@ -214,7 +214,8 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     meshDiscovery({ interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS }) as unknown as (components: unknown) => PeerDiscovery,
   ]
   const inMemory = init.transports === 'memory'
-  if (init.mdns !== false && !inMemory) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
+  // cast: as for meshDiscovery, its components are provided at run time
+  if (init.mdns !== false && !inMemory) peerDiscovery.push(lanDiscovery({ serviceTag: MDNS_SERVICE_TAG }) as unknown as (components: unknown) => PeerDiscovery)
   if (bootstrapList.length > 0 && !inMemory) peerDiscovery.push(bootstrap({ list: bootstrapList }))
 
   const services: ServiceFactoryMap<ShoalServices> = {
