@@ -46,6 +46,25 @@ async function rows(db: Shoal, table: string): Promise<unknown[]> {
   return (await db.table(table).scan()).rows.map((r) => r)
 }
 
+/**
+ * HQ and store 1 never meet; a hub (whose group may not write sales) meets both and holds store
+ * 1's sale s1, which HQ has not seen.
+ */
+async function relayedSale(): Promise<{ mesh: TestMesh; hq: Node; hub: Node; store1: Node }> {
+  const mesh = await testMesh()
+  const hq = await node(mesh, 'hq', [])
+  const hub = await node(mesh, 'hub', [])
+  const store1 = await node(mesh, 'store', ['1'])
+  await meet(hq, hub)
+  await meet(hub, store1)
+  await hq.db.defineTable(SALES)
+  await round(hub, hq)
+  await round(store1, hub)
+  await store1.db.table('sales').put('s1', { store: '1', total: 10 })
+  await round(hub, store1)
+  return { mesh, hq, hub, store1 }
+}
+
 describe('anti-entropy by changesets', () => {
   it('ships what each side lacks, both ways, and refuses what the author may not write', async () => {
     const mesh = await testMesh()
@@ -108,17 +127,7 @@ describe('anti-entropy by changesets', () => {
   })
 
   it("takes a store's sale relayed by a peer that may not write it, learning the author's admission from the relay; refuses forgeries", async () => {
-    const mesh = await testMesh()
-    const hq = await node(mesh, 'hq', [])
-    const hub = await node(mesh, 'hub', [])
-    const store1 = await node(mesh, 'store', ['1'])
-    await meet(hq, hub)
-    await meet(hub, store1)
-    await hq.db.defineTable(SALES)
-    await round(hub, hq)
-    await round(store1, hub)
-    await store1.db.table('sales').put('s1', { store: '1', total: 10 })
-    await round(hub, store1)
+    const { mesh, hq, hub, store1 } = await relayedSale()
     expect(await hub.db.table('sales').get('s1')).toMatchObject({ total: 10 })
     expect(hq.m.gate.knows(store1.m.id)).toBe(false)
     await round(hq, hub)
@@ -138,17 +147,7 @@ describe('anti-entropy by changesets', () => {
   })
 
   it("offers a relayed sale with its author's admission, so a peer that never met the author takes it", async () => {
-    const mesh = await testMesh()
-    const hq = await node(mesh, 'hq', [])
-    const hub = await node(mesh, 'hub', [])
-    const store1 = await node(mesh, 'store', ['1'])
-    await meet(hq, hub)
-    await meet(hub, store1)
-    await hq.db.defineTable(SALES)
-    await round(hub, hq)
-    await round(store1, hub)
-    await store1.db.table('sales').put('s1', { store: '1', total: 10 })
-    await round(hub, store1)
+    const { hq, hub, store1 } = await relayedSale()
     expect(hq.m.gate.knows(store1.m.id)).toBe(false)
     // The hub runs the round this time: it offers, HQ answers.
     const stats = await round(hub, hq)
