@@ -46,6 +46,17 @@ async function rows(db: Shoal, table: string): Promise<unknown[]> {
   return (await db.table(table).scan()).rows.map((r) => r)
 }
 
+/** HQ and store 1, met, the sales table defined on HQ and known to the store. */
+async function hqAndStore(): Promise<{ hq: Node; store1: Node }> {
+  const mesh = await testMesh()
+  const hq = await node(mesh, 'hq', [])
+  const store1 = await node(mesh, 'store', ['1'])
+  await meet(hq, store1)
+  await hq.db.defineTable(SALES)
+  await round(store1, hq)
+  return { hq, store1 }
+}
+
 /**
  * HQ and store 1 never meet; a hub (whose group may not write sales) meets both and holds store
  * 1's sale s1, which HQ has not seen.
@@ -103,12 +114,7 @@ describe('anti-entropy by changesets', () => {
   })
 
   it('fetches many changesets page by page, each page applied while the next is asked for', async () => {
-    const mesh = await testMesh()
-    const hq = await node(mesh, 'hq', [])
-    const store1 = await node(mesh, 'store', ['1'])
-    await meet(hq, store1)
-    await hq.db.defineTable(SALES)
-    await round(store1, hq)
+    const { hq, store1 } = await hqAndStore()
     for (let i = 0; i < 40; i++) await store1.db.table('sales').put(`s${i}`, { store: '1', total: i })
     const asked: string[] = []
     const stats = await reconcile(
@@ -243,12 +249,7 @@ describe('changeset messages', () => {
 
 describe('a hostile responder', () => {
   it('cannot hold a round in a loop by paging changesets that do not move forward', async () => {
-    const mesh = await testMesh()
-    const hq = await node(mesh, 'hq', [])
-    const store1 = await node(mesh, 'store', ['1'])
-    await meet(hq, store1)
-    await hq.db.defineTable(SALES)
-    await round(store1, hq)
+    const { hq, store1 } = await hqAndStore()
     await store1.db.table('sales').put('a', { store: '1', total: 1 })
     await store1.db.table('sales').put('b', { store: '1', total: 2 })
     // The store answers every page with its first changeset and "go on from 1".
