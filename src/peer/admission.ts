@@ -1,7 +1,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { quote, silentLogger, type Logger } from '../log.js'
+import { errorText, quote, silentLogger, type Logger } from '../log.js'
 import type { ShoalNode } from '../net/node.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
 import { ADMIT_PROTOCOL, decodeHandshake, encodeHandshake, MAX_HANDSHAKE_BYTES, type Handshake } from '../trust/handshake.js'
@@ -114,7 +114,7 @@ export class AdmissionService {
         if (this.abort.signal.aborted || node.libp2p.getConnections(peer).length === 0) return
         if (attempt === ATTEMPTS) {
           // A peer that will not present itself is not served; hang up so it can reconnect and try again.
-          this.logger.warn(`admission handshake with ${peer.toString()} failed: ${(error as Error).message}; hanging up`)
+          this.logger.warn(`admission handshake with ${peer.toString()} failed: ${errorText(error)}; hanging up`)
           await node.libp2p.hangUp(peer).catch(() => undefined)
           return
         }
@@ -143,7 +143,7 @@ export class AdmissionService {
       await stream.close().catch(() => undefined)
     } catch (error) {
       stream.abort(error as Error)
-      if (!this.abort.signal.aborted) this.refusals.refuse(reasonOf(error), `admission handshake from ${peer} failed: ${(error as Error).message}`)
+      if (!this.abort.signal.aborted) this.refusals.refuse(reasonOf(error), `admission handshake from ${peer} failed: ${errorText(error)}`)
     }
   }
 
@@ -160,7 +160,7 @@ export class AdmissionService {
       try {
         await this.init.membership.add(doc)
       } catch (error) {
-        this.refusals.refuse(reasonOf(error), `a mesh document from ${peer} refused: ${(error as Error).message}`)
+        this.refusals.refuse(reasonOf(error), `a mesh document from ${peer} refused: ${errorText(error)}`)
       }
     }
     if (hello.admission === null) {

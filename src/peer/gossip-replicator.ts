@@ -2,7 +2,7 @@
 // messages, merge activity) that open and private meshes share; the pure parts are in sync/gossip.ts.
 import type { GossipsubMessage, Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { quote, silentLogger, type Logger } from '../log.js'
+import { errorText, quote, silentLogger, type Logger } from '../log.js'
 import type { ShoalNode } from '../net/node.js'
 import type { ReplicaSource } from '../store/replica-source.js'
 import type { ChangeEvent } from '../store/store.js'
@@ -163,7 +163,7 @@ export class GossipReplicator {
   private publish(topic: string, message: Uint8Array): void {
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
-    this.node.pubsub.publish(topic, message).catch((error: unknown) => this.logger.warn(`publishing on ${topic} failed: ${(error as Error).message}`))
+    this.node.pubsub.publish(topic, message).catch((error: unknown) => this.logger.warn(`publishing on ${topic} failed: ${errorText(error)}`))
   }
 
   /** Holds the messages of a partition nobody listens to yet (see `held`). */
@@ -412,7 +412,7 @@ export class GossipReplicator {
     const message = encodePartitionAnnouncement({ table, partition, first: fits ? { key, delta: delta! } : null, ...by })
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
-    this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.logger.warn(`announcing partition ${table}/${quote(partition)} failed: ${(error as Error).message}`))
+    this.node.pubsub.publish(PARTITIONS_TOPIC, message).catch((error: unknown) => this.logger.warn(`announcing partition ${table}/${quote(partition)} failed: ${errorText(error)}`))
     return fits
   }
 
@@ -428,7 +428,7 @@ export class GossipReplicator {
     try {
       announced = decodePartitionAnnouncement(message.data)
     } catch (error) {
-      this.refuse(reasonOf(error), `partition announcement from ${sender} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `partition announcement from ${sender} refused: ${errorText(error)}`)
       return
     }
     if (this.source.schema(announced.table) === undefined || !isCarried(this.carried, announced.table, announced.partition)) return
@@ -496,7 +496,7 @@ export class GossipReplicator {
     try {
       batch = decodeDeltaBatch(message.data)
     } catch (error) {
-      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${errorText(error)}`)
       return
     }
     if (topicFor(batch.table, batch.partition) !== message.topic) {
@@ -538,7 +538,7 @@ export class GossipReplicator {
     try {
       bytes = decodeChangesetMessage(message.data)
     } catch (error) {
-      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${errorText(error)}`)
       return
     }
     this.counters.deltasIn++
@@ -550,7 +550,7 @@ export class GossipReplicator {
       }
       if (changed) this.counters.deltasApplied++
     } catch (error) {
-      this.refuse(reasonOf(error), `changeset from ${origin} on ${quote(message.topic)} refused: ${(error as Error).message}`)
+      this.refuse(reasonOf(error), `changeset from ${origin} on ${quote(message.topic)} refused: ${errorText(error)}`)
     }
   }
 
