@@ -22,6 +22,18 @@ export interface SyncPeerStatus {
     bytesOut: number
     error?: string
   } | null
+  /** Anti-entropy with this peer since this peer started, both directions, failed rounds included. */
+  totals: SyncPeerTotals
+}
+
+export interface SyncPeerTotals {
+  rounds: number
+  failedRounds: number
+  rowsIn: number
+  rowsOut: number
+  /** Anti-entropy frame bytes received from and sent to the peer. */
+  bytesIn: number
+  bytesOut: number
 }
 
 /** An initial load (or catch-up of a whole subtree) in progress: rows received of those expected. */
@@ -38,6 +50,7 @@ export interface LoadProgress {
 
 export interface SyncStatus {
   rounds: number
+  failedRounds: number
   rowsRepaired: number
   peers: SyncPeerStatus[]
   loading: LoadProgress[]
@@ -83,6 +96,8 @@ export interface PeerCounters {
   bytesOut: number
   /** Anti-entropy rounds finished (as initiator or responder). */
   syncRounds: number
+  /** Of those, rounds that failed (timeout, a dropped connection, a refused request). */
+  syncRoundsFailed: number
   /** Rows changed here by anti-entropy (repairs of what gossip missed, initial loads). */
   rowsRepaired: number
   /** Messages, frames or rows from peers that were refused (malformed, unknown table, …). */
@@ -90,6 +105,8 @@ export interface PeerCounters {
   /** The same, by reason (a ShoalError code such as DELTA_INVALID, or RATE_LIMITED, NOT_CARRIED, …). */
   refusedByReason: Record<string, number>
   connectedPeers: number
+  /** Anti-entropy with each peer met (SyncPeerStatus.totals). */
+  syncByPeer: Array<{ peer: string; totals: SyncPeerTotals }>
 }
 
 /*

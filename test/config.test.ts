@@ -24,7 +24,7 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, mesh: null, open: false, bridge: null })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, deflate: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, mesh: null, open: false, bridge: null })
     expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
     expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
     expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/'carries\.stock' must be an array of partition values/)

@@ -6,6 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { readApiFile } from '../../src/http/api-file.js'
 import { ShoalClient } from '../../src/http/client.js'
 import { loadOrCreatePeerKey } from '../../src/net/identity.js'
+import type { TableSchema } from '../../src/index.js'
 import type { Host } from './netns.js'
 
 /* `shoal start` run inside a host's namespace, as an operator would, and an HTTP client for it. */
@@ -15,7 +16,7 @@ const PORT = 4001
 const HTTP_PORT = 7301
 const START_DEADLINE_MS = 60_000
 
-export const TABLES = [{ name: 'stock', primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', shelf: 'string' } }]
+export const TABLES: TableSchema[] = [{ name: 'stock', primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', shelf: 'string' } }]
 
 export interface HostPeer {
   host: Host
@@ -29,7 +30,7 @@ export interface HostPeer {
 }
 
 /** Writes a host's config and data folder (its key made now, so others can name it in `bootstrap`). */
-export async function preparePeer(host: Host, root: string, bootstrap: readonly HostPeer[], mdns: boolean): Promise<HostPeer> {
+export async function preparePeer(host: Host, root: string, bootstrap: readonly HostPeer[], mdns: boolean, extra: Record<string, unknown> = {}): Promise<HostPeer> {
   const dir = join(root, host.name)
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const id = peerIdFromPrivateKey(await loadOrCreatePeerKey(dir)).toString()
@@ -45,6 +46,7 @@ export async function preparePeer(host: Host, root: string, bootstrap: readonly 
       bootstrap: bootstrap.map((p) => p.address),
       open: true,
       tables: TABLES,
+      ...extra,
     }),
   )
   return { host, dir, config, log: join(root, `${host.name}.log`), id, address: `/ip4/${host.address}/tcp/${PORT}/p2p/${id}`, child: null, client: null }
@@ -99,8 +101,13 @@ export async function trafficOf(p: HostPeer): Promise<Record<string, number>> {
   const text = await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })).text()
   const out: Record<string, number> = {}
   for (const line of text.split('\n')) {
-    const m = /^shoal_(bytes_in|bytes_out|deltas_in|deltas_out|sync_rounds|rows_repaired)_total (\d+)/.exec(line)
+    const m = /^shoal_(bytes_in|bytes_out|deltas_in|deltas_out|sync_rounds|sync_rounds_failed|rows_repaired)_total (\d+)/.exec(line)
     if (m !== null) out[m[1]!] = Number(m[2])
   }
   return out
+}
+
+/** Anti-entropy rounds that failed on a peer, as initiator or responder (shoal_sync_rounds_failed_total). */
+export async function failedRounds(p: HostPeer): Promise<number> {
+  return (await trafficOf(p)).sync_rounds_failed ?? 0
 }

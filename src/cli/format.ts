@@ -89,7 +89,17 @@ function formatSyncPeer(s: SyncPeerStatus): string {
       ? 'no round yet'
       : `last round ${last.at} ${last.ok ? 'ok' : `failed: ${last.error ?? 'unknown error'}`}, ${last.durationMs} ms, ` +
         `${formatCount(last.rowsReceived)} rows in, ${formatCount(last.rowsSent)} out`
-  return `        ${shortPeerId(s.peer)}  ${s.state}  ${round}`
+  const t = s.totals
+  const totals = `        ${' '.repeat(shortPeerId(s.peer).length)}  in all: ${formatCount(t.rounds)} rounds${t.failedRounds > 0 ? ` (${formatCount(t.failedRounds)} failed)` : ''}, ${formatCount(t.rowsIn)} rows in, ${formatCount(t.rowsOut)} out, ${formatBytes(t.bytesIn)} in, ${formatBytes(t.bytesOut)} out`
+  return `        ${shortPeerId(s.peer)}  ${s.state}  ${round}\n${totals}`
+}
+
+/** 512 B, 14.2 KiB, 3.1 MiB. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`
 }
 
 /** A running peer's live status, as `GET /v1/status` returns it. */
@@ -101,7 +111,7 @@ export function formatPeerStatus(status: PeerStatus): string {
     `http    ${status.http ?? 'off'}`,
     ...status.addresses.map((a, i) => `${i === 0 ? 'listen' : '      '}  ${a}`),
     `peers   ${status.connectedPeers.length === 0 ? 'none connected' : `${status.connectedPeers.length} connected: ${status.connectedPeers.map(shortPeerId).join(', ')}`}`,
-    `sync    ${formatCount(status.sync.rounds)} rounds, ${formatCount(status.sync.rowsRepaired)} rows repaired`,
+    `sync    ${formatCount(status.sync.rounds)} rounds${status.sync.failedRounds > 0 ? ` (${formatCount(status.sync.failedRounds)} failed)` : ''}, ${formatCount(status.sync.rowsRepaired)} rows repaired`,
     ...status.sync.peers.map(formatSyncPeer),
     ...status.sync.loading.map((p) => `loading ${formatLoad(p)}`),
     ...(status.bridge == null ? [] : ['', formatBridge(status.bridge)]),

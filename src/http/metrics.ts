@@ -1,9 +1,18 @@
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { BridgeStatus, BridgeTableStatus, PeerCounters } from '../status.js'
+import type { BridgeStatus, BridgeTableStatus, PeerCounters, SyncPeerTotals } from '../status.js'
 import type { Shoal } from '../shoal.js'
 
 /** Prometheus counter name (with its `_total` suffix) → the PeerCounters field it exports. */
-type CounterField = Exclude<keyof PeerCounters, 'refused' | 'refusedByReason' | 'connectedPeers'>
+type CounterField = Exclude<keyof PeerCounters, 'refused' | 'refusedByReason' | 'connectedPeers' | 'syncByPeer'>
+
+/** Per-peer series (label `peer`) → the SyncPeerTotals field each exports. */
+const PEER_COUNTERS: ReadonlyArray<readonly [string, keyof SyncPeerTotals, string]> = [
+  ['shoal_sync_peer_rows_in_total', 'rowsIn', 'Rows received by anti-entropy from this peer.'],
+  ['shoal_sync_peer_rows_out_total', 'rowsOut', 'Rows sent by anti-entropy to this peer.'],
+  ['shoal_sync_peer_bytes_in_total', 'bytesIn', 'Anti-entropy frame bytes received from this peer.'],
+  ['shoal_sync_peer_bytes_out_total', 'bytesOut', 'Anti-entropy frame bytes sent to this peer.'],
+  ['shoal_sync_peer_rounds_failed_total', 'failedRounds', 'Anti-entropy rounds with this peer that failed.'],
+]
 
 const COUNTERS: ReadonlyArray<readonly [string, CounterField, string]> = [
   ['shoal_deltas_in_total', 'deltasIn', 'Row deltas received from peers (gossip and anti-entropy).'],
@@ -11,6 +20,7 @@ const COUNTERS: ReadonlyArray<readonly [string, CounterField, string]> = [
   ['shoal_bytes_in_total', 'bytesIn', 'Replication payload bytes received from peers.'],
   ['shoal_bytes_out_total', 'bytesOut', 'Replication payload bytes sent to peers.'],
   ['shoal_sync_rounds_total', 'syncRounds', 'Anti-entropy rounds finished, as initiator or responder.'],
+  ['shoal_sync_rounds_failed_total', 'syncRoundsFailed', 'Anti-entropy rounds that failed (timeout, dropped connection, refused request).'],
   ['shoal_rows_repaired_total', 'rowsRepaired', 'Rows changed here by anti-entropy (repairs and initial loads).'],
 ]
 
@@ -22,6 +32,7 @@ const COUNTERS: ReadonlyArray<readonly [string, CounterField, string]> = [
 export class ShoalMetrics {
   private readonly registry = new Registry()
   private readonly counters = new Map<CounterField, Counter>()
+  private readonly peerCounters = new Map<keyof SyncPeerTotals, Counter<'peer'>>()
   private readonly refused: Counter<'reason'>
   private readonly rows: Gauge<'table' | 'partition'>
   private readonly connectedPeers: Gauge
@@ -37,6 +48,9 @@ export class ShoalMetrics {
     this.sql = bridge === undefined ? null : new SqlBridgeMetrics(this.registry, bridge)
     for (const [name, field, help] of COUNTERS) {
       this.counters.set(field, new Counter({ name, help, registers: [this.registry] }))
+    }
+    for (const [name, field, help] of PEER_COUNTERS) {
+      this.peerCounters.set(field, new Counter({ name, help, labelNames: ['peer'], registers: [this.registry] }))
     }
     this.refused = new Counter({ name: 'shoal_refused_total', help: 'Messages, frames or rows from peers that were refused, by reason.', labelNames: ['reason'], registers: [this.registry] })
     this.rows = new Gauge({ name: 'shoal_rows', help: 'Live rows per table and partition.', labelNames: ['table', 'partition'], registers: [this.registry] })
@@ -62,6 +76,10 @@ export class ShoalMetrics {
     }
     this.refused.reset()
     for (const [reason, n] of Object.entries(totals.refusedByReason)) this.refused.inc({ reason }, n)
+    for (const [field, counter] of this.peerCounters) {
+      counter.reset()
+      for (const { peer, totals: t } of totals.syncByPeer) counter.inc({ peer }, Math.max(0, t[field]))
+    }
     this.connectedPeers.set(totals.connectedPeers)
     const status = await this.db.status()
     // Reset first so partitions that disappeared do not linger with their last count.

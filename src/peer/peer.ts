@@ -138,6 +138,7 @@ export class Peer {
       }
       sync = new SyncService(source, node, {
         gossipIdleMs: (table, partition) => gossip.idleMs(table, partition),
+        deflate: config.deflate,
         ...options.sync,
         carries: config.carries,
         logger: logger.child({ component: 'sync' }),
@@ -217,10 +218,12 @@ export class Peer {
       bytesIn: g.bytesIn + s.bytesIn,
       bytesOut: g.bytesOut + s.bytesOut,
       syncRounds: s.rounds,
+      syncRoundsFailed: s.failedRounds,
       rowsRepaired: s.rowsRepaired,
       refused: this.refusals.total,
       refusedByReason: this.refusals.counts(),
       connectedPeers: this.node.connectedPeers().length,
+      syncByPeer: this.sync.status().peers.map((p) => ({ peer: p.peer, totals: p.totals })),
     }
   }
 

@@ -10,7 +10,10 @@ import type { Carries } from '../sync/carries.js'
 import { answer, newRoundStats, reconcile, type Ask, type LoadProgressEvent, type RoundStats } from '../sync/reconciler.js'
 import { DEFAULT_CONNECT_DELAY_MS, DEFAULT_INTERVAL_MS, DEFAULT_PEERS_PER_ROUND, LEARNED_MAX_WAIT_MS, LEARNED_QUIET_MS, RoundScheduler } from '../sync/round-scheduler.js'
 import { StoreReplica } from '../sync/store-replica.js'
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL } from '../sync/sync-messages.js'
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOLS } from '../sync/sync-messages.js'
+import { packFrame, unpackFrame } from '../sync/frame-compression.js'
+import { LinkMeter } from '../sync/link-meter.js'
+import { SilenceWatch } from './silence.js'
 import type { LoadProgress, SyncPeerStatus, SyncStatus } from '../status.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
 import type { TrustGate } from '../sync/trust-gate.js'
@@ -30,9 +33,14 @@ export interface SyncServiceInit {
   peersPerRound?: number
   /** A round starts this long (jittered 0–100 %) after a peer connects (default 500 ms), so both sides rarely start at once. */
   connectDelayMs?: number
-  /** A request unanswered for this long ends the round (default 60 s). */
+  /**
+   * A round waiting on its peer ends once nothing has arrived from it for this long (default
+   * 30 s): silence, not total duration, so a slow link's long pages never time out.
+   */
   requestTimeoutMs?: number
-  /** Range page and push batch size (default 256 KiB). */
+  /** Offer and accept deflated pages (/shoal/sync/1.1.0; default true); false speaks 1.0.0 only. */
+  deflate?: boolean
+  /** Range page and push batch size; default: sized to each peer's measured throughput (sync/link-meter.ts). */
   pageBytes?: number
   /** Inbound rounds served at once, from all peers (default MAX_INBOUND_SESSIONS); one per peer. */
   maxInboundSessions?: number
@@ -50,6 +58,7 @@ export interface SyncServiceInit {
 
 export interface SyncCounters {
   rounds: number
+  failedRounds: number
   rowsIn: number
   rowsOut: number
   bytesIn: number
@@ -61,12 +70,14 @@ export interface SyncCounters {
   rowsRepaired: number
 }
 
-const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
+const DEFAULT_SILENCE_MS = 30_000
 /**
  * A responder drops a stream left idle this long between requests: an initiator asks again as soon
  * as it has applied an answer, so a long silence is a stalled or hostile peer holding a session.
  */
 export const RESPONDER_IDLE_MS = 30_000
+/** Peers whose figures (status, measured throughput) are kept; past it, those met longest ago are dropped. */
+export const MAX_TRACKED_PEERS = 1024
 /** Inbound rounds served at once (each holds a stream and may read the store hard); more are answered BUSY. */
 export const MAX_INBOUND_SESSIONS = 8
 /**
@@ -84,7 +95,7 @@ export const SYNC_REQUEST_BURST = 400
  * most one round per peer at a time.
  */
 export class SyncService {
-  readonly counters: SyncCounters = { rounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rowsRepaired: 0 }
+  readonly counters: SyncCounters = { rounds: 0, failedRounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rowsRepaired: 0 }
   readonly refusals: Refusals
   /** Called as rows of a partition arrive in a round (initial loads, big repairs). */
   onProgress: ((progress: LoadProgress & { done: boolean }) => void) | undefined
@@ -106,6 +117,8 @@ export class SyncService {
    */
   private readonly claimed = new Set<string>()
   private readonly requestBuckets: BucketsByKey
+  /** Each peer's measured throughput, which sizes the pages asked of it and pushed to it. */
+  private readonly meters = new Map<string, LinkMeter>()
   private started = false
 
   constructor(
@@ -139,7 +152,7 @@ export class SyncService {
 
   async start(): Promise<void> {
     this.started = true
-    await this.node.libp2p.handle(SYNC_PROTOCOL, (stream, connection) => this.track(this.respond(stream, connection)), { maxInboundStreams: 4 })
+    await this.node.libp2p.handle(this.protocols(), (stream, connection) => this.track(this.respond(stream, connection)), { maxInboundStreams: 4 })
     this.node.libp2p.addEventListener('peer:identify', this.onIdentify)
     this.scheduler.start()
   }
@@ -150,15 +163,16 @@ export class SyncService {
     this.node.libp2p.removeEventListener('peer:identify', this.onIdentify)
     this.scheduler.stop()
     this.abort.abort()
-    await this.node.libp2p.unhandle(SYNC_PROTOCOL).catch(() => undefined)
+    await Promise.all(SYNC_PROTOCOLS.map((p) => this.node.libp2p.unhandle(p).catch(() => undefined)))
     await Promise.allSettled([...this.running])
   }
 
   status(): SyncStatus {
     return {
       rounds: this.counters.rounds,
+      failedRounds: this.counters.failedRounds,
       rowsRepaired: this.counters.rowsRepaired,
-      peers: [...this.peers.values()].map((p) => ({ ...p, state: this.scheduler.isBusy(p.peer) ? 'syncing' : 'idle' })),
+      peers: [...this.peers.values()].map((p) => ({ ...p, totals: { ...p.totals }, state: this.scheduler.isBusy(p.peer) ? 'syncing' : 'idle' })),
       loading: [...this.loading.values()].map((l) => ({ ...l })),
     }
   }
@@ -184,26 +198,41 @@ export class SyncService {
     const before = { in: this.counters.bytesIn, out: this.counters.bytesOut }
     let outcome: 'ok' | 'failed' | 'declined' = 'failed'
     let stream: Stream | undefined
+    let silence: SilenceWatch | undefined
     const stats = newRoundStats()
     try {
       const signal = this.abort.signal
-      stream = await this.node.libp2p.dialProtocol(typeof peer === 'string' ? peerIdFromString(peer) : peer, SYNC_PROTOCOL, { signal })
+      stream = await this.node.libp2p.dialProtocol(typeof peer === 'string' ? peerIdFromString(peer) : peer, this.protocols(), { signal })
+      const deflate = stream.protocol === SYNC_PROTOCOL_DEFLATE
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+      const meter = this.meterOf(id)
+      const watch = new SilenceWatch(stream, id, this.init.requestTimeoutMs ?? DEFAULT_SILENCE_MS, signal)
+      silence = watch
       const ask: Ask = async (request) => {
-        const bytes = encodeRequest(request)
-        const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)])
+        const frame = encodeRequest(request)
+        const bytes = deflate ? await packFrame(frame) : frame
         this.counters.bytesOut += bytes.length
         this.counters.framesOut++
-        await lp.write(bytes, { signal: timeout })
-        const response = (await lp.read({ signal: timeout })).subarray()
+        const asked = performance.now()
+        let response: Uint8Array
+        try {
+          const waiting = watch.begin()
+          await lp.write(bytes, { signal: waiting })
+          response = (await lp.read({ signal: waiting })).subarray()
+        } finally {
+          watch.end()
+        }
         this.counters.bytesIn += response.length
         this.counters.framesIn++
-        return decodeResponse(response, request.type)
+        const decoded = deflate ? await unpackFrame(response, MAX_FRAME_BYTES) : response
+        // Both directions share the link: a page pushed counts as much as one received.
+        meter.observe(Math.max(frame.length, decoded.length), performance.now() - asked)
+        return decodeResponse(decoded, request.type)
       }
       await reconcile(this.replica, ask, {
         from: id,
         signal,
-        ...(this.init.pageBytes === undefined ? {} : { pageBytes: this.init.pageBytes }),
+        pageBytes: this.init.pageBytes ?? (() => meter.pageBytes()),
         onProgress: (event) => this.progress(id, event),
         stats,
         claim: (table, partition) => this.claim(partitionId(table, partition)),
@@ -227,6 +256,7 @@ export class SyncService {
       }
       throw error
     } finally {
+      silence?.close()
       this.scheduler.outboundEnded(id, started, outcome)
       for (const key of [...this.loading.keys()]) if (key.startsWith(id + ID_SEP)) this.loading.delete(key)
     }
@@ -237,7 +267,25 @@ export class SyncService {
     this.counters.rowsOut += stats.rowsSent
     this.counters.rowsRepaired += stats.changedHere
     const ok = error === null && stats.errors.length === 0
-    this.record(peer, started, { rowsReceived: stats.rowsReceived, rowsSent: stats.rowsSent, bytesIn: this.counters.bytesIn - before.in, bytesOut: this.counters.bytesOut - before.out }, ok, error)
+    // A round that went on past failed partitions still says why it failed.
+    const why = error ?? (stats.errors.length === 0 ? null : stats.errors.length === 1 ? stats.errors[0]! : `${stats.errors[0]} (and ${stats.errors.length - 1} more partitions)`)
+    this.record(peer, started, { rowsReceived: stats.rowsReceived, rowsSent: stats.rowsSent, bytesIn: this.counters.bytesIn - before.in, bytesOut: this.counters.bytesOut - before.out }, ok, why)
+  }
+
+  /** The sync protocols this peer speaks, preferred first. */
+  private protocols(): string[] {
+    return this.init.deflate === false ? [SYNC_PROTOCOL] : SYNC_PROTOCOLS
+  }
+
+  private meterOf(peer: string): LinkMeter {
+    let meter = this.meters.get(peer)
+    if (meter === undefined) {
+      meter = new LinkMeter()
+      this.meters.set(peer, meter)
+      // Bounded like every per-peer map: the peers met longest ago go first.
+      if (this.meters.size > MAX_TRACKED_PEERS) this.meters.delete(this.meters.keys().next().value!)
+    }
+    return meter
   }
 
   /** Claims a partition for one round; null if another round holds it (see `claimed`). */
@@ -249,10 +297,20 @@ export class SyncService {
 
   private record(peer: string, started: number, figures: { rowsReceived: number; rowsSent: number; bytesIn: number; bytesOut: number }, ok: boolean, error: string | null): void {
     this.counters.rounds++
+    if (!ok) this.counters.failedRounds++
+    const totals = this.peers.get(peer)?.totals ?? { rounds: 0, failedRounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0 }
+    totals.rounds++
+    if (!ok) totals.failedRounds++
+    totals.rowsIn += figures.rowsReceived
+    totals.rowsOut += figures.rowsSent
+    totals.bytesIn += figures.bytesIn
+    totals.bytesOut += figures.bytesOut
+    if (!this.peers.has(peer) && this.peers.size >= MAX_TRACKED_PEERS) this.peers.delete(this.peers.keys().next().value!)
     this.peers.set(peer, {
       peer,
       state: 'idle',
       lastRound: { at: new Date().toISOString(), ok, durationMs: Date.now() - started, ...figures, ...(error === null ? {} : { error }) },
+      totals,
     })
   }
 
@@ -275,13 +333,15 @@ export class SyncService {
 
   /** Turns a session away: one error answer, then the stream is closed. */
   private async refuseSession(lp: LengthPrefixedStream, stream: Stream, code: string, message: string): Promise<void> {
-    await lp.write(encodeResponse({ type: 'error', code, message }), { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => undefined)
+    const frame = encodeResponse({ type: 'error', code, message })
+    await lp.write(stream.protocol === SYNC_PROTOCOL_DEFLATE ? await packFrame(frame) : frame, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => undefined)
     await stream.close().catch(() => undefined)
   }
 
   /** Serves one inbound stream: one answer per request, until the initiator closes it. */
   private async respond(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
+    const deflate = stream.protocol === SYNC_PROTOCOL_DEFLATE
     const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
     const total = [...this.inbound.values()].reduce((a, b) => a + b, 0)
     const max = this.init.maxInboundSessions ?? MAX_INBOUND_SESSIONS
@@ -316,30 +376,33 @@ export class SyncService {
       held.set(pid, release)
       return true
     }
+    const silence = new SilenceWatch(stream, from, RESPONDER_IDLE_MS, this.abort.signal)
     try {
       for (;;) {
-        let frame: Uint8Array
+        let wire: Uint8Array
         try {
-          const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(RESPONDER_IDLE_MS)])
-          frame = (await lp.read({ signal })).subarray()
+          wire = (await lp.read({ signal: silence.begin() })).subarray()
         } catch (error) {
           closedByInitiator = (error as Error).name === 'UnexpectedEOFError'
           if (closedByInitiator || stream.readStatus !== 'readable' || this.abort.signal.aborted) break
           throw new ProtocolError(`unreadable frame: ${errorText(error)}`, { cause: error })
+        } finally {
+          silence.end()
         }
-        this.counters.bytesIn += frame.length
+        this.counters.bytesIn += wire.length
         this.counters.framesIn++
-        figures.bytesIn += frame.length
+        figures.bytesIn += wire.length
         if (!this.requestBuckets.take(from, Date.now())) {
           this.refusals.refuse(REFUSED.RATE_LIMITED, `anti-entropy requests from ${from} over ${this.init.requestsPerSecond ?? SYNC_REQUESTS_PER_SECOND}/s: session closed`)
           await this.refuseSession(lp, stream, REFUSED.RATE_LIMITED, 'too many requests; slow down')
           return
         }
-        const request = decodeRequest(frame)
+        const request = decodeRequest(deflate ? await unpackFrame(wire, MAX_FRAME_BYTES) : wire)
         if (request.type === 'hello' && this.scheduler.shouldDecline(from, this.node.peerId.toString())) {
           // Both sides started a round at once: one round covers both directions, so the peer
           // with the smaller id keeps its own and declines the other's.
-          await lp.write(encodeResponse({ type: 'error', code: 'BUSY', message: 'a round with you is already running from this side' }), { signal: this.abort.signal })
+          const busy = encodeResponse({ type: 'error', code: 'BUSY', message: 'a round with you is already running from this side' })
+          await lp.write(deflate ? await packFrame(busy) : busy, { signal: this.abort.signal })
           await stream.close().catch(() => undefined)
           return
         }
@@ -361,11 +424,16 @@ export class SyncService {
           this.counters.rowsOut += sent
           figures.rowsSent += sent
         }
-        const bytes = encodeResponse(response)
+        const frame = encodeResponse(response)
+        const bytes = deflate ? await packFrame(frame) : frame
         this.counters.bytesOut += bytes.length
         this.counters.framesOut++
         figures.bytesOut += bytes.length
-        await lp.write(bytes, { signal: this.abort.signal })
+        try {
+          await lp.write(bytes, { signal: silence.begin() })
+        } finally {
+          silence.end()
+        }
         served++
       }
       await stream.close().catch(() => undefined)
@@ -378,6 +446,7 @@ export class SyncService {
       }
       stream.abort(error as Error)
     } finally {
+      silence.close()
       for (const release of held.values()) release()
       for (const entry of pushed.values()) this.progress(from, { ...entry, done: true })
       const left = (this.inbound.get(from) ?? 1) - 1
@@ -388,7 +457,7 @@ export class SyncService {
   }
 
   private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {
-    if (!event.detail.protocols.includes(SYNC_PROTOCOL)) return
+    if (!SYNC_PROTOCOLS.some((p) => event.detail.protocols.includes(p))) return
     // In a private mesh the round waits for the admission handshake (peerAdmitted).
     if (this.init.trust !== undefined && !this.init.trust.admitted(event.detail.peerId.toString())) return
     this.scheduler.connected(event.detail.peerId.toString(), event.detail.connection?.timeline.open)
@@ -399,7 +468,7 @@ export class SyncService {
     const out: string[] = []
     for (const peer of this.node.connectedPeers()) {
       const known = await this.node.libp2p.peerStore.get(peer).catch(() => null)
-      if (known?.protocols.includes(SYNC_PROTOCOL) !== true) continue
+      if (known === null || !SYNC_PROTOCOLS.some((p) => known.protocols.includes(p))) continue
       if (this.init.trust !== undefined && !this.init.trust.admitted(peer.toString())) continue
       out.push(peer.toString())
     }

@@ -9,7 +9,8 @@ export interface RoundContext {
   ask: Ask
   options: ReconcileOptions
   stats: RoundStats
-  pageBytes: number
+  /** The size to ask for or send now. */
+  pageBytes: () => number
 }
 
 /**
@@ -30,7 +31,7 @@ export async function exchangeChangesets(round: RoundContext, log: ChangesetRepl
     const ask = (): { asked: Array<[number, number]>; page: ReturnType<typeof request<'changesets'>> } | null => {
       if (wanted.length === 0) return null
       const asked = wanted.slice(0, MAX_CLOCK_RANGES)
-      const page = request(round.ask, { type: 'changesets', table, partition, author, ranges: asked, maxBytes: round.pageBytes }, 'changesets')
+      const page = request(round.ask, { type: 'changesets', table, partition, author, ranges: asked, maxBytes: round.pageBytes() }, 'changesets')
       // Awaited on the next turn; until then a failure must not count as unhandled.
       page.catch(() => undefined)
       return { asked, page }
@@ -66,7 +67,7 @@ export async function exchangeChangesets(round: RoundContext, log: ChangesetRepl
     const admission = ranges.length > 0 ? log.admissionOf(author) : null
     while (ranges.length > 0) {
       round.options.signal?.throwIfAborted()
-      const page = await log.read(table, partition, author, ranges, round.pageBytes)
+      const page = await log.read(table, partition, author, ranges, round.pageBytes())
       if (page.changesets.length > 0) {
         for (let i = 0; i < page.changesets.length; i += MAX_CHANGESETS_PER_FRAME) {
           const batch = page.changesets.slice(i, i + MAX_CHANGESETS_PER_FRAME)

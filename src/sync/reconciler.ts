@@ -95,7 +95,6 @@ export async function reconcile(local: SyncReplica, ask: Ask, options: Reconcile
 }
 
 class Session {
-  private readonly pageBytes: number
   private readonly remoteHeld: Set<string>
   private readonly done = new Set<string>()
 
@@ -107,8 +106,13 @@ class Session {
     private readonly remoteCarries: Carries,
     private readonly remoteRoots: PartitionRoot[],
   ) {
-    this.pageBytes = Math.min(options.pageBytes ?? DEFAULT_PAGE_BYTES, FETCH_FRAME_BUDGET)
     this.remoteHeld = new Set(remoteRoots.map((r) => partitionId(r.table, r.partition)))
+  }
+
+  /** The page size to ask for or send now. */
+  private readonly pageBytes = (): number => {
+    const size = this.options.pageBytes
+    return Math.min(typeof size === 'function' ? size() : (size ?? DEFAULT_PAGE_BYTES), FETCH_FRAME_BUDGET)
   }
 
   async run(select: (table: string) => boolean): Promise<void> {
@@ -279,13 +283,13 @@ class Session {
   /** Walks the peer's rows in leaves [from, to) page by page, applying each page while the next one is on its way. */
   private async pullRange(table: string, partition: string, from: number, to: number, progress: Progress): Promise<void> {
     let after: RangeCursor | null = null
-    let page = request(this.ask, { type: 'range', table, partition, from, to, after, maxBytes: this.pageBytes }, 'range')
+    let page = request(this.ask, { type: 'range', table, partition, from, to, after, maxBytes: this.pageBytes() }, 'range')
     for (;;) {
       const res = await page
       if (res.next !== null) {
         if (res.next.leaf < from || res.next.leaf >= to || (after !== null && !cursorAfter(res.next, after))) throw new ProtocolError('peer sent a range cursor that does not move forward inside the range')
         after = res.next
-        page = request(this.ask, { type: 'range', table, partition, from, to, after, maxBytes: this.pageBytes }, 'range')
+        page = request(this.ask, { type: 'range', table, partition, from, to, after, maxBytes: this.pageBytes() }, 'range')
         // Awaited on the next turn; until then a failure must not count as unhandled.
         page.catch(() => undefined)
       }
@@ -298,7 +302,7 @@ class Session {
   private async pushRange(table: string, partition: string, from: number, to: number): Promise<void> {
     let after: RangeCursor | null = null
     for (;;) {
-      const page = await this.local.range(table, partition, from, to, after, this.pageBytes)
+      const page = await this.local.range(table, partition, from, to, after, this.pageBytes())
       await this.push(table, partition, page.rows)
       if (page.next === null) return
       after = page.next
@@ -307,7 +311,7 @@ class Session {
   }
 
   private async push(table: string, partition: string, rows: readonly RowBytes[]): Promise<void> {
-    for (const batch of byBytes(rows, this.pageBytes)) {
+    for (const batch of byBytes(rows, this.pageBytes())) {
       const res = await request(this.ask, { type: 'push', table, partition, rows: batch }, 'push')
       this.stats.rowsSent += batch.length
       this.stats.changedThere += res.applied

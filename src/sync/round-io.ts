@@ -58,8 +58,11 @@ export class Progress {
 export interface ReconcileOptions {
   /** The remote peer's id: the origin recorded on rows merged from it. */
   from: string
-  /** Target size of range pages and push batches (default 256 KiB). */
-  pageBytes?: number
+  /**
+   * Target size of range pages and push batches (default 256 KiB); a function is asked before
+   * each page (the peer service sizes pages to the link's measured throughput: sync/link-meter.ts).
+   */
+  pageBytes?: number | (() => number)
   /** Rows received for one partition, as they arrive (for progress bars). */
   onProgress?: (event: LoadProgressEvent) => void
   signal?: AbortSignal

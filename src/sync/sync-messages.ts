@@ -24,6 +24,10 @@ import { shown } from '../validation.js'
  */
 
 export const SYNC_PROTOCOL = '/shoal/sync/1.0.0'
+/** The same messages, each frame behind a flag byte saying whether it is deflated (sync/frame-compression.ts). Preferred when both sides speak it. */
+export const SYNC_PROTOCOL_DEFLATE = '/shoal/sync/1.1.0'
+/** What a peer dials and serves, preferred first. */
+export const SYNC_PROTOCOLS = [SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOL]
 export const SYNC_VERSION = 1
 /**
  * Largest frame sent or accepted. A row may be 1 MiB, so a frame must hold one; libp2p resets

@@ -12,7 +12,7 @@ import { createDatabase, eventually } from './databases.js'
 
 /* The bridge's figures where operators look: `shoal status` (formatBridge) and /metrics. */
 
-const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }
+const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncByPeer: [] }
 const cleanup: Array<() => Promise<void>> = []
 
 afterEach(async () => {
@@ -47,7 +47,7 @@ describe('SQL bridge status and metrics', () => {
     expect(text).toMatch(/dead letter stock C \(write, 1 attempt, next .*\): .*CHECK constraint/)
 
     let api: HttpApi | null = null
-    const peerStatus = async (): Promise<PeerStatus> => ({ ...(await db.status()), name: 't', peerId: 'p', addresses: [], connectedPeers: [], http: api!.url, sync: { rounds: 0, rowsRepaired: 0, peers: [], loading: [] }, bridge: bridge.status() })
+    const peerStatus = async (): Promise<PeerStatus> => ({ ...(await db.status()), name: 't', peerId: 'p', addresses: [], connectedPeers: [], http: api!.url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, peers: [], loading: [] }, bridge: bridge.status() })
     const token = createApiToken()
     const auth = { headers: { authorization: `Bearer ${token}` } }
     api = await startHttpApi({ token, host: '127.0.0.1', port: 0, db, status: peerStatus, counters: () => counters, bridge: () => bridge.status() })

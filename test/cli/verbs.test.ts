@@ -31,14 +31,26 @@ async function liveStatus(): Promise<PeerStatus> {
     addresses: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWFakePeerForTheCliTest'],
     connectedPeers: [],
     http: api.url,
-    sync: { rounds: 4, rowsRepaired: 2, peers: [], loading: [{ table: 'stock', partition: '1', from: '12D3KooWOtherPeer', received: 520, expected: 1000 }] },
+    sync: {
+      rounds: 4,
+      failedRounds: 1,
+      rowsRepaired: 2,
+      peers: [
+        {
+          peer: '12D3KooWOtherPeer',
+          state: 'syncing',
+          lastRound: { at: '2026-11-30T07:00:00.000Z', ok: false, durationMs: 30_512, rowsReceived: 480, rowsSent: 0, bytesIn: 61_440, bytesOut: 900, error: 'no bytes from 12D3KooWOtherPeer for 30 s while waiting on it' },
+          totals: { rounds: 3, failedRounds: 1, rowsIn: 1_480, rowsOut: 12, bytesIn: 3_250_000, bytesOut: 20_480 },
+        },
+      ],
+      loading: [{ table: 'stock', partition: '1', from: '12D3KooWOtherPeer', received: 520, expected: 1000 }] },
   }
 }
 
 beforeEach(async () => {
   dir = await tempDir()
   db = await Shoal.open({ dir })
-  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }) })
+  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncByPeer: [] }) })
   await writeApiFile(dir, { url: api.url, pid: process.pid, token: TOKEN })
 })
 
@@ -150,7 +162,9 @@ describe('shoal verbs over the HTTP API', () => {
     const text = await runOk(['status', '--data', dir])
     expect(text).toMatch(/peer\s+fake/)
     expect(text).toMatch(/id\s+12D3KooWFakePeerForTheCliTest/)
-    expect(text).toMatch(/sync\s+4 rounds, 2 rows repaired/)
+    expect(text).toMatch(/sync\s+4 rounds \(1 failed\), 2 rows repaired/)
+    expect(text).toMatch(/12D3…erPeer\s+syncing\s+last round .* failed: no bytes from 12D3KooWOtherPeer for 30 s/)
+    expect(text).toMatch(/in all: 3 rounds \(1 failed\), 1,480 rows in, 12 out, 3\.1 MiB in, 20\.0 KiB out/)
     expect(text).toMatch(/loading \[##########\.{10}\] 52% 520\/1,000 rows stock\/1 from 12D3…erPeer/)
     const json = JSON.parse(await runOk(['status', '--data', dir, '--json'])) as PeerStatus
     expect(json.peerId).toBe('12D3KooWFakePeerForTheCliTest')

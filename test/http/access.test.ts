@@ -17,7 +17,7 @@ import { tempDir } from '../helpers/tempdir.js'
  */
 
 const TOKEN = createApiToken()
-const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0 }
+const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncByPeer: [] }
 
 let db: Shoal
 let api: HttpApi
@@ -25,7 +25,7 @@ let port: number
 const extra: HttpApi[] = []
 
 async function status(): Promise<PeerStatus> {
-  return { ...(await db.status()), name: 'access', peerId: '12D3KooWaccess', addresses: [], connectedPeers: [], http: api.url, sync: { rounds: 0, rowsRepaired: 0, peers: [], loading: [] } }
+  return { ...(await db.status()), name: 'access', peerId: '12D3KooWaccess', addresses: [], connectedPeers: [], http: api.url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, peers: [], loading: [] } }
 }
 
 const logged: Array<{ level: string; message: string; fields: LogFields }> = []

@@ -17,7 +17,7 @@ const STOCK = {
   columns: { id: 'string', store: 'string', name: 'string', price: 'number', qty: 'counter', notes: 'text' },
 }
 
-const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, rowsRepaired: 5, refused: 1, refusedByReason: { DELTA_INVALID: 1 }, connectedPeers: 2 }
+const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, syncRoundsFailed: 1, rowsRepaired: 5, refused: 1, refusedByReason: { DELTA_INVALID: 1 }, connectedPeers: 2, syncByPeer: [{ peer: '12D3KooWOther', totals: { rounds: 4, failedRounds: 1, rowsIn: 1500, rowsOut: 3, bytesIn: 48000, bytesOut: 900 } }] }
 
 let dir: string
 let db: Shoal
@@ -31,7 +31,7 @@ async function fakeStatus(): Promise<PeerStatus> {
     addresses: ['/ip4/127.0.0.1/tcp/1/p2p/12D3KooWtest'],
     connectedPeers: [],
     http: api.url,
-    sync: { rounds: 3, rowsRepaired: 5, peers: [], loading: [] },
+    sync: { rounds: 3, failedRounds: 1, rowsRepaired: 5, peers: [], loading: [] },
   }
 }
 
@@ -323,6 +323,11 @@ describe('HTTP API', () => {
     expect(lines).toContain('shoal_bytes_in_total 3400')
     expect(lines).toContain('shoal_bytes_out_total 2100')
     expect(lines).toContain('shoal_sync_rounds_total 3')
+    expect(lines).toContain('shoal_sync_rounds_failed_total 1')
+    expect(lines).toContain('shoal_sync_peer_rows_in_total{peer="12D3KooWOther"} 1500')
+    expect(lines).toContain('shoal_sync_peer_bytes_in_total{peer="12D3KooWOther"} 48000')
+    expect(lines).toContain('shoal_sync_peer_bytes_out_total{peer="12D3KooWOther"} 900')
+    expect(lines).toContain('shoal_sync_peer_rounds_failed_total{peer="12D3KooWOther"} 1')
     expect(lines).toContain('shoal_rows_repaired_total 5')
     expect(lines).toContain('shoal_refused_total{reason="DELTA_INVALID"} 1')
     expect(lines).toContain('# TYPE shoal_connected_peers gauge')
