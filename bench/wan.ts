@@ -6,7 +6,7 @@ import { Shoal } from '../src/index.js'
 import { Store } from '../src/store/store.js'
 import { LEAF_COUNT } from '../src/table/digest-tree.js'
 import { buildLan, setRate, shapedBytes, teardown, type Host } from '../scripts/hosts/netns.js'
-import { clientOf, failedRounds, preparePeer, rowCount, startPeer, stopPeer, TABLES, type HostPeer } from '../scripts/hosts/peers.js'
+import { clientOf, failedRounds, preparePeer, rowCount, startPeer, stopPeer, TABLES, trafficOf, type HostPeer } from '../scripts/hosts/peers.js'
 import { parseArgs } from './lib/args.js'
 import { reportText } from './lib/report.js'
 import { machine, srcHash, writeResults } from './lib/results.js'
@@ -31,16 +31,25 @@ import { fmt, markdownTable } from './lib/table.js'
  *   npm run bench:wan -- --no-save    do not write bench/results/wan-*.json
  *   npm run bench:wan -- --keep       keep the peers' folders and logs (printed)
  *   npm run bench:wan -- --compare-deflate   every case also with "deflate": false on all peers
+ *   npm run bench:wan -- --rows 50000 --rates 256 --deflate-off   some cases only (a partial run)
  */
 
 const args = parseArgs()
 const QUICK = args.flag('--quick')
 const SAVE = !args.flag('--no-save')
 const KEEP = args.flag('--keep')
-const RATES = [256, 2000]
+const listOption = (name: string, fallback: number[]): number[] => {
+  const text = args.option(name)
+  if (text === undefined) return fallback
+  const values = text.split(',').map(Number)
+  if (values.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`${name} takes positive integers, comma-separated (got '${text}')`)
+  return values
+}
+const RATES = listOption('--rates', [256, 2000])
 /** Deflate on (the default) and, with --compare-deflate, off: side by side in one run. */
-const DEFLATE = args.flag('--compare-deflate') ? [true, false] : [true]
-const SIZES = QUICK ? [5000] : [5000, 50_000]
+const DEFLATE = args.flag('--compare-deflate') ? [true, false] : args.flag('--deflate-off') ? [false] : [true]
+const SIZES = listOption('--rows', QUICK ? [5000] : [5000, 50_000])
+const PARTIAL = args.option('--rates') !== undefined || args.option('--rows') !== undefined || args.flag('--deflate-off')
 const GOSSIP_EVERY_MS = 400
 const GOALS = { time: 1.3, bytes: 1.2, failed: 0, gossipP99Ms: 2000 }
 
@@ -72,6 +81,11 @@ interface Case {
   linkOut: number
   bytesRatio: number
   failedRounds: number
+  /** Replication payload h3 received (gossip messages + anti-entropy frames as sent: deflated or not). */
+  payloadIn: number
+  /** Packets that crossed h3's link towards it and from it (the tbf queues' counters). */
+  segmentsIn: number
+  segmentsOut: number
   gossip: { samples: number; p50Ms: number; p99Ms: number; maxMs: number } | null
 }
 
@@ -196,6 +210,7 @@ async function runCase(kbit: number, rows: number, withGossip: boolean, deflate:
     loading = false
     const latencies = await gossip
     const link = shapedBytes(h3.host)
+    const payloadIn = (await trafficOf(h3)).bytes_in ?? NaN
     const failed = (await Promise.all(peers.map(failedRounds))).reduce((a, b) => a + b, 0)
     const idealSeconds = (rowDataBytes * 8) / (kbit * 1000)
     const sorted = [...latencies].sort((a, b) => a - b)
@@ -211,6 +226,9 @@ async function runCase(kbit: number, rows: number, withGossip: boolean, deflate:
       linkOut: link.out,
       bytesRatio: (link.in + link.out) / rowDataBytes,
       failedRounds: failed,
+      payloadIn,
+      segmentsIn: link.packetsIn,
+      segmentsOut: link.packetsOut,
       gossip: withGossip ? { samples: sorted.length, p50Ms: median(sorted), p99Ms: quantile(sorted, 0.99), maxMs: sorted[sorted.length - 1] ?? NaN } : null,
     }
     progress(`${label}: ${seconds.toFixed(1)} s (ideal ${idealSeconds.toFixed(1)} s), ${((link.in + link.out) / 1024).toFixed(0)} KiB over the link, ${failed} failed rounds${result.gossip === null ? '' : `, gossip p50 ${result.gossip.p50Ms.toFixed(0)} ms p99 ${result.gossip.p99Ms.toFixed(0)} ms`}`)
@@ -224,7 +242,7 @@ async function runCase(kbit: number, rows: number, withGossip: boolean, deflate:
 }
 
 function table(cases: readonly Case[]): string {
-  const rows = [['link', 'deflate', 'rows', 'row data', 'time', 'ideal', 'time ÷ ideal', 'link bytes (in + out)', 'bytes ÷ row data', 'failed rounds', 'gossip p50 / p99']]
+  const rows = [['link', 'deflate', 'rows', 'row data', 'time', 'ideal', 'time ÷ ideal', 'link bytes (in + out)', 'bytes ÷ row data', 'payload in', 'packets in / out', 'failed rounds', 'gossip p50 / p99']]
   for (const c of cases) {
     rows.push([
       c.kbit >= 1000 ? `${c.kbit / 1000} Mbit/s` : `${c.kbit} kbit/s`,
@@ -236,6 +254,8 @@ function table(cases: readonly Case[]): string {
       `${fmt(c.timeRatio, 2)}×`,
       `${fmt((c.linkIn + c.linkOut) / 1024)} KiB (${fmt(c.linkIn / 1024)} + ${fmt(c.linkOut / 1024)})`,
       `${fmt(c.bytesRatio, 2)}×`,
+      `${fmt(c.payloadIn / 1024)} KiB`,
+      `${fmt(c.segmentsIn)} / ${fmt(c.segmentsOut)}`,
       fmt(c.failedRounds),
       c.gossip === null ? '—' : `${fmt(c.gossip.p50Ms)} / ${fmt(c.gossip.p99Ms)} ms (${c.gossip.samples} writes)`,
     ])
@@ -279,7 +299,7 @@ async function main(): Promise<void> {
     }),
   )
   if (SAVE) {
-    const files = await writeResults('wan', QUICK ? 'quick' : 'full', { command: `npm run bench:wan -- ${args.argv.join(' ')}`.trim(), machine: machine(), srcHash: SRC_HASH, goals: GOALS, cases })
+    const files = await writeResults('wan', PARTIAL ? 'partial' : QUICK ? 'quick' : 'full', { command: `npm run bench:wan -- ${args.argv.join(' ')}`.trim(), machine: machine(), srcHash: SRC_HASH, goals: GOALS, cases })
     progress(`results: ${files.join(', ')}`)
   }
 }

@@ -39,7 +39,7 @@ describe('peer config', () => {
 
   it('refuses unknown fields with the list of allowed ones, and takes "$schema" for editors', () => {
     expect(() => parseConfig({ datta: 'x' }, 'x.json')).toThrow(
-      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, carries, http, httpHosts, httpOrigins, metricsPublic, relay, mesh, open, bridge\)$/,
+      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, deflate, carries, http, httpHosts, httpOrigins, metricsPublic, relay, mesh, open, bridge\)$/,
     )
     expect(() => parseConfig({ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'string' }, primarykey: 'id' }] }, 'x.json')).toThrow(
       /'tables\[0\]\.primarykey' is not a known field \(allowed: name, primaryKey, partitionBy, engine, columns\)/,

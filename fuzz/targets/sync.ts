@@ -1,10 +1,12 @@
+import { deflateRawSync } from 'node:zlib'
 import { decode, encode } from 'cborg'
 import fc from 'fast-check'
 import { ProtocolError } from '../../src/errors.js'
 import type { Rng } from '../../src/sim/core/rng.js'
 import { answer } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, SYNC_VERSION, type SyncRequest } from '../../src/sync/sync-messages.js'
+import { FLAG_DEFLATE, FLAG_PLAIN, unpackFrame } from '../../src/sync/frame-compression.js'
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_VERSION, type SyncRequest } from '../../src/sync/sync-messages.js'
 import { LEAF_COUNT } from '../../src/table/digest-tree.js'
 import { toHex } from '../../src/table/hash.js'
 import { validDeltas } from '../deltas.js'
@@ -13,7 +15,9 @@ import { mutateBytes, mutateValue } from '../mutate.js'
 import { checkProblems, fingerprint, KEYS, openReference, REFERENCE_TABLES, snapshot, STORES } from '../reference.js'
 
 /*
- * Anti-entropy frames (/shoal/sync/1.0.0). Requests go through decodeRequest and then the
+ * Anti-entropy frames (/shoal/sync/1.0.0, and 1.1.0's flag byte + deflate: a third of the
+ * requests are wrapped, plain or deflated, and sometimes mutated after wrapping, so unpackFrame
+ * meets bad flags, broken deflate and bombs). Requests go through decodeRequest and then the
  * responder, `answer`, over a StoreReplica of the reference store (so fetch, range, leaves,
  * children read real digest trees and rows, and push merges through the store's remote apply);
  * the answer must itself encode to a frame the asker can decode. Responses go through
@@ -21,7 +25,7 @@ import { checkProblems, fingerprint, KEYS, openReference, REFERENCE_TABLES, snap
  * error answers with a ShoalError's code (an INTERNAL one is a crash).
  */
 
-type Input = { side: 'request'; bytes: Uint8Array } | { side: 'response'; to: SyncRequest['type']; bytes: Uint8Array }
+type Input = { side: 'request'; bytes: Uint8Array; wrapped?: boolean } | { side: 'response'; to: SyncRequest['type']; bytes: Uint8Array }
 
 const REQUEST_TYPES: ReadonlyArray<SyncRequest['type']> = ['hello', 'roots', 'children', 'leaves', 'range', 'fetch', 'push']
 const TABLES = [...REFERENCE_TABLES.map((t) => t.name), '_tables']
@@ -69,7 +73,7 @@ const requestArb: fc.Arbitrary<SyncRequest> = fc.oneof(
 
 function show(input: unknown): string {
   const i = input as Input
-  return `${i.side}${i.side === 'response' ? ` to ${i.to}` : ''} ${i.bytes.length} B ${toHex(i.bytes.subarray(0, 160))}`
+  return `${i.side}${i.side === 'response' ? ` to ${i.to}` : i.wrapped === true ? ' (1.1.0)' : ''} ${i.bytes.length} B ${toHex(i.bytes.subarray(0, 160))}`
 }
 
 export const syncFrames: FuzzTarget = {
@@ -117,6 +121,12 @@ export const syncFrames: FuzzTarget = {
           for (let k = rng.int(1, 3); k > 0; k--) bytes = mutateBytes(rng, bytes, seeds)
         }
         if (base.side === 'response' && rng.chance(0.1)) return { side: 'response', to: rng.pick(REQUEST_TYPES), bytes }
+        if (base.side === 'request' && rng.chance(0.33)) {
+          const body = rng.chance(0.7) ? deflateRawSync(bytes) : bytes
+          let wrapped = new Uint8Array([body === bytes ? FLAG_PLAIN : FLAG_DEFLATE, ...body])
+          if (rng.chance(0.3)) wrapped = new Uint8Array(mutateBytes(rng, wrapped, seeds))
+          return { side: 'request', bytes: wrapped, wrapped: true }
+        }
         return { ...base, bytes }
       },
       async run(input: unknown): Promise<Verdict | Crash> {
@@ -132,7 +142,7 @@ export const syncFrames: FuzzTarget = {
         }
         let req: SyncRequest
         try {
-          req = decodeRequest(i.bytes)
+          req = decodeRequest(i.wrapped === true ? await unpackFrame(i.bytes, MAX_FRAME_BYTES) : i.bytes)
         } catch (error) {
           if (error instanceof ProtocolError) return 'refused'
           throw error

@@ -136,18 +136,20 @@ export function setRate(host: Host, kbit: number | null): void {
 }
 
 /**
- * Bytes that crossed a rate-limited host's link with the other hosts since setRate (what its tbf
- * queues sent: in = towards the host, out = from it); the runner's own traffic is not counted.
+ * Bytes and packets that crossed a rate-limited host's link with the other hosts since setRate
+ * (what its tbf queues sent: in = towards the host, out = from it); the runner's own traffic is
+ * not counted.
  */
-export function shapedBytes(host: Host): { in: number; out: number } {
-  const sent = (ns: string, dev: string): number => {
+export function shapedBytes(host: Host): { in: number; out: number; packetsIn: number; packetsOut: number } {
+  const sent = (ns: string, dev: string): { bytes: number; packets: number } => {
     const text = run('ip', ['netns', 'exec', ns, 'tc', '-s', 'qdisc', 'show', 'dev', dev])
     const block = text.split(/\n(?=qdisc )/).find((b) => b.startsWith('qdisc tbf 30:'))
-    const m = block === undefined ? null : /Sent (\d+) bytes/.exec(block)
+    const m = block === undefined ? null : /Sent (\d+) bytes (\d+) pkt/.exec(block)
     if (m === null) throw new Error(`no rate limit on ${dev} in ${ns}: call setRate first`)
-    return Number(m[1])
+    return { bytes: Number(m[1]), packets: Number(m[2]) }
   }
-  return { in: sent(LAN, `${host.name}-br`), out: sent(host.ns, 'eth0') }
+  const [towards, from] = [sent(LAN, `${host.name}-br`), sent(host.ns, 'eth0')]
+  return { in: towards.bytes, out: from.bytes, packetsIn: towards.packets, packetsOut: from.packets }
 }
 
 /** A host's TCP segment counters (nstat): sent, received, retransmitted. */

@@ -146,8 +146,11 @@ async function writeUntilDown(client: ShoalClient, ledger: Ledger, rng: Rng, nam
         let c = ledger.counters.get(k)
         if (c === undefined) {
           // The row is created by its first put (a counter starts at 0), acknowledged before counting.
-          await client.put(table.name, key, { store }, { partition: store })
-          c = { table: table.name, key, store, column, acked: 0, inFlight: 0 }
+          // Always in the same partition: a put cut off by a kill may still have been stored, and
+          // the next round's put of the row must not name another partition.
+          const home = STORES[0]!
+          await client.put(table.name, key, { store: home }, { partition: home })
+          c = { table: table.name, key, store: home, column, acked: 0, inFlight: 0 }
           ledger.counters.set(k, c)
         }
         c.inFlight += by
