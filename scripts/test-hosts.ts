@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { buildLan, ensureNft, setCut, setLoss, setRate, shapedBytes, tcpSegments, teardown, type Host } from './hosts/netns.js'
-import { clientOf, preparePeer, rowCount, startPeer, stopPeer, trafficOf, type HostPeer } from './hosts/peers.js'
+import { clientOf, messageBytesOf, preparePeer, rowCount, startPeer, stopPeer, trafficOf, type HostPeer } from './hosts/peers.js'
 
 /*
  * `npm run test:hosts` (root): five hosts made of Linux network namespaces on one bridge
@@ -152,6 +152,7 @@ async function main(): Promise<void> {
     if (r !== null) log(`  ${slow.host.name}'s last round with ${s.peer.slice(-6)}: ${r.ok ? 'ok' : `failed (${r.error})`}, ${r.rowsReceived} rows in, ${r.rowsSent} out, ${(r.bytesIn / 1024).toFixed(0)} KiB in, ${(r.bytesOut / 1024).toFixed(0)} KiB out, ${(r.durationMs / 1000).toFixed(1)} s`)
   }
   log(`  ${slow.host.name}'s counters: ${JSON.stringify(await trafficOf(slow))}; TCP segments since its namespace began: ${JSON.stringify(segments)}`)
+  log(`  ${slow.host.name}'s anti-entropy bytes by message: ${JSON.stringify(await messageBytesOf(slow))}; packets over its link: ${link.packetsIn} in, ${link.packetsOut} out`)
   log(`slow link: ${slow.host.name} caught up ${SLOW_ROWS} new rows (${target} in all) over 256 kbit/s in ${(slowMs / 1000).toFixed(1)} s; its link carried ${(link.in / 1024).toFixed(0)} KiB in, ${(link.out / 1024).toFixed(0)} KiB out`)
 }
 

@@ -105,6 +105,8 @@ export interface PeerCounters {
   /** The same, by reason (a ShoalError code such as DELTA_INVALID, or RATE_LIMITED, NOT_CARRIED, …). */
   refusedByReason: Record<string, number>
   connectedPeers: number
+  /** Anti-entropy frame bytes by message type (a request and its answer under the request's type), both roles. */
+  syncBytesByMessage: Record<string, { in: number; out: number }>
   /** Anti-entropy with each peer met (SyncPeerStatus.totals). */
   syncByPeer: Array<{ peer: string; totals: SyncPeerTotals }>
 }

@@ -94,17 +94,30 @@ export async function rowCount(p: HostPeer): Promise<number> {
   return status.tables.find((t) => t.name === 'stock')?.rows ?? 0
 }
 
-/** The peer's traffic counters from /metrics: bytes and rows in and out, rounds. */
-export async function trafficOf(p: HostPeer): Promise<Record<string, number>> {
+async function metricsOf(p: HostPeer): Promise<string[]> {
   const api = await readApiFile(p.dir)
   if (api === null || api.token === null) throw new Error(`${p.host.name} has no API file`)
-  const text = await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })).text()
+  return (await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.token}` } })).text()).split('\n')
+}
+
+/** The peer's traffic counters from /metrics: bytes and rows in and out, rounds. */
+export async function trafficOf(p: HostPeer): Promise<Record<string, number>> {
   const out: Record<string, number> = {}
-  for (const line of text.split('\n')) {
+  for (const line of await metricsOf(p)) {
     const m = /^shoal_(bytes_in|bytes_out|deltas_in|deltas_out|sync_rounds|sync_rounds_failed|rows_repaired)_total (\d+)/.exec(line)
     if (m !== null) out[m[1]!] = Number(m[2])
   }
   return out
+}
+
+/** Anti-entropy frame bytes by message type, in and out (shoal_sync_message_bytes_total), e.g. { range: '12 KiB in, 1 KiB out' }. */
+export async function messageBytesOf(p: HostPeer): Promise<Record<string, string>> {
+  const bytes: Record<string, { in: number; out: number }> = {}
+  for (const line of await metricsOf(p)) {
+    const m = /^shoal_sync_message_bytes_total\{direction="(in|out)",message="(\w+)"\} (\d+)/.exec(line)
+    if (m !== null) (bytes[m[2]!] ??= { in: 0, out: 0 })[m[1] as 'in' | 'out'] = Number(m[3])
+  }
+  return Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, `${(v.in / 1024).toFixed(1)} KiB in, ${(v.out / 1024).toFixed(1)} KiB out`]))
 }
 
 /** Anti-entropy rounds that failed on a peer, as initiator or responder (shoal_sync_rounds_failed_total). */

@@ -3,7 +3,7 @@ import type { BridgeStatus, BridgeTableStatus, PeerCounters, SyncPeerTotals } fr
 import type { Shoal } from '../shoal.js'
 
 /** Prometheus counter name (with its `_total` suffix) → the PeerCounters field it exports. */
-type CounterField = Exclude<keyof PeerCounters, 'refused' | 'refusedByReason' | 'connectedPeers' | 'syncByPeer'>
+type CounterField = Exclude<keyof PeerCounters, 'refused' | 'refusedByReason' | 'connectedPeers' | 'syncByPeer' | 'syncBytesByMessage'>
 
 /** Per-peer series (label `peer`) → the SyncPeerTotals field each exports. */
 const PEER_COUNTERS: ReadonlyArray<readonly [string, keyof SyncPeerTotals, string]> = [
@@ -33,6 +33,7 @@ export class ShoalMetrics {
   private readonly registry = new Registry()
   private readonly counters = new Map<CounterField, Counter>()
   private readonly peerCounters = new Map<keyof SyncPeerTotals, Counter<'peer'>>()
+  private readonly messageBytes: Counter<'direction' | 'message'>
   private readonly refused: Counter<'reason'>
   private readonly rows: Gauge<'table' | 'partition'>
   private readonly connectedPeers: Gauge
@@ -52,6 +53,7 @@ export class ShoalMetrics {
     for (const [name, field, help] of PEER_COUNTERS) {
       this.peerCounters.set(field, new Counter({ name, help, labelNames: ['peer'], registers: [this.registry] }))
     }
+    this.messageBytes = new Counter({ name: 'shoal_sync_message_bytes_total', help: 'Anti-entropy frame bytes by message type (a request and its answer count under the request type), received (in) and sent (out).', labelNames: ['direction', 'message'], registers: [this.registry] })
     this.refused = new Counter({ name: 'shoal_refused_total', help: 'Messages, frames or rows from peers that were refused, by reason.', labelNames: ['reason'], registers: [this.registry] })
     this.rows = new Gauge({ name: 'shoal_rows', help: 'Live rows per table and partition.', labelNames: ['table', 'partition'], registers: [this.registry] })
     this.connectedPeers = new Gauge({ name: 'shoal_connected_peers', help: 'Peers with an open libp2p connection.', registers: [this.registry] })
@@ -76,6 +78,11 @@ export class ShoalMetrics {
     }
     this.refused.reset()
     for (const [reason, n] of Object.entries(totals.refusedByReason)) this.refused.inc({ reason }, n)
+    this.messageBytes.reset()
+    for (const [message, b] of Object.entries(totals.syncBytesByMessage)) {
+      this.messageBytes.inc({ direction: 'in', message }, b.in)
+      this.messageBytes.inc({ direction: 'out', message }, b.out)
+    }
     for (const [field, counter] of this.peerCounters) {
       counter.reset()
       for (const { peer, totals: t } of totals.syncByPeer) counter.inc({ peer }, Math.max(0, t[field]))

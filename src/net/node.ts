@@ -5,6 +5,7 @@ import './websocket-polyfill.js'
 import { join } from 'node:path'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { noise } from '@chainsafe/libp2p-noise'
+import { coalescing } from './coalescing-encrypter.js'
 import { autoNAT } from '@libp2p/autonat'
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
@@ -250,7 +251,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       privateKey,
       addresses: { listen },
       transports: inMemory ? [memory()] : protectedMesh ? [tcp(), circuitRelayTransport()] : [tcp(), webSockets(), circuitRelayTransport()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [coalescing(noise())],
       ...(connectionProtector === undefined ? {} : { connectionProtector }),
       streamMuxers: [yamux()],
       peerDiscovery,

@@ -223,6 +223,7 @@ export class Peer {
       refused: this.refusals.total,
       refusedByReason: this.refusals.counts(),
       connectedPeers: this.node.connectedPeers().length,
+      syncBytesByMessage: Object.fromEntries(Object.entries(s.bytesByMessage).map(([k, v]) => [k, { ...v }])),
       syncByPeer: this.sync.status().peers.map((p) => ({ peer: p.peer, totals: p.totals })),
     }
   }

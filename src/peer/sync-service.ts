@@ -68,6 +68,8 @@ export interface SyncCounters {
   framesOut: number
   /** Rows changed here by anti-entropy. */
   rowsRepaired: number
+  /** Frame bytes by message type (a request and its answer count under the request's type), both roles. */
+  bytesByMessage: Record<string, { in: number; out: number }>
 }
 
 const DEFAULT_SILENCE_MS = 30_000
@@ -95,7 +97,7 @@ export const SYNC_REQUEST_BURST = 400
  * most one round per peer at a time.
  */
 export class SyncService {
-  readonly counters: SyncCounters = { rounds: 0, failedRounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rowsRepaired: 0 }
+  readonly counters: SyncCounters = { rounds: 0, failedRounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rowsRepaired: 0, bytesByMessage: {} }
   readonly refusals: Refusals
   /** Called as rows of a partition arrive in a round (initial loads, big repairs). */
   onProgress: ((progress: LoadProgress & { done: boolean }) => void) | undefined
@@ -224,6 +226,7 @@ export class SyncService {
         }
         this.counters.bytesIn += response.length
         this.counters.framesIn++
+        this.countMessage(request.type, response.length, bytes.length)
         const decoded = deflate ? await unpackFrame(response, MAX_FRAME_BYTES) : response
         // Both directions share the link: a page pushed counts as much as one received.
         meter.observe(Math.max(frame.length, decoded.length), performance.now() - asked)
@@ -270,6 +273,12 @@ export class SyncService {
     // A round that went on past failed partitions still says why it failed.
     const why = error ?? (stats.errors.length === 0 ? null : stats.errors.length === 1 ? stats.errors[0]! : `${stats.errors[0]} (and ${stats.errors.length - 1} more partitions)`)
     this.record(peer, started, { rowsReceived: stats.rowsReceived, rowsSent: stats.rowsSent, bytesIn: this.counters.bytesIn - before.in, bytesOut: this.counters.bytesOut - before.out }, ok, why)
+  }
+
+  private countMessage(type: string, bytesIn: number, bytesOut: number): void {
+    const entry = (this.counters.bytesByMessage[type] ??= { in: 0, out: 0 })
+    entry.in += bytesIn
+    entry.out += bytesOut
   }
 
   /** The sync protocols this peer speaks, preferred first. */
@@ -426,6 +435,7 @@ export class SyncService {
         }
         const frame = encodeResponse(response)
         const bytes = deflate ? await packFrame(frame) : frame
+        this.countMessage(request.type, wire.length, bytes.length)
         this.counters.bytesOut += bytes.length
         this.counters.framesOut++
         figures.bytesOut += bytes.length

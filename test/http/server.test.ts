@@ -17,7 +17,7 @@ const STOCK = {
   columns: { id: 'string', store: 'string', name: 'string', price: 'number', qty: 'counter', notes: 'text' },
 }
 
-const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, syncRoundsFailed: 1, rowsRepaired: 5, refused: 1, refusedByReason: { DELTA_INVALID: 1 }, connectedPeers: 2, syncByPeer: [{ peer: '12D3KooWOther', totals: { rounds: 4, failedRounds: 1, rowsIn: 1500, rowsOut: 3, bytesIn: 48000, bytesOut: 900 } }] }
+const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, syncRoundsFailed: 1, rowsRepaired: 5, refused: 1, refusedByReason: { DELTA_INVALID: 1 }, connectedPeers: 2, syncBytesByMessage: { range: { in: 120, out: 64_000 } }, syncByPeer: [{ peer: '12D3KooWOther', totals: { rounds: 4, failedRounds: 1, rowsIn: 1500, rowsOut: 3, bytesIn: 48000, bytesOut: 900 } }] }
 
 let dir: string
 let db: Shoal
@@ -325,6 +325,8 @@ describe('HTTP API', () => {
     expect(lines).toContain('shoal_sync_rounds_total 3')
     expect(lines).toContain('shoal_sync_rounds_failed_total 1')
     expect(lines).toContain('shoal_sync_peer_rows_in_total{peer="12D3KooWOther"} 1500')
+    expect(lines).toContain('shoal_sync_message_bytes_total{direction="in",message="range"} 120')
+    expect(lines).toContain('shoal_sync_message_bytes_total{direction="out",message="range"} 64000')
     expect(lines).toContain('shoal_sync_peer_bytes_in_total{peer="12D3KooWOther"} 48000')
     expect(lines).toContain('shoal_sync_peer_bytes_out_total{peer="12D3KooWOther"} 900')
     expect(lines).toContain('shoal_sync_peer_rounds_failed_total{peer="12D3KooWOther"} 1')
