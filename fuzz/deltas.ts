@@ -5,8 +5,9 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import type { Rng } from '../src/sim/core/rng.js'
 import { Shoal } from '../src/shoal.js'
-import { hostileKey, hostileValue } from './mutate.js'
-import { KEYS, REFERENCE_TABLES, STORES } from './reference.js'
+import { decode, encode } from 'cborg'
+import { hostileKey, hostileValue, mutateValue } from './mutate.js'
+import { KEYS, referenceKey, REFERENCE_TABLES, STORES } from './reference.js'
 
 /*
  * Valid and semantically hostile row deltas, made by the real engines:
@@ -72,7 +73,7 @@ export async function validDeltas(reference: Shoal, rng: Rng, count: number): Pr
       const table = twin.table(schema.name)
       const store = rng.pick(STORES)
       const suffix = rng.chance(0.8) ? rng.pick(KEYS) : `new${rng.int(0, 20)}`
-      const key = schema.name === 'stock' ? `${store}:${suffix}` : schema.name === 'sales' ? `${store}-${suffix}` : `SKU-${suffix}`
+      const key = referenceKey(schema.name, store, suffix)
       const options = (schema.partitionBy ?? null) === null ? {} : { partition: store }
       const columns = Object.entries(schema.columns).filter(([c]) => c !== schema.primaryKey && c !== schema.partitionBy)
       try {
@@ -99,6 +100,53 @@ export async function validDeltas(reference: Shoal, rng: Rng, count: number): Pr
     await twin.close()
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * A delta of the columns engine made by hand from a stored row's bytes: its structure kept or
+ * bent (cells of other lives and columns, foreign and endless actor ids, stamps and totals at the
+ * edges of the safe integers, values that are not JSON, `__proto__` inside values), so the
+ * engine's parser and merge meet every shape a peer could send.
+ */
+export function hostileColumnsDelta(rng: Rng, stored: Uint8Array | null, columns: readonly string[]): Uint8Array {
+  let row: unknown[]
+  try {
+    row = stored === null ? [1, 1, ['fuzz-peer'], [0, 1], [], []] : (decode(stored) as unknown[])
+  } catch {
+    row = [1, 1, ['fuzz-peer'], [0, 1], [], []]
+  }
+  if (!Array.isArray(row) || row.length !== 6) row = [1, 1, ['fuzz-peer'], [0, 1], [], []]
+  const [format, cl, actors, seqs, registers, counters] = row as [unknown, unknown, string[], unknown[], unknown[], unknown[]]
+  const edge = (): unknown => rng.pick([0, 1, 2, 3, -1, 1.5, 2 ** 32, 2 ** 53, Number.MAX_SAFE_INTEGER, Number.NaN, '1', null])
+  const actor = (): unknown => rng.pick([0, 1, actors.length, -1, 2 ** 31])
+  const column = (): unknown => (rng.chance(0.8) ? rng.pick(columns) : hostileKey(rng))
+  const json = (): unknown => rng.pick([JSON.stringify(hostileValue(rng)), '{"__proto__": {"polluted": 1}}', '{bad json', '"x".repeat', 5, JSON.stringify('y'.repeat(rng.int(0, 5000)))])
+  const out: unknown[] = [rng.chance(0.95) ? format : edge(), rng.chance(0.7) ? cl : edge(), [...actors], [...seqs], [...registers], [...counters]]
+  for (let k = rng.int(1, 4); k > 0; k--) {
+    switch (rng.int(0, 6)) {
+      case 0:
+        ;(out[2] as unknown[]).push(rng.pick(['fuzz-peer', 'x'.repeat(rng.int(200, 400)), '', 'fuzz-reference']))
+        break
+      case 1:
+        ;(out[4] as unknown[]).push(rng.pick([1, 3, 2, 0, 2 ** 32 + 1]), column(), json(), rng.chance(0.7) ? rng.int(0, 1000) : edge(), actor(), rng.chance(0.7) ? rng.int(1, 100) : edge())
+        break
+      case 2:
+        ;(out[5] as unknown[]).push(rng.pick([1, 3, 2, 0]), column(), actor(), rng.chance(0.7) ? rng.int(-1000, 1000) : edge(), rng.chance(0.7) ? rng.int(1, 100) : edge())
+        break
+      case 3:
+        ;(out[3] as unknown[]).push(actor(), edge())
+        break
+      case 4:
+        // A group cut short, or one value too many.
+        ;(out[rng.pick([3, 4, 5])] as unknown[]).push(edge())
+        break
+      default: {
+        const mutated = mutateValue(rng, out, [...columns, 'fuzz-peer', '__proto__'])
+        return encode(Array.isArray(mutated) ? mutated : out)
+      }
+    }
+  }
+  return encode(out)
 }
 
 /** A Yjs delta written straight into a stored row's maps by another client. */

@@ -17,7 +17,13 @@ export const REFERENCE_TABLES: TableSchema[] = [
   { name: 'stock', primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', shelf: 'string', note: 'text', price: 'number', open: 'boolean', tags: 'json' } },
   { name: 'sales', primaryKey: 'id', partitionBy: 'store', engine: 'automerge', columns: { id: 'string', store: 'string', amount: 'number', note: 'text', units: 'counter', paid: 'boolean' } },
   { name: 'catalog', primaryKey: 'sku', columns: { sku: 'string', name: 'string', price: 'number', description: 'text' } },
+  { name: 'shelves', primaryKey: 'id', partitionBy: 'store', engine: 'columns', columns: { id: 'string', store: 'string', label: 'string', facings: 'counter', width: 'number', open: 'boolean', tags: 'json' } },
 ]
+
+/** A reference row's key: each table names its rows its own way. */
+export function referenceKey(table: string, store: string, suffix: string): string {
+  return table === 'stock' ? `${store}:${suffix}` : table === 'sales' ? `${store}-${suffix}` : table === 'shelves' ? `${store}/${suffix}` : `SKU-${suffix}`
+}
 
 export const STORES = ['1', '2', '3']
 export const KEYS = ['a', 'b', 'c', 'd', 'e', 'f']
@@ -38,10 +44,12 @@ export async function openReference(prefix: string): Promise<Reference> {
       n++
       await db.table('stock').put(`${store}:${key}`, { store, sku: `SKU-${key}`, qty: n, shelf: `S${n % 4}`, note: `note ${key}`, price: n * 1.25, open: n % 2 === 0, tags: { n, list: [key] } })
       await db.table('sales').put(`${store}-${key}`, { store, amount: n * 10, note: `sale ${key}`, units: n, paid: n % 3 === 0 })
+      await db.table('shelves').put(`${store}/${key}`, { store, label: `Shelf ${key}`, facings: n % 5, width: n * 0.5, open: n % 2 === 1, tags: [key] })
     }
     // Deleted rows too: a peer's delta may try to revive them.
     await db.table('stock').delete(`${store}:${KEYS[0]}`)
     await db.table('sales').delete(`${store}-${KEYS[1]}`)
+    await db.table('shelves').delete(`${store}/${KEYS[2]}`)
   }
   for (const key of KEYS) await db.table('catalog').put(`SKU-${key}`, { name: `Item ${key}`, price: 3.5, description: `About ${key}` })
   await db.table('stock').increment(`1:b`, 'qty', 5)

@@ -17,7 +17,7 @@ export const TRUST = flag('--trust')
 export const REPEAT = Number(option('--repeat') ?? '1')
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error(`--repeat must be a positive integer, got ${option('--repeat')}`)
 export const SAVE = !flag('--no-save')
-export const ENGINES = (option('--engines') ?? 'yjs,automerge').split(',') as EngineName[]
+export const ENGINES = (option('--engines') ?? 'yjs,automerge,columns').split(',') as EngineName[]
 const ALL_PHASES = 'latency,throughput,ae'
 export const PHASES = new Set((option('--only') ?? ALL_PHASES).split(','))
 export const PROF_DIR = option('--cpu-prof-dir')
@@ -55,22 +55,22 @@ export const SIZES: Sizes = QUICK
   ? {
       latencySamples: 100,
       latencyRows: 100,
-      throughputChanges: { yjs: 3_000, automerge: 1_000 },
+      throughputChanges: { yjs: 3_000, automerge: 1_000, columns: 3_000 },
       throughputRows: 500,
       throughputChunk: 1_000,
       receivers: [2, 5],
-      aeRows: { yjs: 10_000, automerge: 6_000 },
+      aeRows: { yjs: 10_000, automerge: 6_000, columns: 10_000 },
       inSyncRounds: 3,
       idleMs: 1_000,
     }
   : {
       latencySamples: 500,
       latencyRows: 200,
-      throughputChanges: { yjs: 20_000, automerge: 4_000 },
+      throughputChanges: { yjs: 20_000, automerge: 4_000, columns: 20_000 },
       throughputRows: 1_000,
       throughputChunk: 1_000,
       receivers: [2, 5],
-      aeRows: { yjs: 100_000, automerge: 10_000 },
+      aeRows: { yjs: 100_000, automerge: 10_000, columns: 100_000 },
       inSyncRounds: 5,
       idleMs: 3_000,
     }

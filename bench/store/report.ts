@@ -55,7 +55,9 @@ const LINES: Line[] = [
 
 export function table(results: Partial<Record<EngineName, Metrics>>): string {
   const engines = ENGINES.filter((e) => results[e] !== undefined)
-  const header = ['metric', ...engines.map((e) => `${e}`), ...(engines.length === 2 ? ['yjs/automerge'] : [])]
+  // Ratios against Yjs, the default engine, for every other engine measured.
+  const others = engines.filter((e) => e !== 'yjs' && engines.includes('yjs'))
+  const header = ['metric', ...engines.map((e) => `${e}`), ...others.map((e) => `yjs/${e}`)]
   const rows: string[][] = [header]
   for (const line of LINES) {
     const cells = engines.map((e) => {
@@ -65,9 +67,9 @@ export function table(results: Partial<Record<EngineName, Metrics>>): string {
       return v === undefined ? '—' : `${fmt(v, line.digits ?? (line.unit !== 'B' && typeof v === 'number' && v < 100 ? 1 : 0))} ${line.unit}`
     })
     if (cells.every((c) => c === '—')) continue
-    if (engines.length === 2) {
+    for (const other of others) {
       const a = results.yjs![line.key]
-      const b = results.automerge![line.key]
+      const b = results[other]![line.key]
       cells.push(typeof a === 'number' && typeof b === 'number' && b !== 0 ? `${(a / b).toFixed(2)}×` : '—')
     }
     rows.push([line.label, ...cells])

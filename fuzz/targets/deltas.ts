@@ -1,7 +1,7 @@
 import { ShoalError } from '../../src/errors.js'
 import type { Rng } from '../../src/sim/core/rng.js'
 import { toHex } from '../../src/table/hash.js'
-import { hostileAutomergeDelta, hostileYjsDelta, validDeltas, type DeltaSeed } from '../deltas.js'
+import { hostileAutomergeDelta, hostileColumnsDelta, hostileYjsDelta, validDeltas, type DeltaSeed } from '../deltas.js'
 import { Crash, type FuzzTarget, type TargetSession, type Verdict } from '../harness.js'
 import { hostileKey, mutateBytes } from '../mutate.js'
 import { checkProblems, fingerprint, KEYS, openReference, REFERENCE_TABLES, snapshot, STORES } from '../reference.js'
@@ -39,11 +39,13 @@ export function misaddress(rng: Rng, seed: DeltaSeed): DeltaSeed {
   }
 }
 
-function deltaTarget(engine: 'yjs' | 'automerge', weight: number): FuzzTarget {
+const ENGINE_LABEL = { yjs: 'Yjs', automerge: 'Automerge', columns: 'Columns-engine' } as const
+
+function deltaTarget(engine: 'yjs' | 'automerge' | 'columns', weight: number): FuzzTarget {
   const tables = REFERENCE_TABLES.filter((t) => (t.engine ?? 'yjs') === engine)
   return {
     name: `${engine}-deltas`,
-    what: `${engine === 'yjs' ? 'Yjs' : 'Automerge'} row deltas → Shoal.applyRemoteDelta (store remote apply, row check) on a LevelDB reference`,
+    what: `${ENGINE_LABEL[engine]} row deltas → Shoal.applyRemoteDelta (store remote apply, row check) on a LevelDB reference`,
     weight,
     deadlineMs: 10_000,
     async open(setup: Rng): Promise<TargetSession> {
@@ -53,7 +55,7 @@ function deltaTarget(engine: 'yjs' | 'automerge', weight: number): FuzzTarget {
       const pool: DeltaSeed[] = [...valid]
       const hostile = (rng: Rng, stored: Uint8Array | null, table: string): Uint8Array => {
         const columns = Object.keys(tables.find((t) => t.name === table)!.columns)
-        return engine === 'yjs' ? hostileYjsDelta(rng, stored, columns) : hostileAutomergeDelta(rng, stored, columns)
+        return engine === 'yjs' ? hostileYjsDelta(rng, stored, columns) : engine === 'automerge' ? hostileAutomergeDelta(rng, stored, columns) : hostileColumnsDelta(rng, stored, columns)
       }
       return {
         async next(rng: Rng): Promise<DeltaSeed> {
@@ -96,3 +98,4 @@ function deltaTarget(engine: 'yjs' | 'automerge', weight: number): FuzzTarget {
 export const yjsDeltas = deltaTarget('yjs', 8)
 // Automerge merges cost ~10× Yjs ones (its rows grow with every accepted change): fewer inputs.
 export const automergeDeltas = deltaTarget('automerge', 0.5)
+export const columnsDeltas = deltaTarget('columns', 4)

@@ -7,7 +7,7 @@ import type { Rng } from '../../src/sim/core/rng.js'
 import type { PeerCounters, PeerStatus } from '../../src/status.js'
 import { Crash, type FuzzTarget, type TargetSession, type Verdict } from '../harness.js'
 import { concat, mutateBytes, mutateText, mutateValue } from '../mutate.js'
-import { checkProblems, fingerprint, KEYS, openReference, REFERENCE_TABLES, snapshot, STORES } from '../reference.js'
+import { checkProblems, fingerprint, KEYS, openReference, REFERENCE_TABLES, snapshot, STORES, referenceKey } from '../reference.js'
 
 /*
  * The local HTTP API, running for real (startHttpApi on 127.0.0.1, port chosen by the OS, with a
@@ -48,9 +48,7 @@ function serialise(r: Request): Uint8Array {
 const enc = encodeURIComponent
 
 function keyFor(table: string, rng: { store: string; key: string }): string {
-  if (table === 'stock') return `${rng.store}:${rng.key}`
-  if (table === 'sales') return `${rng.store}-${rng.key}`
-  return `SKU-${rng.key}`
+  return referenceKey(table, rng.store, rng.key)
 }
 
 const rowArb = fc.record({ table: fc.constantFrom(...REFERENCE_TABLES.map((t) => t.name)), store: fc.constantFrom(...STORES), key: fc.constantFrom(...KEYS, 'new1', 'new2') })
@@ -68,13 +66,13 @@ function requestArb(): fc.Arbitrary<{ method: string; path: string; body: unknow
     fc.record({ r: rowArb, shelf: fc.string({ maxLength: 10 }), price: fc.double({ noNaN: true, noDefaultInfinity: true }), amount: fc.integer() }).map(({ r, shelf, price, amount }) => ({
       method: 'PUT',
       path: `/v1/tables/${r.table}/rows/${enc(keyFor(r.table, r))}`,
-      body: r.table === 'stock' ? { store: r.store, shelf, price } : r.table === 'sales' ? { store: r.store, amount, paid: true } : { name: shelf, price },
+      body: r.table === 'stock' ? { store: r.store, shelf, price } : r.table === 'sales' ? { store: r.store, amount, paid: true } : r.table === 'shelves' ? { store: r.store, label: shelf, width: price } : { name: shelf, price },
     })),
     rowArb.map((r) => ({ method: 'DELETE', path: `/v1/tables/${r.table}/rows/${enc(keyFor(r.table, r))}`, body: undefined })),
     fc.record({ r: rowArb, by: fc.integer({ min: -100, max: 100 }) }).map(({ r, by }) => ({
       method: 'POST',
       path: `/v1/tables/${r.table}/rows/${enc(keyFor(r.table, r))}/increment${r.table === 'catalog' ? '' : `?partition=${r.store}`}`,
-      body: { column: r.table === 'stock' ? 'qty' : 'units', by },
+      body: { column: r.table === 'stock' ? 'qty' : r.table === 'shelves' ? 'facings' : 'units', by },
     })),
     fc.record({ r: rowArb, index: fc.nat(5), del: fc.nat(3), insert: fc.string({ maxLength: 8 }) }).map(({ r, index, del, insert }) => ({
       method: 'POST',

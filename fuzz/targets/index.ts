@@ -1,12 +1,12 @@
 import type { FuzzTarget } from '../harness.js'
-import { automergeDeltas, yjsDeltas } from './deltas.js'
+import { automergeDeltas, columnsDeltas, yjsDeltas } from './deltas.js'
 import { configFiles, scenarioFiles } from './files.js'
 import { gossipMessages } from './gossip.js'
 import { httpRequests } from './http.js'
 import { syncFrames } from './sync.js'
 
 /** Every fuzz target, in the order they run and are reported. */
-export const TARGETS: readonly FuzzTarget[] = [syncFrames, gossipMessages, yjsDeltas, automergeDeltas, scenarioFiles, configFiles, httpRequests]
+export const TARGETS: readonly FuzzTarget[] = [syncFrames, gossipMessages, yjsDeltas, automergeDeltas, columnsDeltas, scenarioFiles, configFiles, httpRequests]
 
 export function targetNamed(name: string): FuzzTarget {
   const target = TARGETS.find((t) => t.name === name)

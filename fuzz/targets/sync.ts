@@ -12,7 +12,7 @@ import { toHex } from '../../src/table/hash.js'
 import { validDeltas } from '../deltas.js'
 import { Crash, type FuzzTarget, type TargetSession, type Verdict } from '../harness.js'
 import { mutateBytes, mutateValue } from '../mutate.js'
-import { checkProblems, fingerprint, KEYS, openReference, REFERENCE_TABLES, snapshot, STORES } from '../reference.js'
+import { checkProblems, fingerprint, KEYS, openReference, referenceKey, REFERENCE_TABLES, snapshot, STORES } from '../reference.js'
 
 /*
  * Anti-entropy frames (/shoal/sync/1.0.0, and 1.1.0's flag byte + deflate: a third of the
@@ -34,10 +34,9 @@ const VOCABULARY = [...REQUEST_TYPES, 'error', ...TABLES, ...STORES, '', 'nope']
 const PARTITIONS = [...STORES, '', '4']
 
 function keysOf(table: string): string[] {
-  if (table === 'stock') return STORES.flatMap((s) => KEYS.map((k) => `${s}:${k}`))
-  if (table === 'sales') return STORES.flatMap((s) => KEYS.map((k) => `${s}-${k}`))
   if (table === '_tables') return REFERENCE_TABLES.map((t) => t.name)
-  return KEYS.map((k) => `SKU-${k}`)
+  if (table === 'catalog') return KEYS.map((k) => `SKU-${k}`)
+  return STORES.flatMap((s) => KEYS.map((k) => referenceKey(table, s, k)))
 }
 
 const tableArb = fc.constantFrom(...TABLES)

@@ -9,7 +9,7 @@ export const COLUMN_KINDS = ['string', 'number', 'boolean', 'json', 'counter', '
 export type ColumnKind = (typeof COLUMN_KINDS)[number]
 export type RegisterKind = 'string' | 'number' | 'boolean' | 'json'
 
-export const ENGINE_NAMES = ['yjs', 'automerge'] as const
+export const ENGINE_NAMES = ['yjs', 'automerge', 'columns'] as const
 export type EngineName = (typeof ENGINE_NAMES)[number]
 /** Yjs measured several times faster per row (bench/README.md), so it is the default. */
 export const DEFAULT_ENGINE: EngineName = 'yjs'
@@ -52,7 +52,7 @@ const TABLE_FIELDS = fields(
       v.pipe(v.nullable(v.string('must name a column, or be null')), v.description("The column whose value is the row's partition (string or number, not the key), or null; peers may carry only some partitions.")),
       null,
     ),
-    engine: v.optional(v.pipe(oneOf(ENGINE_NAMES), v.description('CRDT engine of the rows: yjs (the default, faster) or automerge. Fixed once the table exists.')), DEFAULT_ENGINE),
+    engine: v.optional(v.pipe(oneOf(ENGINE_NAMES), v.description('CRDT engine of the rows: yjs (the default), automerge (keeps conflicting values and history) or columns (a small CRDT per cell, the fastest; no text columns). Fixed once the table exists.')), DEFAULT_ENGINE),
     columns: v.pipe(
       entriesOf(nameOf('a column name'), oneOf(COLUMN_KINDS), 'must be an object of column name → kind'),
       v.minEntries(1, 'is empty; a table needs at least one column'),
@@ -81,6 +81,13 @@ export const TABLE_DEFINITION = v.pipe(
   keyColumn('primaryKey'),
   keyColumn('partitionBy'),
   v.forward(v.check((s: Fields) => s.partitionBy !== s.primaryKey, 'must be a column other than the primary key'), ['partitionBy']),
+  v.forward(
+    v.check(
+      (s: Fields) => s.engine !== 'columns' || !Object.values(s.columns).includes('text'),
+      (issue) => `is 'columns', which has no text cells, but column '${Object.entries(issue.input.columns).find(([, k]) => k === 'text')![0]}' is text; use the yjs or automerge engine for a table with text columns`,
+    ),
+    ['engine'],
+  ),
   v.description('A table: its columns and their kinds, the primary key, the partition column and the CRDT engine.'),
 )
 

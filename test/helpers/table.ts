@@ -4,7 +4,10 @@ import { RowDocument } from '../../src/table/row.js'
 import type { EngineName, ResolvedSchema } from '../../src/table/schema.js'
 import { validateSchema } from '../../src/table/schema.js'
 
-export const ENGINES: EngineName[] = ['yjs', 'automerge']
+export const ENGINES: EngineName[] = ['yjs', 'automerge', 'columns']
+
+/** Engines with text cells (the columns engine has none). */
+export const hasText = (engine: EngineName): boolean => engine !== 'columns'
 
 export function stockSchema(engine: EngineName): ResolvedSchema {
   return validateSchema({
@@ -12,7 +15,7 @@ export function stockSchema(engine: EngineName): ResolvedSchema {
     primaryKey: 'sku',
     partitionBy: 'store',
     engine,
-    columns: { sku: 'string', store: 'string', name: 'string', price: 'number', active: 'boolean', tags: 'json', qty: 'counter', notes: 'text' },
+    columns: { sku: 'string', store: 'string', name: 'string', price: 'number', active: 'boolean', tags: 'json', qty: 'counter', ...(hasText(engine) ? { notes: 'text' } : {}) },
   })
 }
 

@@ -26,7 +26,7 @@ async function writeThenKill(dir: string, engine: string): Promise<Map<string, n
   return acked
 }
 
-describe.each(['yjs', 'automerge'])('crash safety on %s', (engine) => {
+describe.each(['yjs', 'automerge', 'columns'])('crash safety on %s', (engine) => {
   it('loses no acknowledged write when the process is killed with SIGKILL', async () => {
     const dir = await tempDir()
     const acked = await writeThenKill(dir, engine)

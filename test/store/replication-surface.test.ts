@@ -21,7 +21,7 @@ function differingLeaves(a: DigestTreeLike, b: DigestTreeLike): number[] {
   return out
 }
 
-describe.each(['yjs', 'automerge'] as const)('replication surface on %s', (engine) => {
+describe.each(['yjs', 'automerge', 'columns'] as const)('replication surface on %s', (engine) => {
   it('gives equal digest trees for equal rows and pinpoints the leaf of a differing row', async () => {
     const a = await Shoal.open({ dir: await tempDir() })
     const b = await Shoal.open({ dir: await tempDir() })

@@ -25,7 +25,7 @@ export interface ReplicaUnderTest {
 export type ReplicaFactory = (tables: readonly ResolvedSchema[], carries: Carries) => Promise<ReplicaUnderTest>
 
 export function stockTable(engine: EngineName): ResolvedSchema {
-  return validateSchema({ name: 'stock', primaryKey: 'id', partitionBy: 'store', engine, columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', note: 'text' } })
+  return validateSchema({ name: 'stock', primaryKey: 'id', partitionBy: 'store', engine, columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', note: engine === 'columns' ? 'string' : 'text' } })
 }
 
 /** Whole encoded rows written by a third replica ("writer"). */
@@ -58,7 +58,7 @@ async function allRows(replica: SyncReplica, table: string, partition: string, m
 }
 
 export function replicaContract(name: string, make: ReplicaFactory): void {
-  describe.each(['yjs', 'automerge'] as const)(`SyncReplica contract: ${name} (%s)`, (engine) => {
+  describe.each(['yjs', 'automerge', 'columns'] as const)(`SyncReplica contract: ${name} (%s)`, (engine) => {
     const table = stockTable(engine)
 
     async function withReplica<T>(carries: Carries, body: (r: SyncReplica) => Promise<T>): Promise<T> {

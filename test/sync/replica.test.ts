@@ -20,7 +20,7 @@ replicaContract('StoreReplica (LevelDB)', storeReplica)
 replicaContract('MemoryReplica (simulator)', memoryReplica)
 
 describe('the two replicas agree', () => {
-  it.each(['yjs', 'automerge'] as const)('holding the same rows, they answer the same roots, children and leaf rows (%s)', async (engine) => {
+  it.each(['yjs', 'automerge', 'columns'] as const)('holding the same rows, they answer the same roots, children and leaf rows (%s)', async (engine) => {
     const table = stockTable(engine)
     const a = await storeReplica([table], {})
     const b = await memoryReplica([table], {})

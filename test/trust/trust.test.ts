@@ -182,6 +182,26 @@ describe('changesets', () => {
     bobs.dispose()
   })
 
+  it('columns deltas pass the author check only with their author’s own cells', async () => {
+    const schema = validateSchema({ name: 'stock', primaryKey: 'id', partitionBy: 'store', engine: 'columns', columns: { id: 'string', store: 'string', qty: 'counter', note: 'string' } })
+    const engine = engineFor('columns')
+    const alice = idOf(await key())
+    const bob = idOf(await key())
+    const doc = RowDocument.create(engine, { actor: alice }, 'stock', 'k')
+    const first = doc.apply({ op: 'put', values: { id: 'k', store: '1', qty: 3, note: 'hi' } }, schema)!
+    expect(() => engine.checkAuthor(first, alice)).not.toThrow()
+    expect(() => engine.checkAuthor(first, bob)).toThrow(/in the name of|not only of its author/)
+    // bob overwrites alice's note and deletes the row: his deltas are his alone
+    const bobs = RowDocument.decode(engine, doc.encode(), { actor: bob }, 'stock', 'k')
+    const write = bobs.apply({ op: 'update', values: { note: 'yo' } }, schema)!
+    expect(() => engine.checkAuthor(write, bob)).not.toThrow()
+    expect(() => engine.checkAuthor(write, alice)).toThrow(/in the name of|not only of its author/)
+    const del = bobs.apply({ op: 'delete' }, schema)!
+    expect(() => engine.checkAuthor(del, bob)).not.toThrow()
+    // the whole row carries both authors
+    expect(() => engine.checkAuthor(bobs.encode(), bob)).toThrow(/in the name of|not only of its author/)
+  })
+
   it('a Yjs delta forging another client’s structs is caught', async () => {
     const alice = idOf(await key())
     const forged = new Y.Doc()
