@@ -105,13 +105,17 @@ function parse(bytes: Uint8Array): Parsed {
     if (!isCount(seq, MAX_SEQ)) fail('a sequence number is not a safe integer')
     out.seqs.set(actorAt(seqs[i]), seq)
   }
-  const cell = (life: unknown, column: unknown): { life: number; column: string } => {
+  const checkCell = (life: unknown, column: unknown): void => {
     if (!isCount(life, MAX_CAUSAL_LENGTH) || life === 0) fail('a cell names life 0 or one out of range')
     if (typeof column !== 'string' || column.length === 0 || column.length > 64) fail('a cell names no valid column')
-    return { life, column }
   }
   for (let i = 0; i < registers.length; i += 6) {
-    const [life, column, json, lamport, actor, seq] = registers.slice(i, i + 6) as unknown[]
+    const life = registers[i] as unknown
+    const column = registers[i + 1] as unknown
+    const json = registers[i + 2] as unknown
+    const lamport = registers[i + 3] as unknown
+    const seq = registers[i + 5] as unknown
+    checkCell(life, column)
     if (typeof json !== 'string') fail('a register value is not JSON text')
     let value: unknown
     try {
@@ -120,13 +124,17 @@ function parse(bytes: Uint8Array): Parsed {
       fail('a register value is not valid JSON')
     }
     if (!isCount(lamport, MAX_SEQ) || !isCount(seq, MAX_SEQ)) fail('a register stamp is not a safe integer')
-    out.registers.push({ ...cell(life, column), value, json, lamport, actor: actorAt(actor), seq })
+    out.registers.push({ life: life as number, column: column as string, value, json, lamport, actor: actorAt(registers[i + 4]), seq })
   }
   for (let i = 0; i < counters.length; i += 5) {
-    const [life, column, actor, total, seq] = counters.slice(i, i + 5) as unknown[]
+    const life = counters[i] as unknown
+    const column = counters[i + 1] as unknown
+    const total = counters[i + 3] as unknown
+    const seq = counters[i + 4] as unknown
+    checkCell(life, column)
     if (typeof total !== 'number' || !Number.isSafeInteger(total)) fail('a counter total is not a safe integer')
     if (!isCount(seq, MAX_SEQ)) fail('a counter stamp is not a safe integer')
-    out.counters.push({ ...cell(life, column), actor: actorAt(actor), total, seq })
+    out.counters.push({ life: life as number, column: column as string, actor: actorAt(counters[i + 2]), total, seq })
   }
   return out
 }
