@@ -17,6 +17,9 @@ export const STEADY_SECONDS = Number(option('--steady-seconds') ?? DEFAULTS.stea
 export const DEADLINE_MS = Number(option('--deadline-s') ?? DEFAULTS.deadlineS) * 1000
 export const STEADY_DEADLINE_MS = Number(option('--steady-deadline-s') ?? DEFAULTS.steadyDeadlineS) * 1000
 export const HOT = Math.max(1, Math.floor(N / 10))
+/** Row engine of Shoal's table (`--shoal-engine`; the table has no text column, so any engine can hold it). */
+export const SHOAL_ENGINE = option('--shoal-engine') ?? 'yjs'
+if (!['yjs', 'automerge', 'columns'].includes(SHOAL_ENGINE)) throw new Error(`--shoal-engine must be yjs, automerge or columns (got '${SHOAL_ENGINE}')`)
 
 export function label(w: WorkloadId, n = N): string {
   const k = (v: number): string => (v >= 1000 && v % 1000 === 0 ? `${v / 1000}k` : String(v))

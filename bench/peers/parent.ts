@@ -9,7 +9,7 @@ import { relative } from 'node:path'
 import { cpuMark, foreignCores } from '../lib/cpu.js'
 import { ProgressBar } from '../lib/progress.js'
 import { repoRoot } from '../lib/results.js'
-import { args, DEADLINE_MS, DEFAULTS, GROUPS, label, N, STEADY_DEADLINE_MS, STEADY_ROWS, STEADY_SECONDS, SYSTEMS, WORKLOADS, type Group, type WorkloadId } from './config.js'
+import { args, DEADLINE_MS, DEFAULTS, GROUPS, label, N, STEADY_DEADLINE_MS, STEADY_ROWS, STEADY_SECONDS, SYSTEMS, WORKLOADS, type Group, type WorkloadId, SHOAL_ENGINE } from './config.js'
 import { isDnf, type ChildResult, type Dnf } from './measure.js'
 import { publish, seconds, summarize, type SystemSummary } from './report.js'
 import { prepareSystems, systemModule } from './systems.js'
@@ -34,6 +34,8 @@ function runChild(system: string, group: Group, rows: number, onProgress: (text:
     String(DEADLINE_MS / 1000),
     '--steady-deadline-s',
     String(STEADY_DEADLINE_MS / 1000),
+    '--shoal-engine',
+    SHOAL_ENGINE,
   ]
   return new Promise((ok, fail) => {
     const p = spawn(process.execPath, childArgs, { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -13,6 +13,7 @@ import { Peer } from '../../src/peer/peer.js'
 import { topicFor } from '../../src/sync/gossip.js'
 import { eventually } from '../lib/poll.js'
 import type { StockChange, StockRow, SystemAdapter } from './adapter.js'
+import { SHOAL_ENGINE } from './config.js'
 
 const TABLE = 'stock'
 const CHUNK = 4096
@@ -23,7 +24,7 @@ const TABLES = [
     name: TABLE,
     primaryKey: 'id',
     partitionBy: 'store',
-    engine: 'yjs',
+    engine: SHOAL_ENGINE,
     columns: { id: 'string', store: 'string', sku: 'string', qty: 'number', shelf: 'string' },
   },
 ]
@@ -37,7 +38,7 @@ async function chunked<T>(items: readonly T[], each: (item: T) => Promise<unknow
 export class ShoalAdapter implements SystemAdapter {
   readonly name = 'shoal'
   readonly topology = 'libp2p TCP on 127.0.0.1, every peer bootstraps to peer 0; gossipsub + anti-entropy (default interval)'
-  readonly notes = `Peer (src/peer/peer.ts), table 'stock' engine yjs partitioned by store, LevelDB; writes via table.put/update in concurrent chunks of ${CHUNK}`
+  readonly notes = `Peer (src/peer/peer.ts), table 'stock' engine ${SHOAL_ENGINE} partitioned by store, LevelDB; writes via table.put/update in concurrent chunks of ${CHUNK}`
   private peers: Array<Peer | null> = []
   private configs: PeerConfig[] = []
   readonly logs: string[] = []

@@ -282,10 +282,11 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     )
   }
   keeper.redialAll()
-  if (inMemory) {
-    for (const a of bootstrapList) {
-      node.dial(multiaddr(a)).catch((error: unknown) => node.logger.forComponent('shoal:net').error('could not dial bootstrap peer %s - %e', a, error))
-    }
+  // Dialled at once: libp2p's bootstrap discovery waits a second after start before it names
+  // them (it is still configured, and tags them for the keeper), and that second was most of the
+  // time a peer took to join its mesh.
+  for (const a of bootstrapList) {
+    node.dial(multiaddr(a)).catch((error: unknown) => node.logger.forComponent('shoal:net').error('could not dial bootstrap peer %s - %e', a, error))
   }
   return new ShoalNode(node, keeper, notListening)
 }
