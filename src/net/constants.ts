@@ -60,3 +60,6 @@ export const MAX_GOSSIP_TOPICS = 4096 + 16
 export const MAX_GOSSIP_MESSAGE_BYTES = 512 * 1024 + 4096
 /** Gossipsub's accounting per subscribed topic: the topic string plus ~1 KiB of bookkeeping. */
 export const GOSSIPSUB_BYTES_PER_TOPIC = 1100
+
+/** How often libp2p's connection monitor pings each connected peer (its default: 10 s). */
+export const CONNECTION_PING_INTERVAL_MS = 30_000

@@ -21,7 +21,7 @@ import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
-import { DEFAULT_DISCOVERY_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
+import { CONNECTION_PING_INTERVAL_MS, DEFAULT_DISCOVERY_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
 import { swarmKeySecret } from '../trust/swarm-key.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
@@ -254,6 +254,9 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       connectionEncrypters: [coalescing(noise())],
       ...(connectionProtector === undefined ? {} : { connectionProtector }),
       streamMuxers: [yamux()],
+      // libp2p pings every peer every 10 s (~1 KB a time for a pair): most of what two idle
+      // peers send. 30 s still finds a dead connection well before anti-entropy would miss it.
+      connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
       peerDiscovery,
       services,
       ...(init.gater === undefined ? {} : { connectionGater: gaterFrom(init.gater) }),

@@ -260,7 +260,7 @@ export class SyncService {
       throw error
     } finally {
       silence?.close()
-      this.scheduler.outboundEnded(id, started, outcome)
+      this.scheduler.outboundEnded(id, started, outcome, outcome === 'ok' ? stats.differing === 0 && stats.busyElsewhere === 0 : undefined)
       for (const key of [...this.loading.keys()]) if (key.startsWith(id + ID_SEP)) this.loading.delete(key)
     }
   }

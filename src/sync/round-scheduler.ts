@@ -12,7 +12,9 @@ import { parsePartitionId, partitionId } from '../table/ids.js'
  *     `learnedQuietMs` (so the round fetches what gossip missed instead of racing it), waiting at
  *     most `learnedMaxWaitMs`;
  *   - periodically: every `intervalMs` (jittered to 50–150 %) with `peersPerRound` peers chosen
- *     uniformly at random among those not busy;
+ *     uniformly at random among those not busy; while the rounds this side starts find every
+ *     partition in sync, the interval doubles, up to `maxIntervalMs` (a mesh in sync sends next to
+ *     nothing), and a round that finds a difference brings it back at once;
  *   - again, right after a running round ends, when one was asked for meanwhile.
  * At most one round per peer runs at a time, either side. When both sides start one at once, the
  * peer with the smaller id declines the other's (one round covers both directions).
@@ -33,6 +35,8 @@ export interface RoundSchedulerInit {
   random: () => number
   /** Mean time between periodic rounds; 0 turns them off. */
   intervalMs: number
+  /** Longest mean time between periodic rounds while they find nothing to repair (default 8 × intervalMs). */
+  maxIntervalMs?: number
   peersPerRound: number
   /** Upper bound of the jittered wait before a round asked for by a connection. */
   connectDelayMs: number
@@ -81,6 +85,8 @@ export class RoundScheduler {
   private readonly learned = new Map<string, { partitions: Set<string>; since: number }>()
   private readonly timers = new Set<() => void>()
   private cancelPeriodic: (() => void) | undefined
+  /** The periodic interval's multiplier: doubles while rounds find everything in sync. */
+  private backoff = 1
   private running = false
 
   constructor(private readonly init: RoundSchedulerInit) {}
@@ -160,10 +166,25 @@ export class RoundScheduler {
     return true
   }
 
-  outboundEnded(peer: string, startedAt: number, outcome: RoundOutcome): void {
+  /** `inSync`: the round found every shared partition equal (undefined: not known; the interval stays). */
+  outboundEnded(peer: string, startedAt: number, outcome: RoundOutcome, inSync?: boolean): void {
     this.initiating.delete(peer)
     if (outcome === 'ok') this.completed(peer, startedAt)
+    if (outcome === 'ok' && inSync === true) {
+      const max = (this.init.maxIntervalMs ?? this.init.intervalMs * 8) / Math.max(1, this.init.intervalMs)
+      this.backoff = Math.min(this.backoff * 2, Math.max(1, max))
+    } else if (inSync === false && this.backoff > 1) {
+      // Something needed repair: come back to the normal pace now, not after the long wait.
+      this.backoff = 1
+      this.cancelPeriodic?.()
+      this.schedulePeriodic()
+    }
     this.release(peer)
+  }
+
+  /** The mean time between periodic rounds now (intervalMs, more while rounds find nothing). */
+  periodicIntervalMs(): number {
+    return this.init.intervalMs * this.backoff
   }
 
   /**
@@ -242,7 +263,7 @@ export class RoundScheduler {
     this.cancelPeriodic = this.init.clock.schedule(() => {
       void this.periodicRound()
       this.schedulePeriodic()
-    }, this.init.intervalMs * (0.5 + this.init.random()))
+    }, this.periodicIntervalMs() * (0.5 + this.init.random()))
   }
 
   private async periodicRound(): Promise<void> {

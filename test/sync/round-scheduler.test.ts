@@ -55,9 +55,9 @@ function harness(options: Partial<RoundSchedulerInit> = {}) {
     ...options,
   })
   scheduler.start()
-  const end = (peer: string, outcome: RoundOutcome = 'ok'): void => {
+  const end = (peer: string, outcome: RoundOutcome = 'ok', inSync?: boolean): void => {
     const s = [...started].reverse().find((x) => x.peer === peer)!
-    scheduler.outboundEnded(peer, s.at, outcome)
+    scheduler.outboundEnded(peer, s.at, outcome, inSync)
   }
   return {
     clock,
@@ -157,6 +157,35 @@ describe('anti-entropy round scheduler', () => {
     await h.clock.advance(1000) // random 0.5 → 1.0 × interval
     expect(h.started.map((s) => s.peer).sort()).toEqual(['B', 'C'])
     expect(h.started.every((s) => s.at === 1000)).toBe(true)
+  })
+
+  it('backs off while periodic rounds find everything in sync, up to maxIntervalMs, and comes back at once when one finds a difference', async () => {
+    const h = harness({ intervalMs: 1000, maxIntervalMs: 8000, peersPerRound: 1 })
+    h.setCandidates(['B'])
+    const gaps: number[] = []
+    let last = 0
+    for (let i = 0; i < 6; i++) {
+      const before = h.started.length
+      while (h.started.length === before) await h.clock.advance(100)
+      const round = h.started[h.started.length - 1]!
+      gaps.push(round.at - last)
+      last = round.at
+      h.end('B', 'ok', true)
+    }
+    // random 0.5: each wait is exactly the mean interval, which doubles to the cap (the wait after a
+    // round was set when that round started, so each doubling shows one round later).
+    expect(gaps).toEqual([1000, 1000, 2000, 4000, 8000, 8000])
+    expect(h.scheduler.periodicIntervalMs()).toBe(8000)
+    // A round that had something to repair: the next one comes at the normal pace.
+    const before = h.started.length
+    h.scheduler.request('B')
+    h.end('B', 'ok', false)
+    expect(h.scheduler.periodicIntervalMs()).toBe(1000)
+    await h.clock.advance(1000)
+    expect(h.started.length).toBe(before + 2)
+    // A failed round or one whose outcome is unknown leaves the pace as it is.
+    h.end('B', 'failed')
+    expect(h.scheduler.periodicIntervalMs()).toBe(1000)
   })
 
   it('stops: no round starts after stop()', async () => {
