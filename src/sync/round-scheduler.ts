@@ -87,6 +87,8 @@ export class RoundScheduler {
   private cancelPeriodic: (() => void) | undefined
   /** The periodic interval's multiplier: doubles while rounds find everything in sync. */
   private backoff = 1
+  /** When the interval last doubled. */
+  private backedOffAt = -Infinity
   private running = false
 
   constructor(private readonly init: RoundSchedulerInit) {}
@@ -171,8 +173,13 @@ export class RoundScheduler {
     this.initiating.delete(peer)
     if (outcome === 'ok') this.completed(peer, startedAt)
     if (outcome === 'ok' && inSync === true) {
-      const max = (this.init.maxIntervalMs ?? this.init.intervalMs * 8) / Math.max(1, this.init.intervalMs)
-      this.backoff = Math.min(this.backoff * 2, Math.max(1, max))
+      // At most one doubling per interval: the several rounds of one periodic tick count once.
+      const now = this.init.clock.now()
+      if (now - this.backedOffAt >= this.periodicIntervalMs() / 2) {
+        const max = (this.init.maxIntervalMs ?? this.init.intervalMs * 8) / Math.max(1, this.init.intervalMs)
+        this.backoff = Math.min(this.backoff * 2, Math.max(1, max))
+        this.backedOffAt = now
+      }
     } else if (inSync === false && this.backoff > 1) {
       // Something needed repair: come back to the normal pace now, not after the long wait.
       this.backoff = 1

@@ -188,6 +188,15 @@ describe('anti-entropy round scheduler', () => {
     expect(h.scheduler.periodicIntervalMs()).toBe(1000)
   })
 
+  it('doubles the interval once for the several in-sync rounds of one periodic tick', async () => {
+    const h = harness({ intervalMs: 1000, peersPerRound: 3 })
+    h.setCandidates(['B', 'C', 'D'])
+    await h.clock.advance(1000)
+    expect(h.started.map((s) => s.peer).sort()).toEqual(['B', 'C', 'D'])
+    for (const peer of ['B', 'C', 'D']) h.end(peer, 'ok', true)
+    expect(h.scheduler.periodicIntervalMs()).toBe(2000)
+  })
+
   it('stops: no round starts after stop()', async () => {
     const h = harness({ intervalMs: 1000 })
     h.setCandidates(['B'])
