@@ -8,6 +8,7 @@ import { LEAF_COUNT } from '../src/table/digest-tree.js'
 import { buildLan, setRate, shapedBytes, teardown, type Host } from '../scripts/hosts/netns.js'
 import { clientOf, failedRounds, preparePeer, rowCount, startPeer, stopPeer, TABLES, trafficOf, type HostPeer } from '../scripts/hosts/peers.js'
 import { parseArgs } from './lib/args.js'
+import { mulberry32 } from './lib/prng.js'
 import { reportText } from './lib/report.js'
 import { machine, srcHash, writeResults } from './lib/results.js'
 import { median, quantile } from './lib/stats.js'
@@ -89,23 +90,11 @@ interface Case {
   gossip: { samples: number; p50Ms: number; p99Ms: number; maxMs: number } | null
 }
 
-/** mulberry32: the same rows on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
 const code = (random: () => number): string => Array.from({ length: 10 }, () => ALPHANUMERIC[Math.floor(random() * ALPHANUMERIC.length)]).join('')
 /** A vocabulary of 800 made-up words, so row text compresses about as prose does, not as a repeated template. */
 const WORDS = ((): string[] => {
-  const random = prng(7)
+  const random = mulberry32(7)
   return Array.from({ length: 800 }, () => Array.from({ length: 3 + Math.floor(random() * 7) }, () => 'abcdefghijklmnopqrstuvwxyz'[Math.floor(random() * 26)]).join(''))
 })()
 const sentence = (random: () => number): string => Array.from({ length: 4 + Math.floor(random() * 6) }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ')
@@ -115,7 +104,7 @@ const sentence = (random: () => number): string => Array.from({ length: 4 + Math
  * one row `live-<tag>` in partition 'live'; returns the bytes of the rows in partitions 0–3.
  */
 async function seed(dir: string, n: number, tag: string): Promise<number> {
-  const random = prng(n)
+  const random = mulberry32(n)
   const db = await Shoal.open({ dir })
   try {
     await db.defineTable(TABLES[0]!)

@@ -1,20 +1,9 @@
 /* Phase reads: random gets of existing rows, warm (the hot set fits the row cache) and cold (a small cache). */
 import { Shoal, type EngineName, type Table } from '../../src/index.js'
+import { mulberry32 } from '../lib/prng.js'
 import { median, rate } from '../lib/stats.js'
 import { removeDir, tempDir } from '../lib/temp.js'
 import { loadRows, openStock, progress, SIZES, skuOf, storeOf, type Metrics } from './config.js'
-
-/** Deterministic PRNG (mulberry32), so every engine reads the same keys. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 async function timedReads(t: Table, keys: number[], concurrency: number, withPartition: boolean): Promise<number> {
   const t0 = performance.now()
@@ -43,7 +32,7 @@ export async function benchReads(engine: EngineName, m: Metrics, dataset: string
     await loadRows(t, 0, rows)
     await db.close()
   }
-  const random = rng(42)
+  const random = mulberry32(42)
   const hot = Array.from({ length: SIZES.hotSet }, () => Math.floor(random() * rows))
   const hotReads = Array.from({ length: SIZES.readOps }, () => hot[Math.floor(random() * hot.length)]!)
   const coldReads = Array.from({ length: SIZES.readOps }, () => Math.floor(random() * rows))
