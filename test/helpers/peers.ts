@@ -76,9 +76,9 @@ export async function bareNode(dial?: TestPeer): Promise<ShoalNode> {
   return node
 }
 
-/** Sends raw frames on one sync stream, then reads up to `replies` answers (fewer if the stream closes). */
-export async function exchange(from: ShoalNode, to: TestPeer, frames: Uint8Array[], replies = 1): Promise<Uint8Array[]> {
-  const stream = await from.libp2p.dialProtocol(to.peer.node.peerId, SYNC_PROTOCOL)
+/** Sends raw frames on one sync stream (`protocol`: 1.0.0 unless said), then reads up to `replies` answers (fewer if the stream closes). */
+export async function exchange(from: ShoalNode, to: TestPeer, frames: Uint8Array[], replies = 1, protocol = SYNC_PROTOCOL): Promise<Uint8Array[]> {
+  const stream = await from.libp2p.dialProtocol(to.peer.node.peerId, protocol)
   const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES * 2 })
   const out: Uint8Array[] = []
   try {

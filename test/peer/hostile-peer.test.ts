@@ -6,7 +6,9 @@ import { MAX_ROW_OPS } from '../../src/constants.js'
 import type { ShoalNode } from '../../src/net/node.js'
 import { REFUSAL_LINES_PER_WINDOW } from '../../src/peer/refusals.js'
 import { encodeDeltaBatch, encodePartitionAnnouncement, PARTITIONS_TOPIC, topicFor } from '../../src/sync/gossip.js'
-import { decodeResponse, encodeRequest, MAX_ROOTS_PER_FRAME, SYNC_VERSION, type SyncResponse } from '../../src/sync/sync-messages.js'
+import { deflateRawSync } from 'node:zlib'
+import { FLAG_DEFLATE, packFrame, unpackFrame } from '../../src/sync/frame-compression.js'
+import { decodeResponse, encodeRequest, MAX_FRAME_BYTES, MAX_ROOTS_PER_FRAME, SYNC_PROTOCOL_DEFLATE, SYNC_VERSION, type SyncResponse } from '../../src/sync/sync-messages.js'
 import { CATALOG_TABLE } from '../../src/table/catalog.js'
 import { bareNode, eventually, exchange, startPeer, stopPeer, type StartOptions, type TestPeer } from '../helpers/peers.js'
 
@@ -128,6 +130,19 @@ describe('hostile peers: rows that fail the checks', () => {
 })
 
 describe('hostile peers: what a peer may make another create or hold', () => {
+  it('on 1.1.0, a deflate bomb, bytes that are not deflate and an unknown flag end the session, PROTOCOL_INVALID; a deflated hello is answered deflated', async () => {
+    const { v, attacker, before } = await victim()
+    const bomb = new Uint8Array([FLAG_DEFLATE, ...deflateRawSync(new Uint8Array(64 * 1024 * 1024))])
+    expect(bomb.length).toBeLessThan(MAX_FRAME_BYTES)
+    for (const frame of [bomb, new Uint8Array([FLAG_DEFLATE, 0xff, 0xfe, 0xfd]), new Uint8Array([9, ...encodeRequest({ type: 'hello', carries: {}, roots: [], next: null })])]) {
+      expect(await exchange(attacker, v, [frame], 1, SYNC_PROTOCOL_DEFLATE)).toEqual([])
+    }
+    await eventually('the three refusals are counted', () => refused(v, 'PROTOCOL_INVALID') >= 3)
+    const [reply] = await exchange(attacker, v, [await packFrame(encodeRequest({ type: 'hello', carries: {}, roots: [], next: null }))], 1, SYNC_PROTOCOL_DEFLATE)
+    expect(decodeResponse(await unpackFrame(reply!, MAX_FRAME_BYTES), 'hello')).toMatchObject({ type: 'hello' })
+    await unharmed(v, attacker, before)
+  })
+
   it('digest trees are not built for partitions that do not exist', async () => {
     const { v, attacker, before } = await victim()
     const buffers = process.memoryUsage().arrayBuffers
