@@ -14,7 +14,7 @@ import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME
 import { packFrame, unpackFrame } from '../sync/frame-compression.js'
 import { LinkMeter } from '../sync/link-meter.js'
 import { SilenceWatch } from './silence.js'
-import type { LoadProgress, SyncPeerStatus, SyncStatus } from '../status.js'
+import type { LoadProgress, SyncPeerStatus, SyncPeerTotals, SyncStatus } from '../status.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
 import type { TrustGate } from '../sync/trust-gate.js'
 import { reasonOf, REFUSED, Refusals } from './refusals.js'
@@ -56,13 +56,8 @@ export interface SyncServiceInit {
   gossipIdleMs?: (table: string, partition: string) => number
 }
 
-export interface SyncCounters {
-  rounds: number
-  failedRounds: number
-  rowsIn: number
-  rowsOut: number
-  bytesIn: number
-  bytesOut: number
+/** This peer's anti-entropy with all peers: the per-peer totals' figures, summed, and more. */
+export interface SyncCounters extends SyncPeerTotals {
   /** Frames (requests and answers) received and sent. */
   framesIn: number
   framesOut: number
