@@ -1,7 +1,8 @@
 import { networkInterfaces } from 'node:os'
 import { peerDiscoverySymbol, type ComponentLogger, type Logger, type PeerDiscovery, type PeerId, type PeerInfo, type Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { announcedAddress } from './announced-address.js'
 import multicastDns from 'multicast-dns'
 import { MAX_ANNOUNCED_ADDRS, MDNS_SERVICE_TAG } from './constants.js'
 
@@ -56,17 +57,11 @@ export function peerOfResponse(packet: Packet, serviceTag: string, self: string)
   let peer: string | null = null
   const addrs: Multiaddr[] = []
   for (const text of texts) {
-    let addr: Multiaddr
-    try {
-      addr = multiaddr(text)
-    } catch {
-      return null
-    }
-    const named = addr.getComponents().filter((c) => c.name === 'p2p')
-    const id = named[named.length - 1]?.value
-    if (id === undefined || (peer !== null && id !== peer)) return null
+    const announced = announcedAddress(text)
+    const id = announced?.peer
+    if (announced === null || id === undefined || (peer !== null && id !== peer)) return null
     peer = id
-    addrs.push(addr)
+    addrs.push(announced.addr)
   }
   if (peer === null || peer === self) return null
   try {

@@ -1,7 +1,8 @@
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import { peerDiscoverySymbol, type ComponentLogger, type Logger, type PeerDiscovery, type PeerId, type PeerInfo, type PrivateKey, type Startable } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { announcedAddress } from './announced-address.js'
 import { decode, encode } from 'cborg'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCED_ADDR_BYTES } from './constants.js'
 
@@ -76,16 +77,10 @@ export async function decodeAnnouncement(data: Uint8Array): Promise<{ peer: Peer
   const out: Multiaddr[] = []
   for (const bytes of raw) {
     if (!(bytes instanceof Uint8Array) || bytes.length > MAX_ANNOUNCED_ADDR_BYTES) return null
-    let addr: Multiaddr
-    try {
-      addr = multiaddr(bytes)
-    } catch {
-      return null
-    }
-    const named = addr.getComponents().filter((c) => c.name === 'p2p')
+    const announced = announcedAddress(bytes)
     // A relayed address names the relay first and the sender last; any other peer id is refused.
-    if (named.length > 0 && named[named.length - 1]!.value !== from.toString()) return null
-    out.push(addr)
+    if (announced === null || (announced.peer !== undefined && announced.peer !== from.toString())) return null
+    out.push(announced.addr)
   }
   try {
     if (!(await from.publicKey.verify(signedPart(raw as Uint8Array[], peerText), signature))) return null
