@@ -198,7 +198,11 @@ class ColumnsDoc implements EngineDoc {
       setRegister: (life, column, value) => {
         const json = JSON.stringify(value ?? null)
         const i = delta.registers.findIndex((r) => r.life === life && r.column === column)
-        const entry = { life, column, value: JSON.parse(json) as unknown, json, lamport, actor: this.actor, seq }
+        // The row keeps its own copy of an object (the caller may change theirs), and what JSON makes
+        // of anything else it cannot hold as it is (NaN → null); a plain primitive is its own copy.
+        const plain = value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))
+        const kept = plain ? value : (JSON.parse(json) as unknown)
+        const entry = { life, column, value: kept, json, lamport, actor: this.actor, seq }
         if (i >= 0) delta.registers[i] = entry
         else delta.registers.push(entry)
         wrote = true
