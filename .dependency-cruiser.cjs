@@ -51,6 +51,13 @@ module.exports = {
       to: { path: '^src/sim/(model|real|report)/', pathNot: '^src/sim/$1/' },
     },
     {
+      name: 'browser-ports-by-build-only',
+      comment: 'a .browser.ts module replaces its Node sibling in the browser build (package.json "browser"); code imports the sibling, never it',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '\\.browser\\.ts$' },
+    },
+    {
       name: 'only-cli-uses-sim',
       comment: 'production code never imports the simulator',
       severity: 'error',

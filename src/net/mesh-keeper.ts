@@ -1,4 +1,4 @@
-import { setMaxListeners } from 'node:events'
+import { setMaxListeners } from 'main-event'
 import type { Connection, IdentifyResult, Libp2p, Logger, PeerId, PeerInfo, PeerUpdate } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -55,7 +55,7 @@ interface Entry {
   /** When the current connection began (undefined: not connected). */
   connectedSince: number | undefined
   attempt: number
-  timer?: NodeJS.Timeout
+  timer?: ReturnType<typeof setTimeout>
   dialing: boolean
 }
 
@@ -84,7 +84,9 @@ export class MeshKeeper {
   /** Shared by every redial: many in flight at once is normal, not a listener leak. */
   private readonly abort = withUnboundedListeners(new AbortController())
   private running = false
-  private saveTimer: NodeJS.Timeout | undefined
+  /** Offline (a browser tab without network, or switched off): no redials until resumed. */
+  private paused = false
+  private saveTimer: ReturnType<typeof setTimeout> | undefined
   private saving: Promise<void> = Promise.resolve()
   private readonly log: Logger
 
@@ -140,6 +142,22 @@ export class MeshKeeper {
       ['peer:identify', this.onIdentify as EventListener],
       ['connection:open', this.onConnectionOpen as EventListener],
     ]
+  }
+
+  /** Stop redialling while offline (pending redials are dropped); resume() dials every known peer at once. */
+  pause(): void {
+    this.paused = true
+    for (const entry of this.entries.values()) {
+      clearTimeout(entry.timer)
+      entry.timer = undefined
+    }
+  }
+
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    for (const entry of this.entries.values()) entry.attempt = 0
+    this.redialAll()
   }
 
   /** Dial every known peer now (after libp2p has started). */
@@ -270,17 +288,17 @@ export class MeshKeeper {
   }
 
   private schedule(entry: Entry, delayMs: number): void {
-    if (!this.running || entry.dialing || entry.timer !== undefined) return
+    if (!this.running || this.paused || entry.dialing || entry.timer !== undefined) return
     if (delayMs === 0 && this.connected(entry.id)) return
     entry.timer = setTimeout(() => {
       entry.timer = undefined
       void this.attempt(entry)
     }, delayMs)
-    entry.timer.unref()
+    unref(entry.timer)
   }
 
   private async attempt(entry: Entry): Promise<void> {
-    if (!this.running || this.entries.get(entry.id.toString()) !== entry) return
+    if (!this.running || this.paused || this.entries.get(entry.id.toString()) !== entry) return
     if (this.connected(entry.id)) {
       entry.attempt = 0
       return
@@ -320,7 +338,7 @@ export class MeshKeeper {
       this.saveTimer = undefined
       void this.save()
     }, PEER_BOOK_SAVE_DELAY_MS)
-    this.saveTimer.unref()
+    unref(this.saveTimer)
   }
 
   private save(): Promise<void> {
@@ -344,6 +362,11 @@ export class MeshKeeper {
       .catch((err: unknown) => this.log.error('could not save %s - %e', file, err))
     return this.saving
   }
+}
+
+/** A timer that does not keep a Node process alive (browsers' timers have no unref). */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  ;(timer as { unref?: () => void }).unref?.()
 }
 
 function withUnboundedListeners(controller: AbortController): AbortController {

@@ -3,25 +3,17 @@ import '../polyfill.js'
 import './websocket-polyfill.js'
 
 import { join } from 'node:path'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { noise } from '@chainsafe/libp2p-noise'
-import { coalescing } from './coalescing-encrypter.js'
 import { autoNAT } from '@libp2p/autonat'
 import { bootstrap } from '@libp2p/bootstrap'
-import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
-import { identify, identifyPush, type Identify, type IdentifyPush } from '@libp2p/identify'
-import type { ConnectionGater, Libp2p, PeerDiscovery, PeerId } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery } from '@libp2p/interface'
 import { memory } from '@libp2p/memory'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
-import { yamux } from '@libp2p/yamux'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
-import { CONNECTION_PING_INTERVAL_MS, DEFAULT_DISCOVERY_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
+import { DEFAULT_DISCOVERY_INTERVAL_MS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
 import { swarmKeySecret } from '../trust/swarm-key.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
@@ -29,6 +21,9 @@ import { meshDiscovery } from './mesh-discovery.js'
 import { privateNetwork } from './private-network.js'
 import { lanDiscovery } from './lan-discovery.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
+import { connectionOptions, gaterFrom, parseAddrs, shoalServices, ShoalNode, startShoalNode, type ShoalServices } from './shoal-node.js'
+
+export { ShoalNode, type ShoalServices } from './shoal-node.js'
 
 export interface NetInit {
   /** The peer's data folder; its private key lives here as 'peer.key' (mode 0600), known peers as 'peers.json'. */
@@ -79,111 +74,6 @@ export interface NetInit {
   signedGossip?: boolean
 }
 
-/** The libp2p services every Shoal peer runs; `relay` only when NetInit.relay is true. */
-export interface ShoalServices extends Record<string, unknown> {
-  identify: Identify
-  identifyPush: IdentifyPush
-  ping: Ping
-  pubsub: GossipSub
-  dcutr: unknown
-  autonat: unknown
-  relay?: CircuitRelayService
-}
-
-/**
- * A started libp2p node with Shoal's configuration. `libp2p` is the node itself, for the
- * replication layer (protocol handlers, dialProtocol); the methods cover the common needs.
- */
-export class ShoalNode {
-  private stopped = false
-
-  constructor(
-    readonly libp2p: Libp2p<ShoalServices>,
-    private readonly keeper: MeshKeeper,
-    /** Listen addresses left out: WebSockets ones under a mesh secret (see NetInit.swarmKey). */
-    readonly notListening: readonly string[] = [],
-  ) {}
-
-  get peerId(): PeerId {
-    return this.libp2p.peerId
-  }
-
-  /** Gossipsub (StrictSign, or StrictNoSign with NetInit.signedGossip false). */
-  get pubsub(): GossipSub {
-    return this.libp2p.services.pubsub
-  }
-
-  /** The addresses this node listens on, each ending in /p2p/<peer id>, ready to give to another peer. */
-  multiaddrs(): Multiaddr[] {
-    return this.libp2p.getMultiaddrs()
-  }
-
-  /** Peers with at least one open connection. */
-  connectedPeers(): PeerId[] {
-    return this.libp2p.getPeers()
-  }
-
-  /** Peers this node keeps connections to, redialling them with backoff when they go away. */
-  knownPeers(): PeerId[] {
-    return this.keeper.knownPeers()
-  }
-
-  /** Connect to a peer by multiaddr (with /p2p/<id>) or by a peer id whose addresses are known. */
-  async dial(target: string | Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<void> {
-    await this.libp2p.dial(toDialTarget(target), options)
-  }
-
-  /** Round-trip time to a peer in milliseconds (libp2p ping protocol). */
-  ping(target: string | Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<number> {
-    return this.libp2p.services.ping.ping(toDialTarget(target), options)
-  }
-
-  /** Stop redialling a peer, close connections to it, and drop it from peers.json. */
-  async forget(peer: PeerId): Promise<void> {
-    this.keeper.forget(peer)
-    await this.libp2p.hangUp(peer)
-  }
-
-  /** Close all connections and listeners. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.stopped) return
-    this.stopped = true
-    await this.keeper.stop()
-    await this.libp2p.stop()
-  }
-}
-
-/** sha256(from ‖ seqno ‖ topic ‖ data), 16 bytes hex: identifies a gossip message without verifying it. */
-function fastMessageId(message: { from?: Uint8Array; seqno?: Uint8Array; topic: string; data?: Uint8Array }): string {
-  const h = sha256.create()
-  for (const part of [message.from, message.seqno, textEncoder.encode(message.topic), message.data]) {
-    h.update(new Uint8Array([part?.length ?? 0, (part?.length ?? 0) >>> 8, (part?.length ?? 0) >>> 16]))
-    if (part !== undefined) h.update(part)
-  }
-  return Buffer.from(h.digest().subarray(0, 16)).toString('hex')
-}
-
-const textEncoder = new TextEncoder()
-
-function toDialTarget(target: string | Multiaddr | PeerId): Multiaddr | PeerId {
-  if (typeof target !== 'string') return target
-  return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target)
-}
-
-function parseAddrs(what: string, addrs: readonly string[], needPeerId: boolean): void {
-  for (const a of addrs) {
-    let ma: Multiaddr
-    try {
-      ma = multiaddr(a)
-    } catch (error) {
-      throw new NetStartError(`${what} address '${a}' is not a valid multiaddr: ${(error as Error).message}`, { cause: error })
-    }
-    if (needPeerId && ma.getComponents().find((c) => c.name === 'p2p') === undefined) {
-      throw new NetStartError(`${what} address '${a}' has no /p2p/<peer id> part; append the peer's id, e.g. ${a}/p2p/12D3KooW…`)
-    }
-  }
-}
-
 /** Build, start and return this peer's libp2p node. */
 export async function createNode(init: NetInit): Promise<ShoalNode> {
   if (typeof init.dataDir !== 'string' || init.dataDir === '') throw new NetStartError('createNode needs { dataDir }')
@@ -219,29 +109,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   if (init.mdns !== false && !inMemory) peerDiscovery.push(lanDiscovery({ serviceTag: MDNS_SERVICE_TAG }) as unknown as (components: unknown) => PeerDiscovery)
   if (bootstrapList.length > 0 && !inMemory) peerDiscovery.push(bootstrap({ list: bootstrapList }))
 
-  const services: ServiceFactoryMap<ShoalServices> = {
-    identify: identify(),
-    identifyPush: identifyPush(),
-    ping: ping(),
-    pubsub: gossipsub({
-      globalSignaturePolicy: init.signedGossip === false ? 'StrictNoSign' : 'StrictSign',
-      // A lone peer writing locally must not get errors; anti-entropy repairs what it missed.
-      allowPublishToZeroTopicPeers: true,
-      emitSelf: false,
-      // Without it every duplicate copy of a message (one per mesh neighbour) has its Ed25519
-      // signature verified before it is dropped as seen; hashing the fields that make a message
-      // unique is far cheaper. Only messages that passed validation enter the cache, so a forged
-      // copy cannot make a valid one look seen first.
-      fastMsgIdFn: fastMessageId,
-      // Messages larger than Shoal ever sends are dropped before they are decoded.
-      maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
-      // Gossipsub's default per-peer topic budget (1 MiB ≈ 1,000 topics) would silently stop
-      // delivering for a peer carrying more partitions than that; it is sized to Shoal's own cap.
-      maxTopicBytesPerPeer: MAX_GOSSIP_TOPICS * GOSSIPSUB_BYTES_PER_TOPIC,
-    }),
-    dcutr: dcutr(),
-    autonat: autoNAT(),
-  }
+  const services: ServiceFactoryMap<ShoalServices> = { ...shoalServices(init.signedGossip !== false), dcutr: dcutr(), autonat: autoNAT() }
   if (init.relay === true) services.relay = circuitRelayServer()
 
   let node: Libp2p<ShoalServices>
@@ -251,12 +119,8 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       privateKey,
       addresses: { listen },
       transports: inMemory ? [memory()] : protectedMesh ? [tcp(), circuitRelayTransport()] : [tcp(), webSockets(), circuitRelayTransport()],
-      connectionEncrypters: [coalescing(noise())],
+      ...connectionOptions(),
       ...(connectionProtector === undefined ? {} : { connectionProtector }),
-      streamMuxers: [yamux()],
-      // libp2p pings every peer every 10 s (~1 KB a time for a pair): most of what two idle
-      // peers send. 30 s still finds a dead connection well before anti-entropy would miss it.
-      connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
       peerDiscovery,
       services,
       ...(init.gater === undefined ? {} : { connectionGater: gaterFrom(init.gater) }),
@@ -270,39 +134,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     { ...DEFAULT_REDIAL, ...init.redial },
     join(init.dataDir, PEER_BOOK_FILE),
   )
-  try {
-    await keeper.start()
-    await node.start()
-  } catch (error) {
-    await keeper.stop().catch(() => undefined)
-    await Promise.resolve()
-      .then(() => node.stop())
-      .catch(() => undefined)
-    throw new NetStartError(
-      `cannot start the libp2p node (listen ${JSON.stringify(init.listen)}): ${(error as Error).message}; ` +
-        `check that the ports are free and the addresses belong to this machine`,
-      { cause: error },
-    )
-  }
-  keeper.redialAll()
-  // Dialled at once: libp2p's bootstrap discovery waits a second after start before it names
-  // them (it is still configured, and tags them for the keeper), and that second was most of the
-  // time a peer took to join its mesh.
-  for (const a of bootstrapList) {
-    node.dial(multiaddr(a)).catch((error: unknown) => node.logger.forComponent('shoal:net').error('could not dial bootstrap peer %s - %e', a, error))
-  }
+  await startShoalNode(node, keeper, bootstrapList, `listen ${JSON.stringify(init.listen)}`, '; check that the ports are free and the addresses belong to this machine')
   return new ShoalNode(node, keeper, notListening)
 }
 
-/** A libp2p connection gater refusing dials to, and connections from, peers `allow` rejects. */
-function gaterFrom(allow: (remotePeerId: string) => boolean): ConnectionGater {
-  const deny = (peer: PeerId): boolean => !allow(peer.toString())
-  return {
-    denyDialPeer: deny,
-    denyOutboundConnection: deny,
-    denyInboundEncryptedConnection: deny,
-    denyOutboundEncryptedConnection: deny,
-    denyInboundUpgradedConnection: deny,
-    denyOutboundUpgradedConnection: deny,
-  }
-}

@@ -3,7 +3,7 @@
 import type { GossipsubMessage, Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { errorText, quote, silentLogger, type Logger } from '../log.js'
-import type { ShoalNode } from '../net/node.js'
+import type { ShoalNode } from '../net/shoal-node.js'
 import type { ReplicaSource } from '../store/replica-source.js'
 import type { ChangeEvent } from '../store/store.js'
 import { CATALOG_TABLE } from '../table/catalog.js'

@@ -6,19 +6,19 @@ import { removeApiFile, writeApiFile } from '../http/api-file.js'
 import type { HttpLimits } from '../http/constants.js'
 import { startHttpApi, type HttpApi } from '../http/server.js'
 import { createApiToken } from '../http/token.js'
-import { createLogger, type Logger } from '../log.js'
+import type { Logger } from '../log.js'
+import { createLogger } from '../log-pino.js'
 import { createNode, type NetInit, type ShoalNode } from '../net/node.js'
 import { PeerStartingError, StoreOpenError } from '../errors.js'
 import { Shoal } from '../shoal.js'
 import type { PeerCounters, PeerStatus } from '../status.js'
-import { StoreChangesets } from '../sync/store-changesets.js'
 import type { MeshMaterial } from '../trust/material.js'
-import { AdmissionService } from './admission.js'
-import { GossipReplicator, type GossipReplicatorInit } from './gossip-replicator.js'
+import type { GossipReplicator } from './gossip-replicator.js'
 import { PeerTrust } from './trust.js'
 import { resolveMesh } from './mesh-folder.js'
-import { Refusals } from './refusals.js'
-import { SyncService, type SyncServiceInit } from './sync-service.js'
+import type { Refusals } from './refusals.js'
+import { Replication, type GossipOptions, type SyncOptions } from './replication.js'
+import type { SyncService } from './sync-service.js'
 
 /** Written into the data folder while the peer runs (with the API's URL and token, mode 0600), so `shoal get/put/…` can use its HTTP API. */
 export { API_FILE } from '../http/api-file.js'
@@ -29,9 +29,9 @@ export interface PeerOptions {
   /** Network knobs beyond the config (tests shorten discovery and redial). */
   net?: Partial<Pick<NetInit, 'discoveryIntervalMs' | 'redial' | 'relay' | 'transports' | 'gater'>>
   /** Anti-entropy knobs (round interval, page sizes). */
-  sync?: Omit<SyncServiceInit, 'carries' | 'logger' | 'refusals'>
+  sync?: SyncOptions
   /** Gossip knobs (coalescing window, per-origin rates, topic cap). */
-  gossip?: Pick<GossipReplicatorInit, 'coalesceMs' | 'messagesPerSecond' | 'bytesPerSecond' | 'maxTopics' | 'firstSubscriberWaitMs'>
+  gossip?: GossipOptions
   /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
   httpLimits?: Partial<HttpLimits>
   /** The private mesh this peer runs in (null: an open mesh). Default: what the config's `mesh` / `open` resolve to (mesh-folder.ts). */
@@ -49,17 +49,26 @@ export class Peer {
     readonly config: PeerConfig,
     readonly db: Shoal,
     readonly node: ShoalNode,
-    readonly gossip: GossipReplicator,
-    readonly sync: SyncService,
+    private readonly replication: Replication,
     readonly http: HttpApi | null,
-    /** What peers sent that was refused, by reason (gossip and anti-entropy). */
-    readonly refusals: Refusals,
     /** The SQL bridge (config `bridge`), or null. */
     readonly bridge: SqlBridge | null = null,
     /** This peer's trust in its private mesh, or null in an open mesh. */
     readonly trust: PeerTrust | null = null,
-    private readonly admission: AdmissionService | null = null,
   ) {}
+
+  get gossip(): GossipReplicator {
+    return this.replication.gossip
+  }
+
+  get sync(): SyncService {
+    return this.replication.sync
+  }
+
+  /** What peers sent that was refused, by reason (gossip and anti-entropy). */
+  get refusals(): Refusals {
+    return this.replication.refusals
+  }
 
   static async start(config: PeerConfig, options: PeerOptions = {}): Promise<Peer> {
     const dir = resolve(config.data)
@@ -90,25 +99,8 @@ export class Peer {
       } else if (config.tables.length > 0) {
         logger.info(`this peer's group may not define tables: ${config.tables.map((t) => t.name).join(', ')} will arrive from the mesh`)
       }
-      const refusals = new Refusals(logger.child({ component: 'refusals' }))
-      let sync: SyncService | null = null
-      let gossipRef: GossipReplicator | null = null
-      const admission =
-        trust === null
-          ? null
-          : new AdmissionService({
-              membership: trust.membership,
-              admission: trust.admission,
-              logger: logger.child({ component: 'admission' }),
-              refusals,
-              onAdmitted: (peer) => {
-                gossipRef?.peerAdmitted(peer)
-                sync?.peerAdmitted(peer)
-              },
-              onRefused: (peer, reason) => trust.noteRefused(peer, reason),
-            })
-      const netGater = options.net?.gater
-      const gater = admission === null ? netGater : (peer: string) => admission.allows(peer) && (netGater?.(peer) ?? true)
+      const replication = new Replication(trust, logger)
+      const gater = replication.gater(options.net?.gater)
       const node = await createNode({
         dataDir: dir,
         listen: config.listen,
@@ -121,36 +113,8 @@ export class Peer {
         ...(gater === undefined ? {} : { gater }),
       })
       undo.push(() => node.stop())
-      const source = db.replication()
-      const trusted = trust === null || admission === null ? undefined : { gate: trust.gate, admitted: (peer: string) => admission.admitted(peer) }
-      // Built before anything else awaits: in a private mesh it filters gossipsub from the first RPC on.
-      const gossip = new GossipReplicator(source, node, {
-        ...options.gossip,
-        carries: config.carries,
-        logger: logger.child({ component: 'gossip' }),
-        refusals,
-        ...(trusted === undefined ? {} : { trust: { ...trusted, changesets: new StoreChangesets(source, trusted.gate, config.carries, (reason, message) => refusals.refuse(reason, message)) } }),
-      })
-      gossipRef = gossip
-      if (admission !== null) {
-        await admission.start(node)
-        undo.push(() => admission.stop())
-      }
-      sync = new SyncService(source, node, {
-        gossipIdleMs: (table, partition) => gossip.idleMs(table, partition),
-        deflate: config.deflate,
-        ...options.sync,
-        carries: config.carries,
-        logger: logger.child({ component: 'sync' }),
-        refusals,
-        ...(trusted === undefined ? {} : { trust: trusted }),
-      })
-      const syncService = sync
-      gossip.onPartitionLearned = (table, partition, from) => syncService.partitionLearned(table, partition, from)
-      gossip.start()
-      undo.push(async () => gossip.stop())
-      await sync.start()
-      undo.push(() => sync.stop())
+      await replication.start(db, node, { carries: config.carries, deflate: config.deflate, ...(options.sync === undefined ? {} : { sync: options.sync }), ...(options.gossip === undefined ? {} : { gossip: options.gossip }) })
+      undo.push(() => replication.stop())
       let bridge: SqlBridge | null = null
       if (config.bridge != null) {
         const bridgeConfig = parseBridgeConfig(config.bridge, config.name === null ? 'config' : `config of '${config.name}'`)
@@ -187,7 +151,7 @@ export class Peer {
         await writeApiFile(dir, { url: http.url, pid: process.pid, token })
         undo.push(() => removeApiFile(dir))
       }
-      peer = new Peer(config, db, node, gossip, sync, http, refusals, bridge, trust, admission)
+      peer = new Peer(config, db, node, replication, http, bridge, trust)
       return peer
     } catch (error) {
       await unwind()
@@ -210,22 +174,7 @@ export class Peer {
   }
 
   counters(): PeerCounters {
-    const g = this.gossip.counters
-    const s = this.sync.counters
-    return {
-      deltasIn: g.deltasIn + s.rowsIn,
-      deltasOut: g.deltasOut + s.rowsOut,
-      bytesIn: g.bytesIn + s.bytesIn,
-      bytesOut: g.bytesOut + s.bytesOut,
-      syncRounds: s.rounds,
-      syncRoundsFailed: s.failedRounds,
-      rowsRepaired: s.rowsRepaired,
-      refused: this.refusals.total,
-      refusedByReason: this.refusals.counts(),
-      connectedPeers: this.node.connectedPeers().length,
-      syncBytesByMessage: Object.fromEntries(Object.entries(s.bytesByMessage).map(([k, v]) => [k, { ...v }])),
-      syncByPeer: this.sync.status().peers.map((p) => ({ peer: p.peer, totals: p.totals })),
-    }
+    return this.replication.counters(this.node)
   }
 
   /** Stops the API, replication and the node, then closes the store. Idempotent. */
@@ -236,9 +185,7 @@ export class Peer {
       await this.http.close()
       await removeApiFile(resolve(this.config.data))
     }
-    this.gossip.stop()
-    await this.sync.stop()
-    await this.admission?.stop()
+    await this.replication.stop()
     await this.node.stop()
     await this.bridge?.stop()
     await this.db.close()

@@ -1,7 +1,7 @@
 import type { Connection, IdentifyResult, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
-import type { ShoalNode } from '../net/node.js'
+import type { ShoalNode } from '../net/shoal-node.js'
 import { ProtocolError } from '../errors.js'
 import { errorText, silentLogger, type Logger } from '../log.js'
 import type { ReplicaSource } from '../store/replica-source.js'

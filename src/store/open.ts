@@ -1,14 +1,14 @@
-import { randomUUID } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
 import { StoreOpenError } from '../errors.js'
-import { DATA_DIR_MODE } from '../constants.js'
+import { claimDataFolder } from './data-folder.js'
 import { META_ACTOR, META_FORMAT, STORE_FORMAT } from './layout.js'
 
 export interface OpenedDatabase {
   db: Level<string, Uint8Array>
   /** This replica's identity, fixed when the folder was first used. */
   actor: string
+  /** Gives up the data folder (after the database is closed). */
+  release: () => Promise<void>
 }
 
 /**
@@ -16,11 +16,16 @@ export interface OpenedDatabase {
  * folder is created readable by its owner only: it holds every row and the peer's key.
  */
 export async function openDatabase(dir: string, wantedActor: string | undefined): Promise<OpenedDatabase> {
+  const release = await claimDataFolder(dir)
   try {
-    await mkdir(dir, { recursive: true, mode: DATA_DIR_MODE })
+    return await openClaimed(dir, wantedActor, release)
   } catch (error) {
-    throw new StoreOpenError(`cannot create data folder '${dir}': ${(error as Error).message}`, { cause: error })
+    await release()
+    throw error
   }
+}
+
+async function openClaimed(dir: string, wantedActor: string | undefined, release: () => Promise<void>): Promise<OpenedDatabase> {
   const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
   try {
     await db.open()
@@ -48,7 +53,7 @@ export async function openDatabase(dir: string, wantedActor: string | undefined)
     throw new StoreOpenError(`data folder '${dir}' was written by a pre-release Shoal without a format marker; start from an empty folder`)
   }
   if (actor === undefined) {
-    actor = wantedActor ?? randomUUID()
+    actor = wantedActor ?? globalThis.crypto.randomUUID()
     await db.batch(
       [
         { type: 'put', key: META_FORMAT, value: String(STORE_FORMAT) },
@@ -60,5 +65,5 @@ export async function openDatabase(dir: string, wantedActor: string | undefined)
     await db.close()
     throw new StoreOpenError(`data folder '${dir}' belongs to replica '${actor}', not '${wantedActor}'; use that folder's own identity or another folder`)
   }
-  return { db, actor }
+  return { db, actor, release }
 }

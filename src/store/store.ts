@@ -13,7 +13,7 @@ import { checkStore, type CheckReport } from './check.js'
 import { ChangeLog, MAX_CHANGESETS_PER_READ, readLoggedChangesets } from './change-log.js'
 import { logEntryOf, type ChangesetOutcome } from './changesets.js'
 import type { Changeset } from '../trust/changeset.js'
-import { engineFor } from '../table/engines.js'
+import { engineFor, loadEngine } from '../table/engines.js'
 import { StoreCore, type ChangeSigner, type LocalWriteGuard } from './core.js'
 import { DigestState, type PartitionSummary } from './digest-state.js'
 import { KeyIndex } from './key-index.js'
@@ -101,16 +101,23 @@ export class Store {
   private draining: Promise<void> | null = null
   private closed = false
 
-  private constructor(private readonly core: StoreCore) {}
+  private constructor(
+    private readonly core: StoreCore,
+    private readonly release: () => Promise<void>,
+  ) {}
 
   static async open(options: StoreOptions): Promise<Store> {
-    const { db, actor } = await openDatabase(options.dir, options.actor)
+    const { db, actor, release } = await openDatabase(options.dir, options.actor)
+    const closeAll = async (): Promise<void> => {
+      await db.close()
+      await release()
+    }
     const logger = options.logger ?? silentLogger
     const context: EngineContext = options.nowSeconds === undefined ? { actor } : { actor, nowSeconds: options.nowSeconds }
     const levels = StoreCore.sublevels(db)
     const digests = new DigestState(options.treeCacheSize ?? DEFAULT_TREE_CACHE_SIZE)
     if (options.signer !== undefined && options.signer.author !== actor) {
-      await db.close()
+      await closeAll()
       throw new StoreOpenError(`data folder '${options.dir}' belongs to replica '${actor}', but changesets are signed by '${options.signer.author}': a private mesh needs a data folder made by this peer (start from an empty folder)`)
     }
     const changeLog = new ChangeLog()
@@ -140,11 +147,12 @@ export class Store {
         if (page.length < 1000) break
         after = { partition: '', key: page[page.length - 1]!.key }
       }
+      for (const table of core.catalog.tables()) await loadEngine(table.engine)
     } catch (error) {
-      await db.close()
+      await closeAll()
       throw error
     }
-    return new Store(core)
+    return new Store(core, release)
   }
 
   get dir(): string {
@@ -431,6 +439,7 @@ export class Store {
     this.core.cache.clear()
     this.core.digests.clear()
     await this.core.db.close()
+    await this.release()
   }
 }
 export type { ReplicaSource } from './replica-source.js'

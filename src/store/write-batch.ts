@@ -3,6 +3,7 @@
 import { MAX_ROW_BYTES } from '../constants.js'
 import { ForbiddenError, PartitionError, RowNotFoundError, RowTooLargeError, ShoalError, StoreWriteError, ValidationError } from '../errors.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
+import { loadEngine } from '../table/engines.js'
 import type { ApplyResult } from '../table/engine.js'
 import type { RowOp, RowState } from '../table/row.js'
 import { checkRow, RowCheckError } from '../table/row-check.js'
@@ -116,6 +117,8 @@ export async function runBatch(
   const targets = new Map<RowJob, Touched>()
   const refused = new Set<RowJob>()
   const { jobs, groups } = expandChangesets(core, input)
+  // In a browser, a table's engine may not be loaded until its first rows arrive (engines.browser.ts).
+  for (const engine of new Set(jobs.map((j) => j.schema.engine))) await loadEngine(engine)
 
   // 1. Each row's partition. A key lives in one partition, fixed when its row is first stored
   //    here; jobs are taken in order, so a row created earlier in this batch is found by the

@@ -1,7 +1,6 @@
-import { promisify } from 'node:util'
-import { deflateRaw, inflateRaw } from 'node:zlib'
 import { ProtocolError } from '../errors.js'
 import { errorText } from '../log.js'
+import { deflateRaw, inflateRaw, InflateLimitError } from './deflate.js'
 
 /*
  * Frames of /shoal/sync/1.1.0: one flag byte, then the CBOR frame as it is (FLAG_PLAIN) or
@@ -16,16 +15,11 @@ export const FLAG_PLAIN = 0
 export const FLAG_DEFLATE = 1
 /** Frames smaller than this go plain: their gain would not pay for the work. */
 export const MIN_DEFLATE_BYTES = 1024
-/** zlib's default level: level 1 deflates a row page 8× instead of 11× and saves only ~1 ms of 256 KiB. */
-const LEVEL = 6
-
-const deflate = promisify(deflateRaw)
-const inflate = promisify(inflateRaw)
 
 /** The frame as sent on 1.1.0: deflated when it pays. */
 export async function packFrame(frame: Uint8Array): Promise<Uint8Array> {
   if (frame.length >= MIN_DEFLATE_BYTES) {
-    const packed = await deflate(frame, { level: LEVEL })
+    const packed = await deflateRaw(frame)
     if (packed.length + 1 < frame.length) return withFlag(FLAG_DEFLATE, packed)
   }
   return withFlag(FLAG_PLAIN, frame)
@@ -38,9 +32,9 @@ export async function unpackFrame(bytes: Uint8Array, maxBytes: number): Promise<
   if (bytes[0] === FLAG_PLAIN) return body
   if (bytes[0] !== FLAG_DEFLATE) throw new ProtocolError(`sync frame with unknown flag ${bytes[0]} (0: plain, 1: deflate)`)
   try {
-    return new Uint8Array(await inflate(body, { maxOutputLength: maxBytes }))
+    return await inflateRaw(body, maxBytes)
   } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new ProtocolError(`deflated sync frame inflates past ${maxBytes} bytes`)
+    if (error instanceof InflateLimitError) throw new ProtocolError(`deflated sync frame inflates past ${maxBytes} bytes`)
     throw new ProtocolError(`deflated sync frame is not valid deflate: ${errorText(error)}`)
   }
 }

@@ -1,4 +1,5 @@
-import * as A from '@automerge/automerge'
+import * as A from '@automerge/automerge/slim'
+import './automerge-wasm.js'
 import { MAX_ROW_OPS, MAX_ROW_VALUE_BYTES } from '../constants.js'
 import { DeltaError } from '../errors.js'
 import { automergeChanges, measureAutomerge } from './automerge-chunks.js'

@@ -34,6 +34,8 @@ export interface StartOptions extends Omit<PeerOptions, 'logger'> {
   tables?: unknown[]
   /** Serve the HTTP API here ('127.0.0.1:0' for any free port). */
   http?: string
+  /** Listen addresses (default: TCP on 127.0.0.1, any port). */
+  listen?: string[]
 }
 
 export async function startPeer(options: StartOptions): Promise<TestPeer> {
@@ -41,13 +43,13 @@ export async function startPeer(options: StartOptions): Promise<TestPeer> {
   const config: PeerConfig = {
     ...parseConfig({ tables: options.tables ?? [], carries: options.carries ?? {}, open: true }, 'test'),
     data: dir,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
+    listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],
     mdns: false,
     http: options.http ?? null,
   }
   const logger = new MemoryLogger()
-  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, http: _h, ...rest } = options
+  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, http: _h, listen: _l, ...rest } = options
   const peer = await Peer.start(config, {
     net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
     ...rest,

@@ -1,0 +1,216 @@
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, identifyPush, type Identify, type IdentifyPush } from '@libp2p/identify'
+import type { ConnectionGater, Libp2p, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping, type Ping } from '@libp2p/ping'
+import { yamux } from '@libp2p/yamux'
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
+import { coalescing } from './coalescing-encrypter.js'
+import { CONNECTION_PING_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS } from './constants.js'
+import { NetStartError } from './errors.js'
+import type { MeshKeeper } from './mesh-keeper.js'
+
+/*
+ * What every Shoal libp2p node has, whatever it runs in: the services, the connection's
+ * encryption and multiplexing, and ShoalNode, the handle the replication layer gets. node.ts
+ * builds a Node peer's node (TCP, WebSockets listeners, mDNS), browser-node.ts a browser tab's.
+ */
+
+/** The libp2p services a Shoal peer runs; `relay` only when NetInit.relay is true. */
+export interface ShoalServices extends Record<string, unknown> {
+  identify: Identify
+  identifyPush: IdentifyPush
+  ping: Ping
+  pubsub: GossipSub
+  /** Node peers only: hole punching and reachability checks mean nothing to a browser tab. */
+  dcutr?: unknown
+  autonat?: unknown
+  relay?: CircuitRelayService
+}
+
+/**
+ * A started libp2p node with Shoal's configuration. `libp2p` is the node itself, for the
+ * replication layer (protocol handlers, dialProtocol); the methods cover the common needs.
+ */
+export class ShoalNode {
+  private stopped = false
+
+  constructor(
+    readonly libp2p: Libp2p<ShoalServices>,
+    private readonly keeper: MeshKeeper,
+    /** Listen addresses left out: WebSockets ones under a mesh secret (see NetInit.swarmKey). */
+    readonly notListening: readonly string[] = [],
+  ) {}
+
+  get peerId(): PeerId {
+    return this.libp2p.peerId
+  }
+
+  /** Gossipsub (StrictSign, or StrictNoSign with NetInit.signedGossip false). */
+  get pubsub(): GossipSub {
+    return this.libp2p.services.pubsub
+  }
+
+  /** The addresses this node listens on, each ending in /p2p/<peer id>, ready to give to another peer. */
+  multiaddrs(): Multiaddr[] {
+    return this.libp2p.getMultiaddrs()
+  }
+
+  /** Peers with at least one open connection. */
+  connectedPeers(): PeerId[] {
+    return this.libp2p.getPeers()
+  }
+
+  /** Peers this node keeps connections to, redialling them with backoff when they go away. */
+  knownPeers(): PeerId[] {
+    return this.keeper.knownPeers()
+  }
+
+  /** Connect to a peer by multiaddr (with /p2p/<id>) or by a peer id whose addresses are known. */
+  async dial(target: string | Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<void> {
+    await this.libp2p.dial(toDialTarget(target), options)
+  }
+
+  /** Round-trip time to a peer in milliseconds (libp2p ping protocol). */
+  ping(target: string | Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<number> {
+    return this.libp2p.services.ping.ping(toDialTarget(target), options)
+  }
+
+  /** Stop redialling a peer, close connections to it, and drop it from peers.json. */
+  async forget(peer: PeerId): Promise<void> {
+    this.keeper.forget(peer)
+    await this.libp2p.hangUp(peer)
+  }
+
+  /**
+   * Offline: hang up on every peer and stop redialling (a browser tab whose network went away,
+   * or an app's offline switch); online again: redial every known peer at once, not after the
+   * backoff its failed dials have grown to. Writes go on either way: they wait in the store.
+   */
+  async setOnline(online: boolean): Promise<void> {
+    if (this.stopped) return
+    if (online) {
+      this.keeper.resume()
+      return
+    }
+    this.keeper.pause()
+    await Promise.all(this.libp2p.getConnections().map((c) => c.close().catch((error: unknown) => c.abort(error as Error))))
+  }
+
+  /** Close all connections and listeners. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.keeper.stop()
+    await this.libp2p.stop()
+  }
+}
+
+
+/** The services of every Shoal node; Node peers add dcutr, autonat and (when asked) a relay server. */
+export function shoalServices(signedGossip: boolean): ServiceFactoryMap<ShoalServices> {
+  return {
+    identify: identify(),
+    identifyPush: identifyPush(),
+    ping: ping(),
+    pubsub: gossipsub({
+      globalSignaturePolicy: signedGossip ? 'StrictSign' : 'StrictNoSign',
+      // A lone peer writing locally must not get errors; anti-entropy repairs what it missed.
+      allowPublishToZeroTopicPeers: true,
+      emitSelf: false,
+      // Without it every duplicate copy of a message (one per mesh neighbour) has its Ed25519
+      // signature verified before it is dropped as seen; hashing the fields that make a message
+      // unique is far cheaper. Only messages that passed validation enter the cache, so a forged
+      // copy cannot make a valid one look seen first.
+      fastMsgIdFn: fastMessageId,
+      // Messages larger than Shoal ever sends are dropped before they are decoded.
+      maxInboundDataLength: MAX_GOSSIP_MESSAGE_BYTES,
+      // Gossipsub's default per-peer topic budget (1 MiB ≈ 1,000 topics) would silently stop
+      // delivering for a peer carrying more partitions than that; it is sized to Shoal's own cap.
+      maxTopicBytesPerPeer: MAX_GOSSIP_TOPICS * GOSSIPSUB_BYTES_PER_TOPIC,
+    }),
+  }
+}
+
+/** Encryption, multiplexing and liveness, the same on every transport. */
+export function connectionOptions(): Pick<Libp2pOptions, 'connectionEncrypters' | 'streamMuxers' | 'connectionMonitor'> {
+  return {
+    connectionEncrypters: [coalescing(noise())],
+    streamMuxers: [yamux()],
+    // libp2p pings every peer every 10 s (~1 KB a time for a pair): most of what two idle
+    // peers send. 30 s still finds a dead connection well before anti-entropy would miss it.
+    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
+  }
+}
+
+/**
+ * Starts a configured node and its redial loop, then dials the bootstrap peers at once: libp2p's
+ * bootstrap discovery waits a second after start before it names them (it is still configured,
+ * and tags them for the keeper), and that second was most of the time a peer took to join its mesh.
+ */
+export async function startShoalNode(node: Libp2p<ShoalServices>, keeper: MeshKeeper, bootstrap: readonly string[], describe: string, hint = ''): Promise<void> {
+  try {
+    await keeper.start()
+    await node.start()
+  } catch (error) {
+    await keeper.stop().catch(() => undefined)
+    await Promise.resolve()
+      .then(() => node.stop())
+      .catch(() => undefined)
+    throw new NetStartError(`cannot start the libp2p node (${describe}): ${(error as Error).message}${hint}`, { cause: error })
+  }
+  keeper.redialAll()
+  for (const a of bootstrap) {
+    node.dial(multiaddr(a)).catch((error: unknown) => node.logger.forComponent('shoal:net').error('could not dial bootstrap peer %s - %e', a, error))
+  }
+}
+
+/** sha256(from ‖ seqno ‖ topic ‖ data), 16 bytes hex: identifies a gossip message without verifying it. */
+export function fastMessageId(message: { from?: Uint8Array; seqno?: Uint8Array; topic: string; data?: Uint8Array }): string {
+  const h = sha256.create()
+  for (const part of [message.from, message.seqno, textEncoder.encode(message.topic), message.data]) {
+    h.update(new Uint8Array([part?.length ?? 0, (part?.length ?? 0) >>> 8, (part?.length ?? 0) >>> 16]))
+    if (part !== undefined) h.update(part)
+  }
+  return bytesToHex(h.digest().subarray(0, 16))
+}
+
+const textEncoder = new TextEncoder()
+
+export function toDialTarget(target: string | Multiaddr | PeerId): Multiaddr | PeerId {
+  if (typeof target !== 'string') return target
+  return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target)
+}
+
+/** Throws NetStartError naming the first address that is not a multiaddr (or lacks /p2p/<id> when needed). */
+export function parseAddrs(what: string, addrs: readonly string[], needPeerId: boolean): void {
+  for (const a of addrs) {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(a)
+    } catch (error) {
+      throw new NetStartError(`${what} address '${a}' is not a valid multiaddr: ${(error as Error).message}`, { cause: error })
+    }
+    if (needPeerId && ma.getComponents().find((c) => c.name === 'p2p') === undefined) {
+      throw new NetStartError(`${what} address '${a}' has no /p2p/<peer id> part; append the peer's id, e.g. ${a}/p2p/12D3KooW…`)
+    }
+  }
+}
+
+/** A libp2p connection gater refusing dials to, and connections from, peers `allow` rejects. */
+export function gaterFrom(allow: (remotePeerId: string) => boolean): ConnectionGater {
+  const deny = (peer: PeerId): boolean => !allow(peer.toString())
+  return {
+    denyDialPeer: deny,
+    denyOutboundConnection: deny,
+    denyInboundEncryptedConnection: deny,
+    denyOutboundEncryptedConnection: deny,
+    denyInboundUpgradedConnection: deny,
+    denyOutboundUpgradedConnection: deny,
+  }
+}

@@ -1,0 +1,171 @@
+import { ValidationError } from '../errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import { createBrowserNode } from '../net/browser-node.js'
+import type { ShoalNode } from '../net/shoal-node.js'
+import { Shoal } from '../shoal.js'
+import type { PeerCounters, PeerStatus } from '../status.js'
+import type { Carries } from '../sync/carries.js'
+import type { TableSchema } from '../table/schema.js'
+import { isPlainObject } from '../validation.js'
+import type { GossipReplicator } from './gossip-replicator.js'
+import { Replication, type GossipOptions, type SyncOptions } from './replication.js'
+import type { SyncService } from './sync-service.js'
+
+export interface BrowserPeerOptions {
+  /** Names the IndexedDB databases this peer keeps (its "data folder"). Default 'shoal'. */
+  name?: string
+  /** WebSocket multiaddrs of Node peers to join through, each ending in /p2p/<peer id> (`shoal start` prints them). */
+  bootstrap: string[]
+  /** Tables to define at start (existing ones are extended with new columns, never narrowed). */
+  tables?: TableSchema[]
+  /** Partial replication: table → the only partitions of it this peer keeps. */
+  carries?: Record<string, string[]>
+  /** Deflate anti-entropy pages with peers that allow it (default true). */
+  deflate?: boolean
+  logger?: Logger
+  sync?: SyncOptions
+  gossip?: GossipOptions
+  /** Announce interval on the mesh's discovery topic (ms). */
+  discoveryIntervalMs?: number
+}
+
+/**
+ * A Shoal peer in a browser tab: the same store (IndexedDB through `level`), the same gossip and
+ * anti-entropy as a Node peer, over libp2p WebSockets to Node peers. A tab cannot listen, so it
+ * dials; rows reach other tabs through the Node peers it joins (or a relay).
+ */
+export class BrowserPeer {
+  private stopped = false
+  /** The page's network (the browser's online/offline events). */
+  private networkUp = true
+  /** The app's own switch (setOnline). */
+  private wanted = true
+  private readonly onNetwork = (event: Event): void => {
+    this.networkUp = event.type === 'online'
+    void this.apply()
+  }
+
+  private constructor(
+    readonly db: Shoal,
+    readonly node: ShoalNode,
+    private readonly replication: Replication,
+    readonly name: string,
+  ) {}
+
+  static async start(options: BrowserPeerOptions): Promise<BrowserPeer> {
+    const init = checkOptions(options)
+    const logger = options.logger ?? silentLogger
+    const db = await Shoal.open({ dir: init.name, logger: logger.child({ component: 'store' }) })
+    try {
+      for (const schema of options.tables ?? []) await db.defineTable(schema)
+      const replication = new Replication(null, logger)
+      const node = await createBrowserNode({
+        dataDir: init.name,
+        bootstrap: init.bootstrap,
+        ...(options.discoveryIntervalMs === undefined ? {} : { discoveryIntervalMs: options.discoveryIntervalMs }),
+      })
+      try {
+        await replication.start(db, node, {
+          carries: init.carries,
+          deflate: options.deflate ?? true,
+          ...(options.sync === undefined ? {} : { sync: options.sync }),
+          ...(options.gossip === undefined ? {} : { gossip: options.gossip }),
+        })
+      } catch (error) {
+        await node.stop().catch(() => undefined)
+        throw error
+      }
+      const peer = new BrowserPeer(db, node, replication, init.name)
+      peer.listen()
+      return peer
+    } catch (error) {
+      await db.close().catch(() => undefined)
+      throw error
+    }
+  }
+
+  /** Whether the peer is connecting to the mesh: the page has network and the app has not switched it off. */
+  get online(): boolean {
+    return this.networkUp && this.wanted
+  }
+
+  /**
+   * The app's offline switch: off hangs up on every peer and stops dialling; the store keeps
+   * taking writes, and on again they merge both ways through gossip and anti-entropy.
+   */
+  async setOnline(online: boolean): Promise<void> {
+    this.wanted = online
+    await this.apply()
+  }
+
+  private async apply(): Promise<void> {
+    if (this.stopped) return
+    await this.node.setOnline(this.online)
+  }
+
+  private listen(): void {
+    const target = globalThis as { addEventListener?: (type: string, listener: (event: Event) => void) => void; navigator?: { onLine?: boolean } }
+    if (target.navigator?.onLine === false) {
+      this.networkUp = false
+      void this.apply()
+    }
+    target.addEventListener?.('online', this.onNetwork)
+    target.addEventListener?.('offline', this.onNetwork)
+  }
+
+  get gossip(): GossipReplicator {
+    return this.replication.gossip
+  }
+
+  get sync(): SyncService {
+    return this.replication.sync
+  }
+
+  get peerId(): string {
+    return this.node.peerId.toString()
+  }
+
+  async status(): Promise<PeerStatus> {
+    return {
+      ...(await this.db.status()),
+      name: this.name,
+      peerId: this.peerId,
+      addresses: this.node.multiaddrs().map((a) => a.toString()),
+      connectedPeers: this.node.connectedPeers().map((p) => p.toString()),
+      http: null,
+      sync: this.sync.status(),
+    }
+  }
+
+  counters(): PeerCounters {
+    return this.replication.counters(this.node)
+  }
+
+  /** Stops replication and the node, then closes the store. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    const target = globalThis as { removeEventListener?: (type: string, listener: (event: Event) => void) => void }
+    target.removeEventListener?.('online', this.onNetwork)
+    target.removeEventListener?.('offline', this.onNetwork)
+    await this.replication.stop()
+    await this.node.stop()
+    await this.db.close()
+  }
+}
+
+function checkOptions(options: BrowserPeerOptions): { name: string; bootstrap: string[]; carries: Carries } {
+  if (!isPlainObject(options as unknown)) throw new ValidationError('BrowserPeer.start needs { bootstrap: [multiaddr…] }')
+  const name = options.name ?? 'shoal'
+  if (typeof name !== 'string' || name === '' || name.length > 200) throw new ValidationError(`BrowserPeer.start: 'name' must be a non-empty string of at most 200 characters`)
+  const { bootstrap } = options
+  if (!Array.isArray(bootstrap) || !bootstrap.every((a) => typeof a === 'string')) {
+    throw new ValidationError(`BrowserPeer.start: 'bootstrap' must be an array of multiaddrs, e.g. ['/ip4/192.168.1.10/tcp/4002/ws/p2p/12D3KooW…']`)
+  }
+  const carries = options.carries ?? {}
+  if (!isPlainObject(carries as unknown) || !Object.values(carries).every((p) => Array.isArray(p) && p.every((v) => typeof v === 'string'))) {
+    throw new ValidationError(`BrowserPeer.start: 'carries' must be an object of table → [partition values (strings)]`)
+  }
+  if (options.tables !== undefined && !Array.isArray(options.tables)) throw new ValidationError(`BrowserPeer.start: 'tables' must be an array of table schemas`)
+  return { name, bootstrap, carries }
+}

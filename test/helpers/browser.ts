@@ -1,0 +1,96 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { extname, join, normalize } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { afterAll } from 'vitest'
+import { buildBrowser } from '../../scripts/browser-build.js'
+
+/*
+ * Real Chromium for browser tests: Debian's package (/usr/bin/chromium, installed by .ci/run)
+ * driven by playwright-core, the library bundled by scripts/browser-build.ts and served from
+ * 127.0.0.1. Without Chromium the tests are skipped, saying why, unless SHOAL_REQUIRE_BROWSER=1
+ * (CI), under which a missing browser fails the run.
+ */
+
+export const CHROMIUM = '/usr/bin/chromium'
+export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+
+/** Whether browser tests can run here; throws under SHOAL_REQUIRE_BROWSER=1 when they cannot. */
+export function browserAvailable(): boolean {
+  if (existsSync(CHROMIUM)) return true
+  const why = `${CHROMIUM} is missing (apt-get install -y chromium)`
+  if (process.env.SHOAL_REQUIRE_BROWSER === '1') throw new Error(`${why} (SHOAL_REQUIRE_BROWSER=1: a missing browser fails the run)`)
+  console.warn(`skipping browser tests: ${why}`)
+  return false
+}
+
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' }
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>shoal test</title>
+<script type="module">window.shoal = await import('/shoal.js'); window.shoalReady = true</script>`
+
+export interface BrowserHarness {
+  browser: Browser
+  /** Where the test page is served (http://127.0.0.1:<port>/). */
+  url: string
+  /** A fresh context (its own IndexedDB) with the page loaded and `window.shoal` imported. */
+  openPage(context?: BrowserContext): Promise<Page>
+  close(): Promise<void>
+}
+
+/** Builds the bundle, serves it with a test page, and launches Chromium; closed after the file's tests. */
+export async function startBrowser(): Promise<BrowserHarness> {
+  const outdir = await mkdtemp(join(tmpdir(), 'shoal-browser-'))
+  await buildBrowser(outdir)
+  const server = await serve(outdir)
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no server address')
+  const url = `http://127.0.0.1:${address.port}/`
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true })
+  const errors: string[] = []
+  const harness: BrowserHarness = {
+    browser,
+    url,
+    async openPage(context?: BrowserContext): Promise<Page> {
+      const ctx = context ?? (await browser.newContext())
+      const page = await ctx.newPage()
+      page.on('pageerror', (e) => errors.push(e.message))
+      await page.goto(url)
+      await page.waitForFunction(() => (window as unknown as { shoalReady?: boolean }).shoalReady === true, undefined, { timeout: 30_000 })
+      return page
+    },
+    async close(): Promise<void> {
+      await browser.close()
+      await new Promise<void>((r) => server.close(() => r()))
+      await rm(outdir, { recursive: true, force: true })
+      if (errors.length > 0) throw new Error(`uncaught errors in pages: ${errors.join(' | ')}`)
+    },
+  }
+  afterAll(() => harness.close())
+  return harness
+}
+
+function serve(dir: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname
+    if (path === '/') {
+      res.writeHead(200, { 'content-type': TYPES['.html']! }).end(PAGE)
+      return
+    }
+    const file = normalize(join(dir, path))
+    if (!file.startsWith(dir + '/')) {
+      res.writeHead(404).end()
+      return
+    }
+    readFile(file).then(
+      (body) => res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(body),
+      () => res.writeHead(404).end(),
+    )
+  })
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve(server))
+  })
+}
