@@ -58,6 +58,20 @@ module.exports = {
       to: { path: '\\.browser\\.ts$' },
     },
     {
+      name: 'ui-uses-the-public-browser-api',
+      comment: 'the web app (src/ui) is built on the library as any app would be: src/browser.ts only',
+      severity: 'error',
+      from: { path: '^src/ui/' },
+      to: { path: '^src/', pathNot: '^src/(ui/|browser\\.ts$)' },
+    },
+    {
+      name: 'nothing-imports-the-ui',
+      comment: 'the web app is bundled on its own (scripts/browser-build.ts)',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/ui/' },
+      to: { path: '^src/ui/' },
+    },
+    {
       name: 'only-cli-uses-sim',
       comment: 'production code never imports the simulator',
       severity: 'error',

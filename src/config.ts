@@ -177,6 +177,12 @@ const CONFIG_FIELDS = {
   ),
   metricsPublic: v.optional(flag('Serve GET /metrics without the HTTP API token, for scrapers that cannot send one (it shows row counts and traffic totals, no row data).'), false),
   relay: v.optional(flag('Serve as a circuit relay v2 so peers behind NAT can be reached through this one.'), false),
+  ui: v.optional(
+    flag(
+      'Serve the web app (the stock board: each browser tab is a peer of its own, in IndexedDB) at <HTTP API>/ui/, ?store=ID for one store. Needs the HTTP API and a WebSocket address in "listen".',
+    ),
+    false,
+  ),
   mesh: v.optional(
     v.pipe(
       v.nullable(v.lazy((input) => (typeof input === 'string' ? MEMBER_FOLDER : input !== null && typeof input === 'object' && !Array.isArray(input) ? MESH_CREATE : MESH_SHAPE))),
@@ -210,6 +216,7 @@ const CONFIG_FIELDS = {
 export const CONFIG_SCHEMA = v.pipe(
   fields(CONFIG_FIELDS, 'must be a JSON object'),
   v.check((c) => !(c.open === true && c.mesh != null), 'names both "mesh" and "open": true; a peer is in a private mesh or in an open one: remove one'),
+  v.check((c) => !(c.ui === true && c.http === null), 'asks for the web app ("ui": true) with the HTTP API off ("http": false); the app is served by the HTTP API: give "http" an address'),
   v.title('Shoal peer config'), v.description('A Shoal peer: its tables, addresses, discovery, partial replication, mesh and HTTP API.'),
 )
 

@@ -24,9 +24,10 @@ describe('peer config', () => {
   })
 
   it('fills defaults and rejects bad fields by name', () => {
-    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, deflate: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, mesh: null, open: false, bridge: null })
+    expect(parseConfig({}, 'x.json')).toEqual({ name: null, data: 'data', tables: [], listen: ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'], bootstrap: [], mdns: true, deflate: true, carries: {}, http: '127.0.0.1:0', httpHosts: [], httpOrigins: [], metricsPublic: false, relay: false, ui: false, mesh: null, open: false, bridge: null })
     expect(() => parseConfig({ listen: '/ip4/1' }, 'x.json')).toThrow(/'listen' must be an array/)
     expect(() => parseConfig({ mdns: 'yes' }, 'x.json')).toThrow(/'mdns' must be true or false/)
+    expect(() => parseConfig({ open: true, ui: true, http: false }, 'x.json')).toThrow(/the app is served by the HTTP API/)
     expect(() => parseConfig({ carries: { stock: 7 } }, 'x.json')).toThrow(/'carries\.stock' must be an array of partition values/)
     expect(() => parseConfig({ carries: [] }, 'x.json')).toThrow(/'carries' must be an object of table → \[partitions\]/)
     expect(() => parseConfig([], 'x.json')).toThrow(/x.json: the config must be a JSON object/)
@@ -39,7 +40,7 @@ describe('peer config', () => {
 
   it('refuses unknown fields with the list of allowed ones, and takes "$schema" for editors', () => {
     expect(() => parseConfig({ datta: 'x' }, 'x.json')).toThrow(
-      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, deflate, carries, http, httpHosts, httpOrigins, metricsPublic, relay, mesh, open, bridge\)$/,
+      /^x\.json: 'datta' is not a known field \(allowed: \$schema, name, data, tables, listen, bootstrap, mdns, deflate, carries, http, httpHosts, httpOrigins, metricsPublic, relay, ui, mesh, open, bridge\)$/,
     )
     expect(() => parseConfig({ tables: [{ name: 't', primaryKey: 'id', columns: { id: 'string' }, primarykey: 'id' }] }, 'x.json')).toThrow(
       /'tables\[0\]\.primarykey' is not a known field \(allowed: name, primaryKey, partitionBy, engine, columns\)/,

@@ -17,6 +17,10 @@ Run a peer:
            the config names its private mesh ("mesh": a member folder) or says "open": true
            (or --open: no mesh secret, anyone who reaches the port may read and write)
 
+  demo     the retail example's stock board: a peer in an open mesh with sample products
+           and two stores' stock, serving the web app (npm run demo); --data, --http
+           and --listen as for start
+
 Talk to a running peer (over its HTTP API):
   status                          live status of the running peer (peer id, addresses,
                                   connected peers, sync, tables); without a running peer,
@@ -73,6 +77,8 @@ Options:
   --bootstrap ADDR  peer multiaddr with /p2p/<id> to join through (repeatable)
   --no-mdns         do not discover peers on the LAN
   --open            start: run an open mesh (as "open": true in the config)
+  --ui              start: serve the web app at <HTTP API>/ui/ (as "ui": true); each browser
+                    tab is a peer that joins through this one's WebSocket address
   --http HOST:PORT  start: where the HTTP API listens (replaces the config's "http";
                     'off' or --no-http: no API). Other commands: the API to talk to
                     (default: the address the peer wrote to <data>/api.json)
@@ -97,7 +103,7 @@ class UsageError extends ShoalError {
   }
 }
 
-const LOCAL_COMMANDS = ['start', 'status', 'check', 'id']
+const LOCAL_COMMANDS = ['start', 'demo', 'status', 'check', 'id']
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -133,6 +139,7 @@ export async function main(argv: string[]): Promise<void> {
         open: { type: 'boolean', default: false },
         http: { type: 'string' },
         'no-http': { type: 'boolean', default: false },
+        ui: { type: 'boolean', default: false },
         partition: { type: 'string' },
         after: { type: 'string' },
         limit: { type: 'string' },
@@ -184,6 +191,7 @@ export async function main(argv: string[]): Promise<void> {
     noMdns: values['no-mdns'],
     open: values.open,
     noHttp: values['no-http'],
+    ui: values.ui,
     ...(values.config === undefined ? {} : { config: values.config }),
     ...(values.data === undefined ? {} : { data: values.data }),
     ...(values.listen === undefined ? {} : { listen: values.listen }),
@@ -221,6 +229,10 @@ export async function main(argv: string[]): Promise<void> {
       // Loaded only here: the other commands need not pay for loading libp2p.
       const { start } = await import('./start.js')
       return start(options)
+    }
+    case 'demo': {
+      const { demo } = await import('./demo.js')
+      return demo(options)
     }
     case 'status':
       return status(options)

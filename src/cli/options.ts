@@ -12,6 +12,8 @@ export interface Options {
   /** `--http HOST:PORT`; 'off' only makes sense for `start`. */
   http?: string
   noHttp?: boolean
+  /** start: serve the web app (as "ui": true in the config). */
+  ui?: boolean
   json: boolean
   partition?: string
   after?: string
@@ -38,6 +40,11 @@ function openOverride(config: PeerConfig, options: Options): { open: true } {
 /** The config file (or defaults) with the command-line flags applied over it. */
 export async function resolveConfig(options: Options): Promise<PeerConfig> {
   const config: PeerConfig = options.config === undefined ? parseConfig({}, '(defaults)') : await loadConfig(options.config)
+  return applyFlags(config, options)
+}
+
+/** A config with the command-line flags applied over it. */
+export function applyFlags(config: PeerConfig, options: Options): PeerConfig {
   return {
     ...config,
     ...(options.data === undefined ? {} : { data: options.data }),
@@ -46,5 +53,6 @@ export async function resolveConfig(options: Options): Promise<PeerConfig> {
     ...(options.noMdns ? { mdns: false } : {}),
     ...(options.open === true ? openOverride(config, options) : {}),
     ...httpOverride(options),
+    ...(options.ui === true ? { ui: true } : {}),
   }
 }

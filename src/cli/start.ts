@@ -1,3 +1,4 @@
+import type { PeerConfig } from '../config.js'
 import { Peer } from '../peer/peer.js'
 import { formatOfflineStatus } from './format.js'
 import { resolveConfig, type Options } from './options.js'
@@ -8,7 +9,11 @@ const SETTLE_INTERVAL_MS = 1000
 
 /** `shoal start`: runs a peer until SIGINT / SIGTERM, then stops it cleanly. */
 export async function start(options: Options): Promise<void> {
-  const config = await resolveConfig(options)
+  await runPeer(await resolveConfig(options))
+}
+
+/** Runs a peer with this config until SIGINT / SIGTERM; `ready` may prepare it and add lines to the banner. */
+export async function runPeer(config: PeerConfig, ready?: (peer: Peer) => Promise<string[]>): Promise<void> {
   const peer = await Peer.start(config)
   const view = new LoadProgressView(process.stderr)
   peer.sync.onProgress = (p) => view.update(p)
@@ -20,7 +25,9 @@ export async function start(options: Options): Promise<void> {
   const settle = setInterval(() => view.settle(peer.sync.status().loading), SETTLE_INTERVAL_MS)
 
   let tables: string
+  let more: string[] = []
   try {
+    if (ready !== undefined) more = await ready(peer)
     tables = formatOfflineStatus(await peer.db.status(), config.name)
   } catch (error) {
     clearInterval(settle)
@@ -31,12 +38,14 @@ export async function start(options: Options): Promise<void> {
   console.log(`\npeer id ${peer.node.peerId.toString()}`)
   for (const addr of peer.node.multiaddrs()) console.log(`listening on ${addr.toString()}`)
   console.log(peer.http === null ? 'HTTP API off' : `HTTP API ${peer.http.url}`)
+  if (config.ui && peer.http !== null) console.log(`web app ${peer.http.url}/ui/ (add ?store=ID for one store's rows)`)
   console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
   // In the banner (stdout), so it sits beside the addresses it is about.
   if (peer.trust === null) console.log('mesh OPEN ("open": true); warning: anyone who reaches the libp2p port may read and write every table; name a member folder in "mesh" for a private mesh (peers/README.md)')
   else console.log(`mesh ${peer.trust.mesh} (private: peers without its secret cannot connect)`)
   if (peer.node.notListening.length > 0) console.log(`not listening on ${peer.node.notListening.join(', ')}: WebSockets cannot carry a private mesh's connections yet`)
   if (peer.bridge !== null) console.log(`SQL bridge ${peer.bridge.label}: ${peer.bridge.tableList().join(', ')}`)
+  for (const line of more) console.log(line)
   console.log('\nrunning; press Ctrl-C to stop')
 
   const signal = await new Promise<string>((resolve) => {

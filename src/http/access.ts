@@ -4,6 +4,7 @@ import { parseHostPort, parseOrigin } from '../config.js'
 import { CORS_MAX_AGE_SECONDS } from './constants.js'
 import { HttpError } from './errors.js'
 import { TokenCheck } from './token.js'
+import { isUiRequest } from './ui.js'
 
 /*
  * Who may use the local HTTP API. Loopback is not private: every web page the user opens can send
@@ -41,6 +42,8 @@ export interface AccessInit {
   origins?: readonly string[]
   /** Serve GET /metrics without the token (for scrapers that cannot send one). */
   metricsPublic?: boolean
+  /** Serve the web app's files under /ui/ without the token or an allowed Origin (they hold no data; see ui.ts). */
+  uiPublic?: boolean
   /** This machine's addresses, for a wildcard listen host (default: os.networkInterfaces()). */
   localAddresses?: readonly string[]
 }
@@ -73,6 +76,7 @@ export class AccessPolicy {
   readonly origins: ReadonlySet<string>
   private readonly token: TokenCheck
   private readonly metricsPublic: boolean
+  private readonly uiPublic: boolean
 
   constructor(init: AccessInit) {
     const names = WILDCARD_HOSTS.has(init.listenHost) ? [...LOOPBACK_HOSTS, ...(init.localAddresses ?? thisMachine())] : [...LOOPBACK_HOSTS, init.listenHost]
@@ -90,6 +94,7 @@ export class AccessPolicy {
     this.origins = new Set((init.origins ?? []).map((o) => parseOrigin('allowed HTTP origin', o)))
     this.token = new TokenCheck(init.token)
     this.metricsPublic = init.metricsPublic ?? false
+    this.uiPublic = init.uiPublic ?? false
   }
 
   /** Admits a request or throws the HttpError to answer it with (403 or 401). */
@@ -103,6 +108,9 @@ export class AccessPolicy {
           `to reach it under another name, add that name to the config's "httpHosts"`,
       )
     }
+    // The app's own page and scripts: a browser navigating to it sends no token, and its module
+    // scripts carry the page's Origin. Host was checked: a rebinding page cannot read them either.
+    if (this.uiPublic && isUiRequest(method, target)) return { preflight: false, headers: {} }
     const origin = headers.origin
     const out: Record<string, string> = {}
     if (origin !== undefined) {

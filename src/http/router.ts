@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http'
 import { HttpError } from './errors.js'
 
-/** What a handler answers: a JSON value, or text (metrics) with its content type. */
-export type Answer = { status?: number; json: unknown } | { status?: number; text: string; contentType: string }
+/** What a handler answers: a JSON value, or a body (metrics text, the web app's files) with its content type; `headers` are added to the answer. */
+export type Answer = ({ status?: number; json: unknown } | { status?: number; text: string | Uint8Array; contentType: string }) & { headers?: Readonly<Record<string, string>> }
 
 export interface RouteContext {
   req: IncomingMessage

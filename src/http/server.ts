@@ -10,6 +10,7 @@ import { errorAnswer, HttpError, HttpStartError } from './errors.js'
 import { ShoalMetrics } from './metrics.js'
 import type { Answer, Router } from './router.js'
 import { shoalRoutes, type MeshDocumentSink } from './routes.js'
+import { addUiRoutes, type UiInit } from './ui.js'
 
 export interface HttpApiInit {
   host: string
@@ -32,6 +33,8 @@ export interface HttpApiInit {
   metricsPublic?: boolean
   /** Timeouts and the connection cap (defaults: DEFAULT_HTTP_LIMITS). */
   limits?: Partial<HttpLimits>
+  /** Serve the web app at /ui/ (config "ui"). */
+  ui?: UiInit
 }
 
 export interface HttpApi {
@@ -52,7 +55,8 @@ const CLOSE_GRACE_MS = 2000
 function send(res: ServerResponse, answer: Answer, headers: Readonly<Record<string, string>> = {}): void {
   const status = answer.status ?? 200
   const [body, contentType] = 'json' in answer ? [JSON.stringify(answer.json) + '\n', 'application/json; charset=utf-8'] : [answer.text, answer.contentType]
-  res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+  res.writeHead(status, { 'cache-control': 'no-store', ...headers, ...answer.headers, 'content-type': contentType, 'content-length': length })
   res.end(body)
 }
 
@@ -133,6 +137,7 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
   const limits = { ...DEFAULT_HTTP_LIMITS, ...init.limits }
   const metrics = new ShoalMetrics(init.db, init.counters, init.bridge)
   const router = shoalRoutes({ db: init.db, status: init.status, metrics, ...(init.meshDocuments === undefined ? {} : { meshDocuments: init.meshDocuments }) })
+  if (init.ui !== undefined) await addUiRoutes(router, init.ui)
   const running = new Set<Promise<void>>()
   let access: AccessPolicy | null = null
   const server = createServer(
@@ -166,6 +171,7 @@ export async function startHttpApi(init: HttpApiInit): Promise<HttpApi> {
       ...(init.hosts === undefined ? {} : { hosts: init.hosts }),
       ...(init.origins === undefined ? {} : { origins: init.origins }),
       ...(init.metricsPublic === undefined ? {} : { metricsPublic: init.metricsPublic }),
+      uiPublic: init.ui !== undefined,
     })
   })
   const address = await listen(server, init.host, init.port)

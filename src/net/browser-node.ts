@@ -8,7 +8,7 @@ import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
-import { connectionOptions, gaterFrom, parseAddrs, shoalServices, ShoalNode, type ShoalServices, startShoalNode } from './shoal-node.js'
+import { connectionOptions, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, type ShoalServices, startShoalNode } from './shoal-node.js'
 
 export interface BrowserNetInit {
   /** The data folder's name: the peer key and peer book live in IndexedDB beside the store. */
@@ -28,7 +28,7 @@ export interface BrowserNetInit {
 /**
  * A browser tab's libp2p node: it dials out over WebSockets (a tab cannot listen) and is
  * reachable through a circuit relay. Unlike libp2p's browser default, plain `ws` and private
- * addresses may be dialled: a store's peers are on its LAN, and the page came from one of them.
+ * addresses may be dialled (gaterFrom): a store's peers are on its LAN, and the page came from one of them.
  */
 export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode> {
   if (typeof init.dataDir !== 'string' || init.dataDir === '') throw new NetStartError('createBrowserNode needs { dataDir }')
@@ -40,7 +40,7 @@ export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode
     meshDiscovery({ interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS }) as unknown as (components: unknown) => PeerDiscovery,
   ]
   if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap }))
-  const allow = init.gater
+  const online = new OnlineSwitch()
   let node: Libp2p<ShoalServices>
   try {
     node = await createLibp2p<ShoalServices>({
@@ -51,12 +51,12 @@ export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode
       ...connectionOptions(),
       peerDiscovery,
       services: shoalServices(init.signedGossip !== false),
-      connectionGater: { ...(allow === undefined ? {} : gaterFrom(allow)), denyDialMultiaddr: () => false },
+      connectionGater: gaterFrom(online, init.gater),
     })
   } catch (error) {
     throw new NetStartError(`cannot configure the libp2p node: ${(error as Error).message}`, { cause: error })
   }
   const keeper = new MeshKeeper(node as unknown as Libp2p, { ...DEFAULT_REDIAL, ...init.redial }, `${init.dataDir}/${PEER_BOOK_FILE}`)
   await startShoalNode(node, keeper, init.bootstrap, `bootstrap ${JSON.stringify(init.bootstrap)}`)
-  return new ShoalNode(node, keeper)
+  return new ShoalNode(node, keeper, online)
 }

@@ -21,7 +21,7 @@ import { meshDiscovery } from './mesh-discovery.js'
 import { privateNetwork } from './private-network.js'
 import { lanDiscovery } from './lan-discovery.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
-import { connectionOptions, gaterFrom, parseAddrs, shoalServices, ShoalNode, startShoalNode, type ShoalServices } from './shoal-node.js'
+import { connectionOptions, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, startShoalNode, type ShoalServices } from './shoal-node.js'
 
 export { ShoalNode, type ShoalServices } from './shoal-node.js'
 
@@ -112,6 +112,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   const services: ServiceFactoryMap<ShoalServices> = { ...shoalServices(init.signedGossip !== false), dcutr: dcutr(), autonat: autoNAT() }
   if (init.relay === true) services.relay = circuitRelayServer()
 
+  const online = new OnlineSwitch()
   let node: Libp2p<ShoalServices>
   try {
     node = await createLibp2p<ShoalServices>({
@@ -123,7 +124,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
       ...(connectionProtector === undefined ? {} : { connectionProtector }),
       peerDiscovery,
       services,
-      ...(init.gater === undefined ? {} : { connectionGater: gaterFrom(init.gater) }),
+      connectionGater: gaterFrom(online, init.gater),
     })
   } catch (error) {
     throw new NetStartError(`cannot configure the libp2p node: ${(error as Error).message}`, { cause: error })
@@ -135,6 +136,6 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     join(init.dataDir, PEER_BOOK_FILE),
   )
   await startShoalNode(node, keeper, bootstrapList, `listen ${JSON.stringify(init.listen)}`, '; check that the ports are free and the addresses belong to this machine')
-  return new ShoalNode(node, keeper, notListening)
+  return new ShoalNode(node, keeper, online, notListening)
 }
 

@@ -43,6 +43,7 @@ export class ShoalNode {
   constructor(
     readonly libp2p: Libp2p<ShoalServices>,
     private readonly keeper: MeshKeeper,
+    private readonly online: OnlineSwitch,
     /** Listen addresses left out: WebSockets ones under a mesh secret (see NetInit.swarmKey). */
     readonly notListening: readonly string[] = [],
   ) {}
@@ -94,12 +95,15 @@ export class ShoalNode {
    */
   async setOnline(online: boolean): Promise<void> {
     if (this.stopped) return
+    this.online.on = online
     if (online) {
       this.keeper.resume()
       return
     }
     this.keeper.pause()
-    await Promise.all(this.libp2p.getConnections().map((c) => c.close().catch((error: unknown) => c.abort(error as Error))))
+    // Aborted, not closed: a graceful close waits for every stream's far end, which an offline
+    // link never answers.
+    for (const c of this.libp2p.getConnections()) c.abort(new Error('offline'))
   }
 
   /** Close all connections and listeners. Idempotent. */
@@ -202,10 +206,22 @@ export function parseAddrs(what: string, addrs: readonly string[], needPeerId: b
   }
 }
 
-/** A libp2p connection gater refusing dials to, and connections from, peers `allow` rejects. */
-export function gaterFrom(allow: (remotePeerId: string) => boolean): ConnectionGater {
-  const deny = (peer: PeerId): boolean => !allow(peer.toString())
+/** Whether a node may connect at all: off while offline (ShoalNode.setOnline). */
+export class OnlineSwitch {
+  on = true
+}
+
+/**
+ * The node's connection gater: nothing while offline (libp2p's own reconnect queue would
+ * otherwise redial a bootstrap peer the moment we hang up), and no peer `allow` rejects.
+ * Any multiaddr may be dialled (a browser's default refuses plain ws and private addresses).
+ */
+export function gaterFrom(online: OnlineSwitch, allow?: (remotePeerId: string) => boolean): ConnectionGater {
+  const deny = (peer: PeerId): boolean => !online.on || (allow !== undefined && !allow(peer.toString()))
+  const offline = (): boolean => !online.on
   return {
+    denyDialMultiaddr: offline,
+    denyInboundConnection: offline,
     denyDialPeer: deny,
     denyOutboundConnection: deny,
     denyInboundEncryptedConnection: deny,

@@ -5,6 +5,7 @@ import { parseHostPort, type PeerConfig } from '../config.js'
 import { removeApiFile, writeApiFile } from '../http/api-file.js'
 import type { HttpLimits } from '../http/constants.js'
 import { startHttpApi, type HttpApi } from '../http/server.js'
+import type { UiPeerInfo } from '../http/ui.js'
 import { createApiToken } from '../http/token.js'
 import type { Logger } from '../log.js'
 import { createLogger } from '../log-pino.js'
@@ -34,6 +35,8 @@ export interface PeerOptions {
   gossip?: GossipOptions
   /** HTTP API timeouts and connection cap (defaults: DEFAULT_HTTP_LIMITS). */
   httpLimits?: Partial<HttpLimits>
+  /** Where the built web app is (config "ui"; default: dist/browser of this package). */
+  uiDir?: string
   /** The private mesh this peer runs in (null: an open mesh). Default: what the config's `mesh` / `open` resolve to (mesh-folder.ts). */
   trust?: MeshMaterial | null
 }
@@ -146,6 +149,7 @@ export class Peer {
           counters: () => started().counters(),
           bridge: () => peer?.bridge?.status() ?? null,
           ...(trust === null ? {} : { meshDocuments: (docs: Uint8Array[]) => trust.addDocuments(docs) }),
+          ...(config.ui ? { ui: { info: () => uiPeerInfo(node, db), ...(options.uiDir === undefined ? {} : { dir: options.uiDir }) } } : {}),
         })
         undo.push(() => http!.close())
         await writeApiFile(dir, { url: http.url, pid: process.pid, token })
@@ -191,3 +195,24 @@ export class Peer {
     await this.db.close()
   }
 }
+
+/** What the web app needs to reach this peer: its id, its WebSocket ports, its tables partitioned by store. */
+function uiPeerInfo(node: ShoalNode, db: Shoal): UiPeerInfo {
+  const webSockets = new Map<number, boolean>()
+  for (const addr of node.multiaddrs()) {
+    const parts = addr.getComponents()
+    const port = parts.find((c) => c.name === 'tcp')?.value
+    const ws = parts.find((c) => c.name === 'ws' || c.name === 'wss')
+    if (port === undefined || ws === undefined || parts.some((c) => c.name === 'p2p-circuit')) continue
+    webSockets.set(Number(port), ws.name === 'wss' || parts.some((c) => c.name === 'tls'))
+  }
+  return {
+    peerId: node.peerId.toString(),
+    webSockets: [...webSockets].map(([port, secure]) => ({ port, secure })),
+    storeTables: db
+      .tables()
+      .filter((t) => t.partitionBy === 'store')
+      .map((t) => t.name),
+  }
+}
+

@@ -238,6 +238,7 @@ export class SyncService {
       await stream.close().catch(() => undefined)
       outcome = stats.errors.length === 0 ? 'ok' : 'failed'
       this.finishRound(id, started, before, stats, null)
+      if (stats.changedHere > 0) void this.spread(id)
       for (const e of stats.errors) this.logger.warn(`anti-entropy with ${id}: ${e}`)
       return stats
     } catch (error) {
@@ -444,6 +445,7 @@ export class SyncService {
       await stream.close().catch(() => undefined)
       if (served > 0) this.record(from, started, figures, true, null)
       completed = served > 0 && closedByInitiator
+      if (figures.rowsReceived > 0) void this.spread(from)
     } catch (error) {
       if (!this.abort.signal.aborted) {
         this.refusals.refuse(reasonOf(error), `anti-entropy request from ${from} refused, stream closed: ${errorText(error)}`)
@@ -466,6 +468,12 @@ export class SyncService {
     // In a private mesh the round waits for the admission handshake (peerAdmitted).
     if (this.init.trust !== undefined && !this.init.trust.admitted(event.detail.peerId.toString())) return
     this.scheduler.connected(event.detail.peerId.toString(), event.detail.connection?.timeline.open)
+  }
+
+  /** Rows from `from` changed this replica: the other peers get a round soon (RoundScheduler.repaired). */
+  private async spread(from: string): Promise<void> {
+    const peers = await this.candidates().catch(() => [] as string[])
+    this.scheduler.repaired(from, peers)
   }
 
   /** Connected peers that speak the sync protocol. */

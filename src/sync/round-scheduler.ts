@@ -145,6 +145,24 @@ export class RoundScheduler {
     this.after(check, this.init.learnedQuietMs + this.connectDelay())
   }
 
+  /**
+   * Rows from `from` changed this replica in a round: gossip carries only a peer's own writes,
+   * so the other connected peers (`peers`) may lack them too. Reconcile with each shortly
+   * (pages of one round arrive close together), unless a good round with it starts after the
+   * change anyway. In a star (browser tabs joined through one Node peer) this is what carries a
+   * tab's offline writes on to the other tabs; rounds that find nothing new spread nothing.
+   */
+  repaired(from: string, peers: readonly string[]): void {
+    if (!this.running) return
+    const at = this.init.clock.now()
+    this.after(() => {
+      for (const peer of peers) {
+        if (peer === from || (this.lastGoodRound.get(peer) ?? -Infinity) >= at) continue
+        this.request(peer)
+      }
+    }, this.connectDelay())
+  }
+
   /** Asks for a round with `peer` now; if one is running, another follows it. */
   request(peer: string): void {
     if (!this.running) return

@@ -35,6 +35,8 @@ export interface BrowserHarness {
   browser: Browser
   /** Where the test page is served (http://127.0.0.1:<port>/). */
   url: string
+  /** The build: the library and the web app (a peer serves it with `uiDir`). */
+  dir: string
   /** A fresh context (its own IndexedDB) with the page loaded and `window.shoal` imported. */
   openPage(context?: BrowserContext): Promise<Page>
   close(): Promise<void>
@@ -53,6 +55,7 @@ export async function startBrowser(): Promise<BrowserHarness> {
   const harness: BrowserHarness = {
     browser,
     url,
+    dir: outdir,
     async openPage(context?: BrowserContext): Promise<Page> {
       const ctx = context ?? (await browser.newContext())
       const page = await ctx.newPage()

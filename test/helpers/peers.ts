@@ -36,12 +36,14 @@ export interface StartOptions extends Omit<PeerOptions, 'logger'> {
   http?: string
   /** Listen addresses (default: TCP on 127.0.0.1, any port). */
   listen?: string[]
+  /** Serve the web app (needs `http`; `uiDir` says where it was built). */
+  ui?: boolean
 }
 
 export async function startPeer(options: StartOptions): Promise<TestPeer> {
   const dir = options.dir ?? (await tempDir())
   const config: PeerConfig = {
-    ...parseConfig({ tables: options.tables ?? [], carries: options.carries ?? {}, open: true }, 'test'),
+    ...parseConfig({ tables: options.tables ?? [], carries: options.carries ?? {}, open: true, ui: options.ui ?? false, http: options.http ?? '127.0.0.1:0' }, 'test'),
     data: dir,
     listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],
@@ -49,7 +51,7 @@ export async function startPeer(options: StartOptions): Promise<TestPeer> {
     http: options.http ?? null,
   }
   const logger = new MemoryLogger()
-  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, http: _h, listen: _l, ...rest } = options
+  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, http: _h, listen: _l, ui: _u, ...rest } = options
   const peer = await Peer.start(config, {
     net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
     ...rest,

@@ -127,6 +127,21 @@ describe('anti-entropy round scheduler', () => {
     expect(h.started).toHaveLength(2)
   })
 
+  it('after rows from one peer changed this replica, reconciles with the other peers soon, except those a round covers anyway', async () => {
+    const h = harness()
+    h.scheduler.request('C') // a round with C started before the rows arrived
+    h.scheduler.repaired('A', ['A', 'B', 'C', 'D'])
+    await h.clock.advance(20)
+    h.scheduler.request('D') // a round with D starting after them covers D
+    h.end('D')
+    await h.clock.advance(200)
+    // B now; C again once its running round ends (it began before the rows); never A, nor D twice
+    expect(h.started.map((s) => s.peer)).toEqual(['C', 'D', 'B'])
+    h.end('C')
+    await h.clock.advance(200)
+    expect(h.started.map((s) => s.peer)).toEqual(['C', 'D', 'B', 'C'])
+  })
+
   it('waits for gossip on an announced partition to go quiet, at most learnedMaxWaitMs', async () => {
     let lastGossip = 0
     const h = harness({ gossipIdleMs: () => h.clock.now() - lastGossip })
