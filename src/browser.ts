@@ -9,4 +9,5 @@ export { COLUMN_KINDS, ENGINE_NAMES, DEFAULT_ENGINE, validateSchema } from './ta
 export * from './errors.js'
 export { BrowserPeer, type BrowserPeerOptions } from './peer/browser-peer.js'
 export type { PeerCounters, PeerStatus, SyncStatus, SyncPeerStatus } from './status.js'
+export { editBetween, moveIndex, rebase, type Edit } from './table/text-edit.js'
 export { consoleLogger, MemoryLogger, silentLogger, type Logger, type LogLevel } from './log.js'

@@ -32,6 +32,13 @@ export interface TextEdit {
   delete?: number
   /** Text to insert at `index` (default ''). */
   insert?: string
+  /**
+   * The text `index` and `delete` refer to, as the caller last read it (a text field's content).
+   * Given, the store moves the edit onto the row's current text first, in the same write: changes
+   * others made since the read are kept and the edit lands where it was meant to. Without it the
+   * index is taken as it is, against whatever the text is by the time the write applies.
+   */
+  base?: string
 }
 
 export interface ScanOptions {
@@ -349,7 +356,15 @@ export class Table {
         const insert = edit.insert ?? ''
         if (typeof insert !== 'string') throw new ValidationError(`text edit 'insert' must be a string`)
         validateValue(schema.name, w.column, 'text', insert)
-        op = { op: 'editText', column: w.column, index: edit.index, delete: edit.delete ?? 0, insert }
+        if (edit.base !== undefined) {
+          if (typeof edit.base !== 'string') throw new ValidationError(`text edit 'base' must be the text the edit was made against (a string)`)
+          validateValue(schema.name, w.column, 'text', edit.base)
+          const del = edit.delete ?? 0
+          if (!Number.isSafeInteger(edit.index) || !Number.isSafeInteger(del) || edit.index < 0 || del < 0 || edit.index + del > edit.base.length) {
+            throw new ValidationError(`text edit at ${String(edit.index)} deleting ${String(edit.delete ?? 0)} does not fit its base text of ${edit.base.length} characters`)
+          }
+        }
+        op = { op: 'editText', column: w.column, index: edit.index, delete: edit.delete ?? 0, insert, ...(edit.base === undefined ? {} : { base: edit.base }) }
         break
       }
       case 'delete':

@@ -79,6 +79,24 @@ describe.each(ENGINES)('Shoal tables on %s', (engine) => {
     }
   })
 
+  it.skipIf(engine === 'columns')('moves a text edit made against an earlier read onto the current text (TextEdit base)', async () => {
+    const db = await Shoal.open({ dir: await tempDir() })
+    try {
+      await db.defineTable(stock(engine))
+      const t = db.table('stock')
+      await t.put('A1', { store: '7', notes: 'apples' })
+      // A field showed 'apples'; meanwhile someone put 'Fresh ' in front.
+      await t.editText('A1', 'notes', { index: 0, insert: 'Fresh ' })
+      expect((await t.editText('A1', 'notes', { index: 6, insert: ' ripe', base: 'apples' })).notes).toBe('Fresh apples ripe')
+      // and a deletion of what the field showed removes those letters where they are now
+      expect((await t.editText('A1', 'notes', { index: 0, delete: 3, base: 'apples ripe' })).notes).toBe('Fresh les ripe')
+      await expect(t.editText('A1', 'notes', { index: 9, insert: 'x', base: 'short' })).rejects.toThrow(/does not fit its base text of 5 characters/)
+      await expect(t.editText('A1', 'notes', { index: 0, insert: 'x', base: 7 as never })).rejects.toThrow(/'base' must be the text the edit was made against/)
+    } finally {
+      await db.close()
+    }
+  })
+
   it('reopens with every row and digest exactly as before', async () => {
     const dir = await tempDir()
     const db = await Shoal.open({ dir, rowCacheSize: 8 })

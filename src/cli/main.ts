@@ -55,7 +55,9 @@ Private mesh (offline; the authority folder holds the mesh's key, keep it offlin
                                   sign an admission and write the member folder to give the peer
                                   (no authority key in it); or --config FILE instead of --peer and
                                   --out for a peer config on this machine (its partitions default
-                                  to those it carries)
+                                  to those it carries); or --link URL for a browser tab (the id its
+                                  page shows): prints URL#join=<code> to open in that tab (the
+                                  admission, rules and revocations; no mesh secret)
   mesh revoke --authority DIR --peer ID [--reason R] [--out MEMBERDIR]
                                   revoke every admission of a peer; --out puts the revocation in a
                                   member folder, from which it spreads through the mesh
@@ -165,6 +167,7 @@ export async function main(argv: string[]): Promise<void> {
         group: { type: 'string' },
         partitions: { type: 'string' },
         days: { type: 'string' },
+        link: { type: 'string' },
         reason: { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -214,7 +217,7 @@ export async function main(argv: string[]): Promise<void> {
   if (command === 'mesh') {
     checkArity('mesh', rest, [], ['verb'])
     const { mesh } = await import('./mesh.js')
-    const flags = Object.fromEntries((['dir', 'name', 'rules', 'authority', 'peer', 'group', 'partitions', 'days', 'reason', 'out'] as const).flatMap((k) => (values[k] === undefined ? [] : [[k, values[k]]]))) as MeshOptions
+    const flags = Object.fromEntries((['dir', 'name', 'rules', 'authority', 'peer', 'group', 'partitions', 'days', 'reason', 'out', 'link'] as const).flatMap((k) => (values[k] === undefined ? [] : [[k, values[k]]]))) as MeshOptions
     return mesh(rest[0], options, flags)
   }
   if (Object.hasOwn(REMOTE_VERBS, command)) {

@@ -20,6 +20,8 @@ export interface MeshOptions {
   days?: string
   reason?: string
   out?: string
+  /** admit: the web app's URL in the browser tab being admitted; prints the admission link. */
+  link?: string
 }
 
 export class MeshUsageError extends ShoalError {
@@ -130,17 +132,37 @@ async function admit(options: Options, flags: MeshOptions): Promise<void> {
     partitions ??= carriedPartitions(config)
   }
   if (peer === undefined) throw new MeshUsageError('shoal mesh admit needs --peer ID (run `shoal id` on the peer) or --config FILE (a peer config on this machine)')
-  if (out === undefined) throw new MeshUsageError('shoal mesh admit needs --out MEMBERDIR: where to write the member folder to give the peer')
-  const made = await admitPeer(authority, { peer, group, out, ...(partitions === undefined ? {} : { partitions }), ...(days === undefined ? {} : { days }) })
+  const link = flags.link === undefined ? undefined : pageUrl(flags.link)
+  if (out === undefined && link === undefined) throw new MeshUsageError('shoal mesh admit needs --out MEMBERDIR (where to write the member folder to give the peer) or --link URL (a browser tab: the web app\'s address in that tab)')
+  const made = await admitPeer(authority, { peer, group, ...(out === undefined ? {} : { out }), ...(partitions === undefined ? {} : { partitions }), ...(days === undefined ? {} : { days }) })
   const a = made.admission
-  print(options, { ...a, memberDir: made.memberDir }, [
+  const joinLink = link === undefined ? null : `${link}#join=${made.joinCode}`
+  print(options, { ...a, memberDir: made.memberDir, ...(joinLink === null ? {} : { link: joinLink }) }, [
     `admitted ${a.peer} to mesh ${a.mesh}`,
     `  group ${a.group}, partitions ${a.partitions.length === 0 ? 'none' : a.partitions.join(', ')}, serial ${a.serial}, valid until ${new Date(a.expiresAt).toISOString()}`,
-    `member folder ${made.memberDir}`,
-    options.config === undefined
-      ? `  copy it to the peer and name it in its config: "mesh": "<that folder, relative to its data folder>" (it holds no authority key)`
-      : `  it is where ${options.config} names it: start that peer`,
+    ...(made.memberDir === null
+      ? []
+      : [
+          `member folder ${made.memberDir}`,
+          options.config === undefined
+            ? `  copy it to the peer and name it in its config: "mesh": "<that folder, relative to its data folder>" (it holds no authority key)`
+            : `  it is where ${options.config} names it: start that peer`,
+        ]),
+    ...(joinLink === null ? [] : ['open this link in the browser tab whose peer id was admitted (it holds the admission and the rules, no mesh secret):', joinLink]),
   ])
+}
+
+/** The web app's address for an admission link: an http(s) URL without a fragment of its own. */
+function pageUrl(text: string): string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new MeshUsageError(`--link must be the web app's address as the tab shows it, e.g. http://192.168.1.10:7001/ui/?store=s1 (got '${text.slice(0, 200)}')`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MeshUsageError(`--link must be an http: or https: address (got '${url.protocol}')`)
+  url.hash = ''
+  return url.toString()
 }
 
 async function revoke(options: Options, flags: MeshOptions): Promise<void> {

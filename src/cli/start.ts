@@ -43,7 +43,6 @@ export async function runPeer(config: PeerConfig, ready?: (peer: Peer) => Promis
   // In the banner (stdout), so it sits beside the addresses it is about.
   if (peer.trust === null) console.log('mesh OPEN ("open": true); warning: anyone who reaches the libp2p port may read and write every table; name a member folder in "mesh" for a private mesh (peers/README.md)')
   else console.log(`mesh ${peer.trust.mesh} (private: peers without its secret cannot connect)`)
-  if (peer.node.notListening.length > 0) console.log(`not listening on ${peer.node.notListening.join(', ')}: WebSockets cannot carry a private mesh's connections yet`)
   if (peer.bridge !== null) console.log(`SQL bridge ${peer.bridge.label}: ${peer.bridge.tableList().join(', ')}`)
   for (const line of more) console.log(line)
   console.log('\nrunning; press Ctrl-C to stop')

@@ -15,6 +15,8 @@ import type { Router } from './router.js'
 /** What the page needs to join the mesh through the peer that served it. */
 export interface UiPeerInfo {
   peerId: string
+  /** The private mesh the peer runs in (a tab must be admitted: `shoal mesh admit --link`), or null for an open mesh. */
+  mesh: string | null
   /** WebSocket listeners (none: browser peers cannot connect; the page says so). */
   webSockets: Array<{ port: number; secure: boolean }>
   /** Tables partitioned by store: a tab opened with ?store=… carries only that store of them. */

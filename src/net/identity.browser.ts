@@ -5,8 +5,8 @@ import { NetStartError, PeerKeyError } from './errors.js'
 
 /*
  * Port: the peer's key store, in a browser. The key lives in IndexedDB (`<data folder>/peer`,
- * entry 'peer.key', libp2p protobuf encoding). The store's Web Lock on the data folder is held
- * before the key is made, so two tabs never make two keys for one folder.
+ * entry 'peer.key', libp2p protobuf encoding), made under a Web Lock so two tabs never make two
+ * keys for one folder.
  */
 
 const KEY = 'peer.key'
@@ -16,8 +16,18 @@ export function peerKeyPath(dataDir: string): string {
   return `IndexedDB '${dataDir}/peer', entry '${KEY}'`
 }
 
+interface LockManagerLike {
+  request<T>(name: string, callback: () => Promise<T>): Promise<T>
+}
+
 /** The peer's persistent identity: created as a new Ed25519 key on first start, reused afterwards; a stored key that does not decode is an error, never replaced. */
 export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
+  // Two tabs opening one folder at once must not make two keys: the first makes it, the second reads it.
+  const locks = (globalThis.navigator as { locks?: LockManagerLike } | undefined)?.locks
+  return locks === undefined ? loadOrCreate(dataDir) : locks.request(`shoal:peer-key:${dataDir}`, () => loadOrCreate(dataDir))
+}
+
+async function loadOrCreate(dataDir: string): Promise<PrivateKey> {
   let db
   try {
     db = await peerDatabase(dataDir)

@@ -11,7 +11,6 @@ import type { Libp2p, PeerDiscovery } from '@libp2p/interface'
 import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
-import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
 import { swarmKeySecret } from '../trust/swarm-key.js'
@@ -57,11 +56,8 @@ export interface NetInit {
    * connection is then encrypted with it underneath Noise, so a node without it cannot complete a
    * connection, and learns nothing, not even which protocols are spoken. Without it: an open mesh.
    *
-   * WebSockets are left out then (their listen addresses skipped, listed in
-   * ShoalNode.notListening): with @libp2p/websockets 10.x a protected WebSocket dial never
-   * finishes the key's nonce exchange (the dialler never receives the listener's nonce, which
-   * the listener sends at once, apparently before the dialler's connection listens), so it hangs
-   * until its timeout; TCP is unaffected.
+   * WebSocket connections are the exception (shoal-node.ts isWebSocketAddress): browser
+   * peers join over them, kept out by admission alone.
    */
   swarmKey?: Uint8Array
   /**
@@ -79,10 +75,6 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   if (typeof init.dataDir !== 'string' || init.dataDir === '') throw new NetStartError('createNode needs { dataDir }')
   if (!Array.isArray(init.listen)) throw new NetStartError('createNode needs { listen: [multiaddr…] } (may be empty)')
   parseAddrs('listen', init.listen, false)
-  const protectedMesh = init.swarmKey !== undefined
-  const isWebSocket = (a: string): boolean => multiaddr(a).getComponents().some((c) => c.name === 'ws' || c.name === 'wss' || c.name === 'tls')
-  const listen = protectedMesh ? init.listen.filter((a) => !isWebSocket(a)) : init.listen
-  const notListening = init.listen.filter((a) => !listen.includes(a))
   const bootstrapList = init.bootstrap ?? []
   parseAddrs('bootstrap', bootstrapList, true)
 
@@ -118,8 +110,8 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     node = await createLibp2p<ShoalServices>({
       start: false,
       privateKey,
-      addresses: { listen },
-      transports: inMemory ? [memory()] : protectedMesh ? [tcp(), circuitRelayTransport()] : [tcp(), webSockets(), circuitRelayTransport()],
+      addresses: { listen: init.listen },
+      transports: inMemory ? [memory()] : [tcp(), webSockets(), circuitRelayTransport()],
       ...connectionOptions(),
       ...(connectionProtector === undefined ? {} : { connectionProtector }),
       peerDiscovery,
@@ -136,6 +128,6 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     join(init.dataDir, PEER_BOOK_FILE),
   )
   await startShoalNode(node, keeper, bootstrapList, `listen ${JSON.stringify(init.listen)}`, '; check that the ports are free and the addresses belong to this machine')
-  return new ShoalNode(node, keeper, online, notListening)
+  return new ShoalNode(node, keeper, online)
 }
 

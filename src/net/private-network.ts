@@ -2,13 +2,15 @@ import { randomBytes } from 'node:crypto'
 import { xsalsa20 } from '@noble/ciphers/salsa.js'
 import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection } from '@libp2p/interface'
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
+import { isWebSocketAddress } from './shoal-node.js'
 
 /*
  * The libp2p private network ("pnet") connection protector: both ends send a random 24-byte
  * nonce, then everything each sends is XORed with the XSalsa20 keystream of (mesh secret, its own
  * nonce). A node without the secret decrypts noise: Noise's handshake, the first thing after the
  * nonces, fails, and it learns nothing, not even the protocols spoken. The wire format is
- * @libp2p/pnet's (test/net/pnet.test.ts connects the two).
+ * @libp2p/pnet's (test/net/pnet.test.ts connects the two). WebSocket connections are not
+ * protected (isWebSocketAddress).
  *
  * Ours rather than @libp2p/pnet's own: its XSalsa20 (the `xsalsa20` WebAssembly package) keeps a
  * view of the module's memory per stream, and once one message larger than the initial 640 KiB
@@ -119,6 +121,7 @@ class PrivateNetworkProtector implements ConnectionProtector {
   ) {}
 
   async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+    if (isWebSocketAddress((connection as MultiaddrConnection).remoteAddr)) return connection
     const signal = options?.signal ?? AbortSignal.timeout(this.timeoutMs)
     const local = new Uint8Array(randomBytes(NONCE_BYTES))
     const bytes = byteStream(connection as MultiaddrConnection)

@@ -44,8 +44,6 @@ export class ShoalNode {
     readonly libp2p: Libp2p<ShoalServices>,
     private readonly keeper: MeshKeeper,
     private readonly online: OnlineSwitch,
-    /** Listen addresses left out: WebSockets ones under a mesh secret (see NetInit.swarmKey). */
-    readonly notListening: readonly string[] = [],
   ) {}
 
   get peerId(): PeerId {
@@ -204,6 +202,17 @@ export function parseAddrs(what: string, addrs: readonly string[], needPeerId: b
       throw new NetStartError(`${what} address '${a}' has no /p2p/<peer id> part; append the peer's id, e.g. ${a}/p2p/12D3KooW…`)
     }
   }
+}
+
+/**
+ * Whether a connection runs over WebSockets (`…/ws`, `…/wss`, `…/tls/ws`). Those are left to
+ * Noise and the admission handshake: they are how browser peers join, and a page cannot be given
+ * the mesh secret (every visitor could read it). Strangers can open such a connection, but
+ * nothing is served to a peer before its admission is checked (peer/admission.ts), and on an
+ * inbound WebSocket connection the dialler must present its admission first.
+ */
+export function isWebSocketAddress(addr: Multiaddr | undefined): boolean {
+  return addr?.getComponents().some((c) => c.name === 'ws' || c.name === 'wss') ?? false
 }
 
 /** Whether a node may connect at all: off while offline (ShoalNode.setOnline). */

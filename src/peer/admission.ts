@@ -2,7 +2,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { errorText, quote, silentLogger, type Logger } from '../log.js'
-import type { ShoalNode } from '../net/shoal-node.js'
+import { isWebSocketAddress, type ShoalNode } from '../net/shoal-node.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
 import { ADMIT_PROTOCOL, decodeHandshake, encodeHandshake, MAX_HANDSHAKE_BYTES, type Handshake } from '../trust/handshake.js'
 import type { Membership } from '../trust/membership.js'
@@ -32,7 +32,8 @@ export interface AdmissionInit {
 /**
  * The admission handshake of a private mesh (docs/trust.md, trust/handshake.ts): on every new
  * connection both sides present their admissions and the rules and revocations they hold. A peer
- * without a valid admission is hung up on and refused by the connection gater for DENY_MS; until
+ * without a valid admission is hung up on and refused by the connection gater for DENY_MS (on an
+ * inbound WebSocket connection the dialler presents first: see speaksFirst); until
  * its admission has been checked nothing else is served to it (sync and gossip ask `admitted`).
  * When a new rule or revocation arrives it is sent on to every connected peer, and members it
  * revokes are hung up on at once.
@@ -44,6 +45,8 @@ export class AdmissionService {
   private readonly buckets = new BucketsByKey(HANDSHAKES_PER_SECOND, HANDSHAKE_BURST)
   private readonly abort = new AbortController()
   private readonly running = new Set<Promise<unknown>>()
+  /** Timers of inbound WebSocket peers that have not presented themselves yet. */
+  private readonly waiting = new Set<ReturnType<typeof setTimeout>>()
   private node: ShoalNode | null = null
   private spreading = false
 
@@ -72,13 +75,18 @@ export class AdmissionService {
     await node.libp2p.handle(ADMIT_PROTOCOL, (stream, connection) => this.track(this.respond(stream, connection)), { maxInboundStreams: 2 })
     node.libp2p.addEventListener('peer:connect', this.onConnect)
     this.init.membership.onChange = () => this.spread()
-    for (const peer of node.connectedPeers()) void this.track(this.exchange(peer))
+    for (const peer of node.connectedPeers()) {
+      if (this.speaksFirst(peer)) void this.track(this.exchange(peer))
+      else this.awaitPresentation(peer)
+    }
   }
 
   async stop(): Promise<void> {
     const node = this.node
     if (node === null) return
     this.node = null
+    for (const timer of this.waiting) clearTimeout(timer)
+    this.waiting.clear()
     this.init.membership.onChange = undefined
     node.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.abort.abort()
@@ -87,7 +95,32 @@ export class AdmissionService {
   }
 
   private readonly onConnect = (event: CustomEvent<PeerId>): void => {
-    void this.track(this.exchange(event.detail))
+    const peer = event.detail
+    if (this.speaksFirst(peer)) void this.track(this.exchange(peer))
+    else this.awaitPresentation(peer)
+  }
+
+  /**
+   * Whether this side presents itself as soon as a connection opens. Not on an inbound
+   * WebSocket connection: the mesh secret does not protect those (net/private-network.ts), so
+   * anyone may open one, and this side says nothing of the mesh (its admission, the rules)
+   * until the dialler has presented a valid admission of its own.
+   */
+  private speaksFirst(peer: PeerId): boolean {
+    const connections = this.node?.libp2p.getConnections(peer) ?? []
+    return connections.some((c) => c.direction === 'outbound' || !isWebSocketAddress(c.remoteAddr))
+  }
+
+  /** An inbound WebSocket peer must present a valid admission within the handshake timeout, or it is refused. */
+  private awaitPresentation(peer: PeerId): void {
+    const id = peer.toString()
+    const timer = setTimeout(() => {
+      this.waiting.delete(timer)
+      const node = this.node
+      if (node === null || this.admitted(id) || node.libp2p.getConnections(peer).length === 0) return
+      void this.track(this.refuse(id, 'NOT_ADMITTED', `peer ${id} connected over WebSockets and presented no admission within ${HANDSHAKE_TIMEOUT_MS / 1000} s`))
+    }, HANDSHAKE_TIMEOUT_MS)
+    this.waiting.add(timer)
   }
 
   private hello(): Uint8Array {
@@ -199,7 +232,7 @@ export class AdmissionService {
           this.logger.warn(`peer ${quote(id)} is no longer a member (revoked or expired): hanging up`)
           this.denied.set(id, Date.now() + (this.init.denyMs ?? DENY_MS))
           void node.libp2p.hangUp(peer).catch(() => undefined)
-        } else {
+        } else if (this.speaksFirst(peer) || this.admitted(id)) {
           void this.track(this.exchange(peer))
         }
       }

@@ -1,15 +1,19 @@
 import { ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createBrowserNode } from '../net/browser-node.js'
+import { loadOrCreatePeerKey } from '../net/identity.js'
 import type { ShoalNode } from '../net/shoal-node.js'
 import { Shoal } from '../shoal.js'
 import type { PeerCounters, PeerStatus } from '../status.js'
 import type { Carries } from '../sync/carries.js'
 import type { TableSchema } from '../table/schema.js'
+import { decodeJoinCode } from '../trust/join-code.js'
 import { isPlainObject } from '../validation.js'
 import type { GossipReplicator } from './gossip-replicator.js'
 import { Replication, type GossipOptions, type SyncOptions } from './replication.js'
 import type { SyncService } from './sync-service.js'
+import { PeerTrust } from './trust.js'
 
 export interface BrowserPeerOptions {
   /** Names the IndexedDB databases this peer keeps (its "data folder"). Default 'shoal'. */
@@ -27,6 +31,12 @@ export interface BrowserPeerOptions {
   gossip?: GossipOptions
   /** Announce interval on the mesh's discovery topic (ms). */
   discoveryIntervalMs?: number
+  /**
+   * A private mesh to join: the join code of this tab's admission (the fragment of the link
+   * `shoal mesh admit --peer <BrowserPeer.peerId(name)> … --link URL` prints). Without it the
+   * peer joins an open mesh; a private mesh's peers hang up on it.
+   */
+  mesh?: string
 }
 
 /**
@@ -50,19 +60,39 @@ export class BrowserPeer {
     readonly node: ShoalNode,
     private readonly replication: Replication,
     readonly name: string,
+    /** This tab's trust in its private mesh, or null in an open mesh. */
+    readonly trust: PeerTrust | null,
   ) {}
+
+  /** The peer id a tab with this `name` has (its key is made and kept in IndexedDB if it has none yet): what an admission names. */
+  static async peerId(name = 'shoal'): Promise<string> {
+    return peerIdFromPrivateKey(await loadOrCreatePeerKey(name)).toString()
+  }
 
   static async start(options: BrowserPeerOptions): Promise<BrowserPeer> {
     const init = checkOptions(options)
     const logger = options.logger ?? silentLogger
-    const db = await Shoal.open({ dir: init.name, logger: logger.child({ component: 'store' }) })
+    // Checked before anything opens: a code for another key, or a lapsed admission, is refused here.
+    const trust = options.mesh === undefined ? null : await PeerTrust.load(decodeJoinCode(options.mesh), init.name)
+    const db = await Shoal.open({
+      dir: init.name,
+      logger: logger.child({ component: 'store' }),
+      // In a private mesh the store's actor is the peer id: its changes are signed by that key.
+      ...(trust === null ? {} : { actor: trust.self, signer: trust.signer, guard: trust.guard }),
+    })
     try {
-      for (const schema of options.tables ?? []) await db.defineTable(schema)
-      const replication = new Replication(null, logger)
+      if (trust === null || trust.mayDefineTables()) {
+        for (const schema of options.tables ?? []) await db.defineTable(schema)
+      }
+      const replication = new Replication(trust, logger)
+      const gater = replication.gater()
       const node = await createBrowserNode({
         dataDir: init.name,
         bootstrap: init.bootstrap,
         ...(options.discoveryIntervalMs === undefined ? {} : { discoveryIntervalMs: options.discoveryIntervalMs }),
+        // A private mesh's changesets carry their author's signature: gossipsub's is left off.
+        ...(trust === null ? {} : { signedGossip: false }),
+        ...(gater === undefined ? {} : { gater }),
       })
       try {
         await replication.start(db, node, {
@@ -75,7 +105,7 @@ export class BrowserPeer {
         await node.stop().catch(() => undefined)
         throw error
       }
-      const peer = new BrowserPeer(db, node, replication, init.name)
+      const peer = new BrowserPeer(db, node, replication, init.name, trust)
       peer.listen()
       return peer
     } catch (error) {
@@ -134,6 +164,7 @@ export class BrowserPeer {
       connectedPeers: this.node.connectedPeers().map((p) => p.toString()),
       http: null,
       sync: this.sync.status(),
+      mesh: this.trust?.status(this.node.connectedPeers().map((p) => p.toString())) ?? null,
     }
   }
 
@@ -167,5 +198,6 @@ function checkOptions(options: BrowserPeerOptions): { name: string; bootstrap: s
     throw new ValidationError(`BrowserPeer.start: 'carries' must be an object of table → [partition values (strings)]`)
   }
   if (options.tables !== undefined && !Array.isArray(options.tables)) throw new ValidationError(`BrowserPeer.start: 'tables' must be an array of table schemas`)
+  if (options.mesh !== undefined && typeof options.mesh !== 'string') throw new ValidationError(`BrowserPeer.start: 'mesh' must be a join code (the text after #join= in an admission link)`)
   return { name, bootstrap, carries }
 }

@@ -15,6 +15,7 @@ import { loadOrCreatePeerKey } from '../net/identity.js'
 import { encodeSigned, MAX_OWN_PARTITIONS, meshIdOf, openSigned, signDocument, type Admission, type Revocation, type Rules, type Signed } from '../trust/documents.js'
 import { TrustError } from '../trust/errors.js'
 import type { MeshMaterial } from '../trust/material.js'
+import { encodeJoinCode } from '../trust/join-code.js'
 import { Membership } from '../trust/membership.js'
 import { parseRulesText, type RulesSource } from '../trust/rules-source.js'
 import { formatSwarmKey, parseSwarmKey, SWARM_KEY_BYTES } from '../trust/swarm-key.js'
@@ -302,7 +303,7 @@ function checkPeerId(peer: string): void {
 }
 
 /** Signs an admission; writes the member folder when `out` is given. */
-export async function admitPeer(authorityDir: string, options: AdmitOptions): Promise<{ admission: Admission; bytes: Uint8Array; memberDir: string | null }> {
+export async function admitPeer(authorityDir: string, options: AdmitOptions): Promise<{ admission: Admission; bytes: Uint8Array; memberDir: string | null; joinCode: string }> {
   const authority = await loadAuthority(authorityDir)
   checkPeerId(options.peer)
   const rules = authority.rules.document
@@ -333,7 +334,9 @@ export async function admitPeer(authorityDir: string, options: AdmitOptions): Pr
   const bytes = encodeSigned(signed)
   let memberDir: string | null = null
   if (options.out !== undefined) memberDir = await writeMemberFolder(authority, options.out, options.peer, bytes)
-  return { admission, bytes, memberDir }
+  // What a member folder holds but the secret, for a browser tab (trust/join-code.ts).
+  const joinCode = encodeJoinCode({ mesh: authority.mesh, documents: [bytes, encodeSigned(authority.rules), ...revocationsOf(authority)] })
+  return { admission, bytes, memberDir, joinCode }
 }
 
 function revocationsOf(authority: Authority): Uint8Array[] {

@@ -149,7 +149,7 @@ export class Peer {
           counters: () => started().counters(),
           bridge: () => peer?.bridge?.status() ?? null,
           ...(trust === null ? {} : { meshDocuments: (docs: Uint8Array[]) => trust.addDocuments(docs) }),
-          ...(config.ui ? { ui: { info: () => uiPeerInfo(node, db), ...(options.uiDir === undefined ? {} : { dir: options.uiDir }) } } : {}),
+          ...(config.ui ? { ui: { info: () => uiPeerInfo(node, db, trust), ...(options.uiDir === undefined ? {} : { dir: options.uiDir }) } } : {}),
         })
         undo.push(() => http!.close())
         await writeApiFile(dir, { url: http.url, pid: process.pid, token })
@@ -197,7 +197,7 @@ export class Peer {
 }
 
 /** What the web app needs to reach this peer: its id, its WebSocket ports, its tables partitioned by store. */
-function uiPeerInfo(node: ShoalNode, db: Shoal): UiPeerInfo {
+function uiPeerInfo(node: ShoalNode, db: Shoal, trust: PeerTrust | null): UiPeerInfo {
   const webSockets = new Map<number, boolean>()
   for (const addr of node.multiaddrs()) {
     const parts = addr.getComponents()
@@ -208,6 +208,7 @@ function uiPeerInfo(node: ShoalNode, db: Shoal): UiPeerInfo {
   }
   return {
     peerId: node.peerId.toString(),
+    mesh: trust?.mesh ?? null,
     webSockets: [...webSockets].map(([port, secure]) => ({ port, secure })),
     storeTables: db
       .tables()

@@ -8,7 +8,7 @@ import { TrustGate } from '../sync/trust-gate.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import { signChangeset } from '../trust/changeset.js'
 import { TrustError } from '../trust/errors.js'
-import type { MeshMaterial } from '../trust/material.js'
+import type { JoinMaterial } from '../trust/join-code.js'
 import { Membership, type Member } from '../trust/membership.js'
 
 /**
@@ -41,7 +41,7 @@ export class PeerTrust {
   }
 
   /** Reads the peer's key from its data folder and checks the mesh documents; TrustError if this peer is not a member. */
-  static async load(material: MeshMaterial, dataDir: string): Promise<PeerTrust> {
+  static async load(material: JoinMaterial, dataDir: string): Promise<PeerTrust> {
     const key = await loadOrCreatePeerKey(dataDir)
     const self = peerIdFromPrivateKey(key).toString()
     const membership = new Membership(material.mesh)

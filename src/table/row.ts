@@ -4,6 +4,7 @@ import { rowHash } from './digest-tree.js'
 import { hash128 } from './hash.js'
 import type { ColumnKind, ResolvedSchema } from './schema.js'
 import { textSplices } from './text-diff.js'
+import { rebase } from './text-edit.js'
 
 /*
  * Row semantics, identical on both engines and every replica.
@@ -33,7 +34,7 @@ export type RowOp =
   | { op: 'put'; values: Readonly<Record<string, unknown>> }
   | { op: 'update'; values: Readonly<Record<string, unknown>> }
   | { op: 'increment'; column: string; by: number }
-  | { op: 'editText'; column: string; index: number; delete: number; insert: string }
+  | { op: 'editText'; column: string; index: number; delete: number; insert: string; base?: string }
   | { op: 'delete' }
 
 export interface RowState {
@@ -115,6 +116,11 @@ export class RowDocument {
     }
     if (!alive && op.op !== 'put') throw new RowNotFoundError(this.table, this.key)
     const life = alive ? cl : cl + 1
+    if (op.op === 'editText' && op.base !== undefined) {
+      // Made against a text read earlier: moved onto the current one here, in the same change.
+      const moved = rebase({ index: op.index, delete: op.delete, insert: op.insert }, op.base, alive ? (this.doc.read(life).texts.get(op.column) ?? '') : '')
+      op = { op: 'editText', column: op.column, index: moved.index, delete: moved.delete, insert: op.insert }
+    }
     if (op.op === 'editText') {
       const length = this.doc.textLength(life, op.column)
       if (!Number.isSafeInteger(op.index) || op.index < 0 || op.index > length) {

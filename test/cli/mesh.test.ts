@@ -1,6 +1,8 @@
 import { copyFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { decodeJoinCode } from '../../src/trust/join-code.js'
+import { Membership } from '../../src/trust/membership.js'
 import { tempDir } from '../helpers/tempdir.js'
 import { CHILD_PROCESSES_TIMEOUT_MS, runOk, runToEnd, shoal, stopPeer, waitForOutput } from '../helpers/cli.js'
 
@@ -56,6 +58,25 @@ describe('shoal id and shoal mesh', () => {
     expect(shown).toMatch(/sales\s+read: own partitions \(1\)\s+write: own partitions \(1\)/)
     expect(shown).toMatch(/revocations\s+0/)
 
+    // A browser tab: no member folder, a link holding its admission and the rules (no secret)
+    const tab = (await runOk(['id', '--data', join(dir, 'tab')])).trim()
+    const linked = await runOk(['mesh', 'admit', '--authority', authority, '--peer', tab, '--group', 'store', '--partitions', 's1', '--link', 'http://127.0.0.1:7001/ui/?store=s1#old'])
+    const link = /^(http:\/\/127\.0\.0\.1:7001\/ui\/\?store=s1#join=[\w-]+)$/m.exec(linked)?.[1]
+    expect(link, linked).toBeDefined()
+    expect(linked).not.toMatch(/member folder/)
+    const material = decodeJoinCode(new URL(link!).hash.slice('#join='.length))
+    expect(material.mesh).toBe(mesh)
+    const membership = new Membership(mesh!)
+    for (const doc of material.documents) await membership.add(doc)
+    expect(membership.member(tab)?.group).toBe('store')
+    // the mesh secret is not in it
+    const secret = (await readFile(join(authority, 'swarm.key'), 'utf8')).trim().split('\n').pop()!
+    expect(secret).toMatch(/^[0-9a-f]{64}$/)
+    expect(material.documents.map((d) => Buffer.from(d).toString('hex')).join('')).not.toContain(secret)
+    const badLink = await runToEnd(['mesh', 'admit', '--authority', authority, '--peer', tab, '--group', 'store', '--link', 'ftp://x/'])
+    expect(badLink.code).toBe(2)
+    expect(badLink.stderr).toMatch(/--link must be an http: or https: address/)
+
     const wrongGroup = await runToEnd(['mesh', 'admit', '--authority', authority, '--peer', id, '--group', 'shop', '--out', member])
     expect(wrongGroup.code).toBe(1)
     expect(wrongGroup.stderr).toMatch(/group 'shop' is not in the mesh's rules \(version 1; groups: hq, store\)/)
@@ -76,7 +97,11 @@ describe('shoal id and shoal mesh', () => {
     expect(showRevoked.stderr).toMatch(/is revoked \(till stolen/)
 
     const overview = JSON.parse(await runOk(['mesh', 'show', '--dir', authority, '--json'])) as { mesh: string; rules: { version: number }; admitted: Array<{ peer: string; revoked: boolean }>; revocations: number }
-    expect(overview).toMatchObject({ mesh, rules: { version: 2 }, admitted: [{ peer: id, revoked: true }], revocations: 1 })
+    expect(overview).toMatchObject({ mesh, rules: { version: 2 }, revocations: 1 })
+    expect(overview.admitted.map((a) => [a.peer, a.revoked])).toEqual([
+      [id, true],
+      [tab, false],
+    ])
 
     // Wrong key: the authority folder holding another mesh's key
     const other = join(dir, 'other')

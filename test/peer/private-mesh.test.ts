@@ -23,7 +23,7 @@ const TABLES: TableSchema[] = [
   { name: 'sales', primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', total: 'number' } },
 ]
 
-async function member(mesh: TestMesh, group: string, partitions: string[], options: { bootstrap?: TestPeer[]; carries?: Record<string, string[]> } = {}): Promise<TestPeer & { id: string }> {
+async function member(mesh: TestMesh, group: string, partitions: string[], options: { bootstrap?: TestPeer[]; carries?: Record<string, string[]>; listen?: string[] } = {}): Promise<TestPeer & { id: string }> {
   const dir = await tempDir()
   const m = await memberFolder(mesh, dir, group, partitions)
   const p = await startPeer({
@@ -31,6 +31,7 @@ async function member(mesh: TestMesh, group: string, partitions: string[], optio
     trust: m.material,
     tables: TABLES,
     ...(options.carries === undefined ? {} : { carries: options.carries }),
+    ...(options.listen === undefined ? {} : { listen: options.listen }),
     bootstrap: (options.bootstrap ?? []).map(addressOf),
     sync: { intervalMs: 1_000 },
   })
@@ -89,7 +90,7 @@ describe('a private mesh with roles', () => {
     expect(status.mesh!.rights.find((r) => r.table === 'catalog')).toEqual({ table: 'catalog', write: [], read: '*' })
   })
 
-  it('a node without the mesh secret cannot connect at all, even with a valid admission', async () => {
+  it('a node without the mesh secret cannot connect at all over TCP, even with a valid admission', async () => {
     const mesh = await testMesh()
     const hq = await member(mesh, 'hq', [])
     const dir = await tempDir()
@@ -103,6 +104,47 @@ describe('a private mesh with roles', () => {
         await node.stop()
       }
     }
+  })
+
+  it('over WebSockets (no mesh secret, how browsers join) admission alone keeps strangers out, and members in', async () => {
+    const mesh = await testMesh()
+    const hq = await member(mesh, 'hq', [], { listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'] })
+    await hq.peer.db.table('catalog').put('secret-tea', { price: 3 })
+    const ws = hq.peer.node.multiaddrs().map(String).find((a) => a.includes('/ws/'))!
+    // A stranger (no secret, no admission) can open the connection, but hq says nothing of the
+    // mesh to it: it never presents itself first, serves no sync, and hangs up when the
+    // stranger does not present a valid admission in time.
+    const silent = await createNode({ dataDir: join(await tempDir(), 'silent'), listen: [], mdns: false })
+    const told: string[] = []
+    await silent.libp2p.handle(ADMIT_PROTOCOL, (stream) => {
+      told.push('hello')
+      stream.abort(new Error('stranger'))
+    })
+    try {
+      await silent.dial(ws)
+      expect(silent.connectedPeers().map(String)).toEqual([hq.id])
+      const sync = await silent.libp2p.dialProtocol(hq.peer.node.peerId, SYNC_PROTOCOL).catch(() => null)
+      if (sync !== null) {
+        const lp = lpStream(sync, { maxDataLength: MAX_FRAME_BYTES })
+        await lp.write(encodeRequest({ type: 'hello', carries: {}, roots: [], next: null })).catch(() => undefined)
+        const reply = (await lp.read({ signal: AbortSignal.timeout(5_000) })).subarray()
+        expect(decodeResponse(reply, 'hello')).toMatchObject({ type: 'error', code: 'NOT_ADMITTED' })
+      }
+      await eventually('hq hangs up on the silent stranger', () => silent.connectedPeers().length === 0, 20_000)
+      expect(told).toEqual([])
+      expect(hq.peer.refusals.counts().NOT_ADMITTED ?? 0).toBeGreaterThanOrEqual(1)
+      // One presenting no admission is refused at once, and learns nothing either.
+      await silent.dial(ws).catch(() => undefined)
+      expect(await handshake(silent, hq, null)).toBe(false)
+    } finally {
+      await silent.stop()
+    }
+    // A member joins over WebSockets like over TCP, and replicates within its rights.
+    const s1 = await member(mesh, 'store', ['1'], { carries: { sales: ['1'] } })
+    await s1.peer.node.dial(ws)
+    await eventually('the member over WebSockets gets its store', async () => (await s1.peer.db.status()).tables.length === 2 && (await s1.peer.db.table('catalog').get('secret-tea')) !== null)
+    await s1.peer.db.table('sales').put('ws-sale', { store: '1', total: 5 })
+    await eventually('its sale reaches hq', async () => (await hq.peer.db.table('sales').get('ws-sale')) !== null)
   })
 
   it('refuses a node without an admission, with an expired one, and with one of another mesh: nothing is read or written', async () => {

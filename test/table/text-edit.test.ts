@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { editBetween, moveIndex, rebase, type Edit } from '../../src/ui/text-diff.js'
+import { editBetween, moveIndex, rebase, type Edit } from '../../src/table/text-edit.js'
 
 const apply = (text: string, e: Edit): string => text.slice(0, e.index) + e.insert + text.slice(e.index + e.delete)
 

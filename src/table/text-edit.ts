@@ -1,7 +1,10 @@
 /*
- * A text field bound to a collaborative text column: what the user typed becomes one edit
- * (TextEdit: index, delete, insert), and a remote change moves the caret the way the text moved.
- * Indexes are UTF-16 code units, as in the DOM and in TextEdit; an edit never splits a surrogate pair.
+ * Edits of a text column made against a text read earlier. A text field bound to a collaborative
+ * column turns what the user typed into one edit (editBetween), moves its caret the way a remote
+ * change moved the text (moveIndex), and an edit carrying the text it was made against (TextEdit
+ * `base`) is moved onto the row's current text by the store when it is applied (rebase): others'
+ * changes since the read stay, and the edit lands where it was meant to. Indexes are UTF-16 code
+ * units, as in the DOM; an edit never splits a surrogate pair.
  */
 
 export interface Edit {
@@ -27,9 +30,12 @@ export function editBetween(before: string, after: string): Edit | null {
   return { index: start, delete: before.length - start - end, insert: after.slice(start, after.length - end) }
 }
 
-/** Where a caret at `index` goes when `edit` is applied before it. */
-export function moveIndex(index: number, edit: Edit): number {
-  if (index <= edit.index) return index
+/**
+ * Where a caret at `index` goes when `edit` is applied before it. A caret exactly where the edit
+ * inserts stays before the inserted text, unless `after` (the start of a range of existing text).
+ */
+export function moveIndex(index: number, edit: Edit, after = false): number {
+  if (index < edit.index || (index === edit.index && !after)) return index
   if (index >= edit.index + edit.delete) return index - edit.delete + edit.insert.length
   // Inside removed text: to the end of what replaced it.
   return edit.index + edit.insert.length
@@ -42,7 +48,8 @@ export function moveIndex(index: number, edit: Edit): number {
 export function rebase(edit: Edit, before: string, current: string): Edit {
   const theirs = editBetween(before, current)
   if (theirs === null) return edit
-  const index = moveIndex(edit.index, theirs)
+  // A deletion is of text that existed: text inserted right at its start is not part of it.
+  const index = moveIndex(edit.index, theirs, edit.delete > 0)
   const end = Math.max(index, moveIndex(edit.index + edit.delete, theirs))
   return { index: Math.min(index, current.length), delete: Math.min(end, current.length) - Math.min(index, current.length), insert: edit.insert }
 }
