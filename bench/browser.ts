@@ -263,7 +263,7 @@ async function main(): Promise<void> {
       quick: PARTIAL,
       seconds: (performance.now() - t0) / 1000,
       srcHash: SRC_HASH,
-      sizes: `rows ${ROWS.map(fmt).join(', ')}; ${CLICKS} clicks; headless Chromium ${browser.version()}`,
+      sizes: `rows ${ROWS.map((r) => fmt(r)).join(', ')}; ${CLICKS} clicks; headless Chromium ${browser.version()}`,
       table: `${table}\n\n${clicksTable}`,
       targets: `bundle: a Shoal page with Yjs tables loads ${fmt(bundle.shoalPageGzip / 1024, 1)} KiB gzip (goal ≤ 350 KB: ${bundle.shoalPageGzip <= 350_000 ? 'met' : 'MISSED'})`,
       notes: ['interactive: ms from navigation start; all rows in: ms from navigation start; rows/s over the load after interactive'],

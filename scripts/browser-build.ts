@@ -15,7 +15,12 @@ import { build, type Plugin } from 'esbuild'
  *   npx tsx scripts/browser-build.ts [outdir]     (default dist/browser; part of npm run build)
  */
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+/** The package's root: the nearest folder above this module with a package.json (from scripts/ or dist/scripts/ alike). */
+export const ROOT = ((): string => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  return dir
+})()
 
 /** Resolves `./x.js` imports inside src/ to `./x.browser.ts` where such a file exists. */
 export const browserPorts: Plugin = {
