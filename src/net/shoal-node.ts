@@ -113,7 +113,6 @@ export class ShoalNode {
   }
 }
 
-
 /** The services of every Shoal node; Node peers add dcutr, autonat and (when asked) a relay server. */
 export function shoalServices(signedGossip: boolean): ServiceFactoryMap<ShoalServices> {
   return {

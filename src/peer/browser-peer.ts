@@ -156,16 +156,7 @@ export class BrowserPeer {
   }
 
   async status(): Promise<PeerStatus> {
-    return {
-      ...(await this.db.status()),
-      name: this.name,
-      peerId: this.peerId,
-      addresses: this.node.multiaddrs().map((a) => a.toString()),
-      connectedPeers: this.node.connectedPeers().map((p) => p.toString()),
-      http: null,
-      sync: this.sync.status(),
-      mesh: this.trust?.status(this.node.connectedPeers().map((p) => p.toString())) ?? null,
-    }
+    return { ...(await this.db.status()), name: this.name, ...this.replication.networkStatus(this.node), http: null }
   }
 
   counters(): PeerCounters {

@@ -167,13 +167,9 @@ export class Peer {
     return {
       ...(await this.db.status()),
       name: this.config.name,
-      peerId: this.node.peerId.toString(),
-      addresses: this.node.multiaddrs().map((a) => a.toString()),
-      connectedPeers: this.node.connectedPeers().map((p) => p.toString()),
+      ...this.replication.networkStatus(this.node),
       http: this.http?.url ?? null,
-      sync: this.sync.status(),
       bridge: this.bridge?.status() ?? null,
-      mesh: this.trust?.status(this.node.connectedPeers().map((p) => p.toString())) ?? null,
     }
   }
 

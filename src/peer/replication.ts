@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js'
 import type { ShoalNode } from '../net/shoal-node.js'
 import type { Shoal } from '../shoal.js'
-import type { PeerCounters } from '../status.js'
+import type { PeerCounters, PeerStatus } from '../status.js'
 import type { Carries } from '../sync/carries.js'
 import { StoreChangesets } from '../sync/store-changesets.js'
 import { AdmissionService } from './admission.js'
@@ -117,6 +117,18 @@ export class Replication {
   /** Stops anti-entropy, admission and gossip (the node and the store are the caller's). Idempotent. */
   async stop(): Promise<void> {
     for (const step of this.undo.splice(0).reverse()) await step().catch(() => undefined)
+  }
+
+  /** What a running peer's status says of its network and replication (both kinds of peer). */
+  networkStatus(node: ShoalNode): Pick<PeerStatus, 'peerId' | 'addresses' | 'connectedPeers' | 'sync' | 'mesh'> {
+    const connected = node.connectedPeers().map((p) => p.toString())
+    return {
+      peerId: node.peerId.toString(),
+      addresses: node.multiaddrs().map((a) => a.toString()),
+      connectedPeers: connected,
+      sync: this.sync.status(),
+      mesh: this.trust?.status(connected) ?? null,
+    }
   }
 
   counters(node: ShoalNode): PeerCounters {
