@@ -1,6 +1,7 @@
-import { Level } from 'level'
+import type { Level } from 'level'
 import { StoreOpenError } from '../errors.js'
 import { claimDataFolder } from './data-folder.js'
+import { openLevel } from './database.js'
 import { META_ACTOR, META_FORMAT, STORE_FORMAT } from './layout.js'
 
 export interface OpenedDatabase {
@@ -26,7 +27,7 @@ export async function openDatabase(dir: string, wantedActor: string | undefined)
 }
 
 async function openClaimed(dir: string, wantedActor: string | undefined, release: () => Promise<void>): Promise<OpenedDatabase> {
-  const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  const db = openLevel(dir)
   try {
     await db.open()
   } catch (error) {
