@@ -42,7 +42,7 @@ export async function runPeer(config: PeerConfig, ready?: (peer: Peer) => Promis
   console.log(`mDNS ${config.mdns ? 'on' : 'off'}; bootstrap: ${config.bootstrap.length === 0 ? 'none' : config.bootstrap.join(', ')}`)
   // In the banner (stdout), so it sits beside the addresses it is about.
   if (peer.trust === null) console.log('mesh OPEN ("open": true); warning: anyone who reaches the libp2p port may read and write every table; name a member folder in "mesh" for a private mesh (peers/README.md)')
-  else console.log(`mesh ${peer.trust.mesh} (private: peers without its secret cannot connect)`)
+  else console.log(`mesh ${peer.trust.mesh} (private: TCP needs the mesh secret; every peer, browser tabs over WebSockets too, is served only once its admission checks out)`)
   if (peer.bridge !== null) console.log(`SQL bridge ${peer.bridge.label}: ${peer.bridge.tableList().join(', ')}`)
   for (const line of more) console.log(line)
   console.log('\nrunning; press Ctrl-C to stop')
