@@ -514,14 +514,20 @@ export class GossipReplicator {
         origin,
       ),
     )
+    let unknownTable = false
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') {
         if (result.value !== 'unchanged') this.counters.deltasApplied++
-      } else {
-        const key = batch.deltas[i]!.key
-        this.refuse(reasonOf(result.reason), `delta for ${batch.table}/${quote(key)} from ${origin} refused: ${(result.reason as Error).message}`)
+        return
       }
+      const key = batch.deltas[i]!.key
+      const reason = reasonOf(result.reason)
+      // A table whose definition has not reached this peer yet (its first seconds in the mesh):
+      // counted, but no warning; a round with the sender brings the definition and the rows.
+      unknownTable ||= reason === 'TABLE_UNKNOWN'
+      this.refusals.refuse(reason, `delta for ${batch.table}/${quote(key)} from ${origin} refused: ${(result.reason as Error).message}`, undefined, reason === 'TABLE_UNKNOWN' ? 'debug' : 'warn')
     })
+    if (unknownTable) this.onPartitionLearned?.(batch.table, batch.partition, origin)
   }
 
   private async receiveChangeset(message: Message, kind: ReturnType<typeof gossipKind>, origin: string): Promise<void> {

@@ -46,7 +46,8 @@ export class Refusals {
     private readonly now: () => number = Date.now,
   ) {}
 
-  refuse(reason: RefusalReason, message: string, fields?: LogFields): void {
+  /** `level`: 'debug' for refusals that are expected now and then from honest peers (still counted). */
+  refuse(reason: RefusalReason, message: string, fields?: LogFields, level: 'warn' | 'debug' = 'warn'): void {
     this.byReason.set(reason, (this.byReason.get(reason) ?? 0) + 1)
     const now = this.now()
     let window = this.windows.get(reason)
@@ -59,7 +60,7 @@ export class Refusals {
     }
     if (window.logged < REFUSAL_LINES_PER_WINDOW) {
       window.logged++
-      this.logger.warn(escapeControls(message), { reason, ...fields })
+      this.logger[level](escapeControls(message), { reason, ...fields })
     } else {
       window.suppressed++
     }

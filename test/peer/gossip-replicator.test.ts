@@ -21,7 +21,7 @@ async function startPeer(bootstrap: string[] = []): Promise<Peer> {
   const db = await Shoal.open({ dir: join(dir, 'db') })
   const node = await createNode({ dataDir: join(dir, 'net'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false })
   const logs: string[] = []
-  const replicator = new GossipReplicator(db.replication(), node, { carries: { stock: ['7'] }, logger: callbackLogger((_level, m) => logs.push(m)) })
+  const replicator = new GossipReplicator(db.replication(), node, { carries: { stock: ['7'] }, logger: callbackLogger((level, m) => void (level !== 'debug' && logs.push(m))) })
   replicator.start()
   const peer = { db, node, replicator, logs }
   peers.push(peer)
@@ -101,5 +101,19 @@ describe('gossip replication between real libp2p peers on 127.0.0.1', () => {
     expect(b.logs.join('\n')).toMatch(/not valid CBOR[\s\S]*protocol version 9[\s\S]*came on[\s\S]*not a valid Yjs update/)
     expect(await b.db.status()).toEqual(before)
     expect(await b.db.table('stock').get('Y')).toEqual({ sku: 'Y', store: '7', qty: 1 })
+  })
+
+  it('takes deltas of a table not defined here yet without a warning, and asks the sender for a round', async () => {
+    const a = await startPeer()
+    const b = await startPeer([a.node.multiaddrs()[0]!.toString()])
+    const learned: string[] = []
+    b.replicator.onPartitionLearned = (table, partition, from) => learned.push(`${table}/${partition} from ${from}`)
+    const topic = topicFor('stock', '7')
+    await eventually('a sees b on the stock topic', () => a.node.pubsub.getSubscribers(topic).length === 1)
+    const { encodeDeltaBatch } = await import('../../src/sync/gossip.js')
+    await a.node.pubsub.publish(topic, encodeDeltaBatch({ table: 'stock', partition: '7', deltas: [{ key: 'Y', delta: new Uint8Array([1, 2, 3]) }] }))
+    await eventually('b asked a for a round', () => learned.length === 1)
+    expect(learned).toEqual([`stock/7 from ${a.node.peerId.toString()}`])
+    expect(b.logs).toEqual([])
   })
 })
