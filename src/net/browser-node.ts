@@ -2,13 +2,13 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import type { Libp2p, PeerDiscovery } from '@libp2p/interface'
 import { webSockets } from '@libp2p/websockets'
-import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import type { Libp2pOptions } from 'libp2p'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, PEER_BOOK_FILE } from './constants.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
-import { connectionOptions, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, type ShoalServices, startShoalNode } from './shoal-node.js'
+import { configureLibp2p, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, startShoalNode } from './shoal-node.js'
 
 export interface BrowserNetInit {
   /** The data folder's name: the peer key and peer book live in IndexedDB beside the store. */
@@ -41,21 +41,14 @@ export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode
   ]
   if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap }))
   const online = new OnlineSwitch()
-  let node: Libp2p<ShoalServices>
-  try {
-    node = await createLibp2p<ShoalServices>({
-      start: false,
-      privateKey,
-      addresses: { listen: ['/p2p-circuit'] },
-      transports: [webSockets(), circuitRelayTransport()],
-      ...connectionOptions(),
-      peerDiscovery,
-      services: shoalServices(init.signedGossip !== false),
-      connectionGater: gaterFrom(online, init.gater),
-    })
-  } catch (error) {
-    throw new NetStartError(`cannot configure the libp2p node: ${(error as Error).message}`, { cause: error })
-  }
+  const node = await configureLibp2p({
+    privateKey,
+    addresses: { listen: ['/p2p-circuit'] },
+    transports: [webSockets(), circuitRelayTransport()],
+    peerDiscovery,
+    services: shoalServices(init.signedGossip !== false),
+    connectionGater: gaterFrom(online, init.gater),
+  })
   const keeper = new MeshKeeper(node as unknown as Libp2p, { ...DEFAULT_REDIAL, ...init.redial }, `${init.dataDir}/${PEER_BOOK_FILE}`)
   await startShoalNode(node, keeper, init.bootstrap, `bootstrap ${JSON.stringify(init.bootstrap)}`)
   return new ShoalNode(node, keeper, online)

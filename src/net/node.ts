@@ -11,7 +11,7 @@ import type { Libp2p, PeerDiscovery } from '@libp2p/interface'
 import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
-import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
+import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, MDNS_SERVICE_TAG, PEER_BOOK_FILE } from './constants.js'
 import { swarmKeySecret } from '../trust/swarm-key.js'
 import { NetStartError } from './errors.js'
@@ -20,7 +20,7 @@ import { meshDiscovery } from './mesh-discovery.js'
 import { privateNetwork } from './private-network.js'
 import { lanDiscovery } from './lan-discovery.js'
 import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
-import { connectionOptions, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, startShoalNode, type ShoalServices } from './shoal-node.js'
+import { configureLibp2p, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, startShoalNode, type ShoalServices } from './shoal-node.js'
 
 export { ShoalNode, type ShoalServices } from './shoal-node.js'
 
@@ -105,22 +105,15 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   if (init.relay === true) services.relay = circuitRelayServer()
 
   const online = new OnlineSwitch()
-  let node: Libp2p<ShoalServices>
-  try {
-    node = await createLibp2p<ShoalServices>({
-      start: false,
-      privateKey,
-      addresses: { listen: init.listen },
-      transports: inMemory ? [memory()] : [tcp(), webSockets(), circuitRelayTransport()],
-      ...connectionOptions(),
-      ...(connectionProtector === undefined ? {} : { connectionProtector }),
-      peerDiscovery,
-      services,
-      connectionGater: gaterFrom(online, init.gater),
-    })
-  } catch (error) {
-    throw new NetStartError(`cannot configure the libp2p node: ${(error as Error).message}`, { cause: error })
-  }
+  const node = await configureLibp2p({
+    privateKey,
+    addresses: { listen: init.listen },
+    transports: inMemory ? [memory()] : [tcp(), webSockets(), circuitRelayTransport()],
+    ...(connectionProtector === undefined ? {} : { connectionProtector }),
+    peerDiscovery,
+    services,
+    connectionGater: gaterFrom(online, init.gater),
+  })
 
   const keeper = new MeshKeeper(
     node as unknown as Libp2p,

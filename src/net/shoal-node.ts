@@ -9,7 +9,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { yamux } from '@libp2p/yamux'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
+import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
 import { coalescing } from './coalescing-encrypter.js'
 import { CONNECTION_PING_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS } from './constants.js'
 import { NetStartError } from './errors.js'
@@ -138,8 +138,20 @@ export function shoalServices(signedGossip: boolean): ServiceFactoryMap<ShoalSer
   }
 }
 
+/**
+ * A configured, not yet started libp2p node: encryption, multiplexing and liveness the same on
+ * every transport; `options` add the key, addresses, transports, discovery, services and gater.
+ */
+export async function configureLibp2p(options: Omit<Libp2pOptions<ShoalServices>, 'start' | 'connectionEncrypters' | 'streamMuxers' | 'connectionMonitor'>): Promise<Libp2p<ShoalServices>> {
+  try {
+    return await createLibp2p<ShoalServices>({ start: false, ...options, ...connectionOptions() })
+  } catch (error) {
+    throw new NetStartError(`cannot configure the libp2p node: ${(error as Error).message}`, { cause: error })
+  }
+}
+
 /** Encryption, multiplexing and liveness, the same on every transport. */
-export function connectionOptions(): Pick<Libp2pOptions, 'connectionEncrypters' | 'streamMuxers' | 'connectionMonitor'> {
+function connectionOptions(): Pick<Libp2pOptions, 'connectionEncrypters' | 'streamMuxers' | 'connectionMonitor'> {
   return {
     connectionEncrypters: [coalescing(noise())],
     streamMuxers: [yamux()],

@@ -1,4 +1,5 @@
 import { diffChars } from 'diff'
+import { editBetween } from './text-edit.js'
 
 /**
  * One splice of a text, in UTF-16 code units (the unit both engines index text by): remove
@@ -28,8 +29,6 @@ export const MAX_TEXT_DIFF_CHARS = 20_000
  */
 export const TEXT_DIFF_WORK = 1_000_000
 
-const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff
-const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff
 
 /**
  * The splices that turn `from` into `to` with the fewest characters removed and inserted (within
@@ -40,15 +39,10 @@ const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdf
 export function textSplices(from: string, to: string): TextSplice[] {
   if (from === to) return []
   // The common prefix and suffix cost O(N) to find and are most of any small edit.
-  let start = 0
-  const shorter = Math.min(from.length, to.length)
-  while (start < shorter && from.charCodeAt(start) === to.charCodeAt(start)) start++
-  if (start > 0 && isHighSurrogate(from.charCodeAt(start - 1))) start--
-  let end = 0
-  while (end < shorter - start && from.charCodeAt(from.length - 1 - end) === to.charCodeAt(to.length - 1 - end)) end++
-  if (end > 0 && isLowSurrogate(from.charCodeAt(from.length - end))) end--
-  const oldMiddle = from.slice(start, from.length - end)
-  const newMiddle = to.slice(start, to.length - end)
+  const outer = editBetween(from, to)!
+  const start = outer.index
+  const oldMiddle = from.slice(start, start + outer.delete)
+  const newMiddle = outer.insert
   if (oldMiddle === '' || newMiddle === '') return [{ index: start, delete: oldMiddle.length, insert: newMiddle }]
 
   const whole = [{ index: start, delete: oldMiddle.length, insert: newMiddle }]
