@@ -8,6 +8,7 @@ export type { ColumnKind, EngineName, ResolvedSchema, TableSchema } from './tabl
 export { COLUMN_KINDS, ENGINE_NAMES, DEFAULT_ENGINE, validateSchema } from './table/schema.js'
 export * from './errors.js'
 export { BrowserPeer, type BrowserPeerOptions } from './peer/browser-peer.js'
+export type { WebRtcOptions } from './net/browser-node.js'
 export type { PeerCounters, PeerStatus, SyncStatus, SyncPeerStatus } from './status.js'
 export { editBetween, moveIndex, rebase, type Edit } from './table/text-edit.js'
 export { consoleLogger, MemoryLogger, silentLogger, type Logger, type LogLevel } from './log.js'

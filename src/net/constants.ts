@@ -34,6 +34,13 @@ export const MAX_ANNOUNCED_ADDR_BYTES = 256
  */
 export const MAX_UNMET_REDIALS = 4
 
+/**
+ * Two browser tabs that hear of each other at once would each dial the other, and keep two WebRTC
+ * connections. Between two peers reachable only over WebRTC, the one with the greater peer id
+ * waits this long before dialling: the other has normally connected by then.
+ */
+export const WEBRTC_DIAL_YIELD_MS = 5_000
+
 /** Peer-store tag on peers of the mesh: a high value so the connection manager prunes them last. */
 export const MESH_PEER_TAG = 'shoal-mesh'
 export const MESH_PEER_TAG_VALUE = 100

@@ -1,7 +1,8 @@
 import type { GossipSub, Message } from '@libp2p/gossipsub'
-import { peerDiscoverySymbol, type ComponentLogger, type Logger, type PeerDiscovery, type PeerId, type PeerInfo, type PrivateKey, type Startable } from '@libp2p/interface'
+import { peerDiscoverySymbol, type ComponentLogger, type Libp2pEvents, type Logger, type PeerDiscovery, type PeerId, type PeerInfo, type PrivateKey, type Startable } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { TypedEventTarget } from 'main-event'
 import { announcedAddress } from './announced-address.js'
 import { decode, encode } from 'cborg'
 import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCED_ADDR_BYTES } from './constants.js'
@@ -16,7 +17,8 @@ import { DEFAULT_DISCOVERY_INTERVAL_MS, DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MA
  * redialling. Here an announcement is only ever about its signer: it is signed by the key of the
  * peer it describes (by itself, so it holds whether gossipsub signs messages or not: a private
  * mesh does not), its addresses are at most MAX_ANNOUNCED_ADDRS valid multiaddrs that name no
- * other peer, and one peer's announcements are taken at most once per half interval.
+ * other peer, and one peer's announcements are taken at most once per half interval, or every
+ * few seconds when its addresses change (a browser tab has one only once a relay gives it a slot).
  */
 
 const VERSION = 2
@@ -38,6 +40,7 @@ interface Components {
   pubsub: GossipSub
   addressManager: { getAddresses(): Multiaddr[] }
   logger: ComponentLogger
+  events: TypedEventTarget<Libp2pEvents>
 }
 
 function signedPart(addrs: readonly Uint8Array[], peer: string): Uint8Array {
@@ -98,8 +101,10 @@ class MeshDiscovery extends EventTarget implements Startable {
   private timer: ReturnType<typeof setInterval> | undefined
   private soon: ReturnType<typeof setTimeout> | undefined
   private lastAnnounced = 0
-  /** When each peer's announcement was last taken. */
-  private readonly lastTaken = new Map<string, number>()
+  /** What this peer last announced (its addresses, joined). */
+  private announced = ''
+  /** When each peer's announcement was last taken, and the addresses it gave. */
+  private readonly lastTaken = new Map<string, { at: number; addrs: string }>()
 
   constructor(
     private readonly components: Components,
@@ -117,6 +122,7 @@ class MeshDiscovery extends EventTarget implements Startable {
     pubsub.subscribe(DISCOVERY_TOPIC)
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
+    this.components.events.addEventListener('self:peer:update', this.onSelfUpdate)
     this.announce()
     this.timer = setInterval(() => this.announce(), this.interval)
   }
@@ -127,6 +133,7 @@ class MeshDiscovery extends EventTarget implements Startable {
     this.timer = undefined
     this.components.pubsub.removeEventListener('message', this.onMessage)
     this.components.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
+    this.components.events.removeEventListener('self:peer:update', this.onSelfUpdate)
     this.components.pubsub.unsubscribe(DISCOVERY_TOPIC)
   }
 
@@ -138,7 +145,16 @@ class MeshDiscovery extends EventTarget implements Startable {
    * while an idle mesh announces once a minute.
    */
   private readonly onSubscriptionChange = (event: CustomEvent<{ subscriptions: Array<{ topic: string; subscribe: boolean }> }>): void => {
-    if (!event.detail.subscriptions.some((s) => s.topic === DISCOVERY_TOPIC && s.subscribe) || this.soon !== undefined || this.timer === undefined) return
+    if (event.detail.subscriptions.some((s) => s.topic === DISCOVERY_TOPIC && s.subscribe)) this.announceSoon()
+  }
+
+  /** This peer's addresses changed (a relay slot, a new listener): the mesh hears the new ones soon. */
+  private readonly onSelfUpdate = (): void => {
+    if (this.addressesText(this.components.addressManager.getAddresses()) !== this.announced) this.announceSoon()
+  }
+
+  private announceSoon(): void {
+    if (this.soon !== undefined || this.timer === undefined) return
     const wait = Math.max(ANNOUNCE_SOON_MS, this.lastAnnounced + ANNOUNCE_AGAIN_MS - Date.now())
     this.soon = setTimeout(() => {
       this.soon = undefined
@@ -146,11 +162,22 @@ class MeshDiscovery extends EventTarget implements Startable {
     }, wait)
   }
 
+  private addressesText(addrs: readonly Multiaddr[]): string {
+    return addrs
+      .slice(0, MAX_ANNOUNCED_ADDRS)
+      .map((a) => a.toString())
+      .join(' ')
+  }
+
   private announce(): void {
     const pubsub = this.components.pubsub
     if (pubsub.getSubscribers(DISCOVERY_TOPIC).length === 0) return
+    const addrs = this.components.addressManager.getAddresses()
+    // A peer no one can dial yet (a tab before its relay slot) announces once it can (onSelfUpdate).
+    if (addrs.length === 0) return
     this.lastAnnounced = Date.now()
-    encodeAnnouncement(this.components.addressManager.getAddresses(), this.components.privateKey)
+    this.announced = this.addressesText(addrs)
+    encodeAnnouncement(addrs, this.components.privateKey)
       .then((bytes) => pubsub.publish(DISCOVERY_TOPIC, bytes))
       .catch((error: unknown) => this.log.error('announcing failed - %e', error))
   }
@@ -171,10 +198,12 @@ class MeshDiscovery extends EventTarget implements Startable {
     if (peer.equals(this.components.peerId)) return
     // Counted once the signature holds: a forged one cannot spend another peer's turn.
     const now = Date.now()
+    const text = this.addressesText(addrs)
     const last = this.lastTaken.get(peer.toString())
-    if (last !== undefined && now - last < this.interval / 2) return
+    // Changed addresses are taken sooner, but not more often than an honest peer announces.
+    if (last !== undefined && now - last.at < (last.addrs === text ? this.interval / 2 : ANNOUNCE_AGAIN_MS / 2)) return
     if (this.lastTaken.size > 4096) this.lastTaken.clear()
-    this.lastTaken.set(peer.toString(), now)
+    this.lastTaken.set(peer.toString(), { at: now, addrs: text })
     const info: PeerInfo = { id: peer, multiaddrs: addrs }
     this.dispatchEvent(new CustomEvent('peer', { detail: info }))
   }

@@ -11,6 +11,7 @@ import {
   MESH_PEER_TAG,
   MESH_PEER_TAG_VALUE,
   PEER_BOOK_SAVE_DELAY_MS,
+  WEBRTC_DIAL_YIELD_MS,
 } from './constants.js'
 import { loadPeerBook, savePeerBook, type PeerBookEntry } from './peer-book.js'
 
@@ -57,6 +58,8 @@ interface Entry {
   attempt: number
   timer?: ReturnType<typeof setTimeout>
   dialing: boolean
+  /** This dial waited once for the other side to dial (WEBRTC_DIAL_YIELD_MS). */
+  yielded: boolean
 }
 
 /**
@@ -229,7 +232,8 @@ export class MeshKeeper {
     if (id.equals(this.libp2p.peerId)) return
     const entry = this.add(id, Date.now())
     if (multiaddrs.length > 0) entry.addrs = [...multiaddrs]
-    this.schedule(entry, 0)
+    // Nothing to dial yet (a tab before its relay slot): its next announcement will say where.
+    if (entry.addrs.length > 0) this.schedule(entry, 0)
   }
 
   private readonly onUpdate = (evt: CustomEvent<PeerUpdate>): void => {
@@ -259,7 +263,7 @@ export class MeshKeeper {
     let entry = this.entries.get(key)
     if (entry !== undefined) return entry
     if (this.entries.size >= this.options.maxPeers) this.evictOne()
-    entry = { id, addrs: [], lastSeen, met: false, connectedMs: 0, connectedSince: undefined, attempt: 0, dialing: false }
+    entry = { id, addrs: [], lastSeen, met: false, connectedMs: 0, connectedSince: undefined, attempt: 0, dialing: false, yielded: false }
     this.entries.set(key, entry)
     return entry
   }
@@ -297,6 +301,11 @@ export class MeshKeeper {
     unref(entry.timer)
   }
 
+  /** Whether both ends are reachable only over WebRTC and the other is the one to dial (WEBRTC_DIAL_YIELD_MS). */
+  private yieldsTo(entry: Entry): boolean {
+    return entry.addrs.length > 0 && entry.addrs.every(isWebRtc) && this.libp2p.getMultiaddrs().some(isWebRtc) && this.libp2p.peerId.toString() > entry.id.toString()
+  }
+
   private async attempt(entry: Entry): Promise<void> {
     if (!this.running || this.paused || this.entries.get(entry.id.toString()) !== entry) return
     if (this.connected(entry.id)) {
@@ -308,6 +317,12 @@ export class MeshKeeper {
       this.forget(entry.id)
       return
     }
+    if (!entry.yielded && this.yieldsTo(entry)) {
+      entry.yielded = true
+      this.schedule(entry, WEBRTC_DIAL_YIELD_MS)
+      return
+    }
+    entry.yielded = false
     entry.dialing = true
     try {
       // re-add the addresses we remember: the peer store may have expired them
@@ -362,6 +377,10 @@ export class MeshKeeper {
       .catch((err: unknown) => this.log.error('could not save %s - %e', file, err))
     return this.saving
   }
+}
+
+function isWebRtc(addr: Multiaddr): boolean {
+  return addr.getComponents().some((c) => c.name === 'webrtc')
 }
 
 /** A timer that does not keep a Node process alive (browsers' timers have no unref). */

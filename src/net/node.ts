@@ -51,12 +51,14 @@ export interface NetInit {
    * simulator enforces partitions with it). Open connections are not closed: hang up on them.
    */
   gater?: (remotePeerId: string) => boolean
+  /** With `relay`: whether a peer may reserve a slot or have a connection relayed here (a private mesh: admitted peers only). */
+  relayUser?: (remotePeerId: string) => Promise<boolean>
   /**
    * The mesh secret (a libp2p swarm key file's bytes, `/key/swarm/psk/1.0.0/` …): every
    * connection is then encrypted with it underneath Noise, so a node without it cannot complete a
    * connection, and learns nothing, not even which protocols are spoken. Without it: an open mesh.
    *
-   * WebSocket connections are the exception (shoal-node.ts isWebSocketAddress): browser
+   * WebSocket connections are the exception (shoal-node.ts isOpenTransport): browser
    * peers join over them, kept out by admission alone.
    */
   swarmKey?: Uint8Array
@@ -112,7 +114,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     ...(connectionProtector === undefined ? {} : { connectionProtector }),
     peerDiscovery,
     services,
-    connectionGater: gaterFrom(online, init.gater),
+    connectionGater: gaterFrom(online, init.gater, init.relayUser),
   })
 
   const keeper = new MeshKeeper(
@@ -121,6 +123,6 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     join(init.dataDir, PEER_BOOK_FILE),
   )
   await startShoalNode(node, keeper, bootstrapList, `listen ${JSON.stringify(init.listen)}`, '; check that the ports are free and the addresses belong to this machine')
-  return new ShoalNode(node, keeper, online)
+  return new ShoalNode(node, keeper, online, connectionProtector !== undefined)
 }
 

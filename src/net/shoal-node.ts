@@ -44,7 +44,19 @@ export class ShoalNode {
     readonly libp2p: Libp2p<ShoalServices>,
     private readonly keeper: MeshKeeper,
     private readonly online: OnlineSwitch,
+    /** Whether this node's connections are encrypted with a mesh secret (a Node peer of a private mesh; never a browser tab). */
+    private readonly hasSecret = false,
   ) {}
+
+  /**
+   * Whether the mesh secret protects this connection, so that only a peer holding the secret
+   * could have opened it. Never on a browser tab (a page cannot be given the secret), nor over
+   * WebSockets or WebRTC (isOpenTransport): there strangers can connect, and admission alone
+   * keeps them out.
+   */
+  secretProtects(connection: { remoteAddr: Multiaddr }): boolean {
+    return this.hasSecret && !isOpenTransport(connection.remoteAddr)
+  }
 
   get peerId(): PeerId {
     return this.libp2p.peerId
@@ -216,14 +228,23 @@ export function parseAddrs(what: string, addrs: readonly string[], needPeerId: b
 }
 
 /**
- * Whether a connection runs over WebSockets (`…/ws`, `…/wss`, `…/tls/ws`). Those are left to
- * Noise and the admission handshake: they are how browser peers join, and a page cannot be given
- * the mesh secret (every visitor could read it). Strangers can open such a connection, but
- * nothing is served to a peer before its admission is checked (peer/admission.ts), and on an
- * inbound WebSocket connection the dialler must present its admission first.
+ * Whether a connection runs over WebSockets (`…/ws`, `…/wss`, `…/tls/ws`, or a relay reached
+ * over them). Those are left to Noise and the admission handshake: they are how browser peers
+ * join, and a page cannot be given the mesh secret (every visitor could read it).
  */
 export function isWebSocketAddress(addr: Multiaddr | undefined): boolean {
   return addr?.getComponents().some((c) => c.name === 'ws' || c.name === 'wss') ?? false
+}
+
+/**
+ * Whether a connection runs over a transport the mesh secret cannot protect: WebSockets
+ * (isWebSocketAddress) or WebRTC (browser to browser; it brings its own DTLS, and libp2p skips
+ * the protector on it). Strangers can open such a connection, but nothing is served to a peer
+ * before its admission is checked (peer/admission.ts), and on an inbound one the dialler must
+ * present its admission first.
+ */
+export function isOpenTransport(addr: Multiaddr | undefined): boolean {
+  return addr?.getComponents().some((c) => c.name === 'ws' || c.name === 'wss' || c.name === 'webrtc' || c.name === 'webrtc-direct') ?? false
 }
 
 /** Whether a node may connect at all: off while offline (ShoalNode.setOnline). */
@@ -235,10 +256,16 @@ export class OnlineSwitch {
  * The node's connection gater: nothing while offline (libp2p's own reconnect queue would
  * otherwise redial a bootstrap peer the moment we hang up), and no peer `allow` rejects.
  * Any multiaddr may be dialled (a browser's default refuses plain ws and private addresses).
+ *
+ * `relayUser`, on a node running a circuit relay: whether a peer may reserve a slot here or have
+ * a connection relayed (in a private mesh: once its admission is checked, waiting for the
+ * handshake in flight). A relay is how browser tabs meet for WebRTC, and without this a
+ * stranger who reached it over WebSockets could be relayed to any member in its first seconds.
  */
-export function gaterFrom(online: OnlineSwitch, allow?: (remotePeerId: string) => boolean): ConnectionGater {
+export function gaterFrom(online: OnlineSwitch, allow?: (remotePeerId: string) => boolean, relayUser?: (remotePeerId: string) => Promise<boolean>): ConnectionGater {
   const deny = (peer: PeerId): boolean => !online.on || (allow !== undefined && !allow(peer.toString()))
   const offline = (): boolean => !online.on
+  const denyRelay = async (peer: PeerId): Promise<boolean> => deny(peer) || (relayUser !== undefined && !(await relayUser(peer.toString())))
   return {
     denyDialMultiaddr: offline,
     denyInboundConnection: offline,
@@ -248,5 +275,8 @@ export function gaterFrom(online: OnlineSwitch, allow?: (remotePeerId: string) =
     denyOutboundEncryptedConnection: deny,
     denyInboundUpgradedConnection: deny,
     denyOutboundUpgradedConnection: deny,
+    denyInboundRelayReservation: denyRelay,
+    denyOutboundRelayedConnection: async (source, destination) => (await denyRelay(source)) || deny(destination),
+    denyInboundRelayedConnection: (relay, remote) => deny(relay) || deny(remote),
   }
 }

@@ -2,7 +2,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { errorText, quote, silentLogger, type Logger } from '../log.js'
-import { isWebSocketAddress, type ShoalNode } from '../net/shoal-node.js'
+import type { ShoalNode } from '../net/shoal-node.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
 import { ADMIT_PROTOCOL, decodeHandshake, encodeHandshake, MAX_HANDSHAKE_BYTES, type Handshake } from '../trust/handshake.js'
 import type { Membership } from '../trust/membership.js'
@@ -33,7 +33,7 @@ export interface AdmissionInit {
  * The admission handshake of a private mesh (docs/trust.md, trust/handshake.ts): on every new
  * connection both sides present their admissions and the rules and revocations they hold. A peer
  * without a valid admission is hung up on and refused by the connection gater for DENY_MS (on an
- * inbound WebSocket connection the dialler presents first: see speaksFirst); until
+ * inbound connection the mesh secret does not protect the dialler presents first: see speaksFirst); until
  * its admission has been checked nothing else is served to it (sync and gossip ask `admitted`).
  * When a new rule or revocation arrives it is sent on to every connected peer, and members it
  * revokes are hung up on at once.
@@ -45,8 +45,10 @@ export class AdmissionService {
   private readonly buckets = new BucketsByKey(HANDSHAKES_PER_SECOND, HANDSHAKE_BURST)
   private readonly abort = new AbortController()
   private readonly running = new Set<Promise<unknown>>()
-  /** Timers of inbound WebSocket peers that have not presented themselves yet. */
+  /** Timers of inbound peers on open transports that have not presented themselves yet. */
   private readonly waiting = new Set<ReturnType<typeof setTimeout>>()
+  /** Who waits for a peer's admission to be checked (whenAdmitted). */
+  private readonly checks = new Map<string, Set<(admitted: boolean) => void>>()
   private node: ShoalNode | null = null
   private spreading = false
 
@@ -70,6 +72,32 @@ export class AdmissionService {
     return this.init.membership.member(peer) !== null
   }
 
+  /**
+   * True once the peer's admission has been checked (at once if it has been), false if it is
+   * refused or presents none within the handshake timeout. For services that must not wait for
+   * the next connection to be gated, such as the circuit relay (net/shoal-node.ts gaterFrom).
+   */
+  whenAdmitted(peer: string): Promise<boolean> {
+    if (this.admitted(peer)) return Promise.resolve(true)
+    if (this.node === null || !this.allows(peer)) return Promise.resolve(false)
+    return new Promise((resolve) => {
+      let waiters = this.checks.get(peer)
+      if (waiters === undefined) this.checks.set(peer, (waiters = new Set()))
+      const done = (admitted: boolean): void => {
+        clearTimeout(timer)
+        waiters.delete(done)
+        if (waiters.size === 0) this.checks.delete(peer)
+        resolve(admitted)
+      }
+      const timer = setTimeout(() => done(this.admitted(peer)), HANDSHAKE_TIMEOUT_MS)
+      waiters.add(done)
+    })
+  }
+
+  private settle(peer: string, admitted: boolean): void {
+    for (const done of [...(this.checks.get(peer) ?? [])]) done(admitted)
+  }
+
   async start(node: ShoalNode): Promise<void> {
     this.node = node
     await node.libp2p.handle(ADMIT_PROTOCOL, (stream, connection) => this.track(this.respond(stream, connection)), { maxInboundStreams: 2 })
@@ -87,6 +115,7 @@ export class AdmissionService {
     this.node = null
     for (const timer of this.waiting) clearTimeout(timer)
     this.waiting.clear()
+    for (const peer of [...this.checks.keys()]) this.settle(peer, false)
     this.init.membership.onChange = undefined
     node.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.abort.abort()
@@ -102,23 +131,24 @@ export class AdmissionService {
 
   /**
    * Whether this side presents itself as soon as a connection opens. Not on an inbound
-   * WebSocket connection: the mesh secret does not protect those (net/private-network.ts), so
-   * anyone may open one, and this side says nothing of the mesh (its admission, the rules)
-   * until the dialler has presented a valid admission of its own.
+   * connection the mesh secret does not protect (WebSockets, WebRTC, any on a browser tab:
+   * ShoalNode.secretProtects): anyone may open one, and this side says nothing of the mesh (its
+   * admission, the rules) until the dialler has presented a valid admission of its own.
    */
   private speaksFirst(peer: PeerId): boolean {
-    const connections = this.node?.libp2p.getConnections(peer) ?? []
-    return connections.some((c) => c.direction === 'outbound' || !isWebSocketAddress(c.remoteAddr))
+    const node = this.node
+    if (node === null) return false
+    return node.libp2p.getConnections(peer).some((c) => c.direction === 'outbound' || node.secretProtects(c))
   }
 
-  /** An inbound WebSocket peer must present a valid admission within the handshake timeout, or it is refused. */
+  /** A peer that connected inbound over an open transport must present a valid admission within the handshake timeout, or it is refused. */
   private awaitPresentation(peer: PeerId): void {
     const id = peer.toString()
     const timer = setTimeout(() => {
       this.waiting.delete(timer)
       const node = this.node
       if (node === null || this.admitted(id) || node.libp2p.getConnections(peer).length === 0) return
-      void this.track(this.refuse(id, 'NOT_ADMITTED', `peer ${id} connected over WebSockets and presented no admission within ${HANDSHAKE_TIMEOUT_MS / 1000} s`))
+      void this.track(this.refuse(id, 'NOT_ADMITTED', `peer ${id} connected over a link the mesh secret does not cover and presented no admission within ${HANDSHAKE_TIMEOUT_MS / 1000} s`))
     }, HANDSHAKE_TIMEOUT_MS)
     this.waiting.add(timer)
   }
@@ -208,6 +238,7 @@ export class AdmissionService {
       return false
     }
     if (!known) this.init.onAdmitted?.(peer)
+    this.settle(peer, true)
     return true
   }
 
@@ -215,6 +246,7 @@ export class AdmissionService {
     this.refusals.refuse(reason, `peer ${peer} refused: ${message}`)
     this.init.onRefused?.(peer, reason)
     this.denied.set(peer, Date.now() + (this.init.denyMs ?? DENY_MS))
+    this.settle(peer, false)
     await this.node?.libp2p.hangUp(peerIdFromString(peer)).catch(() => undefined)
   }
 

@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { createBrowserNode } from '../net/browser-node.js'
+import { createBrowserNode, type WebRtcOptions } from '../net/browser-node.js'
 import { loadOrCreatePeerKey } from '../net/identity.js'
 import type { ShoalNode } from '../net/shoal-node.js'
 import { Shoal } from '../shoal.js'
@@ -37,12 +37,18 @@ export interface BrowserPeerOptions {
    * peer joins an open mesh; a private mesh's peers hang up on it.
    */
   mesh?: string
+  /**
+   * Direct connections between tabs and devices over WebRTC, met through a circuit relay
+   * (a Node peer with `"relay": true`). Default on, with no STUN/TURN servers: tabs on the same
+   * network connect; give `iceServers` to cross NATs. false: tabs reach each other only through Node peers.
+   */
+  webrtc?: WebRtcOptions | false
 }
 
 /**
  * A Shoal peer in a browser tab: the same store (IndexedDB through `level`), the same gossip and
- * anti-entropy as a Node peer, over libp2p WebSockets to Node peers. A tab cannot listen, so it
- * dials; rows reach other tabs through the Node peers it joins (or a relay).
+ * anti-entropy as a Node peer, over libp2p WebSockets to Node peers and WebRTC to other tabs
+ * (met through a relay). A tab cannot listen, so it dials.
  */
 export class BrowserPeer {
   private stopped = false
@@ -93,6 +99,7 @@ export class BrowserPeer {
         // A private mesh's changesets carry their author's signature: gossipsub's is left off.
         ...(trust === null ? {} : { signedGossip: false }),
         ...(gater === undefined ? {} : { gater }),
+        ...(options.webrtc === undefined ? {} : { webrtc: options.webrtc }),
       })
       try {
         await replication.start(db, node, {

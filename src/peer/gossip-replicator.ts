@@ -125,7 +125,7 @@ export class GossipReplicator {
    * Called when a peer announces a partition this peer carries but did not listen to: gossip on
    * it flows from now on; what was said before is for anti-entropy to fetch.
    */
-  onPartitionLearned: ((table: string, partition: string, from: string) => void) | undefined
+  onPartitionLearned: ((table: string, partition: string, from: string, via: string) => void) | undefined
   private readonly onMessage = (event: CustomEvent<GossipsubMessage>): void => {
     void this.receive(event.detail.msg, event.detail.propagationSource.toString())
   }
@@ -452,7 +452,7 @@ export class GossipReplicator {
         return
       }
     }
-    if (!known) this.onPartitionLearned?.(announced.table, announced.partition, origin)
+    if (!known) this.onPartitionLearned?.(announced.table, announced.partition, origin, via)
   }
 
   /**
@@ -527,7 +527,7 @@ export class GossipReplicator {
       unknownTable ||= reason === 'TABLE_UNKNOWN'
       this.refusals.refuse(reason, `delta for ${batch.table}/${quote(key)} from ${origin} refused: ${(result.reason as Error).message}`, undefined, reason === 'TABLE_UNKNOWN' ? 'debug' : 'warn')
     })
-    if (unknownTable) this.onPartitionLearned?.(batch.table, batch.partition, origin)
+    if (unknownTable) this.onPartitionLearned?.(batch.table, batch.partition, origin, via)
   }
 
   private async receiveChangeset(message: Message, kind: ReturnType<typeof gossipKind>, origin: string): Promise<void> {

@@ -104,6 +104,7 @@ export class Peer {
       }
       const replication = new Replication(trust, logger)
       const gater = replication.gater(options.net?.gater)
+      const relayUser = replication.relayUser()
       const node = await createNode({
         dataDir: dir,
         listen: config.listen,
@@ -114,6 +115,7 @@ export class Peer {
         ...(material === null ? {} : { swarmKey: material.swarmKey, signedGossip: false }),
         ...options.net,
         ...(gater === undefined ? {} : { gater }),
+        ...(relayUser === undefined ? {} : { relayUser }),
       })
       undo.push(() => node.stop())
       await replication.start(db, node, { carries: config.carries, deflate: config.deflate, ...(options.sync === undefined ? {} : { sync: options.sync }), ...(options.gossip === undefined ? {} : { gossip: options.gossip }) })

@@ -74,6 +74,13 @@ export class Replication {
     return (peer) => admission.allows(peer) && (net?.(peer) ?? true)
   }
 
+  /** For a node running a circuit relay: in a private mesh, only admitted peers may use it (waiting for a handshake in flight). */
+  relayUser(): ((peer: string) => Promise<boolean>) | undefined {
+    const admission = this.admission
+    if (admission === null) return undefined
+    return (peer) => admission.whenAdmitted(peer)
+  }
+
   /** Starts gossip, admission and anti-entropy on a started node; on failure, stops what it started. */
   async start(db: Shoal, node: ShoalNode, init: ReplicationInit): Promise<void> {
     const { trust, admission, refusals, logger } = this
@@ -103,7 +110,7 @@ export class Replication {
         ...(trusted === undefined ? {} : { trust: trusted }),
       })
       this.syncService = sync
-      gossip.onPartitionLearned = (table, partition, from) => sync.partitionLearned(table, partition, from)
+      gossip.onPartitionLearned = (table, partition, from, via) => sync.partitionLearned(table, partition, from, via)
       gossip.start()
       this.undo.push(async () => gossip.stop())
       await sync.start()

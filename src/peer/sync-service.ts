@@ -179,14 +179,30 @@ export class SyncService {
     if (this.started) this.scheduler.connected(peer, undefined)
   }
 
-  /** A peer said (by gossip) that it holds a partition this peer carries (see RoundScheduler.learnedPartition). */
-  partitionLearned(table: string, partition: string, from: string): void {
-    if (this.started) this.scheduler.learnedPartition(from, table, partition)
+  /**
+   * A peer said (by gossip) that it holds a partition this peer carries (see
+   * RoundScheduler.learnedPartition). The round is with that peer if it is connected, else with
+   * the neighbour `via` which gossip brought it (it carries the partition's topic).
+   */
+  partitionLearned(table: string, partition: string, from: string, via = from): void {
+    if (!this.started) return
+    const peer = this.connected(from) ? from : via
+    this.scheduler.learnedPartition(peer, table, partition)
+  }
+
+  /** Whether a round could run now: a connection, and not a relayed one (limited in time and bytes; WebRTC is met over one). */
+  private connected(peer: string): boolean {
+    try {
+      return this.node.libp2p.getConnections(peerIdFromString(peer)).some((c) => c.limits === undefined)
+    } catch {
+      return false
+    }
   }
 
   /**
    * Runs one anti-entropy round with a connected peer now, as the initiator. Resolves with the
-   * round's figures, or null if a round with that peer is already running (another follows it).
+   * round's figures, or null if a round with that peer is already running (another follows it)
+   * or it is not connected.
    */
   async syncWith(peer: PeerId | string): Promise<RoundStats | null> {
     const id = peer.toString()
@@ -199,6 +215,12 @@ export class SyncService {
     const stats = newRoundStats()
     try {
       const signal = this.abort.signal
+      // Rounds run over the connections the mesh keeper keeps: dialling here would open a second
+      // connection to a peer it is dialling anyway (two WebRTC connections between two tabs).
+      if (!this.connected(id)) {
+        outcome = 'declined'
+        return null
+      }
       stream = await this.node.libp2p.dialProtocol(typeof peer === 'string' ? peerIdFromString(peer) : peer, this.protocols(), { signal })
       const deflate = stream.protocol === SYNC_PROTOCOL_DEFLATE
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
@@ -476,10 +498,11 @@ export class SyncService {
     this.scheduler.repaired(from, peers)
   }
 
-  /** Connected peers that speak the sync protocol. */
+  /** Connected peers (not only through a relay) that speak the sync protocol. */
   private async candidates(): Promise<string[]> {
     const out: string[] = []
     for (const peer of this.node.connectedPeers()) {
+      if (!this.connected(peer.toString())) continue
       const known = await this.node.libp2p.peerStore.get(peer).catch(() => null)
       if (known === null || !SYNC_PROTOCOLS.some((p) => known.protocols.includes(p))) continue
       if (this.init.trust !== undefined && !this.init.trust.admitted(peer.toString())) continue

@@ -132,7 +132,7 @@ describe.skipIf(!browserAvailable())('a browser peer in Chromium', () => {
   it('a tab that goes offline keeps writing, and both sides catch up when it is back', async () => {
     harness ??= await startBrowser()
     const { peer, ws } = await nodePeer()
-    const context = await harness.browser.newContext()
+    const context = await harness.newContext()
     const page = await harness.openPage(context)
     await startTab(page, ws)
     await page.evaluate(async () => {

@@ -32,7 +32,7 @@ describe.skipIf(!browserAvailable())('the stock board (demo app) in Chromium', (
     const start = Number((await stock.get('s1-apple'))?.qty)
     const url = `${node.peer.http!.url}/ui/?store=s1`
     const open = async (): Promise<Page> => {
-      const page = await (await harness.browser.newContext({ viewport: { width: 1200, height: 720 } })).newPage()
+      const page = await (await harness.newContext({ viewport: { width: 1200, height: 720 } })).newPage()
       await page.goto(url)
       await page.locator('tr[data-key="s1-pear"]').waitFor({ timeout: 30_000 })
       return page

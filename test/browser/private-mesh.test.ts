@@ -32,7 +32,7 @@ describe.skipIf(!browserAvailable())('browser peers in a private mesh (Chromium)
     const url = `${hq.peer.http!.url}/ui/?store=s1`
 
     // The board, before admission: the tab's own peer id and the command to admit it.
-    const tab = await (await harness.browser.newContext()).newPage()
+    const tab = await (await harness.newContext()).newPage()
     await tab.goto(url)
     const tabId = await tab.locator('[data-testid=peer-id]').innerText({ timeout: 30_000 })
     expect(await tab.locator('[data-testid=admit-command]').innerText()).toContain(`--peer ${tabId} --group <group> --partitions s1 --link '${url}'`)

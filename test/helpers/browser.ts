@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { extname, join, normalize } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core'
 import { afterAll } from 'vitest'
 import { buildBrowser } from '../../scripts/browser-build.js'
 
@@ -16,6 +16,39 @@ import { buildBrowser } from '../../scripts/browser-build.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
 export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+/**
+ * Tests use 127.0.0.1 only, but ICE gathers candidates on every interface of the machine (and
+ * never on loopback): WebRTC tests relay through a TURN server on 127.0.0.1 (helpers/turn.ts).
+ * Run in every test page before its scripts, this guard makes sure of it: a tab takes in only
+ * the other side's 127.0.0.1 candidates, so no check or data goes anywhere else. It also keeps
+ * the page's peer connections, for webrtcPaths.
+ */
+const LOOPBACK_ONLY = `(() => {
+  const Native = globalThis.RTCPeerConnection
+  if (Native === undefined) return
+  const made = (globalThis.shoalTestPeerConnections = [])
+  globalThis.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args)
+      made.push(this)
+    }
+  }
+  const loopback = (line) => line.split(' ')[4] === '127.0.0.1'
+  const addIceCandidate = Native.prototype.addIceCandidate
+  Native.prototype.addIceCandidate = function (candidate, ...rest) {
+    const text = typeof candidate?.candidate === 'string' ? candidate.candidate : ''
+    if (text !== '' && !loopback(text)) return Promise.resolve()
+    return addIceCandidate.call(this, candidate, ...rest)
+  }
+  const setRemoteDescription = Native.prototype.setRemoteDescription
+  Native.prototype.setRemoteDescription = function (description, ...rest) {
+    if (typeof description?.sdp === 'string') {
+      const sdp = description.sdp.split('\\r\\n').filter((l) => !l.startsWith('a=candidate:') || loopback(l.slice(2))).join('\\r\\n')
+      description = { type: description.type, sdp }
+    }
+    return setRemoteDescription.call(this, description, ...rest)
+  }
+})()`
 
 /** Whether browser tests can run here; throws under SHOAL_REQUIRE_BROWSER=1 when they cannot. */
 export function browserAvailable(): boolean {
@@ -37,9 +70,28 @@ export interface BrowserHarness {
   url: string
   /** The build: the library and the web app (a peer serves it with `uiDir`). */
   dir: string
+  /** A fresh context (its own IndexedDB, the loopback-only WebRTC guard); use it rather than browser.newContext. */
+  newContext(options?: BrowserContextOptions): Promise<BrowserContext>
   /** A fresh context (its own IndexedDB) with the page loaded and `window.shoal` imported. */
   openPage(context?: BrowserContext): Promise<Page>
   close(): Promise<void>
+}
+
+/** The local and remote address of each connected WebRTC peer connection's selected candidate pair in the page ('127.0.0.1 → 127.0.0.1'). */
+export async function webrtcPaths(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const out: string[] = []
+    for (const pc of (globalThis as unknown as { shoalTestPeerConnections: RTCPeerConnection[] }).shoalTestPeerConnections) {
+      if (pc.connectionState !== 'connected') continue
+      const stats: Array<Record<string, unknown>> = []
+      ;(await pc.getStats()).forEach((s: Record<string, unknown>) => stats.push(s))
+      const transport = stats.find((s) => s.type === 'transport' && typeof s.selectedCandidatePairId === 'string')
+      const pair = stats.find((s) => s.id === transport?.selectedCandidatePairId)
+      const address = (id: unknown): string => String(stats.find((s) => s.id === id)?.address)
+      out.push(pair === undefined ? 'no selected pair' : `${address(pair.localCandidateId)} → ${address(pair.remoteCandidateId)}`)
+    }
+    return out
+  })
 }
 
 /** Builds the bundle, serves it with a test page, and launches Chromium; closed after the file's tests. */
@@ -56,8 +108,13 @@ export async function startBrowser(): Promise<BrowserHarness> {
     browser,
     url,
     dir: outdir,
+    async newContext(options?: BrowserContextOptions): Promise<BrowserContext> {
+      const context = await browser.newContext(options)
+      await context.addInitScript(LOOPBACK_ONLY)
+      return context
+    },
     async openPage(context?: BrowserContext): Promise<Page> {
-      const ctx = context ?? (await browser.newContext())
+      const ctx = context ?? (await harness.newContext())
       const page = await ctx.newPage()
       page.on('pageerror', (e) => errors.push(e.message))
       await page.goto(url)

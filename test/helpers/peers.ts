@@ -38,12 +38,14 @@ export interface StartOptions extends Omit<PeerOptions, 'logger'> {
   listen?: string[]
   /** Serve the web app (needs `http`; `uiDir` says where it was built). */
   ui?: boolean
+  /** Serve as a circuit relay (config `relay`). */
+  relay?: boolean
 }
 
 export async function startPeer(options: StartOptions): Promise<TestPeer> {
   const dir = options.dir ?? (await tempDir())
   const config: PeerConfig = {
-    ...parseConfig({ tables: options.tables ?? [], carries: options.carries ?? {}, open: true, ui: options.ui ?? false, http: options.http ?? '127.0.0.1:0' }, 'test'),
+    ...parseConfig({ tables: options.tables ?? [], carries: options.carries ?? {}, open: true, ui: options.ui ?? false, relay: options.relay ?? false, http: options.http ?? '127.0.0.1:0' }, 'test'),
     data: dir,
     listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: options.bootstrap ?? [],
@@ -51,7 +53,7 @@ export async function startPeer(options: StartOptions): Promise<TestPeer> {
     http: options.http ?? null,
   }
   const logger = new MemoryLogger()
-  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, http: _h, listen: _l, ui: _u, ...rest } = options
+  const { dir: _dir, bootstrap: _b, carries: _c, tables: _t, http: _h, listen: _l, ui: _u, relay: _r, ...rest } = options
   const peer = await Peer.start(config, {
     net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
     ...rest,

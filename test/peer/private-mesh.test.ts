@@ -23,7 +23,7 @@ const TABLES: TableSchema[] = [
   { name: 'sales', primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', total: 'number' } },
 ]
 
-async function member(mesh: TestMesh, group: string, partitions: string[], options: { bootstrap?: TestPeer[]; carries?: Record<string, string[]>; listen?: string[] } = {}): Promise<TestPeer & { id: string }> {
+async function member(mesh: TestMesh, group: string, partitions: string[], options: { bootstrap?: TestPeer[]; carries?: Record<string, string[]>; listen?: string[]; relay?: boolean } = {}): Promise<TestPeer & { id: string }> {
   const dir = await tempDir()
   const m = await memberFolder(mesh, dir, group, partitions)
   const p = await startPeer({
@@ -32,6 +32,7 @@ async function member(mesh: TestMesh, group: string, partitions: string[], optio
     tables: TABLES,
     ...(options.carries === undefined ? {} : { carries: options.carries }),
     ...(options.listen === undefined ? {} : { listen: options.listen }),
+    ...(options.relay === undefined ? {} : { relay: options.relay }),
     bootstrap: (options.bootstrap ?? []).map(addressOf),
     sync: { intervalMs: 1_000 },
   })
@@ -145,6 +146,40 @@ describe('a private mesh with roles', () => {
     await eventually('the member over WebSockets gets its store', async () => (await s1.peer.db.status()).tables.length === 2 && (await s1.peer.db.table('catalog').get('secret-tea')) !== null)
     await s1.peer.db.table('sales').put('ws-sale', { store: '1', total: 5 })
     await eventually('its sale reaches hq', async () => (await hq.peer.db.table('sales').get('ws-sale')) !== null)
+  })
+
+  it('a relay in a private mesh serves members only: a stranger who reached it over WebSockets can neither reserve a slot nor be relayed to a member', async () => {
+    const mesh = await testMesh()
+    const hq = await member(mesh, 'hq', [], { listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'], relay: true })
+    // s2 has no address of its own: it is reachable only through hq's relay (as a browser tab is).
+    const s2 = await member(mesh, 'store', ['2'], { listen: ['/p2p-circuit'], bootstrap: [hq], carries: { sales: ['2'] } })
+    await eventually('s2 holds a slot on hq', () => s2.peer.node.multiaddrs().some((a) => a.toString().includes('/p2p-circuit')))
+    const relayed = s2.peer.node.multiaddrs().map(String).find((a) => a.includes('/p2p-circuit'))!
+    const ws = hq.peer.node.multiaddrs().map(String).find((a) => a.includes('/ws/'))!
+    const throughWs = `${ws}/p2p-circuit/p2p/${s2.id}`
+    expect(relayed).toContain(`/p2p/${hq.id}/p2p-circuit/p2p/${s2.id}`)
+
+    // A stranger: no secret, no admission, connected to hq over WebSockets, asking for both.
+    const stranger = await createNode({ dataDir: join(await tempDir(), 'stranger'), listen: ['/p2p-circuit'], mdns: false })
+    try {
+      await stranger.dial(ws)
+      const relayedDial = await stranger.dial(throughWs, { signal: AbortSignal.timeout(20_000) }).then(
+        () => 'connected',
+        (error: Error) => error.message,
+      )
+      expect(relayedDial).not.toBe('connected')
+      await eventually('hq refuses the stranger', () => (hq.peer.refusals.counts().NOT_ADMITTED ?? 0) >= 1, 20_000)
+      expect(s2.peer.node.connectedPeers().map(String)).not.toContain(stranger.peerId.toString())
+      expect(hq.peer.node.libp2p.services.relay!.reservations.has(stranger.peerId)).toBe(false)
+      expect(stranger.multiaddrs().some((a) => a.toString().includes('/p2p-circuit'))).toBe(false)
+    } finally {
+      await stranger.stop()
+    }
+
+    // A member is relayed: s1 reaches s2 through hq, and its sale gets there.
+    const s1 = await member(mesh, 'store', ['1'], { bootstrap: [hq], carries: { sales: ['1'] } })
+    await s1.peer.node.dial(relayed)
+    expect(s1.peer.node.connectedPeers().map(String)).toContain(s2.id)
   })
 
   it('refuses a node without an admission, with an expired one, and with one of another mesh: nothing is read or written', async () => {
