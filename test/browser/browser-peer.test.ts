@@ -1,8 +1,14 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { connect, type AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { createServer as createTlsServer } from 'node:tls'
 import { describe, expect, it } from 'vitest'
 import { readApiFile } from '../../src/http/api-file.js'
 import type { Page } from 'playwright-core'
 import { browserAvailable, startBrowser, type BrowserHarness } from '../helpers/browser.js'
 import { eventually, startPeer, type TestPeer } from '../helpers/peers.js'
+import { tempDir } from '../helpers/tempdir.js'
 
 /* A browser tab as an equal peer: real Chromium, the bundled library, IndexedDB, libp2p WebSockets to a Node peer on 127.0.0.1. */
 
@@ -88,6 +94,41 @@ describe.skipIf(!browserAvailable())('a browser peer in Chromium', () => {
     await eventually('the tab row on the Node peer', async () => (await nodeStock.get('s1-apple'))?.qty === 5)
     await nodeStock.put('s2-pear', { store: 's2', sku: 'pear', qty: 3 })
     await eventually('the Node row in the tab', async () => (await tabRow(page, 's2-pear'))?.qty === 3)
+  })
+
+  it('joins over wss through a TLS-terminating proxy in front of the Node peer’s /ws', async () => {
+    harness ??= await startBrowser()
+    const { peer, ws } = await nodePeer()
+    // What nginx or a load balancer does in front of a peer: TLS outside, the plain /ws port inside.
+    const dir = await tempDir()
+    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')]
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' })
+    const wsPort = Number(/\/tcp\/(\d+)\/ws\//.exec(ws)![1])
+    const sockets = new Set<{ destroy(): void }>()
+    const proxy = createTlsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (outside) => {
+      const inside = connect(wsPort, '127.0.0.1')
+      for (const s of [inside, outside]) sockets.add(s)
+      outside.pipe(inside).pipe(outside)
+      outside.on('error', () => inside.destroy())
+      inside.on('error', () => outside.destroy())
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const wss = `/ip4/127.0.0.1/tcp/${(proxy.address() as AddressInfo).port}/tls/ws/p2p/${peer.peer.node.peerId.toString()}`
+      // The certificate is self-signed: the context trusts it as a browser trusts a real one.
+      const page = await harness.openPage(await harness.newContext({ ignoreHTTPSErrors: true }))
+      await startTab(page, wss)
+      await page.evaluate(async () => {
+        const w = window as unknown as Win
+        await w.peer.db.table('stock').put('s3-kiwi', { store: 's3', sku: 'kiwi', qty: 9 })
+      })
+      await eventually('the tab’s row on the Node peer, over wss', async () => (await peer.peer.db.table('stock').get('s3-kiwi'))?.qty === 9)
+      const addrs = await page.evaluate(() => (window as unknown as Win).peer.node.libp2p.getConnections().map((c) => c.remoteAddr.toString()))
+      expect(addrs).toEqual([wss])
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => proxy.close(() => resolve()))
+    }
   })
 
   it('a counter pressed in two tabs converges to the sum in both tabs and on the Node peer', async () => {
