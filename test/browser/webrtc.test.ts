@@ -76,7 +76,7 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
   let harness: BrowserHarness
   let turn: Turn
 
-  it('two tabs meet through a relay, connect directly, and keep replicating when the relay is gone', async () => {
+  it('two tabs meet through a relay, connect over WebRTC, and keep replicating when the relay is gone', async () => {
     harness ??= await startBrowser()
     turn ??= await startTurn()
     const { relay, ws } = await relayPeer()
@@ -130,9 +130,9 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
     const stranger = await harness.openPage()
     const refusedBefore = hq.peer.refusals.counts().NOT_ADMITTED ?? 0
     const dialled = await stranger.evaluate(
-      async ({ ws, webrtcAddr, table }) => {
+      async ({ ws, webrtcAddr, table, webrtc }) => {
         const w = window as unknown as Win
-        w.peer = await w.shoal.BrowserPeer.start({ name: 'stranger', bootstrap: [ws], tables: [table as never] })
+        w.peer = await w.shoal.BrowserPeer.start({ name: 'stranger', bootstrap: [ws], tables: [table as never], webrtc })
         await w.peer.db.table('stock').put('s1-forged', { store: 's1', sku: 'pear', qty: 1000 })
         try {
           await w.peer.node.dial(webrtcAddr, { signal: AbortSignal.timeout(30_000) })
@@ -141,7 +141,7 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
           return `refused: ${(error as Error).message}`
         }
       },
-      { ws, webrtcAddr, table: STOCK },
+      { ws, webrtcAddr, table: STOCK, webrtc: turn.webrtc },
     )
     expect(dialled).toMatch(/^refused/)
     const strangerId = await stranger.evaluate(() => (window as unknown as Win).peer.peerId)
@@ -149,5 +149,14 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
     expect((await connections(a)).some((c) => c.peer === strangerId)).toBe(false)
     expect(await tabRow(a, 's1-forged')).toBeNull()
     expect(await hq.peer.db.table('stock').get('s1-forged')).toBeNull()
+
+    // The members go on without hq: admitted to each other over WebRTC, signed changes and all.
+    await stopPeer(hq)
+    await b.evaluate(async () => {
+      const w = window as unknown as Win
+      await w.peer.db.table('stock').increment('s1-pear', 'qty', 5)
+    })
+    await eventually('B’s press in tab A with hq gone', async () => (await tabRow(a, 's1-pear'))?.qty === 7)
+    expect(await webrtcPaths(a)).toEqual(['127.0.0.1 → 127.0.0.1'])
   })
 })
