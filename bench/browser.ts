@@ -28,7 +28,10 @@ import { baselinesDir, prepareSystems } from './peers/systems.js'
  *     write: BrowserPeer started / IndexedDB opened and the socket asked for), time until all N
  *     rows are in the tab, rows/s over that;
  *   a counter click in tab A → visible in tab B, through the Node side (p50 / p99 over --clicks),
- *     timed in the pages (performance.timeOrigin + now()).
+ *     timed in the pages (performance.timeOrigin + now()); and for Shoal also tab to tab over
+ *     WebRTC: the Node peer runs a relay, the tabs connect to each other, then the Node peer stops.
+ *     (Host candidates: on this machine its own address, which Chromium would otherwise hide
+ *     behind an mDNS name.)
  *
  * Shoal's rows are durable in IndexedDB when counted (each page of rows is one IndexedDB
  * transaction); y-indexeddb stores updates as they arrive, not awaited here. The Yjs server keeps
@@ -44,7 +47,7 @@ const CLICKS = Number(args.option('--clicks') ?? 100)
 const SAVE = !args.flag('--no-save')
 const PARTIAL = args.option('--rows') !== undefined || args.option('--clicks') !== undefined
 const CHROMIUM = '/usr/bin/chromium'
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-features=WebRtcHideLocalIpsWithMdns']
 const t0 = performance.now()
 const progress = (m: string): void => void process.stderr.write(`[browser ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}\n`)
 
@@ -97,10 +100,10 @@ async function open(browser: Browser, base: string, page: 'shoal' | 'yjs'): Prom
   return p
 }
 
-/** Shoal: a Node peer holding the rows, listening on WebSockets. */
-async function shoalSide(rows: number): Promise<{ ws: string; peer: Peer; close: () => Promise<void> }> {
+/** Shoal: a Node peer holding the rows, listening on WebSockets (a relay where tabs meet, with `relay`). */
+async function shoalSide(rows: number, relay = false): Promise<{ ws: string; peer: Peer; close: () => Promise<void> }> {
   const dir = await tempDir('browser', 'node')
-  const config = { ...parseConfig({ tables: [TABLE], open: true }, 'bench'), data: dir, listen: ['/ip4/127.0.0.1/tcp/0/ws'], mdns: false, http: null }
+  const config = { ...parseConfig({ tables: [TABLE], open: true, relay }, 'bench'), data: dir, listen: ['/ip4/127.0.0.1/tcp/0/ws'], mdns: false, http: null }
   const peer = await Peer.start(config, {})
   for (let i = 0; i < rows; i += 2000) {
     await peer.db.applyBatch(Array.from({ length: Math.min(2000, rows - i) }, (_, j) => ({ table: 'stock', op: 'put' as const, key: `r${i + j}`, values: row(i + j) })))
@@ -201,6 +204,30 @@ async function clicks(a: Page, b: Page, system: string, n: number): Promise<numb
   return sent.map((s, i) => seen[i]! - s)
 }
 
+/** Clicks between two tabs connected over WebRTC (met through the Node peer's relay), the Node peer gone. */
+async function tabToTab(browser: Browser, base: string, rows: number): Promise<ClickResult> {
+  const side = await shoalSide(rows, true)
+  try {
+    const [a, b] = [await open(browser, base, 'shoal'), await open(browser, base, 'shoal')]
+    await load(a, 'shoal', side.ws, rows)
+    await load(b, 'shoal', side.ws, rows)
+    const idB = await b.evaluate(() => (window as Win).peer.peerId as string)
+    const direct = (): Promise<boolean> =>
+      a.evaluate((id) => ((window as Win).peer.node.libp2p.getConnections() as Array<{ remotePeer: unknown; remoteAddr: unknown }>).some((c) => String(c.remotePeer) === id && String(c.remoteAddr).includes('/webrtc')), idB)
+    await eventually('tabs A and B connected over WebRTC', direct, 60_000, 50)
+    await side.peer.stop()
+    const ms = await clicks(a, b, 'shoal', CLICKS)
+    progress(`  click A → B p50 ${quantile(ms, 0.5).toFixed(1)} ms, p99 ${quantile(ms, 0.99).toFixed(1)} ms`)
+    for (const p of [a, b]) {
+      await p.evaluate(async () => void (await (window as Win).peer?.stop()))
+      await p.context().close()
+    }
+    return { system: 'shoal, tab to tab (WebRTC)', rows, clicks: CLICKS, p50: quantile(ms, 0.5), p99: quantile(ms, 0.99) }
+  } finally {
+    await side.close()
+  }
+}
+
 async function main(): Promise<void> {
   const SRC_HASH = srcHash()
   await prepareSystems(['yjs'], progress)
@@ -239,6 +266,8 @@ async function main(): Promise<void> {
         }
       }
     }
+    progress('shoal: tab to tab over WebRTC')
+    latency.push(await tabToTab(browser, base, ROWS[0]!))
   } finally {
     await browser.close()
     await new Promise<void>((r) => server.close(() => r()))
