@@ -44,8 +44,9 @@ export interface WebRtcOptions {
  * A browser tab's libp2p node: it dials Node peers over WebSockets (a tab cannot listen) and
  * other tabs over WebRTC: each tab reserves a slot on the circuit relays among its peers, and
  * a tab dialling another's `…/p2p-circuit/webrtc/p2p/<id>` address exchanges the WebRTC offer
- * and answer through the relay, then talks to it directly. Unlike libp2p's browser default, plain `ws` and private
- * addresses may be dialled (gaterFrom): a store's peers are on its LAN, and the page came from one of them.
+ * and answer through the relay, then the two talk over their own WebRTC connection. Unlike
+ * libp2p's browser default, plain `ws` and private addresses may be dialled (gaterFrom): a
+ * store's peers are on its LAN, and the page came from one of them.
  */
 export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode> {
   if (typeof init.dataDir !== 'string' || init.dataDir === '') throw new NetStartError('createBrowserNode needs { dataDir }')
@@ -78,7 +79,8 @@ export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode
   return new ShoalNode(node, keeper, online)
 }
 
-function checkWebRtc(webrtc: unknown): void {
+/** Throws NetStartError saying what is wrong with a `webrtc` option. */
+export function checkWebRtc(webrtc: unknown): void {
   if (webrtc === undefined || webrtc === false) return
   const shape = `'webrtc' must be false or { iceServers?: [{ urls: 'stun:…' | 'turn:…', username?, credential? }, …], iceTransportPolicy?: 'all' | 'relay' }`
   if (typeof webrtc !== 'object' || webrtc === null || Array.isArray(webrtc)) throw new NetStartError(shape)

@@ -244,7 +244,7 @@ export function isWebSocketAddress(addr: Multiaddr | undefined): boolean {
  * present its admission first.
  */
 export function isOpenTransport(addr: Multiaddr | undefined): boolean {
-  return addr?.getComponents().some((c) => c.name === 'ws' || c.name === 'wss' || c.name === 'webrtc' || c.name === 'webrtc-direct') ?? false
+  return isWebSocketAddress(addr) || (addr?.getComponents().some((c) => c.name === 'webrtc' || c.name === 'webrtc-direct') ?? false)
 }
 
 /** Whether a node may connect at all: off while offline (ShoalNode.setOnline). */

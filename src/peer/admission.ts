@@ -79,7 +79,8 @@ export class AdmissionService {
    */
   whenAdmitted(peer: string): Promise<boolean> {
     if (this.admitted(peer)) return Promise.resolve(true)
-    if (this.node === null || !this.allows(peer)) return Promise.resolve(false)
+    // Not refused while the service is starting: the node (and its relay) runs a moment before it.
+    if (!this.allows(peer)) return Promise.resolve(false)
     return new Promise((resolve) => {
       let waiters = this.checks.get(peer)
       if (waiters === undefined) this.checks.set(peer, (waiters = new Set()))

@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { createBrowserNode, type WebRtcOptions } from '../net/browser-node.js'
+import { checkWebRtc, createBrowserNode, type WebRtcOptions } from '../net/browser-node.js'
 import { loadOrCreatePeerKey } from '../net/identity.js'
 import type { ShoalNode } from '../net/shoal-node.js'
 import { Shoal } from '../shoal.js'
@@ -197,5 +197,7 @@ function checkOptions(options: BrowserPeerOptions): { name: string; bootstrap: s
   }
   if (options.tables !== undefined && !Array.isArray(options.tables)) throw new ValidationError(`BrowserPeer.start: 'tables' must be an array of table schemas`)
   if (options.mesh !== undefined && typeof options.mesh !== 'string') throw new ValidationError(`BrowserPeer.start: 'mesh' must be a join code (the text after #join= in an admission link)`)
+  // Before anything opens, like the other options.
+  checkWebRtc(options.webrtc)
   return { name, bootstrap, carries }
 }

@@ -96,6 +96,30 @@ describe.skipIf(!browserAvailable())('a browser peer in Chromium', () => {
     await eventually('the Node row in the tab', async () => (await tabRow(page, 's2-pear'))?.qty === 3)
   })
 
+  it('refuses malformed webrtc options before opening anything, saying what is wrong', async () => {
+    harness ??= await startBrowser()
+    const page = await harness.openPage()
+    const refused = await page.evaluate(async () => {
+      const w = window as unknown as Win
+      const out: string[] = []
+      for (const webrtc of [{ iceServers: 'stun:x' }, { iceTransportPolicy: 'relay' }, { iceTransportPolicy: 'nearest' }, { stun: true }, 42]) {
+        try {
+          await w.shoal.BrowserPeer.start({ name: 'bad-webrtc', bootstrap: [], webrtc: webrtc as never })
+          out.push('started')
+        } catch (error) {
+          out.push(`${(error as { code?: string }).code}: ${(error as Error).message}`)
+        }
+      }
+      return out
+    })
+    expect(refused).toHaveLength(5)
+    for (const r of refused) expect(r).toMatch(/^NET_START_FAILED: 'webrtc/)
+    expect(refused[0]).toContain("'iceServers' must be a list of { urls }")
+    expect(refused[1]).toContain('needs a TURN server')
+    expect(refused[2]).toContain(`'iceTransportPolicy' is "nearest"`)
+    expect(refused[3]).toContain(`'stun' is not an option`)
+  })
+
   it('joins over wss through a TLS-terminating proxy in front of the Node peer’s /ws', async () => {
     harness ??= await startBrowser()
     const { peer, ws } = await nodePeer()
