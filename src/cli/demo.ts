@@ -6,7 +6,8 @@ import { runPeer } from './start.js'
 /*
  * `shoal demo` (npm run demo): a peer of the retail example in an open mesh, serving the stock
  * board, with a few products and two stores' stock to press and type into. Open the printed URL
- * in two browsers (or a normal and a private window): each tab is a peer of its own.
+ * in two browsers (or a normal and a private window): each tab is a peer of its own, and the tabs
+ * connect to each other over WebRTC too.
  */
 
 const TABLES = [
@@ -26,7 +27,8 @@ const STORES = ['s1', 's2']
 
 export function demoConfig(options: Options): PeerConfig {
   const config = applyFlags(
-    parseConfig({ name: 'demo', data: 'data/demo', open: true, mdns: false, ui: true, http: '127.0.0.1:7070', listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'], tables: TABLES }, 'the demo'),
+    // A relay too: the tabs reserve a slot on it, find each other and connect tab to tab over WebRTC.
+    parseConfig({ name: 'demo', data: 'data/demo', open: true, mdns: false, ui: true, relay: true, http: '127.0.0.1:7070', listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'], tables: TABLES }, 'the demo'),
     { ...options, open: false },
   )
   if (config.http === null) throw new ConfigError('the demo serves its web app over the HTTP API: leave --http on')

@@ -124,7 +124,21 @@ function Catalog({ rows }: { rows: Map<string, Row> }) {
 }
 
 function Peers({ peer }: { peer: BrowserPeer }) {
-  const read = useCallback(() => ({ connected: peer.node.connectedPeers().map((p) => p.toString()), rounds: peer.sync.status().peers }), [peer])
+  const read = useCallback(
+    () => ({
+      // How each peer is reached: another tab directly over WebRTC, a Node peer over WebSockets.
+      connected: [
+        ...new Map(
+          peer.node.libp2p
+            .getConnections()
+            .filter((c) => c.limits === undefined)
+            .map((c) => [c.remotePeer.toString(), { id: c.remotePeer.toString(), link: c.remoteAddr.toString().includes('/webrtc') ? 'WebRTC' : 'WebSockets' }] as const),
+        ).values(),
+      ],
+      rounds: peer.sync.status().peers,
+    }),
+    [peer],
+  )
   const { connected, rounds } = usePoll(read, 500)
   return (
     <div>
@@ -136,11 +150,12 @@ function Peers({ peer }: { peer: BrowserPeer }) {
         <p class="empty">Not connected.</p>
       ) : (
         <ul class="peers">
-          {connected.map((id) => {
+          {connected.map(({ id, link }) => {
             const last = rounds.find((r) => r.peer === id)?.lastRound
             return (
               <li key={id}>
-                <code title={id}>{short(id)}</code> {last === null || last === undefined ? '' : <span class="muted">synced {ago(last.at)}</span>}
+                <code title={id}>{short(id)}</code> <span class="muted">{link}</span>
+                {last === null || last === undefined ? '' : <span class="muted">, synced {ago(last.at)}</span>}
               </li>
             )
           })}
