@@ -6,19 +6,12 @@ import { createServer as createTlsServer } from 'node:tls'
 import { describe, expect, it } from 'vitest'
 import { readApiFile } from '../../src/http/api-file.js'
 import type { Page } from 'playwright-core'
-import { browserAvailable, startBrowser, type BrowserHarness } from '../helpers/browser.js'
+import { browserAvailable, startBrowser, type BrowserHarness, STOCK } from '../helpers/browser.js'
 import { eventually, startPeer, type TestPeer } from '../helpers/peers.js'
 import { tempDir } from '../helpers/tempdir.js'
 
 /* A browser tab as an equal peer: real Chromium, the bundled library, IndexedDB, libp2p WebSockets to a Node peer on 127.0.0.1. */
 
-const STOCK = {
-  name: 'stock',
-  primaryKey: 'id',
-  partitionBy: 'store',
-  engine: 'yjs',
-  columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', note: 'text' },
-}
 
 type Shoal = typeof import('../../src/browser.js')
 type Win = Window & { shoal: Shoal; peer: import('../../src/browser.js').BrowserPeer }

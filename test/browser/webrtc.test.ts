@@ -1,7 +1,7 @@
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { encodeJoinCode } from '../../src/trust/join-code.js'
-import { browserAvailable, startBrowser, webrtcPaths, type BrowserHarness } from '../helpers/browser.js'
+import { browserAvailable, startBrowser, webrtcPaths, type BrowserHarness, STOCK } from '../helpers/browser.js'
 import { memberFolder, testMesh } from '../helpers/mesh.js'
 import { eventually, startPeer, stopPeer, type TestPeer } from '../helpers/peers.js'
 import { tempDir } from '../helpers/tempdir.js'
@@ -14,13 +14,6 @@ import { startTurn, turnAvailable, type Turn } from '../helpers/turn.js'
  * server there (helpers/turn.ts), as devices on different networks would use one.
  */
 
-const STOCK = {
-  name: 'stock',
-  primaryKey: 'id',
-  partitionBy: 'store',
-  engine: 'yjs',
-  columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', note: 'text' },
-}
 
 type Win = Window & { shoal: typeof import('../../src/browser.js'); peer: import('../../src/browser.js').BrowserPeer }
 

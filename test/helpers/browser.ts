@@ -14,6 +14,15 @@ import { buildBrowser } from '../../scripts/browser-build.js'
  * (CI), under which a missing browser fails the run.
  */
 
+/** The stock table of the browser tests: partitioned by store, a counter and a text column. */
+export const STOCK = {
+  name: 'stock',
+  primaryKey: 'id',
+  partitionBy: 'store',
+  engine: 'yjs',
+  columns: { id: 'string', store: 'string', sku: 'string', qty: 'counter', note: 'text' },
+}
+
 export const CHROMIUM = '/usr/bin/chromium'
 export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 /**
