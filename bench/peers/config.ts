@@ -19,6 +19,8 @@ export const STEADY_DEADLINE_MS = Number(option('--steady-deadline-s') ?? DEFAUL
 export const HOT = Math.max(1, Math.floor(N / 10))
 /** Row engine of Shoal's table (`--shoal-engine`; the table has no text column, so any engine can hold it). */
 export const SHOAL_ENGINE = option('--shoal-engine') ?? 'yjs'
+/** Where the children write V8 CPU profiles (`--cpu-prof-dir`; one file per child process). */
+export const CPU_PROF_DIR = option('--cpu-prof-dir') ?? null
 if (!['yjs', 'automerge', 'columns'].includes(SHOAL_ENGINE)) throw new Error(`--shoal-engine must be yjs, automerge or columns (got '${SHOAL_ENGINE}')`)
 
 export function label(w: WorkloadId, n = N): string {

@@ -9,7 +9,7 @@ import { relative } from 'node:path'
 import { cpuMark, foreignCores } from '../lib/cpu.js'
 import { ProgressBar } from '../lib/progress.js'
 import { repoRoot } from '../lib/results.js'
-import { args, DEADLINE_MS, DEFAULTS, GROUPS, label, N, STEADY_DEADLINE_MS, STEADY_ROWS, STEADY_SECONDS, SYSTEMS, WORKLOADS, type Group, type WorkloadId, SHOAL_ENGINE } from './config.js'
+import { args, DEADLINE_MS, DEFAULTS, GROUPS, label, N, STEADY_DEADLINE_MS, STEADY_ROWS, STEADY_SECONDS, SYSTEMS, WORKLOADS, type Group, type WorkloadId, SHOAL_ENGINE, CPU_PROF_DIR } from './config.js'
 import { isDnf, type ChildResult, type Dnf } from './measure.js'
 import { publish, seconds, summarize, type SystemSummary } from './report.js'
 import { prepareSystems, systemModule } from './systems.js'
@@ -19,6 +19,7 @@ const { flag, option } = args
 function runChild(system: string, group: Group, rows: number, onProgress: (text: string) => void): Promise<ChildResult> {
   const childArgs = [
     '--expose-gc',
+    ...(CPU_PROF_DIR === null ? [] : ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR]),
     process.argv[1]!,
     '--child',
     system,

@@ -9,6 +9,7 @@
  *   npm run bench:peers -- --rows 2000 --steady-rows 10000 --steady-seconds 20   smaller (a partial run)
  *   npm run bench:peers -- --no-save                    do not write bench/results/ or bench/README.md
  *   npm run bench:peers -- --shoal-engine columns       Shoal's table on another row engine (yjs by default)
+ *   npm run bench:peers -- --cpu-prof-dir /tmp/prof     V8 CPU profiles of the children (one per group)
  *
  * Workloads (rows shaped like the retail `stock` table: {id, store, sku, qty, shelf}; N = --rows):
  *   w1   peer A inserts N rows; time until peer B holds them all.

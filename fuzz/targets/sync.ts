@@ -92,7 +92,8 @@ export const syncFrames: FuzzTarget = {
       for (const partition of (table.partitionBy ?? null) === null ? [''] : STORES) {
         const keys = keysOf(table.name).filter((k) => (table.partitionBy ?? null) === null || k.startsWith(partition))
         const rows = await replica.fetch(table.name, partition, keys.map((key) => ({ key, version: null })))
-        const versions = await Promise.all(keys.map(async (key) => ({ key, version: await replica.version(table.name, partition, key) })))
+        const held = await replica.versions(table.name, partition, keys)
+        const versions = keys.map((key, i) => ({ key, version: held[i] ?? null }))
         requests.push({ type: 'fetch', table: table.name, partition, items: versions })
         requests.push({ type: 'push', table: table.name, partition, rows: rows.flatMap((r) => (r.bytes === null ? [] : [{ key: r.key, bytes: r.bytes }])) })
         requests.push({ type: 'range', table: table.name, partition, from: 0, to: LEAF_COUNT, after: null, maxBytes: 4096 })

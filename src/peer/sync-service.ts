@@ -139,6 +139,7 @@ export class SyncService {
       intervalMs: init.intervalMs ?? DEFAULT_INTERVAL_MS,
       peersPerRound: init.peersPerRound ?? DEFAULT_PEERS_PER_ROUND,
       connectDelayMs: init.connectDelayMs ?? DEFAULT_CONNECT_DELAY_MS,
+      self: node.peerId.toString(),
       learnedQuietMs: LEARNED_QUIET_MS,
       learnedMaxWaitMs: LEARNED_MAX_WAIT_MS,
       candidates: () => this.candidates(),

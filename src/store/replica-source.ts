@@ -4,7 +4,7 @@ import type { ResolvedSchema } from '../table/schema.js'
 import type { Changeset } from '../trust/changeset.js'
 import type { ChangesetOutcome } from './changesets.js'
 import type { PartitionSummary } from './digest-state.js'
-import type { RangeCursor, RangeRow } from './replication-reads.js'
+import type { RangeCursor, RangeRow, RowSince, LeafRow } from './replication-reads.js'
 import type { ChangeListener, RemoteRow } from './store.js'
 
 /**
@@ -26,10 +26,10 @@ export interface ReplicaSource {
   holds(table: string, partition: string): boolean
   rowCount(table: string, partition?: string): number
   digestTree(table: string, partition: string): Promise<DigestTreeLike>
-  leafRows(table: string, partition: string, leaf: number): Promise<Array<{ key: string; rowHash: Uint8Array }>>
+  leafRows(table: string, partition: string, leaves: readonly number[]): Promise<LeafRow[]>
   rowRange(table: string, partition: string, fromLeaf: number, toLeaf: number, after: RangeCursor | null, maxBytes: number): Promise<{ rows: RangeRow[]; next: RangeCursor | null }>
   encodedRows(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>>
-  rowSince(schema: ResolvedSchema, partition: string, key: string, since: Uint8Array | null): Promise<{ version: Uint8Array; delta: Uint8Array | null } | null>
+  rowsSince(schema: ResolvedSchema, partition: string, items: ReadonlyArray<{ key: string; since: Uint8Array | null }>): Promise<Array<RowSince | null>>
   applyRemote(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult>
   applyRemoteRows(table: string, partition: string, rows: readonly RemoteRow[], origin: string): Promise<Array<PromiseSettledResult<ApplyResult>>>
   subscribe(listener: ChangeListener): () => void

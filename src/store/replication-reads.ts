@@ -1,5 +1,6 @@
 import { LEAF_COUNT, type DigestTreeLike } from '../table/digest-tree.js'
 import { partitionId } from '../table/ids.js'
+import type { RowDocument } from '../table/row.js'
 import type { ResolvedSchema } from '../table/schema.js'
 import type { StoreCore } from './core.js'
 import { bucketKey, decodeRecord, leafName, partitionPrefix, prefixEnd, rowKey, SEP } from './layout.js'
@@ -34,11 +35,42 @@ export function digestTree(core: StoreCore, table: string, partition: string): P
   })
 }
 
-/** Row keys and their leaf contributions in one digest leaf. */
-export async function leafRows(core: StoreCore, table: string, partition: string, leaf: number): Promise<Array<{ key: string; rowHash: Uint8Array }>> {
-  const prefix = `${partitionPrefix(table, partition)}${leafName(leaf)}${SEP}`
-  const out: Array<{ key: string; rowHash: Uint8Array }> = []
-  for await (const [k, v] of core.levels.buckets.iterator({ gte: prefix, lt: prefixEnd(prefix) })) out.push({ key: k.slice(prefix.length), rowHash: v })
+/** A row listed in a digest leaf: its key and its contribution to the leaf. */
+export interface LeafRow {
+  leaf: number
+  key: string
+  rowHash: Uint8Array
+}
+
+/**
+ * An iterator costs about as much as reading this many bucket entries: leaves that close together
+ * (in expected entries between them) are read by one iterator over the run, the rest skipped.
+ */
+const ENTRIES_PER_ITERATOR = 32
+
+/** Row keys and their leaf contributions in these digest leaves, in (leaf, key) order. */
+export async function leafRows(core: StoreCore, table: string, partition: string, leaves: readonly number[]): Promise<LeafRow[]> {
+  const wanted = [...new Set(leaves)].sort((a, b) => a - b)
+  if (wanted.length === 0) return []
+  const perLeaf = Math.max(1, core.digests.rowCount(table, partition)) / LEAF_COUNT
+  const maxGap = Math.max(1, Math.floor(ENTRIES_PER_ITERATOR / perLeaf))
+  const runs: Array<[number, number]> = []
+  for (const leaf of wanted) {
+    const last = runs[runs.length - 1]
+    if (last !== undefined && leaf - last[1] <= maxGap) last[1] = leaf
+    else runs.push([leaf, leaf])
+  }
+  const keep = new Set(wanted)
+  const prefix = partitionPrefix(table, partition)
+  const keyAt = prefix.length + leafName(0).length + SEP.length
+  const out: LeafRow[] = []
+  for (const [first, last] of runs) {
+    const end = last + 1 >= LEAF_COUNT ? prefixEnd(prefix) : `${prefix}${leafName(last + 1)}${SEP}`
+    for await (const [k, v] of core.levels.buckets.iterator({ gte: `${prefix}${leafName(first)}${SEP}`, lt: end })) {
+      const leaf = parseInt(k.slice(prefix.length, keyAt - SEP.length), 16)
+      if (keep.has(leaf)) out.push({ leaf, key: k.slice(keyAt), rowHash: v })
+    }
+  }
   return out
 }
 
@@ -105,23 +137,49 @@ export async function encodedRows(core: StoreCore, table: string, partition: str
  * For anti-entropy of a row both replicas hold: this replica's version, and (if `since` is given)
  * what a replica at `since` lacks (null: nothing). Null if the row is not stored here.
  */
-export async function rowSince(
+/** A row's version, what a replica at `since` lacks of it, and whether it holds all that replica has. */
+export interface RowSince {
+  version: Uint8Array
+  delta: Uint8Array | null
+  /** True when the replica at `since` certainly lacks nothing of this row's (RowDocument.holdsAll). */
+  holdsAll: boolean
+}
+
+/**
+ * For each item: the row's version and, against `since` (when given), what a replica there lacks;
+ * null for a row not stored here. Rows not in memory are read in one LevelDB call.
+ */
+export async function rowsSince(
   core: StoreCore,
   schema: ResolvedSchema,
   partition: string,
-  key: string,
-  since: Uint8Array | null,
-): Promise<{ version: Uint8Array; delta: Uint8Array | null } | null> {
-  const id = rowKey(schema.name, partition, key)
-  // A live cached row answers without decoding (it is the committed state unless a write is in flight).
-  const cached = core.inFlight.has(id) ? undefined : core.cache.get(id)
-  if (cached !== undefined) return { version: cached.doc.version(), delta: since === null ? null : cached.doc.deltaSince(since) }
-  const bytes = await core.levels.rows.get(id)
-  if (bytes === undefined) return null
-  const doc = core.decodeDoc(schema, key, id, decodeRecord(bytes, id).doc)
-  try {
-    return { version: doc.version(), delta: since === null ? null : doc.deltaSince(since) }
-  } finally {
-    doc.dispose()
-  }
+  items: ReadonlyArray<{ key: string; since: Uint8Array | null }>,
+): Promise<Array<RowSince | null>> {
+  const answer = (doc: RowDocument, since: Uint8Array | null): RowSince => ({
+    version: doc.version(),
+    delta: since === null ? null : doc.deltaSince(since),
+    holdsAll: since !== null && doc.holdsAll(since),
+  })
+  const out: Array<RowSince | null> = new Array(items.length).fill(null)
+  const ids = items.map((item) => rowKey(schema.name, partition, item.key))
+  const unread: number[] = []
+  ids.forEach((id, i) => {
+    // A live cached row answers without decoding (it is the committed state unless a write is in flight).
+    const cached = core.inFlight.has(id) ? undefined : core.cache.get(id)
+    if (cached !== undefined) out[i] = answer(cached.doc, items[i]!.since)
+    else unread.push(i)
+  })
+  if (unread.length === 0) return out
+  const stored = await core.levels.rows.getMany(unread.map((i) => ids[i]!))
+  unread.forEach((i, j) => {
+    const bytes = stored[j]
+    if (bytes === undefined) return
+    const doc = core.decodeDoc(schema, items[i]!.key, ids[i]!, decodeRecord(bytes, ids[i]!).doc)
+    try {
+      out[i] = answer(doc, items[i]!.since)
+    } finally {
+      doc.dispose()
+    }
+  })
+  return out
 }

@@ -21,6 +21,7 @@ import type { LiveRow } from './live-row.js'
 import { openDatabase } from './open.js'
 import { readConflicts, readRow, scanRows, type StoredRow } from './reads.js'
 import * as replication from './replication-reads.js'
+import type { RowSince, LeafRow } from './replication-reads.js'
 import { RowCache } from './row-cache.js'
 import { bookmarkKey, checkAtomic, type AtomicOptions, type AtomicWrite, type AtomicWriteResult, type Bookmark } from './atomic.js'
 import { runBatch, type ChangeEvent, type Job, type LocalJob, type LocalWriteResult } from './write-batch.js'
@@ -41,7 +42,7 @@ interface AtomicJob {
 export type { CheckReport } from './check.js'
 export type { PartitionSummary } from './digest-state.js'
 export type { StoredRow } from './reads.js'
-export type { RangeCursor, RangeRow } from './replication-reads.js'
+export type { RangeCursor, RangeRow, RowSince, LeafRow } from './replication-reads.js'
 
 export interface StoreOptions {
   /** The data folder; created (mode 0700) if missing. */
@@ -381,9 +382,9 @@ export class Store {
     return replication.digestTree(this.core, table, partition)
   }
 
-  leafRows(table: string, partition: string, leaf: number): Promise<Array<{ key: string; rowHash: Uint8Array }>> {
+  leafRows(table: string, partition: string, leaves: readonly number[]): Promise<LeafRow[]> {
     this.assertOpen()
-    return replication.leafRows(this.core, table, partition, leaf)
+    return replication.leafRows(this.core, table, partition, leaves)
   }
 
   rowRange(table: string, partition: string, fromLeaf: number, toLeaf: number, after: replication.RangeCursor | null, maxBytes: number) {
@@ -396,9 +397,9 @@ export class Store {
     return replication.encodedRows(this.core, table, partition, keys)
   }
 
-  rowSince(schema: ResolvedSchema, partition: string, key: string, since: Uint8Array | null): Promise<{ version: Uint8Array; delta: Uint8Array | null } | null> {
+  rowsSince(schema: ResolvedSchema, partition: string, items: ReadonlyArray<{ key: string; since: Uint8Array | null }>): Promise<Array<RowSince | null>> {
     this.assertOpen()
-    return replication.rowSince(this.core, schema, partition, key, since)
+    return replication.rowsSince(this.core, schema, partition, items)
   }
 
   /** Re-reads every row and verifies digests, digest trees, counts and the row check (see check.ts). */

@@ -243,7 +243,8 @@ class Session {
     if (both.length > 0) {
       // Both hold the row and differ: send our version, get what we lack and their version back,
       // then send what they lack. Deltas, not whole rows.
-      const items = await Promise.all(both.map(async (key) => ({ key, version: await this.local.version(table, partition, key) })))
+      const versions = await this.local.versions(table, partition, both)
+      const items = both.map((key, i) => ({ key, version: versions[i] ?? null }))
       const theirVersions = await this.fetchRows(table, partition, items, progress)
       // Rows that now hash as theirs did need nothing sent back (a Yjs delta is never empty: it
       // always carries the delete set, so "is there a delta" cannot tell).

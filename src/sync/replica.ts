@@ -54,10 +54,14 @@ export interface SyncReplica {
   leafRows(table: string, partition: string, leaves: readonly number[]): Promise<Array<{ leaf: number; key: string; hash: Uint8Array }>>
   /** Whole rows of leaves [from, to) in (leaf, key) order after `after`, about maxBytes; next = where to go on, or null at the end. */
   range(table: string, partition: string, from: number, to: number, after: RangeCursor | null, maxBytes: number): Promise<{ rows: RowBytes[]; next: RangeCursor | null }>
-  /** Per key: this replica's version and what a replica at `version` lacks (version null: the whole row). */
+  /**
+   * Per key: what a replica at `version` lacks (asked with version null: the whole row), and this
+   * replica's version, so the asker can send back what it has that this replica lacks; the
+   * version is left out (null) when this replica holds all the asker has (RowDocument.holdsAll).
+   */
   fetch(table: string, partition: string, items: ReadonlyArray<{ key: string; version: Uint8Array | null }>): Promise<Array<{ key: string; bytes: Uint8Array | null; version: Uint8Array | null }>>
-  /** This replica's version of a row, or null if it does not hold it. */
-  version(table: string, partition: string, key: string): Promise<Uint8Array | null>
+  /** This replica's version of each row, or null for one it does not hold. */
+  versions(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>>
   /** What a replica at `version` lacks of a row (null: nothing, or no such row). */
   deltaSince(table: string, partition: string, key: string, version: Uint8Array): Promise<Uint8Array | null>
   /**

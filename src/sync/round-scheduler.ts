@@ -6,8 +6,9 @@ import { parsePartitionId, partitionId } from '../table/ids.js'
  * randomness and timers are injected.
  *
  * A round runs with a peer
- *   - when a connection to it opens (after a jittered delay, so both sides rarely start at once),
- *     unless a round that started after the connection opened already completed;
+ *   - when a connection to it opens: at once on the side with the smaller id, after a jittered
+ *     delay on the other (so both sides rarely start at once), unless a round that started after
+ *     the connection opened already completed;
  *   - when it announces a partition this peer carries, once gossip on it has been quiet for
  *     `learnedQuietMs` (so the round fetches what gossip missed instead of racing it), waiting at
  *     most `learnedMaxWaitMs`;
@@ -40,6 +41,12 @@ export interface RoundSchedulerInit {
   peersPerRound: number
   /** Upper bound of the jittered wait before a round asked for by a connection. */
   connectDelayMs: number
+  /**
+   * This peer's id, as `peer` arguments name peers. Given, the side of a new connection whose id
+   * is the smaller (the one whose round wins when both start at once) starts its round at once,
+   * and only the other side waits the jittered delay (it finds the round running, or done).
+   */
+  self?: string
   learnedQuietMs: number
   learnedMaxWaitMs: number
   /** Peers a periodic round may choose from (connected, speaking the protocol). */
@@ -113,7 +120,8 @@ export class RoundScheduler {
 
   /** A connection to `peer` opened at `openedAt` (undefined: unknown). */
   connected(peer: string, openedAt: number | undefined): void {
-    this.after(() => this.catchUp(peer, openedAt), this.connectDelay())
+    const first = this.init.self !== undefined && this.init.self < peer
+    this.after(() => this.catchUp(peer, openedAt), first ? 0 : this.connectDelay())
   }
 
   /**

@@ -55,8 +55,8 @@ export class StoreReplica implements SyncReplica {
   }
 
   async leafRows(table: string, partition: string, leaves: readonly number[]): Promise<Array<{ leaf: number; key: string; hash: Uint8Array }>> {
-    const lists = await Promise.all(leaves.map((leaf) => this.source.leafRows(table, partition, leaf)))
-    return lists.flatMap((rows, i) => rows.map((r) => ({ leaf: leaves[i]!, key: r.key, hash: r.rowHash.slice(0, NODE_HASH_BYTES) })))
+    const rows = await this.source.leafRows(table, partition, leaves)
+    return rows.map((r) => ({ leaf: r.leaf, key: r.key, hash: r.rowHash.slice(0, NODE_HASH_BYTES) }))
   }
 
   async range(table: string, partition: string, from: number, to: number, after: RangeCursor | null, maxBytes: number): Promise<{ rows: RowBytes[]; next: RangeCursor | null }> {
@@ -69,26 +69,28 @@ export class StoreReplica implements SyncReplica {
     const docs = whole.length === 0 ? [] : await this.source.encodedRows(table, partition, whole)
     const byKey = new Map(whole.map((k, i) => [k, docs[i] ?? null]))
     const schema = this.source.schema(table)
-    return Promise.all(
-      items.map(async (item) => {
-        if (item.version === null) return { key: item.key, bytes: byKey.get(item.key) ?? null, version: null }
-        if (schema === undefined) return { key: item.key, bytes: null, version: null }
-        const since = await this.source.rowSince(schema, partition, item.key, item.version)
-        return { key: item.key, bytes: since?.delta ?? null, version: since?.version ?? null }
-      }),
-    )
+    const asked = items.filter((i) => i.version !== null)
+    const since = schema === undefined || asked.length === 0 ? [] : await this.source.rowsSince(schema, partition, asked.map((i) => ({ key: i.key, since: i.version })))
+    const answers = new Map(asked.map((item, i) => [item.key, since[i] ?? null]))
+    return items.map((item) => {
+      if (item.version === null) return { key: item.key, bytes: byKey.get(item.key) ?? null, version: null }
+      const row = answers.get(item.key) ?? null
+      // Our version only when the asker may hold something we lack: it sends that back.
+      return { key: item.key, bytes: row?.delta ?? null, version: row === null || row.holdsAll ? null : row.version }
+    })
   }
 
-  async version(table: string, partition: string, key: string): Promise<Uint8Array | null> {
+  async versions(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>> {
     const schema = this.source.schema(table)
-    if (schema === undefined) return null
-    return (await this.source.rowSince(schema, partition, key, null))?.version ?? null
+    if (schema === undefined) return keys.map(() => null)
+    return (await this.source.rowsSince(schema, partition, keys.map((key) => ({ key, since: null })))).map((row) => row?.version ?? null)
   }
 
   async deltaSince(table: string, partition: string, key: string, version: Uint8Array): Promise<Uint8Array | null> {
     const schema: ResolvedSchema | undefined = this.source.schema(table)
     if (schema === undefined) return null
-    return (await this.source.rowSince(schema, partition, key, version))?.delta ?? null
+    const [row] = await this.source.rowsSince(schema, partition, [{ key, since: version }])
+    return row?.delta ?? null
   }
 
   async apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number }> {

@@ -216,10 +216,13 @@ class AutomergeDoc implements EngineDoc {
     return concatBytes(A.getHeads(this.doc).sort().map(fromHex))
   }
 
+  holdsAll(version: Uint8Array): boolean {
+    // Their heads are all in this history: every change they hold is here.
+    return A.hasHeads(this.doc, headsOf(version))
+  }
+
   deltaSince(version: Uint8Array): Uint8Array | null {
-    if (version.length % HEAD_BYTES !== 0) throw new DeltaError(`an Automerge version is a list of ${HEAD_BYTES}-byte hashes`)
-    const theirs: string[] = []
-    for (let i = 0; i < version.length; i += HEAD_BYTES) theirs.push(toHex(version.subarray(i, i + HEAD_BYTES)))
+    const theirs = headsOf(version)
     // Heads we have never seen tell us nothing about what they lack; the heads we know do.
     const known = theirs.filter((h) => A.hasHeads(this.doc, [h]))
     const delta = A.saveSince(this.doc, known)
@@ -238,6 +241,14 @@ class AutomergeDoc implements EngineDoc {
   dispose(): void {
     A.free(this.doc)
   }
+}
+
+/** The heads a version lists (the version of `version()`); DeltaError when it is not one. */
+function headsOf(version: Uint8Array): string[] {
+  if (version.length % HEAD_BYTES !== 0) throw new DeltaError(`an Automerge version is a list of ${HEAD_BYTES}-byte hashes`)
+  const heads: string[] = []
+  for (let i = 0; i < version.length; i += HEAD_BYTES) heads.push(toHex(version.subarray(i, i + HEAD_BYTES)))
+  return heads
 }
 
 /** A register's stored JSON text (an ImmutableString as written here, or a plain string). */

@@ -1,6 +1,6 @@
-import { decode, encode } from 'cborg'
 import { MAX_CAUSAL_LENGTH, MAX_COLUMNS } from '../constants.js'
 import { DeltaError, ValidationError } from '../errors.js'
+import { decodeCbor, encodeCbor, type CborItem } from './columns-cbor.js'
 import type { ApplyResult, EngineCells, EngineContext, EngineDoc, EngineWriter, RowEngine } from './engine.js'
 
 /*
@@ -71,6 +71,12 @@ interface Parsed {
   seqs: Map<string, number>
   registers: Array<{ life: number; column: string } & Register>
   counters: Array<{ life: number; column: string; actor: string } & Contribution>
+  /**
+   * Set by parse: the bytes are exactly what encodeParsed writes for what they hold (shortest
+   * CBOR, every list in order, no actor listed that nothing names), so a row made of them alone
+   * can keep them as its encoding.
+   */
+  canonical?: boolean
 }
 
 function fail(message: string): never {
@@ -83,8 +89,9 @@ function isCount(v: unknown, max: number): v is number {
 
 function parse(bytes: Uint8Array): Parsed {
   let raw: unknown
+  let canonical: boolean
   try {
-    raw = decode(bytes)
+    ;({ value: raw, canonical } = decodeCbor(bytes))
   } catch (error) {
     fail(`undecodable CBOR (${(error as Error).message})`)
   }
@@ -93,8 +100,17 @@ function parse(bytes: Uint8Array): Parsed {
   if (format !== FORMAT) fail(`format ${String(format)}, expected ${FORMAT}`)
   if (!isCount(cl, MAX_CAUSAL_LENGTH)) fail('causal length is not an integer in range')
   if (!Array.isArray(actors) || actors.length > MAX_ROW_ACTORS) fail(`actors must be a list of at most ${MAX_ROW_ACTORS}`)
-  for (const a of actors) if (typeof a !== 'string' || a.length === 0 || a.length > MAX_ACTOR_CHARS) fail('an actor id is not a short non-empty string')
-  const actorAt = (i: unknown): string => (isCount(i, actors.length - 1) ? (actors[i] as string) : fail(`actor index ${String(i)} out of range`))
+  for (let i = 0; i < actors.length; i++) {
+    const a = actors[i] as unknown
+    if (typeof a !== 'string' || a.length === 0 || a.length > MAX_ACTOR_CHARS) fail('an actor id is not a short non-empty string')
+    if (i > 0 && !((actors[i - 1] as string) < a)) canonical = false
+  }
+  const named = new Uint8Array(actors.length)
+  const actorAt = (i: unknown): string => {
+    if (!isCount(i, actors.length - 1)) fail(`actor index ${String(i)} out of range`)
+    named[i] = 1
+    return actors[i] as string
+  }
   if (!Array.isArray(seqs) || seqs.length % 2 !== 0) fail('seqs must be [actor, seq] pairs')
   if (!Array.isArray(registers) || registers.length % 6 !== 0) fail('registers must be groups of 6')
   if (!Array.isArray(counters) || counters.length % 5 !== 0) fail('counters must be groups of 5')
@@ -103,6 +119,8 @@ function parse(bytes: Uint8Array): Parsed {
   for (let i = 0; i < seqs.length; i += 2) {
     const seq = seqs[i + 1]
     if (!isCount(seq, MAX_SEQ)) fail('a sequence number is not a safe integer')
+    // A row keeps no zero sequence number, and lists each actor once, in actor order.
+    if (seq === 0 || (i > 0 && !((seqs[i - 2] as number) < (seqs[i] as number)))) canonical = false
     out.seqs.set(actorAt(seqs[i]), seq)
   }
   const checkCell = (life: unknown, column: unknown): void => {
@@ -124,6 +142,8 @@ function parse(bytes: Uint8Array): Parsed {
       fail('a register value is not valid JSON')
     }
     if (!isCount(lamport, MAX_SEQ) || !isCount(seq, MAX_SEQ)) fail('a register stamp is not a safe integer')
+    const previous = out.registers[out.registers.length - 1]
+    if (previous !== undefined && !(previous.life < (life as number) || (previous.life === life && previous.column < (column as string)))) canonical = false
     out.registers.push({ life: life as number, column: column as string, value, json, lamport, actor: actorAt(registers[i + 4]), seq })
   }
   for (let i = 0; i < counters.length; i += 5) {
@@ -134,8 +154,12 @@ function parse(bytes: Uint8Array): Parsed {
     checkCell(life, column)
     if (typeof total !== 'number' || !Number.isSafeInteger(total)) fail('a counter total is not a safe integer')
     if (!isCount(seq, MAX_SEQ)) fail('a counter stamp is not a safe integer')
-    out.counters.push({ life: life as number, column: column as string, actor: actorAt(counters[i + 2]), total, seq })
+    const actor = actorAt(counters[i + 2])
+    const previous = out.counters[out.counters.length - 1]
+    if (previous !== undefined && !(previous.life < (life as number) || (previous.life === life && (previous.column < (column as string) || (previous.column === column && previous.actor < actor))))) canonical = false
+    out.counters.push({ life: life as number, column: column as string, actor, total, seq })
   }
+  out.canonical = canonical && named.every((n) => n === 1)
   return out
 }
 
@@ -224,7 +248,14 @@ class ColumnsDoc implements EngineDoc {
   }
 
   applyDelta(delta: Uint8Array): ApplyResult {
-    return this.merge(parse(delta)) ? 'changed' : 'unchanged'
+    const p = parse(delta)
+    const empty = this.cl === 0 && this.seqs.size === 0 && this.cells === 0
+    if (!this.merge(p)) return 'unchanged'
+    // A row new here made of one canonical delta (a new row from a peer, a stored row read back)
+    // is those bytes: keep a copy instead of encoding it again (and not a view, which would keep
+    // the whole received frame alive).
+    if (empty && p.canonical === true) this.encoded = delta.slice()
+    return 'changed'
   }
 
   /**
@@ -233,21 +264,26 @@ class ColumnsDoc implements EngineDoc {
    * held, or beaten by a later write, together), so deltaSince sends just those.
    */
   version(): Uint8Array {
-    const stamps = new Map<string, Set<number>>()
-    const add = (actor: string, seq: number): void => {
-      let set = stamps.get(actor)
-      if (set === undefined) stamps.set(actor, (set = new Set()))
-      set.add(seq)
-    }
-    for (const l of this.lifeMap.values()) {
-      for (const r of l.registers.values()) add(r.actor, r.seq)
-      for (const byActor of l.counters.values()) for (const [actor, c] of byActor) add(actor, c.seq)
-    }
+    const stamps = this.stamps()
     const actors: unknown[] = []
     for (const actor of [...new Set([...this.seqs.keys(), ...stamps.keys()])].sort()) {
       actors.push([actor, this.seqs.get(actor) ?? 0, [...(stamps.get(actor) ?? [])].sort((a, b) => a - b)])
     }
-    return encode([this.cl, actors])
+    return encodeCbor([this.cl, actors] as CborItem)
+  }
+
+  holdsAll(version: Uint8Array): boolean {
+    // Each change they list is listed here too (its cells held, or beaten by later ones held
+    // here), and nothing of theirs is further along: they have nothing to send.
+    const theirs = parseVersion(version)
+    if (theirs.cl > this.cl) return false
+    for (const [actor, seq] of theirs.seqs) if (seq > (this.seqs.get(actor) ?? 0)) return false
+    const mine = this.stamps()
+    for (const [actor, seqs] of theirs.stamps) {
+      const held = mine.get(actor)
+      for (const seq of seqs) if (held?.has(seq) !== true) return false
+    }
+    return true
   }
 
   deltaSince(version: Uint8Array): Uint8Array | null {
@@ -325,6 +361,21 @@ class ColumnsDoc implements EngineDoc {
     return changed
   }
 
+  /** actor → the sequence numbers of the changes whose cells this row holds. */
+  private stamps(): Map<string, Set<number>> {
+    const stamps = new Map<string, Set<number>>()
+    const add = (actor: string, seq: number): void => {
+      let set = stamps.get(actor)
+      if (set === undefined) stamps.set(actor, (set = new Set()))
+      set.add(seq)
+    }
+    for (const l of this.lifeMap.values()) {
+      for (const r of l.registers.values()) add(r.actor, r.seq)
+      for (const byActor of l.counters.values()) for (const [actor, c] of byActor) add(actor, c.seq)
+    }
+    return stamps
+  }
+
   private life(n: number): Life {
     let life = this.lifeMap.get(n)
     if (life === undefined) {
@@ -345,7 +396,7 @@ function parseVersion(version: Uint8Array): { cl: number; seqs: Map<string, numb
   }
   let raw: unknown
   try {
-    raw = decode(version)
+    raw = decodeCbor(version).value
   } catch {
     bad()
   }
@@ -377,7 +428,7 @@ function encodeParsed(p: Parsed): Uint8Array {
   for (const c of [...p.counters].sort((a, b) => a.life - b.life || (a.column < b.column ? -1 : a.column > b.column ? 1 : 0) || (a.actor < b.actor ? -1 : a.actor > b.actor ? 1 : 0))) {
     counters.push(c.life, c.column, index.get(c.actor)!, c.total, c.seq)
   }
-  return encode([FORMAT, p.cl, sorted, seqs, registers, counters])
+  return encodeCbor([FORMAT, p.cl, sorted, seqs, registers, counters] as CborItem)
 }
 
 export const columnsEngine: RowEngine = {

@@ -1,4 +1,4 @@
-import { sha256 } from '@noble/hashes/sha2.js'
+import { sha256 } from './sha256.js'
 import { DIGEST_BYTES, DIGEST_TREE_DEPTH, DIGEST_TREE_FANOUT_BITS } from '../constants.js'
 import { equalBytes, isZeroBytes as isZero, xorBytes, xorInto } from './hash.js'
 import { ID_SEP } from './ids.js'

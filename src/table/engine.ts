@@ -26,6 +26,12 @@ export interface EngineDoc {
   version(): Uint8Array
   /** Everything this replica has that a replica at `version` lacks (null if nothing). */
   deltaSince(version: Uint8Array): Uint8Array | null
+  /**
+   * True only when this replica certainly holds every change a replica at `version` holds, so
+   * that replica has nothing to send back (anti-entropy then skips the return trip). False when
+   * it cannot tell: a Yjs state vector does not name deletions, so the Yjs engine always says false.
+   */
+  holdsAll(version: Uint8Array): boolean
   /** The whole row document. */
   encode(): Uint8Array
   /**

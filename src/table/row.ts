@@ -202,6 +202,11 @@ export class RowDocument {
     return this.doc.deltaSince(version)
   }
 
+  /** True when a replica at `version` certainly has nothing this row lacks (see EngineDoc.holdsAll). */
+  holdsAll(version: Uint8Array): boolean {
+    return this.doc.holdsAll(version)
+  }
+
   encode(): Uint8Array {
     return this.doc.encode()
   }

@@ -322,6 +322,11 @@ class YjsDoc implements EngineDoc {
     return update.length <= 2 ? null : update
   }
 
+  holdsAll(): boolean {
+    // A state vector says which items a replica has, not which it deleted: it cannot tell.
+    return false
+  }
+
   encode(): Uint8Array {
     return this.wholeDoc ?? Y.encodeStateAsUpdate(this.doc)
   }

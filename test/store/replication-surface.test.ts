@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DIGEST_TREE_DEPTH } from '../../src/constants.js'
 import { Shoal, type ChangeEvent } from '../../src/index.js'
-import { leafOf, TREE_FANOUT } from '../../src/table/digest-tree.js'
+import { LEAF_COUNT, leafOf, TREE_FANOUT } from '../../src/table/digest-tree.js'
 import type { DigestTreeLike } from '../../src/table/digest-tree.js'
 import { hex } from '../helpers/table.js'
 import { tempDir } from '../helpers/tempdir.js'
@@ -38,10 +38,19 @@ describe.each(['yjs', 'automerge', 'columns'] as const)('replication surface on 
       await a.table('items').increment('i42', 'qty', 1)
       const after = await a.replication().digestTree('items', 'x')
       expect(differingLeaves(after, tb)).toEqual([leafOf('i42')])
-      const rows = await a.replication().leafRows('items', 'x', leafOf('i42'))
+      const rows = await a.replication().leafRows('items', 'x', [leafOf('i42')])
       expect(rows.map((r) => r.key)).toContain('i42')
-      const theirs = new Map((await b.replication().leafRows('items', 'x', leafOf('i42'))).map((r) => [r.key, hex(r.rowHash)]))
+      const theirs = new Map((await b.replication().leafRows('items', 'x', [leafOf('i42')])).map((r) => [r.key, hex(r.rowHash)]))
       expect(rows.filter((r) => theirs.get(r.key) !== hex(r.rowHash)).map((r) => r.key)).toEqual(['i42'])
+      // Many leaves at once (read in runs, far ones apart): the rows of exactly those leaves,
+      // duplicates and empty leaves asked for included.
+      const some = [...new Set(Array.from({ length: 300 }, (_, i) => leafOf(`i${i}`)))].sort((x, y) => x - y).filter((_, i) => i % 3 === 0)
+      const many = await a.replication().leafRows('items', 'x', [0, ...some, LEAF_COUNT - 1, some[0]!])
+      const one = (await Promise.all(some.map((leaf) => a.replication().leafRows('items', 'x', [leaf])))).flat()
+      const listed = (list: typeof many): string[] => list.map((r) => `${r.leaf}/${r.key}/${hex(r.rowHash)}`).sort()
+      expect(listed(many)).toEqual(listed(one))
+      expect(one.length).toBeGreaterThan(50)
+      expect(one.every((r) => r.leaf === leafOf(r.key))).toBe(true)
       // Repair by sending the whole row document: the trees become equal again.
       const doc = (await a.replication().encodedRows('items', 'x', ['i42']))[0]!
       await b.applyRemoteDelta('items', 'x', 'i42', doc, 'a')

@@ -88,6 +88,22 @@ describe('anti-entropy round scheduler', () => {
     expect(h.started).toHaveLength(2)
   })
 
+  it('on a new connection the side with the smaller id starts at once, the other waits and finds it done', async () => {
+    const a = harness({ self: 'A' })
+    a.scheduler.connected('B', 0)
+    await a.clock.advance(0)
+    expect(a.started).toEqual([{ peer: 'B', at: 0 }])
+    const c = harness({ self: 'C' })
+    c.scheduler.connected('B', 0)
+    await c.clock.advance(49)
+    expect(c.started).toEqual([])
+    // B's round (the smaller id's) ran meanwhile and completed: C has nothing to start.
+    c.scheduler.inboundStarted('B')
+    c.scheduler.inboundEnded('B', 10, true)
+    await c.clock.advance(1000)
+    expect(c.started).toEqual([])
+  })
+
   it('never runs two rounds with one peer; a round asked for meanwhile follows the running one', async () => {
     const h = harness()
     h.scheduler.request('B')

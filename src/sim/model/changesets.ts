@@ -168,8 +168,8 @@ export class TrustedReplica implements SyncReplica {
     return rows.map((r) => ({ key: r.key, bytes: r.bytes === null && r.version === null ? null : this.history.rowPayload(table, partition, r.key), version: r.version }))
   }
 
-  version(table: string, partition: string, key: string): Promise<Uint8Array | null> {
-    return this.replica.version(table, partition, key)
+  versions(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>> {
+    return this.replica.versions(table, partition, keys)
   }
 
   async deltaSince(table: string, partition: string, key: string): Promise<Uint8Array | null> {
@@ -188,12 +188,12 @@ export class TrustedReplica implements SyncReplica {
         refused++
         continue
       }
-      const before = await this.replica.version(table, partition, row.key)
+      const [before] = await this.replica.versions(table, partition, [row.key])
       let rowRefused = false
       for (const bytes of list) if ((await this.history.accept(bytes, table, partition, from)) === 'refused') rowRefused = true
       if (rowRefused) refused++
-      const after = await this.replica.version(table, partition, row.key)
-      if (after !== null && (before === null || toHex(before) !== toHex(after))) changed++
+      const [after] = await this.replica.versions(table, partition, [row.key])
+      if (after != null && (before == null || toHex(before) !== toHex(after))) changed++
     }
     return { changed, refused }
   }

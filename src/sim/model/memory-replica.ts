@@ -165,12 +165,13 @@ export class MemoryReplica implements SyncReplica {
       const row = p?.rows.get(item.key)
       if (row === undefined) return { key: item.key, bytes: null, version: null }
       if (item.version === null) return { key: item.key, bytes: row.doc.encode(), version: null }
-      return { key: item.key, bytes: row.doc.deltaSince(item.version), version: row.doc.version() }
+      return { key: item.key, bytes: row.doc.deltaSince(item.version), version: row.doc.holdsAll(item.version) ? null : row.doc.version() }
     })
   }
 
-  async version(table: string, partition: string, key: string): Promise<Uint8Array | null> {
-    return this.partitions.get(partitionId(table, partition))?.rows.get(key)?.doc.version() ?? null
+  async versions(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>> {
+    const rows = this.partitions.get(partitionId(table, partition))?.rows
+    return keys.map((key) => rows?.get(key)?.doc.version() ?? null)
   }
 
   async deltaSince(table: string, partition: string, key: string, version: Uint8Array): Promise<Uint8Array | null> {

@@ -209,6 +209,7 @@ export class ModelPeer {
       intervalMs: antiEntropy.intervalMs,
       peersPerRound: antiEntropy.peersPerRound,
       connectDelayMs: DEFAULT_CONNECT_DELAY_MS,
+      self: this.label,
       learnedQuietMs: LEARNED_QUIET_MS,
       learnedMaxWaitMs: LEARNED_MAX_WAIT_MS,
       candidates: () => this.connected().map((p) => p.label),

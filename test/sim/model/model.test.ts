@@ -103,6 +103,7 @@ function lwwCounterEngine(inner: RowEngine): RowEngine {
           }),
         ),
       applyDelta: (delta) => doc.applyDelta(delta),
+      holdsAll: () => false,
       version: () => doc.version(),
       deltaSince: (v) => doc.deltaSince(v),
       encode: () => doc.encode(),
