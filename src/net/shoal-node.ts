@@ -146,6 +146,11 @@ export function shoalServices(signedGossip: boolean): ServiceFactoryMap<ShoalSer
       // Gossipsub's default per-peer topic budget (1 MiB ≈ 1,000 topics) would silently stop
       // delivering for a peer carrying more partitions than that; it is sized to Shoal's own cap.
       maxTopicBytesPerPeer: MAX_GOSSIP_TOPICS * GOSSIPSUB_BYTES_PER_TOPIC,
+      // No lazy gossip (IHAVE of recent messages to peers outside the mesh, who then ask for
+      // them): a writer floods its own messages to every subscriber, and what a peer missed,
+      // anti-entropy brings. With it a peer reconnecting after a burst of writes was sent the
+      // whole burst again as gossip (1.7 MB for 10k updates) on top of the round that repairs it.
+      mcacheGossip: 0,
     }),
   }
 }

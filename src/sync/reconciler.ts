@@ -36,6 +36,14 @@ export const DEFAULT_PAGE_BYTES = 256 * 1024
 export const MAX_REMOTE_ROOTS = 1_000_000
 /** A subtree one side lacks entirely is range-walked if it spans at least this many leaves; smaller ones are descended. */
 const RANGE_MIN_LEAVES = TREE_FANOUT ** 2
+/**
+ * Where at least this share of a subtree's rows differ, its rows are exchanged whole both ways
+ * instead of descended to: descending costs each differing row its share of child hashes, its
+ * leaf entry, two versions and a delta (~360 bytes of a small row), an exchange each row twice.
+ */
+const EXCHANGE_MIN_SHARE = 0.5
+const EXCHANGE_MAX_ROWS_PER_CHILD = 8
+const EXCHANGE_MIN_CHILDREN = 16
 
 
 
@@ -176,7 +184,7 @@ class Session {
       if (this.local.changesets !== undefined) await this.exchangeChangesets(this.local.changesets, table, partition, progress)
       else if (localEmpty) await this.pullRange(table, partition, 0, LEAF_COUNT, progress)
       else if (remoteEmpty) await this.pushRange(table, partition, 0, LEAF_COUNT)
-      else await this.descend(table, partition, progress)
+      else await this.descend(table, partition, Math.max(plan.local?.rows ?? 0, plan.remote?.rows ?? 0), plan.remote!.root, progress)
     } finally {
       progress.finish()
     }
@@ -186,11 +194,11 @@ class Session {
     return exchangeChangesets({ ask: this.ask, options: this.options, stats: this.stats, pageBytes: this.pageBytes }, log, table, partition, progress)
   }
 
-  private async descend(table: string, partition: string, progress: Progress): Promise<void> {
+  private async descend(table: string, partition: string, rows: number, remoteRoot: Uint8Array, progress: Progress): Promise<void> {
     let frontier = [0]
     for (let level = 0; level < DIGEST_TREE_DEPTH && frontier.length > 0; level++) {
-      const next: number[] = []
       const childSpan = TREE_FANOUT ** (DIGEST_TREE_DEPTH - level - 1)
+      const differing: Array<{ child: number; oursEmpty: boolean; theirsEmpty: boolean }> = []
       for (const nodes of chunks(frontier, MAX_NODES_PER_REQUEST)) {
         const [remote, mine] = await Promise.all([
           request(this.ask, { type: 'children', table, partition, level, nodes }, 'children'),
@@ -203,13 +211,28 @@ class Session {
             const at = (i * TREE_FANOUT + c) * NODE_HASH_BYTES
             const theirs = remote.hashes.subarray(at, at + NODE_HASH_BYTES)
             const ours = mine.subarray(at, at + NODE_HASH_BYTES)
-            if (equalBytes(theirs, ours)) continue
-            const child = (nodes[i]! << DIGEST_TREE_FANOUT_BITS) | c
-            if (childSpan >= RANGE_MIN_LEAVES && isZero(ours)) await this.pullRange(table, partition, child * childSpan, (child + 1) * childSpan, progress)
-            else if (childSpan >= RANGE_MIN_LEAVES && isZero(theirs)) await this.pushRange(table, partition, child * childSpan, (child + 1) * childSpan)
-            else next.push(child)
+            if (!equalBytes(theirs, ours)) differing.push({ child: (nodes[i]! << DIGEST_TREE_FANOUT_BITS) | c, oursEmpty: isZero(ours), theirsEmpty: isZero(theirs) })
           }
         }
+      }
+      if (mostRowsDiffer(rows, TREE_FANOUT ** (level + 1), differing.length)) {
+        // Most rows of these subtrees differ: both sides' whole rows cost less than descending to
+        // each one and trading versions and deltas (and merging whole rows is as good as deltas).
+        // Theirs first: when this side had nothing they lack (it was only behind), its tree is
+        // then theirs and nothing goes back.
+        const span = childSpan * TREE_FANOUT
+        const runs = runsOf(frontier.map((node) => [node * span, (node + 1) * span] as const))
+        for (const [from, to] of runs) await this.pullRange(table, partition, from, to, progress)
+        const now = this.local.partitionRoot(table, partition)?.root
+        if (now !== undefined && equalBytes(now, remoteRoot)) return
+        for (const [from, to] of runs) await this.pushRange(table, partition, from, to)
+        return
+      }
+      const next: number[] = []
+      for (const { child, oursEmpty, theirsEmpty } of differing) {
+        if (childSpan >= RANGE_MIN_LEAVES && oursEmpty) await this.pullRange(table, partition, child * childSpan, (child + 1) * childSpan, progress)
+        else if (childSpan >= RANGE_MIN_LEAVES && theirsEmpty) await this.pushRange(table, partition, child * childSpan, (child + 1) * childSpan)
+        else next.push(child)
       }
       frontier = next
     }
@@ -328,6 +351,33 @@ class Session {
     this.stats.refused += result.refused
     progress.add(rows.length)
   }
+}
+
+/**
+ * Whether most of a partition's `rows` differ, judged at one level of the tree: it has `children`
+ * nodes, `differing` of them differ. With r rows per node, about children × (1 − e^−r) hold rows
+ * (Poisson), and a node differs when any of its rows does: with a share f of rows differing, a
+ * share 1 − (1 − f)^r of filled nodes does; f is estimated back from that. Only where nodes hold
+ * few rows (one differing row in a big node says little) and enough of them differ to judge.
+ */
+export function mostRowsDiffer(rows: number, children: number, differing: number): boolean {
+  const perChild = rows / children
+  if (perChild > EXCHANGE_MAX_ROWS_PER_CHILD || differing < EXCHANGE_MIN_CHILDREN) return false
+  const filled = children * (1 - Math.exp(-perChild))
+  const childShare = Math.min(1, differing / filled)
+  const rowShare = 1 - (1 - childShare) ** (1 / Math.max(1, perChild))
+  return rowShare >= EXCHANGE_MIN_SHARE
+}
+
+/** Half-open ranges, merged where one ends where the next begins (input in order). */
+function runsOf(ranges: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  for (const [from, to] of ranges) {
+    const last = out[out.length - 1]
+    if (last !== undefined && last[1] === from) last[1] = to
+    else out.push([from, to])
+  }
+  return out
 }
 
 function cursorAfter(a: RangeCursor, b: RangeCursor): boolean {

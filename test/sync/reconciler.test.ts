@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Shoal, type EngineName, type TableSchema } from '../../src/index.js'
-import { answer, newRoundStats, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
+import { answer, mostRowsDiffer, newRoundStats, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, MAX_ROOTS_PER_FRAME, type SyncRequest } from '../../src/sync/sync-messages.js'
 import { tempDir } from '../helpers/tempdir.js'
@@ -143,6 +143,36 @@ describe.each(['yjs', 'automerge', 'columns'] as const)('anti-entropy between tw
     expect(round.rowsSent).toBe(20 + 10 + 1)
     const again = await sync(a, b)
     expect(again.wire.requests).toEqual(['hello'])
+  })
+
+  it('when most rows of a partition differ, trades both sides\' rows whole instead of row by row', async () => {
+    const a = await store()
+    const b = await store()
+    await a.defineTable(stock(engine))
+    await Promise.all(Array.from({ length: 600 }, (_, i) => a.table('stock').put(`r${i}`, { store: '1', sku: `s${i}`, qty: 10 })))
+    await sync(b, a)
+    // a moves on with most rows while b was away; b changed a few of its own meanwhile.
+    await Promise.all([
+      ...Array.from({ length: 500 }, (_, i) => a.table('stock').increment(`r${i}`, 'qty', 1)),
+      ...Array.from({ length: 20 }, (_, i) => b.table('stock').update(`r${580 + i}`, { sku: `b${i}` })),
+    ])
+    const round = await sync(b, a)
+    expect(await rowsOf(a)).toEqual(await rowsOf(b))
+    expect(await digests(a)).toEqual(await digests(b))
+    expect(await a.table('stock').get('r599')).toMatchObject({ sku: 'b19' })
+    expect(await b.table('stock').get('r0')).toMatchObject({ qty: 11 })
+    expect(round.wire.requests).toContain('range')
+    expect(round.wire.requests).toContain('push')
+    expect(round.wire.requests).not.toContain('fetch')
+    expect(round.wire.requests).not.toContain('leaves')
+    expect((await sync(b, a)).wire.requests).toEqual(['hello'])
+    // b only behind: a's rows come, and nothing goes back.
+    await Promise.all(Array.from({ length: 500 }, (_, i) => a.table('stock').increment(`r${i + 100}`, 'qty', 1)))
+    const behind = await sync(b, a)
+    expect(await digests(a)).toEqual(await digests(b))
+    expect(behind.wire.requests).toContain('range')
+    expect(behind.wire.requests).not.toContain('push')
+    expect(behind.rowsSent).toBe(0)
   })
 
   it('partial replication: partitions the other side does not carry are neither sent nor asked for', async () => {
@@ -321,5 +351,22 @@ describe('partition roots are paged', () => {
       return honest.ask(req)
     }
     await expect(reconcile(new StoreReplica(b.replication()), looping, { from: 'a' })).rejects.toThrow(/does not move forward/)
+  })
+})
+
+describe('when to trade whole rows (mostRowsDiffer)', () => {
+  it('trades where most rows differ, descends where few do', () => {
+    // w5 of bench:peers: 1,250 rows a partition, every one updated.
+    expect(mostRowsDiffer(1250, 256, 256)).toBe(true)
+    expect(mostRowsDiffer(1250, 4096, 1080)).toBe(true)
+    // bench:mesh anti-entropy: 1k of 100k updated.
+    expect(mostRowsDiffer(100_000, 65_536, 1000)).toBe(false)
+    expect(mostRowsDiffer(100_000, 4096, 940)).toBe(false)
+    // A few differing rows among 400, at every level.
+    expect(mostRowsDiffer(446, 256, 52)).toBe(false)
+    expect(mostRowsDiffer(446, 4096, 57)).toBe(false)
+    // Too few nodes to judge, or nodes too big to say anything.
+    expect(mostRowsDiffer(12, 16, 12)).toBe(false)
+    expect(mostRowsDiffer(100_000, 16, 16)).toBe(false)
   })
 })
