@@ -9,7 +9,8 @@ import { kindsForSqlType, sqlTypeForKind, type DialectName } from './types.js'
  * and again after every schema change on either side:
  *   - the SQL table is missing: it is created from the Shoal schema (a new store's empty database);
  *   - the Shoal table is missing: its schema is derived from the SQL columns (+ the config's
- *     counters, text, json, partitionBy, engine);
+ *     counters, text, json, partitionBy, engine; without one, the columns engine, or yjs when a
+ *     column is declared text);
  *   - both exist: SQL columns Shoal lacks are added to the Shoal schema, Shoal columns SQL lacks
  *     are added to the SQL table (ADD COLUMN, both ways); a column whose SQL type cannot hold its
  *     Shoal kind, a different key, or a column gone from SQL is refused with a message naming it.
@@ -91,7 +92,11 @@ export function planMirror(dialect: DialectName, config: BridgeTableConfig, sql:
     for (const c of sql) columns[c.name] = kindOf(dialect, config, c)
     let schema: ResolvedSchema
     try {
-      schema = validateSchema({ name: config.table, primaryKey: pk, partitionBy: config.partitionBy, ...(config.engine === null ? {} : { engine: config.engine }), columns })
+      // SQL columns are values, not collaborative text: unless a column is declared text, the rows
+      // need no sequence CRDT, and the columns engine (a register or counter per cell) is the
+      // fastest that merges them (bench/README.md, "Row path").
+      const engine = config.engine ?? (Object.values(columns).includes('text') ? 'yjs' : 'columns')
+      schema = validateSchema({ name: config.table, primaryKey: pk, partitionBy: config.partitionBy, engine, columns })
     } catch (error) {
       throw new BridgeConfigError(`${where}: the schema derived from the SQL table is invalid: ${(error as Error).message}`)
     }

@@ -96,6 +96,18 @@ describe.each(Object.keys(SUPPORTED) as DialectName[])('type mapping: %s', (dial
     expect(kindsForSqlType(dialect, read)).toContain(kind)
   })
 
+  it('a derived table gets the columns engine, or yjs when a column is declared text (and the engine given, when one is)', () => {
+    const text = dialect === 'postgres' ? 'text' : 'TEXT'
+    const sql = [
+      { name: 'id', type: text, primaryKey: true },
+      { name: 'note', type: text, primaryKey: false },
+    ]
+    const plan = (input: Record<string, unknown>) => planMirror(dialect, parseBridgeConfig({ database: 'sqlite:x.db', tables: [input] }, 'peer.json').tables[0]!, sql, null)
+    expect(plan({ table: 'stock' }).schema.engine).toBe('columns')
+    expect(plan({ table: 'stock', text: ['note'] }).schema.engine).toBe('yjs')
+    expect(plan({ table: 'stock', engine: 'automerge' }).schema.engine).toBe('automerge')
+  })
+
   it('a refused type names table and column at start', () => {
     const config = parseBridgeConfig({ database: 'sqlite:x.db', tables: ['stock'] }, 'peer.json').tables[0]!
     const bad = REFUSED[dialect][0]!
