@@ -117,7 +117,11 @@ export type SyncResponse =
   | { type: 'children'; hashes: Uint8Array }
   | { type: 'leaves'; rows: Array<{ leaf: number; key: string; hash: Uint8Array }> }
   | { type: 'range'; rows: RowBytes[]; next: RangeCursor | null }
-  /** bytes null: the responder has nothing the asker lacks (or no such row). version: the responder's. */
+  /**
+   * bytes null: the responder has nothing the asker lacks (or no such row). version: the
+   * responder's, for the asker to send back what the responder lacks; null when it certainly
+   * lacks nothing (or has no such row, or was asked for the whole row).
+   */
   | { type: 'fetch'; rows: Array<{ key: string; bytes: Uint8Array | null; version: Uint8Array | null }> }
   | { type: 'push'; applied: number; refused: number }
   | { type: 'clock'; authors: AuthorRanges[] }
