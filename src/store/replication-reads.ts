@@ -133,10 +133,6 @@ export async function encodedRows(core: StoreCore, table: string, partition: str
   return values.map((v, i) => (v === undefined ? null : decodeRecord(v, keys[i]!).doc.slice()))
 }
 
-/**
- * For anti-entropy of a row both replicas hold: this replica's version, and (if `since` is given)
- * what a replica at `since` lacks (null: nothing). Null if the row is not stored here.
- */
 /** A row's version, what a replica at `since` lacks of it, and whether it holds all that replica has. */
 export interface RowSince {
   version: Uint8Array
@@ -146,8 +142,9 @@ export interface RowSince {
 }
 
 /**
- * For each item: the row's version and, against `since` (when given), what a replica there lacks;
- * null for a row not stored here. Rows not in memory are read in one LevelDB call.
+ * For anti-entropy of rows both replicas hold, for each item: this replica's version and, against
+ * `since` (when given), what a replica there lacks (null: nothing); null for a row not stored
+ * here. Rows not in memory are read in one LevelDB call.
  */
 export async function rowsSince(
   core: StoreCore,

@@ -16,7 +16,9 @@ import { MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST, MAX_ROOTS_PER_FRAME, NODE_
  *      two peers in sync exchange one small message per shared partition, whatever the row count.
  *   2. Where roots differ, descend level by level, asking only for the children of differing
  *      nodes. A big subtree that one side lacks entirely is transferred as a range walk (this is
- *      how an empty peer loads everything: it is just anti-entropy from nothing).
+ *      how an empty peer loads everything: it is just anti-entropy from nothing). Where a level's
+ *      child hashes show that most of the partition's rows differ (a peer back after many
+ *      changes), the differing subtrees' rows are traded whole instead of descended to.
  *   3. At the leaves, compare (key, row hash) lists; fetch rows only the other side has, push rows
  *      only this side has, and for rows both hold exchange engine deltas against each other's
  *      versions. Both directions in one round, driven by the initiator.
@@ -37,9 +39,10 @@ export const MAX_REMOTE_ROOTS = 1_000_000
 /** A subtree one side lacks entirely is range-walked if it spans at least this many leaves; smaller ones are descended. */
 const RANGE_MIN_LEAVES = TREE_FANOUT ** 2
 /**
- * Where at least this share of a subtree's rows differ, its rows are exchanged whole both ways
- * instead of descended to: descending costs each differing row its share of child hashes, its
- * leaf entry, two versions and a delta (~360 bytes of a small row), an exchange each row twice.
+ * Where at least this share of a partition's rows differ, the differing subtrees' rows are traded
+ * whole instead of descended to: descending costs each differing row its share of child hashes,
+ * its leaf entry, its version and a delta (~300 bytes of a small row), a trade each row once or
+ * twice (deflated: rows of one page share most of their bytes).
  */
 const EXCHANGE_MIN_SHARE = 0.5
 const EXCHANGE_MAX_ROWS_PER_CHILD = 8
