@@ -6,6 +6,8 @@
  *   npm run bench:sql                          full run (20k changes each way, 100k-row load)
  *   npm run bench:sql -- --quick               smaller sizes, for a smoke run
  *   npm run bench:sql -- --no-save             do not write bench/results/sql-*.json
+ *   npm run bench:sql -- --engine yjs          the mirrored table on another row engine (default
+ *                                              columns: what the bridge derives for a SQL table)
  *
  * Measures: changes/s from SQL commit at the store to the row visible in HQ's PostgreSQL (and
  * back, HQ → store SQLite); p50/p99 latency of one change each way; initial load rows/s of a 100k
@@ -44,7 +46,10 @@ const OVERHEAD_BULK = QUICK ? 20_000 : 100_000
 const PG_ADMIN = process.env.SHOAL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const root = repoRoot()
 
-const TABLES = [{ name: 'sales', primaryKey: 'id', partitionBy: 'store', columns: { id: 'string', store: 'string', sku: 'string', qty: 'number', amount: 'number' } }]
+const ENGINE_AT = process.argv.indexOf('--engine')
+const ENGINE = ENGINE_AT >= 0 ? process.argv[ENGINE_AT + 1] : 'columns'
+if (!['yjs', 'automerge', 'columns'].includes(ENGINE ?? '')) throw new Error(`--engine must be yjs, automerge or columns (got '${ENGINE}')`)
+const TABLES = [{ name: 'sales', primaryKey: 'id', partitionBy: 'store', engine: ENGINE, columns: { id: 'string', store: 'string', sku: 'string', qty: 'number', amount: 'number' } }]
 
 const log = (message: string): void => void process.stderr.write(`${message}\n`)
 
@@ -199,7 +204,7 @@ async function main(): Promise<void> {
     const shoal = await Shoal.open({ dir: join(work, 'load-store') })
     await shoal.defineTable(TABLES[0] as never)
     t0 = performance.now()
-    const bridge = await SqlBridge.start({ db: shoal, config: parseBridgeConfig({ database: `sqlite:${loadPath}`, tables: ['sales'] }, 'bench'), logger: silentLogger })
+    const bridge = await SqlBridge.start({ db: shoal, config: parseBridgeConfig({ database: `sqlite:${loadPath}`, tables: [{ table: 'sales', engine: ENGINE }] }, 'bench'), logger: silentLogger })
     await until('100k rows in Shoal', async () => (await shoal.status()).tables[0]!.rows === LOAD_ROWS, 900_000)
     elapsed = performance.now() - t0
     metrics.load_rows = LOAD_ROWS
@@ -264,10 +269,10 @@ async function main(): Promise<void> {
     ['capture overhead, many rows per commit', `${metrics.insert_per_s_plain_bulk} → ${metrics.insert_per_s_mirrored_bulk} INSERT/s: ${metrics.capture_overhead_bulk}× (target ≤ 2×)`, Number(metrics.capture_overhead_bulk) <= 2],
   ]
   const width = Math.max(...targets.map((t) => t[0].length))
-  console.log(`\nSQL bridge (${QUICK ? 'quick' : 'full'} run, ${cpus().length} cores, ${metrics.foreign_cores ?? '?'} cores busy with other work on average)\n`)
+  console.log(`\nSQL bridge (${QUICK ? 'quick' : 'full'} run, engine ${ENGINE}, ${cpus().length} cores, ${metrics.foreign_cores ?? '?'} cores busy with other work on average)\n`)
   for (const [what, value, ok] of targets) console.log(`${what.padEnd(width)}  ${value}  ${ok ? 'met' : 'MISSED'}`)
   if (SAVE) {
-    const record = { at: new Date().toISOString(), quick: QUICK, node: process.version, source: srcHash(), sizes: { CHANGES, ROWS_PER_COMMIT, LATENCY_SAMPLES, LOAD_ROWS }, metrics }
+    const record = { at: new Date().toISOString(), quick: QUICK, node: process.version, source: srcHash(), sizes: { CHANGES, ROWS_PER_COMMIT, LATENCY_SAMPLES, LOAD_ROWS }, engine: ENGINE, metrics }
     log(`wrote ${(await writeResults('sql', QUICK ? 'quick' : 'full', record)).join(' and ')}`)
   }
 }

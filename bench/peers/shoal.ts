@@ -2,7 +2,7 @@ import { callbackLogger } from '../../src/log.js'
 /*
  * Shoal adapter: real Peers (src/peer/peer.ts) as `shoal start` runs them — LevelDB store, libp2p
  * over TCP on 127.0.0.1, gossip + anti-entropy — all in this process, every peer bootstrapping to
- * peer 0 (as test/peer/mesh.test.ts does). Table `stock` (engine yjs), partitioned by store.
+ * peer 0 (as test/peer/mesh.test.ts does). Table `stock` (engine from --shoal-engine, yjs by default), partitioned by store.
  * Writes go through peer.db.table('stock').put/update in concurrent chunks of 4096
  * (= MAX_WRITES_PER_BATCH: one chunk ≈ one LevelDB batch, group commit).
  */
@@ -67,7 +67,9 @@ export class ShoalAdapter implements SystemAdapter {
   private launch(i: number): Promise<Peer> {
     return Peer.start(this.configs[i]!, {
       logger: callbackLogger((_level, m) => this.logs.push(m)),
-      net: { discoveryIntervalMs: 1_000, redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
+      // Pubsub peer discovery at its default (a minute; a peer joining the topic is told at once):
+      // the 1-s interval once used here put ~1 KB/s of announcements into the steady-state figure.
+      net: { redial: { minDelayMs: 200, maxDelayMs: 1_000 } },
       sync: { connectDelayMs: 100 },
     })
   }
