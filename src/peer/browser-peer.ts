@@ -24,7 +24,7 @@ export interface BrowserPeerOptions {
   tables?: TableSchema[]
   /** Partial replication: table → the only partitions of it this peer keeps. */
   carries?: Record<string, string[]>
-  /** Deflate anti-entropy pages with peers that allow it (default true). */
+  /** Deflate anti-entropy pages with peers that allow it, and gossip where every subscriber reads it (default true). */
   deflate?: boolean
   logger?: Logger
   sync?: SyncOptions

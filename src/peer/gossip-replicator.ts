@@ -14,10 +14,12 @@ import {
   decodeDeltaBatch,
   decodePartitionAnnouncement,
   DEFAULT_COALESCE_MS,
+  DEFLATE_TOPIC,
   encodeChangesetMessage,
   encodePartitionAnnouncement,
   GossipCoalescer,
   gossipKind,
+  type GossipKind,
   MAX_GOSSIP_BYTES,
   parseTopic,
   PARTITIONS_TOPIC,
@@ -27,6 +29,7 @@ import type { StoreChangesets } from '../sync/store-changesets.js'
 import type { TrustGate } from '../sync/trust-gate.js'
 import type { ChangesetRef } from '../store/changesets.js'
 import { BucketsByKey } from '../sync/token-bucket.js'
+import { MIN_GOSSIP_DEFLATE_BYTES, packGossip, SerialByKey, unpackGossip } from '../sync/gossip-deflate.js'
 import { reasonOf, REFUSED, Refusals } from './refusals.js'
 
 /**
@@ -68,6 +71,11 @@ export interface GossipReplicatorInit {
   /** Topics listened on at most (default MAX_TOPICS). */
   maxTopics?: number
   /**
+   * Whether messages this peer sends may go deflated (config `deflate`, default true), on topics
+   * whose every subscriber reads deflated gossip. Deflated gossip is read either way.
+   */
+  deflate?: boolean
+  /**
    * In a private mesh: gossip carries signed changesets only, each checked by `changesets`
    * (signature, author's rights) before it is merged; peers not admitted are not listened to, and
    * a peer's subscription to a partition it may not read is ignored (it is sent nothing of it).
@@ -105,6 +113,10 @@ export class GossipReplicator {
    * row of the first burst to anti-entropy. Released when a peer subscribes, or after a wait.
    */
   private readonly held = new Map<string, { messages: Uint8Array[]; cancel: () => void }>()
+  /** Per topic: messages being deflated before they go out, and those after them. */
+  private readonly sending = new SerialByKey()
+  /** Per topic: messages being inflated before they are merged, and those after them. */
+  private readonly receiving = new SerialByKey()
   /** When gossip last brought deltas on each topic (ms since the epoch). */
   private readonly lastReceived = new Map<string, number>()
   /** Messages being merged per topic: gossip on a topic is not quiet while one is. */
@@ -161,9 +173,28 @@ export class GossipReplicator {
   }
 
   private publish(topic: string, message: Uint8Array): void {
+    const pack = this.init.deflate !== false && message.length >= MIN_GOSSIP_DEFLATE_BYTES && this.allReadDeflated(topic)
+    if (!pack && !this.sending.busy(topic)) {
+      this.send(topic, message)
+      return
+    }
+    this.sending
+      .run(topic, async () => this.send(topic, pack ? await packGossip(message) : message))
+      .catch((error: unknown) => this.logger.warn(`deflating a message on ${topic} failed: ${errorText(error)}`))
+  }
+
+  private send(topic: string, message: Uint8Array): void {
     this.counters.messagesOut++
     this.counters.bytesOut += message.length
     this.node.pubsub.publish(topic, message).catch((error: unknown) => this.logger.warn(`publishing on ${topic} failed: ${errorText(error)}`))
+  }
+
+  /** True when the topic has subscribers and every one of them reads deflated gossip. */
+  private allReadDeflated(topic: string): boolean {
+    const subscribers = this.node.pubsub.getSubscribers(topic)
+    if (subscribers.length === 0) return false
+    const readers = new Set(this.node.pubsub.getSubscribers(DEFLATE_TOPIC).map((p) => p.toString()))
+    return subscribers.every((p) => readers.has(p.toString()))
   }
 
   /** Holds the messages of a partition nobody listens to yet (see `held`). */
@@ -207,6 +238,7 @@ export class GossipReplicator {
     this.node.pubsub.addEventListener('gossipsub:message', this.onMessage)
     this.node.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.subscribe(PARTITIONS_TOPIC)
+    this.node.pubsub.subscribe(DEFLATE_TOPIC)
     this.subscribe(CATALOG_TABLE, '')
     for (const [table, partitions] of Object.entries(this.carried)) for (const p of partitions) this.subscribe(table, p)
     for (const schema of this.source.tables()) {
@@ -305,7 +337,7 @@ export class GossipReplicator {
   }
 
   /** Publishes what is queued, then leaves the topics. */
-  stop(): void {
+  async stop(): Promise<void> {
     this.restoreValidation?.()
     this.restoreValidation = undefined
     this.restoreTrust?.()
@@ -314,9 +346,11 @@ export class GossipReplicator {
     this.unsubscribeStore = null
     this.coalescer.flush()
     for (const topic of [...this.held.keys()]) this.release(topic)
+    await this.sending.idle()
     this.node.pubsub.removeEventListener('gossipsub:message', this.onMessage)
     this.node.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     this.node.pubsub.unsubscribe(PARTITIONS_TOPIC)
+    this.node.pubsub.unsubscribe(DEFLATE_TOPIC)
     for (const topic of this.subscribed) this.node.pubsub.unsubscribe(topic)
     this.subscribed.clear()
   }
@@ -487,14 +521,16 @@ export class GossipReplicator {
     this.counters.messagesIn++
     this.counters.bytesIn += message.data.length
     if (!this.admit(origin, message.data.length)) return
-    const kind = gossipKind(message.data)
+    const data = await this.unpacked(message, origin)
+    if (data === null) return
+    const kind = gossipKind(data)
     if (this.init.trust !== undefined || kind === 'changeset') {
-      await this.receiveChangeset(message, kind, origin)
+      await this.receiveChangeset(message.topic, data, kind, origin)
       return
     }
     let batch
     try {
-      batch = decodeDeltaBatch(message.data)
+      batch = decodeDeltaBatch(data)
     } catch (error) {
       this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${errorText(error)}`)
       return
@@ -530,33 +566,54 @@ export class GossipReplicator {
     if (unknownTable) this.onPartitionLearned?.(batch.table, batch.partition, origin, via)
   }
 
-  private async receiveChangeset(message: Message, kind: ReturnType<typeof gossipKind>, origin: string): Promise<void> {
+  /**
+   * The message inside a deflated one (its inflated size counts against the sender's byte rate
+   * too, so deflate does not widen what one origin can make this peer parse); a plain message as
+   * it is. Null when refused. Messages of a topic come out in the order they came in.
+   */
+  private async unpacked(message: Message, origin: string): Promise<Uint8Array | null> {
+    const deflated = gossipKind(message.data) === 'deflated'
+    if (!deflated && !this.receiving.busy(message.topic)) return message.data
+    try {
+      const data = await this.receiving.run(message.topic, () => (deflated ? unpackGossip(message.data) : message.data))
+      if (deflated && !this.byteBuckets.take(origin, Date.now(), Math.max(0, data.length - message.data.length))) {
+        this.refuse(REFUSED.RATE_LIMITED, `gossip from ${origin} over its byte rate once inflated: dropped, anti-entropy will repair it`)
+        return null
+      }
+      return data
+    } catch (error) {
+      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${errorText(error)}`)
+      return null
+    }
+  }
+
+  private async receiveChangeset(topic: string, data: Uint8Array, kind: GossipKind, origin: string): Promise<void> {
     const trust = this.init.trust
     if (trust === undefined) {
-      this.refuse('NOT_PRIVATE', `changeset from ${origin} on ${quote(message.topic)} dropped: this peer is in an open mesh`)
+      this.refuse('NOT_PRIVATE', `changeset from ${origin} on ${quote(topic)} dropped: this peer is in an open mesh`)
       return
     }
     if (kind !== 'changeset') {
-      this.refuse('FORBIDDEN', `gossip from ${origin} on ${quote(message.topic)} refused: a private mesh takes signed changesets only`)
+      this.refuse('FORBIDDEN', `gossip from ${origin} on ${quote(topic)} refused: a private mesh takes signed changesets only`)
       return
     }
     let bytes: Uint8Array
     try {
-      bytes = decodeChangesetMessage(message.data)
+      bytes = decodeChangesetMessage(data)
     } catch (error) {
-      this.refuse(reasonOf(error), `message from ${origin} on ${quote(message.topic)} refused: ${errorText(error)}`)
+      this.refuse(reasonOf(error), `message from ${origin} on ${quote(topic)} refused: ${errorText(error)}`)
       return
     }
     this.counters.deltasIn++
     try {
-      const { changeset, changed } = await this.merge(message.topic, () => trust.changesets.take(bytes, origin))
-      if (topicFor(changeset.table, changeset.partition) !== message.topic) {
+      const { changeset, changed } = await this.merge(topic, () => trust.changesets.take(bytes, origin))
+      if (topicFor(changeset.table, changeset.partition) !== topic) {
         // Taken (it is signed and allowed wherever it came), but a peer misrouting it is noted.
-        this.refuse(REFUSED.WRONG_TOPIC, `changeset of ${changeset.table}/${quote(changeset.partition)} from ${origin} came on ${quote(message.topic)}`)
+        this.refuse(REFUSED.WRONG_TOPIC, `changeset of ${changeset.table}/${quote(changeset.partition)} from ${origin} came on ${quote(topic)}`)
       }
       if (changed) this.counters.deltasApplied++
     } catch (error) {
-      this.refuse(reasonOf(error), `changeset from ${origin} on ${quote(message.topic)} refused: ${errorText(error)}`)
+      this.refuse(reasonOf(error), `changeset from ${origin} on ${quote(topic)} refused: ${errorText(error)}`)
     }
   }
 

@@ -18,7 +18,7 @@ export type GossipOptions = Pick<GossipReplicatorInit, 'coalesceMs' | 'messagesP
 export interface ReplicationInit {
   /** Which partitions this peer keeps (config `carries`). */
   carries: Carries
-  /** Whether anti-entropy may deflate its pages (config `deflate`). */
+  /** Whether anti-entropy may deflate its pages and gossip its messages (config `deflate`). */
   deflate: boolean
   sync?: SyncOptions
   gossip?: GossipOptions
@@ -89,6 +89,7 @@ export class Replication {
       const trusted = trust === null || admission === null ? undefined : { gate: trust.gate, admitted: (peer: string) => admission.admitted(peer) }
       // Built before anything else awaits: in a private mesh it filters gossipsub from the first RPC on.
       const gossip = new GossipReplicator(source, node, {
+        deflate: init.deflate,
         ...init.gossip,
         carries: init.carries,
         logger: logger.child({ component: 'gossip' }),

@@ -99,16 +99,42 @@ export function encodeChangesetMessage(changeset: Uint8Array): Uint8Array {
   return encode([GOSSIP_VERSION, 'changeset', changeset])
 }
 
+export type GossipKind = 'deltas' | 'changeset' | 'deflated' | 'unknown'
+
 /** Which kind a gossip message on a partition topic is, from its first bytes (the full decode checks it all). */
-export function gossipKind(bytes: Uint8Array): 'deltas' | 'changeset' | 'unknown' {
+export function gossipKind(bytes: Uint8Array): GossipKind {
   // CBOR: an array header, the version (a small uint), then the type as a short text string
   // (0x60 + its length).
   if (bytes.length < 3 || bytes[1] !== GOSSIP_VERSION) return 'unknown'
   const length = bytes[2]! - 0x60
   if (length < 1 || length > 23 || bytes.length < 3 + length) return 'unknown'
   const type = new TextDecoder().decode(bytes.subarray(3, 3 + length))
-  return type === 'deltas' || type === 'changeset' ? type : 'unknown'
+  return type === 'deltas' || type === 'changeset' || type === 'deflated' ? type : 'unknown'
 }
+
+/**
+ * A deltas or changeset message, raw-deflated: [version, 'deflated', bytes]. Sent only on topics
+ * whose every subscriber also listens on DEFLATE_TOPIC (gossip-deflate.ts), so a peer of an older
+ * version is sent plain messages.
+ */
+export function encodeDeflatedMessage(packed: Uint8Array): Uint8Array {
+  return encode([GOSSIP_VERSION, 'deflated', packed])
+}
+
+/** The deflated bytes of a [version, 'deflated', bytes] message; ProtocolError otherwise. */
+export function decodeDeflatedMessage(bytes: Uint8Array): Uint8Array {
+  const value = decodeMessage(bytes)
+  if (!Array.isArray(value) || value.length !== 3 || value[0] !== GOSSIP_VERSION || value[1] !== 'deflated' || !(value[2] instanceof Uint8Array) || value[2].length === 0) {
+    throw new ProtocolError('gossip message is not a [version, "deflated", bytes] array')
+  }
+  return value[2]
+}
+
+/**
+ * A topic no message is sent on: subscribing to it tells the mesh that this peer reads deflated
+ * gossip (subscriptions reach every connected peer at once, in browsers too).
+ */
+export const DEFLATE_TOPIC = `shoal/${GOSSIP_VERSION}/_deflate`
 
 export function decodeChangesetMessage(bytes: Uint8Array): Uint8Array {
   const value = decodeMessage(bytes)

@@ -30,7 +30,7 @@ async function startPeer(bootstrap: string[] = []): Promise<Peer> {
 
 afterEach(async () => {
   for (const p of peers.splice(0)) {
-    p.replicator.stop()
+    await p.replicator.stop()
     await p.node.stop()
     await p.db.close()
   }
@@ -96,11 +96,65 @@ describe('gossip replication between real libp2p peers on 127.0.0.1', () => {
       encode([1, 'deltas', 'stock', '8', [['Y', new Uint8Array([1])]]]),
       encode([1, 'deltas', 'stock', '7', [['Y', new Uint8Array([255, 255, 255, 1])]]]),
     ]
-    for (const g of garbage) await a.node.pubsub.publish(topic, g)
-    await eventually('b logged all four refusals', () => b.logs.length >= 4)
+    const { deflateRawSync } = await import('node:zlib')
+    const { encodeDeflatedMessage } = await import('../../src/sync/gossip.js')
+    const deflated = [
+      encodeDeflatedMessage(new Uint8Array([0xff, 0xff, 0xff, 0xff])),
+      encodeDeflatedMessage(deflateRawSync(new Uint8Array(600 * 1024))),
+      encodeDeflatedMessage(deflateRawSync(encodeDeflatedMessage(deflateRawSync(garbage[3]!)))),
+      encodeDeflatedMessage(deflateRawSync(garbage[3]!)),
+    ]
+    for (const g of [...garbage, ...deflated]) await a.node.pubsub.publish(topic, g)
+    await eventually('b logged all eight refusals', () => b.logs.length >= 8)
     expect(b.logs.join('\n')).toMatch(/not valid CBOR[\s\S]*protocol version 9[\s\S]*came on[\s\S]*not a valid Yjs update/)
+    expect(b.logs.slice(4).join('\n')).toMatch(/not valid deflate[\s\S]*inflates past the 524288-byte limit[\s\S]*neither row deltas nor a changeset[\s\S]*not a valid Yjs update/)
     expect(await b.db.status()).toEqual(before)
     expect(await b.db.table('stock').get('Y')).toEqual({ sku: 'Y', store: '7', qty: 1 })
+  })
+
+  it('deflates coalesced messages to peers that read deflated gossip, and sends plain ones where a subscriber does not', async () => {
+    const a = await startPeer()
+    const addr = a.node.multiaddrs()[0]!.toString()
+    const b = await startPeer([addr])
+    const topic = topicFor('stock', '7')
+    const { gossipKind } = await import('../../src/sync/gossip.js')
+    const kindsFromA = (node: ShoalNode): string[] => {
+      const kinds: string[] = []
+      node.pubsub.addEventListener('gossipsub:message', (event) => {
+        const { msg, propagationSource } = event.detail
+        if (msg.topic === topic && propagationSource.equals(a.node.peerId)) kinds.push(gossipKind(msg.data))
+      })
+      return kinds
+    }
+    const atB = kindsFromA(b.node)
+    await eventually('a sees b on the stock topic', () => a.node.pubsub.getSubscribers(topic).length === 1)
+    await a.db.defineTable({ name: 'stock', primaryKey: 'sku', partitionBy: 'store', columns: { sku: 'string', store: 'string', shelf: 'string', qty: 'counter' } })
+    await eventually('b learns the table', () => b.db.tables().some((t) => t.name === 'stock'))
+    const burst = async (from: number): Promise<void> => {
+      await Promise.all(Array.from({ length: 200 }, (_, i) => a.db.table('stock').put(`K${from + i}`, { store: '7', shelf: `aisle ${(from + i) % 9}`, qty: 1 })))
+    }
+    const holds = (p: Peer, n: number) => async () => (await p.db.status()).tables.find((t) => t.name === 'stock')?.rows === n
+    await burst(0)
+    await eventually('b holds the first burst', holds(b, 200))
+    expect(atB).toContain('deflated')
+
+    // A subscriber that does not listen on the deflate topic (an older peer): a sends plain.
+    const { createNode } = await import('../../src/net/node.js')
+    const c = await createNode({ dataDir: join(await tempDir(), 'net'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [addr], mdns: false })
+    try {
+      const atC = kindsFromA(c)
+      c.pubsub.subscribe(topic)
+      await eventually('a sees c on the stock topic', () => a.node.pubsub.getSubscribers(topic).some((p) => p.equals(c.peerId)))
+      atB.length = 0
+      await burst(200)
+      await eventually('b holds both bursts', holds(b, 400))
+      await eventually('c heard a', () => atC.length > 0)
+      expect(new Set(atC)).toEqual(new Set(['deltas']))
+      expect(new Set(atB)).toEqual(new Set(['deltas']))
+    } finally {
+      await c.stop()
+    }
+    expect(b.logs).toEqual([])
   })
 
   it('takes deltas of a table not defined here yet without a warning, and asks the sender for a round', async () => {
