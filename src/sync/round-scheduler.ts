@@ -13,7 +13,8 @@ import { parsePartitionId, partitionId } from '../table/ids.js'
  *     `learnedQuietMs` (so the round fetches what gossip missed instead of racing it), waiting at
  *     most `learnedMaxWaitMs`;
  *   - periodically: every `intervalMs` (jittered to 50–150 %) with `peersPerRound` peers chosen
- *     uniformly at random among those not busy; while the rounds this side starts find every
+ *     uniformly at random among those not busy and that did not run a complete round with this
+ *     one within the current interval; while the rounds this side starts find every
  *     partition in sync, the interval doubles, up to `maxIntervalMs` (a mesh in sync sends next to
  *     nothing), and a round that finds a difference brings it back at once;
  *   - again, right after a running round ends, when one was asked for meanwhile.
@@ -86,6 +87,8 @@ export class RoundScheduler {
   private readonly again = new Set<string>()
   /** When the last complete round with each peer started (initiated here without errors, or served until the initiator closed). */
   private readonly lastGoodRound = new Map<string, number>()
+  /** When the last complete round each peer started with this one began. */
+  private readonly lastInboundRound = new Map<string, number>()
   /** Peers that connected while a round with them was running: connection open time, decided when it ends. */
   private readonly connectedDuringRound = new Map<string, number>()
   /** Peers with an announcement-triggered round waiting for quiet gossip: the partitions it waits on, and since when. */
@@ -234,7 +237,10 @@ export class RoundScheduler {
 
   /** `completed`: the initiator closed the stream after a full round. */
   inboundEnded(peer: string, startedAt: number, completed: boolean): void {
-    if (completed) this.completed(peer, startedAt)
+    if (completed) {
+      this.completed(peer, startedAt)
+      this.lastInboundRound.set(peer, Math.max(startedAt, this.lastInboundRound.get(peer) ?? -Infinity))
+    }
     this.release(peer)
   }
 
@@ -299,8 +305,17 @@ export class RoundScheduler {
     }, this.periodicIntervalMs() * (0.5 + this.init.random()))
   }
 
+  /**
+   * Skips peers busy with a round, and peers that ran a complete round with this one within the
+   * current interval: a round repairs both directions, so two peers that each keep their own
+   * periodic timer would otherwise reconcile twice as often as either asks (a pair in sync at the
+   * 30-s interval: 4 rounds a minute, 2 with the skip). This side's own rounds do not count, so
+   * its pace and back-off stay its own.
+   */
   private async periodicRound(): Promise<void> {
-    const candidates = (await this.init.candidates()).filter((p) => !this.busy.has(p))
+    const now = this.init.clock.now()
+    const recently = now - this.periodicIntervalMs()
+    const candidates = (await this.init.candidates()).filter((p) => !this.busy.has(p) && (this.lastInboundRound.get(p) ?? -Infinity) < recently)
     for (const peer of shuffle(candidates, this.init.random).slice(0, this.init.peersPerRound)) this.request(peer)
   }
 

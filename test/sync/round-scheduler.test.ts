@@ -190,6 +190,27 @@ describe('anti-entropy round scheduler', () => {
     expect(h.started.every((s) => s.at === 1000)).toBe(true)
   })
 
+  it('a periodic tick skips peers that ran a complete round with this one within the interval', async () => {
+    const h = harness({ intervalMs: 1000, peersPerRound: 4 })
+    await h.clock.advance(1000) // the first tick, with no candidates yet
+    h.setCandidates(['B', 'C', 'D', 'E'])
+    // B's round with us started 400 ms before the next tick; C's 1,100 ms before (out of the
+    // interval); D's was cut off (not complete); E's ran from here, 200 ms before: only B's counts.
+    await h.clock.advance(600)
+    h.scheduler.inboundStarted('B')
+    h.scheduler.inboundEnded('B', 1600, true)
+    h.scheduler.inboundStarted('D')
+    h.scheduler.inboundEnded('D', 1600, false)
+    h.scheduler.request('E')
+    await h.clock.advance(200)
+    h.end('E', 'ok')
+    h.scheduler.inboundStarted('C')
+    h.scheduler.inboundEnded('C', 900, true)
+    const before = h.started.length
+    await h.clock.advance(200) // the tick at 2,000
+    expect(h.started.slice(before).map((s) => s.peer).sort()).toEqual(['C', 'D', 'E'])
+  })
+
   it('backs off while periodic rounds find everything in sync, up to maxIntervalMs, and comes back at once when one finds a difference', async () => {
     const h = harness({ intervalMs: 1000, maxIntervalMs: 8000, peersPerRound: 1 })
     h.setCandidates(['B'])
