@@ -3,7 +3,7 @@ import { callbackLogger } from '../../src/log.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Shoal } from '../../src/index.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
-import { GossipReplicator } from '../../src/peer/gossip-replicator.js'
+import { GossipReplicator, type GossipReplicatorInit } from '../../src/peer/gossip-replicator.js'
 import { topicFor } from '../../src/sync/gossip.js'
 import { tempDir } from '../helpers/tempdir.js'
 
@@ -16,12 +16,12 @@ interface Peer {
 
 const peers: Peer[] = []
 
-async function startPeer(bootstrap: string[] = []): Promise<Peer> {
+async function startPeer(bootstrap: string[] = [], init: Partial<GossipReplicatorInit> = {}): Promise<Peer> {
   const dir = await tempDir()
   const db = await Shoal.open({ dir: join(dir, 'db') })
   const node = await createNode({ dataDir: join(dir, 'net'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false })
   const logs: string[] = []
-  const replicator = new GossipReplicator(db.replication(), node, { carries: { stock: ['7'] }, logger: callbackLogger((level, m) => void (level !== 'debug' && logs.push(m))) })
+  const replicator = new GossipReplicator(db.replication(), node, { carries: { stock: ['7'] }, logger: callbackLogger((level, m) => void (level !== 'debug' && logs.push(m))), ...init })
   replicator.start()
   const peer = { db, node, replicator, logs }
   peers.push(peer)
@@ -155,6 +155,25 @@ describe('gossip replication between real libp2p peers on 127.0.0.1', () => {
       await c.stop()
     }
     expect(b.logs).toEqual([])
+  })
+
+  it('counts a deflated message at its inflated size against the sender\'s byte rate', async () => {
+    const a = await startPeer()
+    const b = await startPeer([a.node.multiaddrs()[0]!.toString()], { bytesPerSecond: 16 * 1024 })
+    await b.db.defineTable({ name: 'stock', primaryKey: 'sku', partitionBy: 'store', columns: { sku: 'string', store: 'string', qty: 'counter' } })
+    const topic = topicFor('stock', '7')
+    await eventually('a sees b on the stock topic', () => a.node.pubsub.getSubscribers(topic).length === 1)
+    const { deflateRawSync } = await import('node:zlib')
+    const { encodeDeflatedMessage, encodeDeltaBatch } = await import('../../src/sync/gossip.js')
+    // ~1 KB on the wire, 48 KB once inflated: within the burst (32 KB) as sent, over it inflated.
+    const deltas = Array.from({ length: 48 }, (_, i) => ({ key: `K${i}`, delta: new Uint8Array(1000).fill(7) }))
+    const message = encodeDeflatedMessage(deflateRawSync(encodeDeltaBatch({ table: 'stock', partition: '7', deltas })))
+    expect(message.length).toBeLessThan(2048)
+    await a.node.pubsub.publish(topic, message)
+    await eventually('b refused it', () => b.logs.length >= 1)
+    expect(b.logs[0]).toMatch(/over its byte rate once inflated/)
+    expect(b.replicator.refusals.counts().RATE_LIMITED).toBe(1)
+    expect(await b.db.table('stock').get('K0')).toBeNull()
   })
 
   it('takes deltas of a table not defined here yet without a warning, and asks the sender for a round', async () => {
