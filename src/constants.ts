@@ -37,6 +37,12 @@ export const AUTOMERGE_CACHE_WEIGHT = 10
 /** Digest trees (≈1.1 MB each) kept in memory; others are reloaded from their stored leaves. */
 export const DEFAULT_TREE_CACHE_SIZE = 64
 
+/**
+ * Digest leaf values remembered as the last commit wrote them, so a commit to a recently written
+ * leaf reads nothing from LevelDB first (~0.15 ms of a thread-pool round trip a commit). ~100 B each.
+ */
+export const LEAF_MEMO_SIZE = 16_384
+
 /** Most writes coalesced into one LevelDB batch (group commit). */
 export const MAX_WRITES_PER_BATCH = 4096
 

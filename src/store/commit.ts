@@ -68,7 +68,7 @@ export async function commitRows(
     }
     updates.push({ row, rowHash, alive, size: record.length })
   }
-  await leafOps(core, changes, ops)
+  const leaves = await leafOps(core, changes, ops)
   const next = core.digests.next(changes)
   for (const [pid, root] of next.roots) ops.push({ type: 'put', key: core.prefix.meta + ROOT_PREFIX + pid, value: utf8.encode(toHex(root)) })
   for (const [pid, count] of next.counts) ops.push({ type: 'put', key: core.prefix.meta + COUNT_PREFIX + pid, value: utf8.encode(String(count)) })
@@ -90,6 +90,7 @@ export async function commitRows(
   // Durable: now the in-memory views may move.
   core.commitSeq++
   core.digests.committed(changes, next)
+  core.digests.leavesWritten(leaves)
   for (const [k, partition] of indexed) core.keyIndex.remember(k, partition)
   if (logs.length > 0) core.changeLog.committed(logs.map((l) => l.entry), ownSeqs)
   for (const { row, rowHash, alive, size } of updates) {
@@ -101,19 +102,26 @@ export async function commitRows(
   }
 }
 
-/** New values of the leaves a batch changes: from the cached tree where there is one, else the stored leaf. */
-async function leafOps(core: StoreCore, changes: DigestChanges, ops: BatchOp[]): Promise<void> {
+/**
+ * New values of the leaves a batch changes, added to `ops` and returned: each from the cached tree
+ * or the leaf memo where they know it, else read from LevelDB (one getMany for all of those).
+ */
+async function leafOps(core: StoreCore, changes: DigestChanges, ops: BatchOp[]): Promise<Array<{ partition: string; leaf: number; value: Uint8Array }>> {
   const list = [...changes.leaves()]
-  const uncached = list.filter((c) => core.digests.cachedTree(c.partition) === undefined)
-  const stored = uncached.length === 0 ? [] : await core.levels.leaves.getMany(uncached.map((c) => leafKeyOf(c.partition, c.leaf)))
-  const storedLeaf = new Map(uncached.map((c, i) => [`${c.partition}${ID_SEP}${c.leaf}`, stored[i]]))
-  for (const { partition, leaf, change } of list) {
-    const current = core.digests.cachedTree(partition)?.leaf(leaf) ?? storedLeaf.get(`${partition}${ID_SEP}${leaf}`) ?? ZERO_DIGEST
+  const known = list.map((c) => core.digests.knownLeaf(c.partition, c.leaf))
+  const unknown = list.filter((_, i) => known[i] === undefined)
+  const stored = unknown.length === 0 ? [] : await core.levels.leaves.getMany(unknown.map((c) => leafKeyOf(c.partition, c.leaf)))
+  const storedLeaf = new Map(unknown.map((c, i) => [`${c.partition}${ID_SEP}${c.leaf}`, stored[i]]))
+  const out: Array<{ partition: string; leaf: number; value: Uint8Array }> = []
+  list.forEach(({ partition, leaf, change }, i) => {
+    const current = known[i] ?? storedLeaf.get(`${partition}${ID_SEP}${leaf}`) ?? ZERO_DIGEST
     const value = xorBytes(current, change)
     const key = core.prefix.leaves + leafKeyOf(partition, leaf)
     if (isZeroBytes(value)) ops.push({ type: 'del', key })
     else ops.push({ type: 'put', key, value })
-  }
+    out.push({ partition, leaf, value })
+  })
+  return out
 }
 
 function leafKeyOf(pid: string, leaf: number): string {

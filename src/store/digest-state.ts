@@ -1,7 +1,7 @@
-import { DEFAULT_TREE_CACHE_SIZE } from '../constants.js'
+import { DEFAULT_TREE_CACHE_SIZE, LEAF_MEMO_SIZE } from '../constants.js'
 import { DigestTree, SparseDigestTree, ZERO_DIGEST, type DigestChanges, type DigestTreeLike } from '../table/digest-tree.js'
 import { fromHex, xorBytes } from '../table/hash.js'
-import { parsePartitionId, partitionId } from '../table/ids.js'
+import { ID_SEP, parsePartitionId, partitionId } from '../table/ids.js'
 import { COUNT_PREFIX, prefixEnd, ROOT_PREFIX, SEP } from './layout.js'
 
 export interface PartitionSummary {
@@ -29,6 +29,12 @@ export class DigestState {
   private readonly perTable = new Map<string, number>()
   /** Bumped at every commit, so a tree built while a commit landed is not cached stale. */
   private epoch = 0
+  /**
+   * Leaf values as the last durable commit wrote them (pid␀leaf → value), oldest first, at most
+   * LEAF_MEMO_SIZE: commits are the only writers of leaves, so an entry stays true until the
+   * next commit to that leaf replaces it.
+   */
+  private readonly leafMemo = new Map<string, Uint8Array>()
 
   constructor(private readonly treeCacheSize = DEFAULT_TREE_CACHE_SIZE) {}
 
@@ -97,6 +103,24 @@ export class DigestState {
     return this.trees.get(pid)
   }
 
+  /** A leaf's committed value from a cached tree or the leaf memo; undefined: read it from LevelDB. */
+  knownLeaf(pid: string, leaf: number): Uint8Array | undefined {
+    return this.trees.get(pid)?.leaf(leaf) ?? this.leafMemo.get(`${pid}${ID_SEP}${leaf}`)
+  }
+
+  /** Leaf values a commit has just made durable. */
+  leavesWritten(leaves: ReadonlyArray<{ partition: string; leaf: number; value: Uint8Array }>): void {
+    // Also for partitions with a cached tree: a tree may be evicted later, and the memo must not
+    // then hold a value older than what was written meanwhile.
+    for (const { partition, leaf, value } of leaves) {
+      const id = `${partition}${ID_SEP}${leaf}`
+      this.leafMemo.delete(id)
+      this.leafMemo.set(id, value)
+    }
+    // Evicted oldest first: the memo never holds more than its size.
+    while (this.leafMemo.size > LEAF_MEMO_SIZE) this.leafMemo.delete(this.leafMemo.keys().next().value!)
+  }
+
   /**
    * A partition's digest tree, rebuilt from its stored leaves when not cached. Only partitions
    * held here are built and cached: a peer asking about partitions that do not exist costs
@@ -142,6 +166,7 @@ export class DigestState {
 
   clear(): void {
     this.trees.clear()
+    this.leafMemo.clear()
   }
 }
 
