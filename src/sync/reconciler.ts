@@ -47,6 +47,11 @@ const RANGE_MIN_LEAVES = TREE_FANOUT ** 2
 const EXCHANGE_MIN_SHARE = 0.5
 const EXCHANGE_MAX_ROWS_PER_CHILD = 8
 const EXCHANGE_MIN_CHILDREN = 16
+/**
+ * The first page of the other side's rows in a trade, which says who is ahead: if none of its
+ * rows changes this replica, this side's rows go first. Small, so a wrong guess costs little.
+ */
+const PROBE_PAGE_BYTES = 8 * 1024
 
 
 
@@ -199,6 +204,7 @@ class Session {
 
   private async descend(table: string, partition: string, rows: number, remoteRoot: Uint8Array, progress: Progress): Promise<void> {
     let frontier = [0]
+    let traded = false
     for (let level = 0; level < DIGEST_TREE_DEPTH && frontier.length > 0; level++) {
       const childSpan = TREE_FANOUT ** (DIGEST_TREE_DEPTH - level - 1)
       const differing: Array<{ child: number; oursEmpty: boolean; theirsEmpty: boolean }> = []
@@ -218,14 +224,25 @@ class Session {
           }
         }
       }
-      if (mostRowsDiffer(rows, TREE_FANOUT ** (level + 1), differing.length)) {
+      if (!traded && mostRowsDiffer(rows, TREE_FANOUT ** (level + 1), differing.length)) {
         // Most rows of these subtrees differ: both sides' whole rows cost less than descending to
         // each one and trading versions and deltas (and merging whole rows is as good as deltas).
         // Theirs first: when this side had nothing they lack (it was only behind), its tree is
-        // then theirs and nothing goes back.
+        // then theirs and nothing goes back. Unless a first small page of theirs changes nothing
+        // here: then this side is the one ahead (the peer was away), its rows go first, and this
+        // level's child hashes are compared again, so theirs are fetched only where still needed.
+        traded = true
         const span = childSpan * TREE_FANOUT
         const runs = runsOf(frontier.map((node) => [node * span, (node + 1) * span] as const))
-        for (const [from, to] of runs) await this.pullRange(table, partition, from, to, progress)
+        const [from0, to0] = runs[0]!
+        const probe = await this.pullPage(table, partition, from0, to0, Math.min(this.pageBytes(), PROBE_PAGE_BYTES), progress)
+        if (probe.rows > 0 && probe.changed === 0) {
+          for (const [from, to] of runs) await this.pushRange(table, partition, from, to)
+          level--
+          continue
+        }
+        if (probe.next !== null) await this.pullRange(table, partition, from0, to0, progress, probe.next)
+        for (const [from, to] of runs.slice(1)) await this.pullRange(table, partition, from, to, progress)
         const now = this.local.partitionRoot(table, partition)?.root
         if (now !== undefined && equalBytes(now, remoteRoot)) return
         for (const [from, to] of runs) await this.pushRange(table, partition, from, to)
@@ -307,9 +324,17 @@ class Session {
     return versions
   }
 
-  /** Walks the peer's rows in leaves [from, to) page by page, applying each page while the next one is on its way. */
-  private async pullRange(table: string, partition: string, from: number, to: number, progress: Progress): Promise<void> {
-    let after: RangeCursor | null = null
+  /** One page of the peer's rows in leaves [from, to), applied: how many came, how many changed this replica, where the next page starts. */
+  private async pullPage(table: string, partition: string, from: number, to: number, maxBytes: number, progress: Progress): Promise<{ rows: number; changed: number; next: RangeCursor | null }> {
+    const res = await request(this.ask, { type: 'range', table, partition, from, to, after: null, maxBytes }, 'range')
+    if (res.next !== null && (res.next.leaf < from || res.next.leaf >= to)) throw new ProtocolError('peer sent a range cursor that does not move forward inside the range')
+    const changed = await this.applyHere(table, partition, res.rows, progress)
+    return { rows: res.rows.length, changed, next: res.next }
+  }
+
+  /** Walks the peer's rows in leaves [from, to) page by page (after `start`), applying each page while the next one is on its way. */
+  private async pullRange(table: string, partition: string, from: number, to: number, progress: Progress, start: RangeCursor | null = null): Promise<void> {
+    let after: RangeCursor | null = start
     let page = request(this.ask, { type: 'range', table, partition, from, to, after, maxBytes: this.pageBytes() }, 'range')
     for (;;) {
       const res = await page
@@ -346,13 +371,15 @@ class Session {
     }
   }
 
-  private async applyHere(table: string, partition: string, rows: readonly RowBytes[], progress: Progress): Promise<void> {
-    if (rows.length === 0) return
+  /** Applies rows from the peer; returns how many changed this replica. */
+  private async applyHere(table: string, partition: string, rows: readonly RowBytes[], progress: Progress): Promise<number> {
+    if (rows.length === 0) return 0
     const result = await this.local.apply(table, partition, rows, this.options.from)
     this.stats.rowsReceived += rows.length
     this.stats.changedHere += result.changed
     this.stats.refused += result.refused
     progress.add(rows.length)
+    return result.changed
   }
 }
 

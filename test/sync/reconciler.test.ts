@@ -173,6 +173,17 @@ describe.each(['yjs', 'automerge', 'columns'] as const)('anti-entropy between tw
     expect(behind.wire.requests).toContain('range')
     expect(behind.wire.requests).not.toContain('push')
     expect(behind.rowsSent).toBe(0)
+    // a, the one ahead, starts the round: one small page of b's rows changes nothing at a, so a's
+    // rows go first and the level is compared again; b's rows are not fetched beyond that page.
+    await Promise.all(Array.from({ length: 500 }, (_, i) => a.table('stock').increment(`r${i + 50}`, 'qty', 1)))
+    const ahead = await sync(a, b)
+    expect(await digests(a)).toEqual(await digests(b))
+    expect(await rowsOf(a)).toEqual(await rowsOf(b))
+    expect(ahead.wire.requests.filter((r) => r === 'range')).toHaveLength(1)
+    expect(ahead.changedHere).toBe(0)
+    expect(ahead.rowsReceived).toBeLessThan(200)
+    expect(ahead.rowsSent).toBeGreaterThanOrEqual(500)
+    expect((await sync(a, b)).wire.requests).toEqual(['hello'])
   })
 
   it('partial replication: partitions the other side does not carry are neither sent nor asked for', async () => {
