@@ -30,8 +30,8 @@ export class DigestState {
   /** Bumped at every commit, so a tree built while a commit landed is not cached stale. */
   private epoch = 0
   /**
-   * Leaf values as the last durable commit wrote them (pid␀leaf → value), oldest first, at most
-   * LEAF_MEMO_SIZE: commits are the only writers of leaves, so an entry stays true until the
+   * Leaf values as the last durable commit wrote them (pid␀leaf → value), at most LEAF_MEMO_SIZE:
+   * commits are the only writers of leaves, so an entry stays true until the
    * next commit to that leaf replaces it.
    */
   private readonly leafMemo = new Map<string, Uint8Array>()
@@ -112,13 +112,14 @@ export class DigestState {
   leavesWritten(leaves: ReadonlyArray<{ partition: string; leaf: number; value: Uint8Array }>): void {
     // Also for partitions with a cached tree: a tree may be evicted later, and the memo must not
     // then hold a value older than what was written meanwhile.
+    // Full, it starts over rather than evicting the oldest entry: finding a Map's first key after
+    // many deletes walks their empty slots (~13 µs an eviction at 10k entries, row-cache.ts), which
+    // cost a bulk load of 50k new rows 15–20% of its rate (15.1–16.6k against 18.1–19.7k rows/s).
     for (const { partition, leaf, value } of leaves) {
       const id = `${partition}${ID_SEP}${leaf}`
-      this.leafMemo.delete(id)
+      if (this.leafMemo.size >= LEAF_MEMO_SIZE && !this.leafMemo.has(id)) this.leafMemo.clear()
       this.leafMemo.set(id, value)
     }
-    // Evicted oldest first: the memo never holds more than its size.
-    while (this.leafMemo.size > LEAF_MEMO_SIZE) this.leafMemo.delete(this.leafMemo.keys().next().value!)
   }
 
   /**

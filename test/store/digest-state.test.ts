@@ -9,20 +9,22 @@ import { tempDir } from '../helpers/tempdir.js'
 const value = (n: number): Uint8Array => new Uint8Array(16).fill(n % 256)
 
 describe('the digest leaf memo', () => {
-  it('knows the leaves commits wrote, the newest LEAF_MEMO_SIZE of them', () => {
+  it('knows the leaves commits wrote, at most LEAF_MEMO_SIZE of them (full, it starts over)', () => {
     const state = new DigestState()
     expect(state.knownLeaf('t\u0000p', 1)).toBeUndefined()
-    state.leavesWritten(Array.from({ length: LEAF_MEMO_SIZE + 1 }, (_, leaf) => ({ partition: 't\u0000p', leaf, value: value(leaf) })))
-    expect(state.knownLeaf('t\u0000p', 0)).toBeUndefined()
-    expect(state.knownLeaf('t\u0000p', 1)).toEqual(value(1))
-    expect(state.knownLeaf('t\u0000p', LEAF_MEMO_SIZE)).toEqual(value(LEAF_MEMO_SIZE))
-    // Writing a leaf again makes it the newest: the next eviction takes another one.
+    state.leavesWritten(Array.from({ length: LEAF_MEMO_SIZE }, (_, leaf) => ({ partition: 't\u0000p', leaf, value: value(leaf) })))
+    expect(state.knownLeaf('t\u0000p', 0)).toEqual(value(0))
+    expect(state.knownLeaf('t\u0000p', LEAF_MEMO_SIZE - 1)).toEqual(value(LEAF_MEMO_SIZE - 1))
+    // Writing a known leaf again replaces its value and takes no room.
     state.leavesWritten([{ partition: 't\u0000p', leaf: 1, value: value(7) }])
-    state.leavesWritten([{ partition: 't\u0000q', leaf: 0, value: value(8) }])
     expect(state.knownLeaf('t\u0000p', 1)).toEqual(value(7))
-    expect(state.knownLeaf('t\u0000p', 2)).toBeUndefined()
-    state.clear()
+    // One more leaf: the memo starts over with it.
+    state.leavesWritten([{ partition: 't\u0000q', leaf: 0, value: value(8) }])
+    expect(state.knownLeaf('t\u0000q', 0)).toEqual(value(8))
     expect(state.knownLeaf('t\u0000p', 1)).toBeUndefined()
+    state.leavesWritten([{ partition: 't\u0000p', leaf: 2, value: value(9) }])
+    state.clear()
+    expect(state.knownLeaf('t\u0000p', 2)).toBeUndefined()
   })
 
   it('a commit to a leaf written before reads nothing from LevelDB', async () => {
