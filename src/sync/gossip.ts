@@ -121,13 +121,18 @@ export function encodeDeflatedMessage(packed: Uint8Array): Uint8Array {
   return encode([GOSSIP_VERSION, 'deflated', packed])
 }
 
-/** The deflated bytes of a [version, 'deflated', bytes] message; ProtocolError otherwise. */
-export function decodeDeflatedMessage(bytes: Uint8Array): Uint8Array {
+/** The bytes of a [version, type, bytes] message (a changeset, a deflated message); ProtocolError otherwise. */
+function decodeBytesMessage(bytes: Uint8Array, type: 'changeset' | 'deflated'): Uint8Array {
   const value = decodeMessage(bytes)
-  if (!Array.isArray(value) || value.length !== 3 || value[0] !== GOSSIP_VERSION || value[1] !== 'deflated' || !(value[2] instanceof Uint8Array) || value[2].length === 0) {
-    throw new ProtocolError('gossip message is not a [version, "deflated", bytes] array')
+  if (!Array.isArray(value) || value.length !== 3 || value[0] !== GOSSIP_VERSION || value[1] !== type || !(value[2] instanceof Uint8Array) || value[2].length === 0) {
+    throw new ProtocolError(`gossip message is not a [version, "${type}", bytes] array`)
   }
   return value[2]
+}
+
+/** The deflated bytes of a [version, 'deflated', bytes] message; ProtocolError otherwise. */
+export function decodeDeflatedMessage(bytes: Uint8Array): Uint8Array {
+  return decodeBytesMessage(bytes, 'deflated')
 }
 
 /**
@@ -137,11 +142,7 @@ export function decodeDeflatedMessage(bytes: Uint8Array): Uint8Array {
 export const DEFLATE_TOPIC = `shoal/${GOSSIP_VERSION}/_deflate`
 
 export function decodeChangesetMessage(bytes: Uint8Array): Uint8Array {
-  const value = decodeMessage(bytes)
-  if (!Array.isArray(value) || value.length !== 3 || value[0] !== GOSSIP_VERSION || value[1] !== 'changeset' || !(value[2] instanceof Uint8Array) || value[2].length === 0) {
-    throw new ProtocolError('gossip message is not a [version, "changeset", bytes] array')
-  }
-  return value[2]
+  return decodeBytesMessage(bytes, 'changeset')
 }
 
 export const PARTITIONS_TOPIC = `shoal/${GOSSIP_VERSION}/_partitions`
