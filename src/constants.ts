@@ -78,3 +78,11 @@ export const MAX_ROW_VALUE_BYTES = 4 * 1024 * 1024
 
 /** Partitions one table may have on a peer: each costs a digest tree, a gossip topic and status lines. */
 export const MAX_PARTITIONS_PER_TABLE = 65_536
+
+/**
+ * Keys a partition's change feed lists at most (store/change-feed.ts): a peer that fell further
+ * behind reconciles by the digest tree. ~16 B each on disk.
+ */
+export const FEED_MAX_KEYS = 16_384
+/** Peers whose feed marks are kept in memory (the rest are read back from disk when they return). */
+export const FEED_MARKED_PEERS = 256

@@ -10,7 +10,7 @@ import type { Carries } from '../sync/carries.js'
 import { answer, newRoundStats, reconcile, type Ask, type LoadProgressEvent, type RoundStats } from '../sync/reconciler.js'
 import { DEFAULT_CONNECT_DELAY_MS, DEFAULT_INTERVAL_MS, DEFAULT_PEERS_PER_ROUND, LEARNED_MAX_WAIT_MS, LEARNED_QUIET_MS, RoundScheduler } from '../sync/round-scheduler.js'
 import { StoreReplica } from '../sync/store-replica.js'
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOLS } from '../sync/sync-messages.js'
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOL_FEED, SYNC_PROTOCOLS } from '../sync/sync-messages.js'
 import { packFrame, unpackFrame } from '../sync/frame-compression.js'
 import { LinkMeter } from '../sync/link-meter.js'
 import { SilenceWatch } from './silence.js'
@@ -223,7 +223,7 @@ export class SyncService {
         return null
       }
       stream = await this.node.libp2p.dialProtocol(typeof peer === 'string' ? peerIdFromString(peer) : peer, this.protocols(), { signal })
-      const deflate = stream.protocol === SYNC_PROTOCOL_DEFLATE
+      const deflate = deflated(stream.protocol)
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
       const meter = this.meterOf(id)
       const watch = new SilenceWatch(stream, id, this.init.requestTimeoutMs ?? DEFAULT_SILENCE_MS, signal)
@@ -257,6 +257,7 @@ export class SyncService {
         onProgress: (event) => this.progress(id, event),
         stats,
         claim: (table, partition) => this.claim(partitionId(table, partition)),
+        feed: stream.protocol === SYNC_PROTOCOL_FEED,
       })
       await stream.close().catch(() => undefined)
       outcome = stats.errors.length === 0 ? 'ok' : 'failed'
@@ -362,14 +363,14 @@ export class SyncService {
   /** Turns a session away: one error answer, then the stream is closed. */
   private async refuseSession(lp: LengthPrefixedStream, stream: Stream, code: string, message: string): Promise<void> {
     const frame = encodeResponse({ type: 'error', code, message })
-    await lp.write(stream.protocol === SYNC_PROTOCOL_DEFLATE ? await packFrame(frame) : frame, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => undefined)
+    await lp.write(deflated(stream.protocol) ? await packFrame(frame) : frame, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => undefined)
     await stream.close().catch(() => undefined)
   }
 
   /** Serves one inbound stream: one answer per request, until the initiator closes it. */
   private async respond(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
-    const deflate = stream.protocol === SYNC_PROTOCOL_DEFLATE
+    const deflate = deflated(stream.protocol)
     const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
     const total = [...this.inbound.values()].reduce((a, b) => a + b, 0)
     const max = this.init.maxInboundSessions ?? MAX_INBOUND_SESSIONS
@@ -523,4 +524,9 @@ export class SyncService {
 export function etaSeconds(received: number, expected: number, elapsedMs: number): number | null {
   if (elapsedMs < 1000 || received <= 0 || expected <= received) return null
   return Math.ceil(((expected - received) * elapsedMs) / received / 1000)
+}
+
+/** Frames behind a deflate flag byte: protocols 1.1.0 and 1.2.0. */
+function deflated(protocol: string): boolean {
+  return protocol === SYNC_PROTOCOL_DEFLATE || protocol === SYNC_PROTOCOL_FEED
 }

@@ -25,7 +25,7 @@ const utf8 = new TextEncoder()
 /**
  * Writes the rows a batch changed, with everything that depends on them, in one atomic LevelDB
  * batch: each row's record, its bucket entry and digest leaf when its hash moved, the roots and
- * live counts of its partition, and the key index for rows new here. Only after the write is
+ * live counts of its partition, the key index for rows new here, and the change feed's entry. Only after the write is
  * durable do the in-memory views (digest state, key memo, row cache) move.
  *
  * `indexedBefore`: what the key index held before this batch for the keys the batch looked up
@@ -48,6 +48,7 @@ export async function commitRows(
   const changes = new DigestChanges()
   const updates: Array<{ row: DirtyRow; rowHash: Uint8Array; alive: boolean; size: number }> = []
   const indexed = new Map<string, string>()
+  const changedKeys = new Map<string, string[]>()
   for (const row of dirty) {
     const live = row.live!
     const rowHash = live.doc.rowHash(row.key)
@@ -58,7 +59,11 @@ export async function commitRows(
     if (before === null || !equalBytes(before, rowHash)) {
       ops.push({ type: 'put', key: core.prefix.buckets + bucketKey(row.schema.name, row.partition, leafOf(row.key), row.key), value: rowHash })
     }
-    changes.row(partitionId(row.schema.name, row.partition), row.key, before, rowHash, live.alive, alive)
+    const pid = partitionId(row.schema.name, row.partition)
+    changes.row(pid, row.key, before, rowHash, live.alive, alive)
+    let keys = changedKeys.get(pid)
+    if (keys === undefined) changedKeys.set(pid, (keys = []))
+    keys.push(row.key)
     if (before === null && row.schema.partitionBy !== null) {
       const k = indexKey(row.schema.name, row.key)
       if ((indexedBefore.get(k) ?? null) === null && !indexed.has(k)) {
@@ -69,6 +74,7 @@ export async function commitRows(
     updates.push({ row, rowHash, alive, size: record.length })
   }
   const leaves = await leafOps(core, changes, ops)
+  const feed = await core.feed.append(core.levels.feed, core.prefix, changedKeys, ops)
   const next = core.digests.next(changes)
   for (const [pid, root] of next.roots) ops.push({ type: 'put', key: core.prefix.meta + ROOT_PREFIX + pid, value: utf8.encode(toHex(root)) })
   for (const [pid, count] of next.counts) ops.push({ type: 'put', key: core.prefix.meta + COUNT_PREFIX + pid, value: utf8.encode(String(count)) })
@@ -91,6 +97,7 @@ export async function commitRows(
   core.commitSeq++
   core.digests.committed(changes, next)
   core.digests.leavesWritten(leaves)
+  core.feed.committed(feed)
   for (const [k, partition] of indexed) core.keyIndex.remember(k, partition)
   if (logs.length > 0) core.changeLog.committed(logs.map((l) => l.entry), ownSeqs)
   for (const { row, rowHash, alive, size } of updates) {

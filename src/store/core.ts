@@ -8,6 +8,7 @@ import { RowDocument } from '../table/row.js'
 import type { ResolvedSchema } from '../table/schema.js'
 import type { Changeset, SignedChangeset } from '../trust/changeset.js'
 import type { Catalog } from './catalog.js'
+import type { ChangeFeed } from './change-feed.js'
 import type { ChangeLog } from './change-log.js'
 import type { DigestState } from './digest-state.js'
 import type { KeyIndex } from './key-index.js'
@@ -18,7 +19,7 @@ import type { RowCache } from './row-cache.js'
 function sublevels(db: Level<string, Uint8Array>) {
   const bytes = (name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' })
   const text = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-  return { rows: bytes('rows'), buckets: bytes('buckets'), leaves: bytes('leaves'), keys: text('keys'), meta: text('meta'), changes: bytes('changes') }
+  return { rows: bytes('rows'), buckets: bytes('buckets'), leaves: bytes('leaves'), keys: text('keys'), meta: text('meta'), changes: bytes('changes'), feed: bytes('feed') }
 }
 
 export type Sublevels = ReturnType<typeof sublevels>
@@ -47,6 +48,7 @@ export interface StoreCoreInit {
   syncWrites: boolean
   maxPartitionsPerTable: number
   changeLog: ChangeLog
+  feed: ChangeFeed
   signer: ChangeSigner | null
   guard: LocalWriteGuard | null
 }
@@ -80,6 +82,8 @@ export class StoreCore {
   readonly maxPartitionsPerTable: number
   /** The changeset log's index (private meshes). */
   readonly changeLog: ChangeLog
+  /** Which rows changed here since a position (anti-entropy by versions). */
+  readonly feed: ChangeFeed
   readonly signer: ChangeSigner | null
   readonly guard: LocalWriteGuard | null
 
@@ -96,6 +100,7 @@ export class StoreCore {
     this.syncWrites = init.syncWrites
     this.maxPartitionsPerTable = init.maxPartitionsPerTable
     this.changeLog = init.changeLog
+    this.feed = init.feed
     this.signer = init.signer
     this.guard = init.guard
     const db = init.db
@@ -107,6 +112,7 @@ export class StoreCore {
       keys: this.levels.keys.prefix,
       meta: this.levels.meta.prefix,
       changes: this.levels.changes.prefix,
+      feed: this.levels.feed.prefix,
     }
   }
 

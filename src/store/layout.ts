@@ -12,6 +12,8 @@ import { ID_SEP, partitionId, rowId } from '../table/ids.js'
  *                                                   the first creation seen here wins)
  *   meta    'format' | 'actor' | count␀table␀partition | root␀table␀partition → value
  *           bookmark␀name → value (atomic batches, atomic.ts)
+ *   feed    table␀partition␀position → the keys a commit changed (change-feed.ts, which also
+ *           keeps its positions, epoch and peers' marks in meta)
  * One local change is one atomic batch over all of them.
  */
 

@@ -2,6 +2,7 @@ import type { DigestTreeLike } from '../table/digest-tree.js'
 import type { ApplyResult } from '../table/engine.js'
 import type { ResolvedSchema } from '../table/schema.js'
 import type { Changeset } from '../trust/changeset.js'
+import type { FeedAnswer, FeedMark } from './change-feed.js'
 import type { ChangesetOutcome } from './changesets.js'
 import type { PartitionSummary } from './digest-state.js'
 import type { RangeCursor, RangeRow, RowSince, LeafRow } from './replication-reads.js'
@@ -33,6 +34,16 @@ export interface ReplicaSource {
   applyRemote(table: string, partition: string, key: string, delta: Uint8Array, origin: string): Promise<ApplyResult>
   applyRemoteRows(table: string, partition: string, rows: readonly RemoteRow[], origin: string): Promise<Array<PromiseSettledResult<ApplyResult>>>
   subscribe(listener: ChangeListener): () => void
+  /** The change feed (store/change-feed.ts): this store's feed id, a partition's last position. */
+  feedEpoch(): string
+  feedSeq(table: string, partition: string): number
+  /** Keys of a partition changed after feed position `after`; 'unknown' / 'too-many' send the asker to the digest tree. */
+  changedSince(table: string, partition: string, after: number, limit: number): Promise<FeedAnswer>
+  /** Each row's digest-leaf contribution (null: not held here). */
+  rowHashes(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>>
+  /** The feed position of `peer`'s partition whose state this store was seen to hold. */
+  feedMark(peer: string, table: string, partition: string): Promise<FeedMark | null>
+  setFeedMark(peer: string, table: string, partition: string, mark: FeedMark): Promise<void>
   /** A peer's changeset, signature and author rights checked by the caller (private meshes). */
   applyChangeset(changeset: Changeset, bytes: Uint8Array, origin: string): Promise<ChangesetOutcome>
   /** Which changesets of a partition are logged here: author → held sequence ranges. */

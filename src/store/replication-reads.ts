@@ -1,4 +1,4 @@
-import { LEAF_COUNT, type DigestTreeLike } from '../table/digest-tree.js'
+import { LEAF_COUNT, leafOf, type DigestTreeLike } from '../table/digest-tree.js'
 import { partitionId } from '../table/ids.js'
 import type { RowDocument } from '../table/row.js'
 import type { ResolvedSchema } from '../table/schema.js'
@@ -72,6 +72,13 @@ export async function leafRows(core: StoreCore, table: string, partition: string
     }
   }
   return out
+}
+
+/** Each row's contribution to its digest leaf (null: not held here), from the bucket index. */
+export async function rowHashes(core: StoreCore, table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>> {
+  if (keys.length === 0) return []
+  const values = await core.levels.buckets.getMany(keys.map((key) => bucketKey(table, partition, leafOf(key), key)))
+  return values.map((v) => v ?? null)
 }
 
 /**

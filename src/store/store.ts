@@ -7,9 +7,11 @@ import { CATALOG_SCHEMA } from '../table/catalog.js'
 import type { DigestTreeLike } from '../table/digest-tree.js'
 import type { ApplyResult, EngineContext } from '../table/engine.js'
 import type { RowOp } from '../table/row.js'
+import { partitionId } from '../table/ids.js'
 import { normalizeKeyValue, type ResolvedSchema } from '../table/schema.js'
 import { Catalog } from './catalog.js'
 import { checkStore, type CheckReport } from './check.js'
+import { ChangeFeed, type FeedAnswer, type FeedMark } from './change-feed.js'
 import { ChangeLog, MAX_CHANGESETS_PER_READ, readLoggedChangesets } from './change-log.js'
 import { logEntryOf, type ChangesetOutcome } from './changesets.js'
 import type { Changeset } from '../trust/changeset.js'
@@ -122,6 +124,7 @@ export class Store {
       throw new StoreOpenError(`data folder '${options.dir}' belongs to replica '${actor}', but changesets are signed by '${options.signer.author}': a private mesh needs a data folder made by this peer (start from an empty folder)`)
     }
     const changeLog = new ChangeLog()
+    const feed = new ChangeFeed()
     const core = new StoreCore({
       db,
       dir: options.dir,
@@ -135,12 +138,14 @@ export class Store {
       syncWrites: options.syncWrites ?? true,
       maxPartitionsPerTable: options.limits?.maxPartitionsPerTable ?? MAX_PARTITIONS_PER_TABLE,
       changeLog,
+      feed,
       signer: options.signer ?? null,
       guard: options.guard ?? null,
     })
     try {
       await digests.load(levels.meta)
       await changeLog.load(levels.changes, levels.meta)
+      await feed.load(levels.meta)
       let after: { partition: string; key: string } | null = null
       for (;;) {
         const page: StoredRow[] = await scanRows(core, CATALOG_SCHEMA, '', after, 1000)
@@ -400,6 +405,40 @@ export class Store {
   rowsSince(schema: ResolvedSchema, partition: string, items: ReadonlyArray<{ key: string; since: Uint8Array | null }>): Promise<Array<RowSince | null>> {
     this.assertOpen()
     return replication.rowsSince(this.core, schema, partition, items)
+  }
+
+  // ---- change feed (anti-entropy by versions) --------------------------------------------------
+
+  /** This store's feed id: positions of one epoch compare; a data folder started over has another. */
+  feedEpoch(): string {
+    return this.core.feed.epoch()
+  }
+
+  /** A partition's last change-feed position. */
+  feedSeq(table: string, partition: string): number {
+    return this.core.feed.seq(partitionId(table, partition))
+  }
+
+  /** Keys of a partition changed after feed position `after` (see store/change-feed.ts). */
+  changedSince(table: string, partition: string, after: number, limit: number): Promise<FeedAnswer> {
+    this.assertOpen()
+    return this.core.feed.since(this.core.levels.feed, partitionId(table, partition), after, limit)
+  }
+
+  rowHashes(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>> {
+    this.assertOpen()
+    return replication.rowHashes(this.core, table, partition, keys)
+  }
+
+  /** The feed position of `peer`'s partition whose state this store was seen to hold, or null. */
+  feedMark(peer: string, table: string, partition: string): Promise<FeedMark | null> {
+    this.assertOpen()
+    return this.core.feed.mark(this.core.levels.meta, peer, partitionId(table, partition))
+  }
+
+  setFeedMark(peer: string, table: string, partition: string, mark: FeedMark): Promise<void> {
+    this.assertOpen()
+    return this.core.feed.setMark(this.core.levels.meta, peer, partitionId(table, partition), mark)
   }
 
   /** Re-reads every row and verifies digests, digest trees, counts and the row check (see check.ts). */

@@ -1,19 +1,25 @@
-import { DIGEST_TREE_DEPTH, DIGEST_TREE_FANOUT_BITS } from '../constants.js'
+import { DIGEST_BYTES, DIGEST_TREE_DEPTH, DIGEST_TREE_FANOUT_BITS } from '../constants.js'
 import { ProtocolError, ShoalError } from '../errors.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
-import { LEAF_COUNT, TREE_FANOUT } from '../table/digest-tree.js'
+import { LEAF_COUNT, leafOf, TREE_FANOUT } from '../table/digest-tree.js'
 import { equalBytes, isZeroBytes as isZero } from '../table/hash.js'
 import { isCarried, type Carries } from './carries.js'
 import { exchangeChangesets } from './changeset-exchange.js'
-import { compareRoots, pageOfRoots, type ChangesetReplica, type SyncReplica } from './replica.js'
+import { compareRoots, pageOfRoots, type ChangesetReplica, type FeedReplica, type SyncReplica } from './replica.js'
 import { BUSY_ELSEWHERE, FETCH_FRAME_BUDGET, newRoundStats, Progress, request, type Ask, type ReconcileOptions, type RoundStats } from './round-io.js'
 import { partitionId } from '../table/ids.js'
-import { MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST, MAX_ROOTS_PER_FRAME, NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
+import { MAX_FEED_KEYS, MAX_KEYS_PER_REQUEST, MAX_NODES_PER_REQUEST, MAX_ROOTS_PER_FRAME, NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
 
 /*
  * Anti-entropy between two replicas, Merkle-style over the digest trees:
  *   1. hello: both sides' carry specs and digest roots. Equal roots ⇒ that partition is done, so
  *      two peers in sync exchange one small message per shared partition, whatever the row count.
+ *   1b. With a peer speaking the change feed (protocol 1.2.0), where roots differ and each side
+ *      holds a position of the other's feed (marked at a hello or settle that found the roots
+ *      equal): each side lists the rows it changed since the position the other holds, with their
+ *      hashes (`changes`), those rows are brought in line as at the leaves (step 3), and `settle`
+ *      compares the roots. Equal, both mark the new positions and the partition is done, for ~25
+ *      bytes a changed row; else (a write meanwhile, too many changes, a wrong answer) step 2.
  *   2. Where roots differ, descend level by level, asking only for the children of differing
  *      nodes. A big subtree that one side lacks entirely is transferred as a range walk (this is
  *      how an empty peer loads everything: it is just anti-entropy from nothing). Where a level's
@@ -52,6 +58,13 @@ const EXCHANGE_MIN_CHILDREN = 16
  * rows changes this replica, this side's rows go first. Small, so a wrong guess costs little.
  */
 const PROBE_PAGE_BYTES = 8 * 1024
+/**
+ * A feed exchange lists at most this share of a partition's rows on each side (and at least
+ * FEED_MIN_LIMIT): a row listed costs ~25 bytes however few of the listed rows differ, so past
+ * that the digest tree, or a whole-row trade, is the cheaper way.
+ */
+const FEED_MAX_SHARE = 0.125
+const FEED_MIN_LIMIT = 64
 
 
 
@@ -79,6 +92,18 @@ function byBytes(rows: readonly RowBytes[], bytes: number): RowBytes[][] {
   return out
 }
 
+/** The peer's change feed as its hello told it: its epoch; per partition its position and what it holds of this side's. */
+interface RemoteFeed {
+  feed: FeedReplica
+  epoch: string
+  byPid: Map<string, { seq: number; have: number | null }>
+}
+
+/** Keys each side may list in a feed exchange for a partition of `rows` rows: past that share, the tree (or a whole-row trade) costs less. */
+function feedLimit(rows: number): number {
+  return Math.max(FEED_MIN_LIMIT, Math.min(MAX_FEED_KEYS, Math.floor(rows * FEED_MAX_SHARE)))
+}
+
 interface PartitionPlan {
   table: string
   partition: string
@@ -91,7 +116,10 @@ export async function reconcile(local: SyncReplica, ask: Ask, options: Reconcile
   const stats = options.stats ?? newRoundStats()
   // The peer learns of our first page of partitions (for its own bookkeeping); we page all of its.
   const mine = pageOfRoots(local.roots(), null, MAX_ROOTS_PER_FRAME)
-  const hello = await request(ask, { type: 'hello', carries: local.carries(), roots: mine.roots, next: mine.next }, 'hello')
+  const feed = options.feed === true && local.changesets === undefined ? local.feed : undefined
+  // Positions read with the roots (both move at commit): a peer finding a root equal to its own marks the position.
+  const helloFeed = feed === undefined ? {} : { feed: { epoch: feed.epoch(), seqs: mine.roots.map((r) => feed.seq(r.table, r.partition)) } }
+  const hello = await request(ask, { type: 'hello', carries: local.carries(), roots: mine.roots, next: mine.next, ...helloFeed }, 'hello')
   const remoteRoots = [...hello.roots]
   let next = hello.next
   while (next !== null) {
@@ -103,7 +131,12 @@ export async function reconcile(local: SyncReplica, ask: Ask, options: Reconcile
     next = page.next
     if (next !== null && page.roots.length === 0) throw new ProtocolError('peer sent an empty page of partition roots with more to come')
   }
-  const session = new Session(local, ask, options, stats, hello.carries, remoteRoots)
+  let remoteFeed: RemoteFeed | null = null
+  if (feed !== undefined && hello.feed?.have !== undefined) {
+    const have = hello.feed.have
+    remoteFeed = { feed, epoch: hello.feed.epoch, byPid: new Map(hello.roots.map((r, i) => [partitionId(r.table, r.partition), { seq: hello.feed!.seqs[i]!, have: have[i] ?? null }])) }
+  }
+  const session = new Session(local, ask, options, stats, hello.carries, remoteRoots, remoteFeed)
   // The catalog first: rows of a table can only be merged once its schema is known here.
   await session.run((table) => table === CATALOG_TABLE)
   await session.run((table) => table !== CATALOG_TABLE)
@@ -121,6 +154,7 @@ class Session {
     private readonly stats: RoundStats,
     private readonly remoteCarries: Carries,
     private readonly remoteRoots: PartitionRoot[],
+    private readonly remoteFeed: RemoteFeed | null,
   ) {
     this.remoteHeld = new Set(remoteRoots.map((r) => partitionId(r.table, r.partition)))
   }
@@ -153,7 +187,10 @@ class Session {
       this.stats.shared++
       const localRoot = plan.local?.root
       const remoteRoot = plan.remote?.root
-      if (localRoot !== undefined && remoteRoot !== undefined && equalBytes(localRoot, remoteRoot)) continue
+      if (localRoot !== undefined && remoteRoot !== undefined && equalBytes(localRoot, remoteRoot)) {
+        await this.markHeld(plan.table, plan.partition, this.remoteFeed?.byPid.get(id)?.seq)
+        continue
+      }
       this.stats.differing++
       this.options.signal?.throwIfAborted()
       const release = this.options.claim === undefined ? () => {} : this.options.claim(plan.table, plan.partition)
@@ -192,10 +229,72 @@ class Session {
       if (this.local.changesets !== undefined) await this.exchangeChangesets(this.local.changesets, table, partition, progress)
       else if (localEmpty) await this.pullRange(table, partition, 0, LEAF_COUNT, progress)
       else if (remoteEmpty) await this.pushRange(table, partition, 0, LEAF_COUNT)
-      else await this.descend(table, partition, Math.max(plan.local?.rows ?? 0, plan.remote?.rows ?? 0), plan.remote!.root, progress)
+      else {
+        const rows = Math.max(plan.local?.rows ?? 0, plan.remote?.rows ?? 0)
+        const remoteRoot = await this.byFeed(table, partition, rows, plan.remote!.root, progress)
+        if (remoteRoot !== null) await this.descend(table, partition, rows, remoteRoot, progress)
+      }
     } finally {
       progress.finish()
     }
+  }
+
+  /** This side holds the peer's state of the partition as of its feed position `seq` (seen as equal roots). */
+  private async markHeld(table: string, partition: string, seq: number | undefined): Promise<void> {
+    if (this.remoteFeed === null || seq === undefined) return
+    await this.remoteFeed.feed.setMark(this.options.from, table, partition, { epoch: this.remoteFeed.epoch, seq })
+  }
+
+  /**
+   * Reconciles a partition by the change feed: the rows the peer changed since the position this
+   * side holds of it, and the rows this side changed since the position it holds of this side,
+   * compared by hash and exchanged as at the tree's leaves; then both roots are compared. Returns
+   * null when they are equal, else the peer's root to walk the digest tree against (also when
+   * the feed cannot tell: no mark yet, another epoch, too many changes).
+   */
+  private async byFeed(table: string, partition: string, rows: number, remoteRoot: Uint8Array, progress: Progress): Promise<Uint8Array | null> {
+    const remote = this.remoteFeed
+    const theirs = remote?.byPid.get(partitionId(table, partition))
+    if (remote === null || theirs === undefined || theirs.have === null) return remoteRoot
+    const { feed } = remote
+    const mark = await feed.mark(this.options.from, table, partition)
+    if (mark === null || mark.epoch !== remote.epoch) return remoteRoot
+    const limit = feedLimit(rows)
+    const mine = await feed.changedSince(table, partition, theirs.have, limit)
+    if (typeof mine === 'string') return remoteRoot
+    const res = await request(this.ask, { type: 'changes', table, partition, epoch: mark.epoch, after: mark.seq, limit, keys: mine.keys }, 'changes')
+    if (res.status !== 'ok') return remoteRoot
+    if (res.rows.length > limit + mine.keys.length) throw new ProtocolError(`peer listed ${res.rows.length} changed rows; at most ${limit + mine.keys.length} were asked for`)
+    const listed = new Map<string, Uint8Array | null>()
+    for (const row of res.rows) {
+      if (listed.has(row.key)) throw new ProtocolError(`peer listed changed row '${row.key}' twice`)
+      listed.set(row.key, row.hash)
+    }
+    for (const key of mine.keys) if (!listed.has(key)) throw new ProtocolError(`peer left out row '${key}', which it was asked about`)
+    const keys = [...listed.keys()]
+    const ours = await feed.hashes(table, partition, keys)
+    const theirHashes = new Map<string, Uint8Array>()
+    const ourHashes = new Map<string, Uint8Array>()
+    keys.forEach((key, i) => {
+      const t = listed.get(key)
+      if (t != null) theirHashes.set(key, t)
+      const o = ours[i]
+      if (o != null) ourHashes.set(key, o)
+    })
+    await this.exchange(table, partition, theirHashes, ourHashes, async (asked) => {
+      const now = await feed.hashes(table, partition, asked)
+      return new Map(asked.flatMap((key, i) => (now[i] == null ? [] : [[key, now[i]!] as const])))
+    }, progress)
+    // Root and position read together: both move at commit.
+    const root = this.local.partitionRoot(table, partition)?.root ?? new Uint8Array(DIGEST_BYTES)
+    const settled = await request(this.ask, { type: 'settle', table, partition, root, epoch: feed.epoch(), seq: feed.seq(table, partition) }, 'settle')
+    if (!equalBytes(settled.root, root)) {
+      this.stats.feedMissed++
+      return settled.root
+    }
+    await feed.setMark(this.options.from, table, partition, { epoch: remote.epoch, seq: settled.seq })
+    this.stats.byFeed++
+    return null
   }
 
   private exchangeChangesets(log: ChangesetReplica, table: string, partition: string, progress: Progress): Promise<void> {
@@ -267,10 +366,31 @@ class Session {
       if (!wanted.has(row.leaf)) throw new ProtocolError(`peer listed row '${row.key}' in leaf ${row.leaf}, which was not asked for`)
       theirs.set(row.key, row.hash)
     }
+    const ours = new Map(mine.map((r) => [r.key, r.hash]))
+    await this.exchange(table, partition, theirs, ours, async (keys) => {
+      const asked = new Set(keys)
+      const now = await this.local.leafRows(table, partition, [...new Set(keys.map(leafOf))])
+      return new Map(now.filter((r) => asked.has(r.key)).map((r) => [r.key, r.hash]))
+    }, progress)
+  }
+
+  /**
+   * Brings rows listed with their hashes on both sides (`theirs`, `ours`: key → truncated row
+   * hash, rows absent where a side lacks them) in line: fetches rows only the peer has, pushes rows
+   * only this side has, and for rows both hold with different hashes trades deltas against each
+   * other's versions. `hashesNow`: this side's hashes of some keys as they are now.
+   */
+  private async exchange(
+    table: string,
+    partition: string,
+    theirs: ReadonlyMap<string, Uint8Array>,
+    ours: ReadonlyMap<string, Uint8Array>,
+    hashesNow: (keys: string[]) => Promise<Map<string, Uint8Array>>,
+    progress: Progress,
+  ): Promise<void> {
     const onlyTheirs: string[] = []
     const onlyOurs: string[] = []
     const both: string[] = []
-    const ours = new Map(mine.map((r) => [r.key, r.hash]))
     for (const [key, hash] of theirs) {
       const mineHash = ours.get(key)
       if (mineHash === undefined) onlyTheirs.push(key)
@@ -291,11 +411,11 @@ class Session {
       const theirVersions = await this.fetchRows(table, partition, items, progress)
       // Rows that now hash as theirs did need nothing sent back (a Yjs delta is never empty: it
       // always carries the delete set, so "is there a delta" cannot tell).
-      const leavesNow = await this.local.leafRows(table, partition, [...new Set(remote.rows.filter((r) => theirVersions.has(r.key)).map((r) => r.leaf))])
-      const sameNow = new Set(leavesNow.filter((r) => theirVersions.has(r.key) && theirs.has(r.key) && equalBytes(r.hash, theirs.get(r.key)!)).map((r) => r.key))
+      const now = await hashesNow([...theirVersions.keys()])
       const back: RowBytes[] = []
       for (const [key, version] of theirVersions) {
-        if (sameNow.has(key)) continue
+        const hash = now.get(key)
+        if (hash !== undefined && equalBytes(hash, theirs.get(key)!)) continue
         const delta = await this.local.deltaSince(table, partition, key, version)
         if (delta !== null) back.push({ key, bytes: delta })
       }

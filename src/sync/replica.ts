@@ -1,5 +1,6 @@
 import { DIGEST_BYTES } from '../constants.js'
 import { TREE_FANOUT } from '../table/digest-tree.js'
+import type { FeedAnswer, FeedMark } from '../store/change-feed.js'
 import type { Carries } from './carries.js'
 import { NODE_HASH_BYTES, type AuthorRanges, type PartitionRoot, type RangeCursor, type RootsCursor, type RowBytes } from './sync-messages.js'
 
@@ -31,6 +32,25 @@ export interface ChangesetReplica {
   admissionOf(peer: string): Uint8Array | null
   /** Takes in a member's admission relayed by a peer; throws (TrustError) if it is not a valid one. */
   learn(admission: Uint8Array): Promise<void>
+}
+
+/**
+ * A replica that keeps a change feed (store/change-feed.ts): anti-entropy then reconciles a
+ * partition by the rows each side changed since the last round between the two, and falls back
+ * to the digest tree where that cannot tell (no mark yet, too many changes, roots still differ).
+ */
+export interface FeedReplica {
+  /** This replica's feed id (a data folder started over has another). */
+  epoch(): string
+  /** A partition's feed position now (read together with its root: both move at commit). */
+  seq(table: string, partition: string): number
+  /** Keys of a partition changed after position `after`, at most `limit`. */
+  changedSince(table: string, partition: string, after: number, limit: number): Promise<FeedAnswer>
+  /** Each row's truncated hash (NODE_HASH_BYTES), null for a row not held here. */
+  hashes(table: string, partition: string, keys: readonly string[]): Promise<Array<Uint8Array | null>>
+  /** The feed position of `peer`'s partition whose state this replica holds (seen as equal roots), or null. */
+  mark(peer: string, table: string, partition: string): Promise<FeedMark | null>
+  setMark(peer: string, table: string, partition: string, mark: FeedMark): Promise<void>
 }
 
 /**
@@ -72,6 +92,8 @@ export interface SyncReplica {
   apply(table: string, partition: string, rows: readonly RowBytes[], from: string): Promise<{ changed: number; refused: number }>
   /** Set in a private mesh: replicate by changesets (the row requests above are then refused to peers). */
   readonly changesets?: ChangesetReplica
+  /** Set where the replica keeps a change feed (open meshes). */
+  readonly feed?: FeedReplica
 }
 
 /** Partition roots in the order they are paged in: by table, then partition (code unit order). */

@@ -1,8 +1,11 @@
 import { ShoalError } from '../errors.js'
 import { isCarried } from './carries.js'
-import { pageOfRoots, type ChangesetReplica, type SyncReplica } from './replica.js'
+import { pageOfRoots, type ChangesetReplica, type FeedReplica, type SyncReplica } from './replica.js'
 import { BUSY_ELSEWHERE, FETCH_FRAME_BUDGET } from './round-io.js'
-import { MAX_CHANGESETS_PER_FRAME, MAX_CLOCK_AUTHORS, MAX_CLOCK_RANGES, MAX_ROOTS_PER_FRAME, type AuthorRanges, type PartitionRoot, type SyncRequest, type SyncResponse } from './sync-messages.js'
+import { MAX_CHANGESETS_PER_FRAME, MAX_CLOCK_AUTHORS, MAX_CLOCK_RANGES, MAX_FEED_KEYS, MAX_ROOTS_PER_FRAME, type AuthorRanges, type HelloFeed, type PartitionRoot, type SyncRequest, type SyncResponse } from './sync-messages.js'
+import { DIGEST_BYTES } from '../constants.js'
+import { equalBytes } from '../table/hash.js'
+import { partitionId } from '../table/ids.js'
 import { ProtocolError } from '../errors.js'
 
 /**
@@ -24,8 +27,11 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string,
       return { type: 'error', code: BUSY_ELSEWHERE, message: `another round is bringing partition '${req.partition}' of table '${req.table}' here now; try it in a later round` }
     }
     switch (req.type) {
-      case 'hello':
-        return { type: 'hello', carries: local.carries(), ...pageOfRoots(roots(), null, MAX_ROOTS_PER_FRAME) }
+      case 'hello': {
+        const page = pageOfRoots(roots(), null, MAX_ROOTS_PER_FRAME)
+        const feed = local.feed !== undefined && log === undefined && req.feed !== undefined ? await answerFeed(local, local.feed, req, page.roots, from) : undefined
+        return { type: 'hello', carries: local.carries(), ...page, ...(feed === undefined ? {} : { feed }) }
+      }
       case 'roots':
         return { type: 'roots', ...pageOfRoots(roots(), req.after, MAX_ROOTS_PER_FRAME) }
       case 'children':
@@ -55,6 +61,10 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string,
         const result = await local.apply(req.table, req.partition, req.rows, from)
         return { type: 'push', applied: result.changed, refused: result.refused }
       }
+      case 'changes':
+      case 'settle':
+        if (local.feed === undefined || log !== undefined) return { type: 'error', code: 'NO_FEED', message: 'this peer keeps no change feed: reconcile by the digest tree' }
+        return await answerFromFeed(local, local.feed, req, from)
       case 'clock':
       case 'changesets':
       case 'offer':
@@ -87,7 +97,50 @@ function trustedRefusal(log: ChangesetReplica, req: SyncRequest, from: string): 
     case 'offer':
     case 'admission':
       return null
+    case 'changes':
+    case 'settle':
+      return { type: 'error', code: 'FORBIDDEN', message: `'${req.type}' is refused in a private mesh: changes travel as signed changesets (clock, changesets, offer)` }
   }
+}
+
+/**
+ * hello's change feed: where a partition's roots are equal, this replica holds the asker's state
+ * as of the position it sent (marked); the answer gives this side's positions and what it holds of
+ * the asker's (for the asker to list what it changed since).
+ */
+async function answerFeed(local: SyncReplica, feed: FeedReplica, req: Extract<SyncRequest, { type: 'hello' }>, mine: readonly PartitionRoot[], from: string): Promise<HelloFeed> {
+  const theirs = req.feed!
+  // Positions read with the roots just taken (no await between: both move at commit), or the
+  // asker would mark a position past the root it saw.
+  const seqs = mine.map((r) => feed.seq(r.table, r.partition))
+  const now = new Map(local.roots().map((r) => [partitionId(r.table, r.partition), r.root]))
+  for (const [i, r] of req.roots.entries()) {
+    const root = now.get(partitionId(r.table, r.partition))
+    if (root !== undefined && equalBytes(root, r.root)) await feed.setMark(from, r.table, r.partition, { epoch: theirs.epoch, seq: theirs.seqs[i]! })
+  }
+  const have = await Promise.all(
+    mine.map(async (r) => {
+      const mark = await feed.mark(from, r.table, r.partition)
+      return mark !== null && mark.epoch === theirs.epoch ? mark.seq : null
+    }),
+  )
+  return { epoch: feed.epoch(), seqs, have }
+}
+
+async function answerFromFeed(local: SyncReplica, feed: FeedReplica, req: Extract<SyncRequest, { type: 'changes' | 'settle' }>, from: string): Promise<SyncResponse> {
+  if (req.type === 'settle') {
+    // Root and position read together (both move at commit), so the mark below is true.
+    const root = local.partitionRoot(req.table, req.partition)?.root ?? new Uint8Array(DIGEST_BYTES)
+    const seq = feed.seq(req.table, req.partition)
+    if (equalBytes(root, req.root)) await feed.setMark(from, req.table, req.partition, { epoch: req.epoch, seq: req.seq })
+    return { type: 'settle', root, seq }
+  }
+  if (req.epoch !== feed.epoch()) return { type: 'changes', status: 'unknown', seq: 0, rows: [] }
+  const changed = await feed.changedSince(req.table, req.partition, req.after, Math.min(req.limit, MAX_FEED_KEYS))
+  if (typeof changed === 'string') return { type: 'changes', status: changed, seq: 0, rows: [] }
+  const keys = [...new Set([...changed.keys, ...req.keys])]
+  const hashes = await feed.hashes(req.table, req.partition, keys)
+  return { type: 'changes', status: 'ok', seq: changed.seq, rows: keys.map((key, i) => ({ key, hash: hashes[i] ?? null })) }
 }
 
 async function answerChangesets(local: SyncReplica, log: ChangesetReplica, req: Extract<SyncRequest, { type: 'clock' | 'changesets' | 'offer' | 'admission' }>, from: string): Promise<SyncResponse> {

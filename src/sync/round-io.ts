@@ -77,13 +77,15 @@ export interface ReconcileOptions {
    * function that ends the claim. A peer missing rows thus loads each from one source at a time.
    */
   claim?: (table: string, partition: string) => (() => void) | null
+  /** The peer speaks the change feed (protocol 1.2.0): partitions are reconciled by what changed since the last round where it can tell. */
+  feed?: boolean
 }
 
 /** The answer to a push or offer for a partition another round is bringing to the peer now. */
 export const BUSY_ELSEWHERE = 'BUSY_ELSEWHERE'
 
 export function newRoundStats(): RoundStats {
-  return { shared: 0, differing: 0, busyElsewhere: 0, rowsReceived: 0, rowsSent: 0, changedHere: 0, changedThere: 0, refused: 0, errors: [] }
+  return { shared: 0, differing: 0, busyElsewhere: 0, byFeed: 0, feedMissed: 0, rowsReceived: 0, rowsSent: 0, changedHere: 0, changedThere: 0, refused: 0, errors: [] }
 }
 
 export interface RoundStats {
@@ -93,6 +95,10 @@ export interface RoundStats {
   differing: number
   /** Differing partitions left to a later round: another round was reconciling them (ReconcileOptions.claim). */
   busyElsewhere: number
+  /** Differing partitions brought in sync by the change feed alone (no digest tree walked). */
+  byFeed: number
+  /** Feed exchanges after which the roots still differed (a write meanwhile, or a peer's wrong answer): the tree finished them. */
+  feedMissed: number
   /** Rows (whole or deltas) received from the peer and sent to it. */
   rowsReceived: number
   rowsSent: number

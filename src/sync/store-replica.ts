@@ -2,7 +2,7 @@ import { ShoalError } from '../errors.js'
 import type { ReplicaSource } from '../store/replica-source.js'
 import type { ResolvedSchema } from '../table/schema.js'
 import { isCarried, type Carries } from './carries.js'
-import { truncatedChildren, type RefusalSink, type SyncReplica } from './replica.js'
+import { truncatedChildren, type FeedReplica, type RefusalSink, type SyncReplica } from './replica.js'
 import { NODE_HASH_BYTES, type PartitionRoot, type RangeCursor, type RowBytes } from './sync-messages.js'
 import { CATALOG_TABLE } from '../table/catalog.js'
 import { StoreChangesets } from './store-changesets.js'
@@ -14,6 +14,7 @@ export type { RefusalSink } from './replica.js'
 export class StoreReplica implements SyncReplica {
   private readonly carried: Carries
   readonly changesets?: StoreChangesets
+  readonly feed?: FeedReplica
 
   constructor(
     private readonly source: ReplicaSource,
@@ -23,6 +24,7 @@ export class StoreReplica implements SyncReplica {
   ) {
     this.carried = Object.fromEntries(Object.entries(carries).map(([t, ps]) => [t, [...ps]]))
     if (gate !== undefined) this.changesets = new StoreChangesets(source, gate, this.carried, onRefused)
+    else this.feed = storeFeed(source)
   }
 
   carries(): Carries {
@@ -112,5 +114,17 @@ export class StoreReplica implements SyncReplica {
       }
     })
     return { changed, refused }
+  }
+}
+
+/** A store's change feed as anti-entropy uses it. */
+function storeFeed(source: ReplicaSource): FeedReplica {
+  return {
+    epoch: () => source.feedEpoch(),
+    seq: (table, partition) => source.feedSeq(table, partition),
+    changedSince: (table, partition, after, limit) => source.changedSince(table, partition, after, limit),
+    hashes: async (table, partition, keys) => (await source.rowHashes(table, partition, keys)).map((h) => (h === null ? null : h.slice(0, NODE_HASH_BYTES))),
+    mark: (peer, table, partition) => source.feedMark(peer, table, partition),
+    setMark: (peer, table, partition, mark) => source.setFeedMark(peer, table, partition, mark),
   }
 }

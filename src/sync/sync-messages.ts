@@ -26,8 +26,13 @@ import { shown } from '../validation.js'
 export const SYNC_PROTOCOL = '/shoal/sync/1.0.0'
 /** The same messages, each frame behind a flag byte saying whether it is deflated (sync/frame-compression.ts). Preferred when both sides speak it. */
 export const SYNC_PROTOCOL_DEFLATE = '/shoal/sync/1.1.0'
+/**
+ * Deflated frames (as 1.1.0) and the change feed: hello carries feed positions, and `changes` /
+ * `settle` reconcile a partition by what changed since the last round (store/change-feed.ts).
+ */
+export const SYNC_PROTOCOL_FEED = '/shoal/sync/1.2.0'
 /** What a peer dials and serves, preferred first. */
-export const SYNC_PROTOCOLS = [SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOL]
+export const SYNC_PROTOCOLS = [SYNC_PROTOCOL_FEED, SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOL]
 export const SYNC_VERSION = 1
 /**
  * Largest frame sent or accepted. A row may be 1 MiB, so a frame must hold one; libp2p resets
@@ -86,9 +91,27 @@ export interface RowBytes {
   bytes: Uint8Array
 }
 
+/** Keys listed in one `changes` request or answer at most (each side's changed rows). */
+export const MAX_FEED_KEYS = 4096
+/** A change feed's epoch: 16 hex digits (store/change-feed.ts). */
+const EPOCH_PATTERN = /^[0-9a-f]{16}$/
+
+/**
+ * The change feed in hello (protocol 1.2.0), aligned with the roots of the same message: each
+ * partition's feed position here and, in the answer, the asker's position the responder is known
+ * to hold (null: none known).
+ */
+export interface HelloFeed {
+  epoch: string
+  seqs: number[]
+  have?: Array<number | null>
+}
+
+export type FeedStatus = 'ok' | 'unknown' | 'too-many'
+
 export type SyncRequest =
   /** `roots`: the first page of the asker's partitions (the answer says whether there are more). */
-  | { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null }
+  | { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null; feed?: HelloFeed }
   /** The next page of the responder's partition roots, after `after`. */
   | { type: 'roots'; after: RootsCursor }
   /** For each node index at `level`, its TREE_FANOUT children's hashes (NODE_HASH_BYTES each). */
@@ -110,9 +133,16 @@ export type SyncRequest =
   | { type: 'offer'; table: string; partition: string; changesets: Uint8Array[]; admission: Uint8Array | null }
   /** Private meshes: the responder's copy of a member's signed admission (to check changesets it relays). */
   | { type: 'admission'; peer: string }
+  /**
+   * The change feed: the keys the responder changed after its position `after` (of feed `epoch`),
+   * at most `limit`, and `keys` (the asker's changed rows), each with the responder's row hash.
+   */
+  | { type: 'changes'; table: string; partition: string; epoch: string; after: number; limit: number; keys: string[] }
+  /** After a `changes` exchange: the asker's root and feed position; the responder answers with its own. */
+  | { type: 'settle'; table: string; partition: string; root: Uint8Array; epoch: string; seq: number }
 
 export type SyncResponse =
-  | { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null }
+  | { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null; feed?: HelloFeed }
   | { type: 'roots'; roots: PartitionRoot[]; next: RootsCursor | null }
   | { type: 'children'; hashes: Uint8Array }
   | { type: 'leaves'; rows: Array<{ leaf: number; key: string; hash: Uint8Array }> }
@@ -129,6 +159,9 @@ export type SyncResponse =
   | { type: 'changesets'; changesets: Uint8Array[]; next: number | null }
   | { type: 'offer'; applied: number; refused: number }
   | { type: 'admission'; admission: Uint8Array | null }
+  /** status 'ok': `rows` lists the changed keys and the asked ones (hash null: no such row here), as of position `seq`. */
+  | { type: 'changes'; status: FeedStatus; seq: number; rows: Array<{ key: string; hash: Uint8Array | null }> }
+  | { type: 'settle'; root: Uint8Array; seq: number }
   | { type: 'error'; code: string; message: string }
 
 // ---- encoding -----------------------------------------------------------------------------------
@@ -145,10 +178,16 @@ function encodeRoots(roots: readonly PartitionRoot[]): unknown[] {
   return roots.map((p) => [p.table, p.partition, p.root, p.rows])
 }
 
+function encodeHello(r: { carries: Carries; roots: readonly PartitionRoot[]; next: RootsCursor | null; feed?: HelloFeed }): Uint8Array {
+  const fields = [SYNC_VERSION, 'hello', r.carries, encodeRoots(r.roots), rootsCursor(r.next)]
+  if (r.feed !== undefined) fields.push(r.feed.have === undefined ? [r.feed.epoch, r.feed.seqs] : [r.feed.epoch, r.feed.seqs, r.feed.have])
+  return encode(fields)
+}
+
 export function encodeRequest(r: SyncRequest): Uint8Array {
   switch (r.type) {
     case 'hello':
-      return encode([SYNC_VERSION, 'hello', r.carries, encodeRoots(r.roots), rootsCursor(r.next)])
+      return encodeHello(r)
     case 'roots':
       return encode([SYNC_VERSION, 'roots', rootsCursor(r.after)])
     case 'children':
@@ -169,13 +208,17 @@ export function encodeRequest(r: SyncRequest): Uint8Array {
       return encode([SYNC_VERSION, 'offer', r.table, r.partition, r.changesets, r.admission])
     case 'admission':
       return encode([SYNC_VERSION, 'admission', r.peer])
+    case 'changes':
+      return encode([SYNC_VERSION, 'changes', r.table, r.partition, r.epoch, r.after, r.limit, r.keys])
+    case 'settle':
+      return encode([SYNC_VERSION, 'settle', r.table, r.partition, r.root, r.epoch, r.seq])
   }
 }
 
 export function encodeResponse(r: SyncResponse): Uint8Array {
   switch (r.type) {
     case 'hello':
-      return encode([SYNC_VERSION, 'hello', r.carries, encodeRoots(r.roots), rootsCursor(r.next)])
+      return encodeHello(r)
     case 'roots':
       return encode([SYNC_VERSION, 'roots', encodeRoots(r.roots), rootsCursor(r.next)])
     case 'children':
@@ -196,6 +239,10 @@ export function encodeResponse(r: SyncResponse): Uint8Array {
       return encode([SYNC_VERSION, 'offer', r.applied, r.refused])
     case 'admission':
       return encode([SYNC_VERSION, 'admission', r.admission])
+    case 'changes':
+      return encode([SYNC_VERSION, 'changes', r.status, r.seq, r.rows.map((x) => [x.key, x.hash])])
+    case 'settle':
+      return encode([SYNC_VERSION, 'settle', r.root, r.seq])
     case 'error':
       return encode([SYNC_VERSION, 'error', r.code, r.message])
   }
@@ -318,13 +365,38 @@ function changesetList(v: unknown): Uint8Array[] {
   return list(v, 'changesets', MAX_CHANGESETS_PER_FRAME).map((b) => bytes(b, 'changeset', 1, MAX_CHANGESET_BYTES))
 }
 
+function epoch(v: unknown): string {
+  if (typeof v !== 'string' || !EPOCH_PATTERN.test(v)) throw new ProtocolError(`invalid change-feed epoch ${shown(v)?.slice(0, 80)} (must be 16 hex digits)`)
+  return v
+}
+
+const position = (v: unknown): number => int(v, 'change-feed position', 0, Number.MAX_SAFE_INTEGER)
+
+/** hello's optional 6th field, checked against the roots it goes with. */
+function helloFeed(v: unknown, roots: number, answer: boolean): HelloFeed {
+  const fields = tuple(v, answer ? 3 : 2, `the change feed of a hello ${answer ? 'answer' : 'request'}`)
+  const seqs = list(fields[1], 'feed positions', MAX_ROOTS_PER_FRAME).map(position)
+  if (seqs.length !== roots) throw new ProtocolError(`hello lists ${seqs.length} feed positions for ${roots} partitions`)
+  const feed: HelloFeed = { epoch: epoch(fields[0]), seqs }
+  if (answer) {
+    feed.have = list(fields[2], 'held feed positions', MAX_ROOTS_PER_FRAME).map((h) => (h === null ? null : position(h)))
+    if (feed.have.length !== roots) throw new ProtocolError(`hello lists ${feed.have.length} held feed positions for ${roots} partitions`)
+  }
+  return feed
+}
+
+function decodeHello(v: unknown[], what: 'request' | 'response'): { type: 'hello'; carries: Carries; roots: PartitionRoot[]; next: RootsCursor | null; feed?: HelloFeed } {
+  if (v.length !== 5 && v.length !== 6) arity(v, 5, what)
+  const hello = { type: 'hello' as const, carries: carries(v[2]), roots: roots(v[3]), next: decodeRootsCursor(v[4]) }
+  return v.length === 6 ? { ...hello, feed: helloFeed(v[5], hello.roots.length, what === 'response') } : hello
+}
+
 /** Decodes a request from a peer; throws ProtocolError naming what is wrong. */
 export function decodeRequest(data: Uint8Array): SyncRequest {
   const v = frame(data, 'request')
   switch (v[1]) {
     case 'hello':
-      arity(v, 5, 'request')
-      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]), next: decodeRootsCursor(v[4]) }
+      return decodeHello(v, 'request')
     case 'roots': {
       arity(v, 3, 'request')
       const after = decodeRootsCursor(v[2])
@@ -372,6 +444,20 @@ export function decodeRequest(data: Uint8Array): SyncRequest {
     case 'admission':
       arity(v, 3, 'request')
       return { type: 'admission', peer: author(v[2]) }
+    case 'changes':
+      arity(v, 8, 'request')
+      return {
+        type: 'changes',
+        table: table(v[2]),
+        partition: partition(v[3]),
+        epoch: epoch(v[4]),
+        after: position(v[5]),
+        limit: int(v[6], 'limit', 1, MAX_FEED_KEYS),
+        keys: list(v[7], 'changed keys', MAX_FEED_KEYS).map(key),
+      }
+    case 'settle':
+      arity(v, 7, 'request')
+      return { type: 'settle', table: table(v[2]), partition: partition(v[3]), root: bytes(v[4], 'digest root', DIGEST_BYTES, DIGEST_BYTES), epoch: epoch(v[5]), seq: position(v[6]) }
     default:
       throw new ProtocolError(`sync request type ${shown(v[1])} is unknown`)
   }
@@ -388,8 +474,7 @@ export function decodeResponse(data: Uint8Array, request: SyncRequest['type']): 
   if (v[1] !== request) throw new ProtocolError(`sync response of type ${shown(v[1])} to a '${request}' request`)
   switch (request) {
     case 'hello':
-      arity(v, 5, 'response')
-      return { type: 'hello', carries: carries(v[2]), roots: roots(v[3]), next: decodeRootsCursor(v[4]) }
+      return decodeHello(v, 'response')
     case 'roots':
       arity(v, 4, 'response')
       return { type: 'roots', roots: roots(v[2]), next: decodeRootsCursor(v[3]) }
@@ -438,5 +523,21 @@ export function decodeResponse(data: Uint8Array, request: SyncRequest['type']): 
     case 'admission':
       arity(v, 3, 'response')
       return { type: 'admission', admission: v[2] === null ? null : bytes(v[2], 'admission', 1, MAX_DOCUMENT_BYTES) }
+    case 'changes': {
+      arity(v, 5, 'response')
+      if (v[2] !== 'ok' && v[2] !== 'unknown' && v[2] !== 'too-many') throw new ProtocolError(`invalid change-feed status ${shown(v[2])} (must be ok, unknown or too-many)`)
+      return {
+        type: 'changes',
+        status: v[2],
+        seq: position(v[3]),
+        rows: list(v[4], 'changed rows', 2 * MAX_FEED_KEYS).map((entry) => {
+          const [k, hash] = tuple(entry, 2, 'a changed row')
+          return { key: key(k), hash: hash === null ? null : bytes(hash, 'row hash', NODE_HASH_BYTES, NODE_HASH_BYTES) }
+        }),
+      }
+    }
+    case 'settle':
+      arity(v, 4, 'response')
+      return { type: 'settle', root: bytes(v[2], 'digest root', DIGEST_BYTES, DIGEST_BYTES), seq: position(v[3]) }
   }
 }

@@ -261,6 +261,33 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     for (const p of [a, b]) expect(p.logs).toEqual([])
   })
 
+  it('a round after a few changes goes by the change feed (protocol 1.2.0), not the digest tree', async () => {
+    const a = await start()
+    const b = await start({ bootstrap: [addr(a)] })
+    await Promise.all(Array.from({ length: 50 }, (_, i) => a.peer.db.table('stock').put(`r${i}`, { store: '1', qty: i })))
+    await eventually('b holds a\'s rows', () => b.peer.db.replication().rowCount('stock') === 50)
+    // A round in sync: equal roots, so each side marks the other's feed position.
+    await eventually('a round in sync', async () => {
+      const r = await b.peer.sync.syncWith(a.peer.node.peerId)
+      return r !== null && r.differing === 0
+    })
+    a.peer.gossip.stop()
+    b.peer.gossip.stop()
+    await Promise.all(Array.from({ length: 3 }, (_, i) => a.peer.db.table('stock').update(`r${i * 10}`, { qty: 100 + i })))
+    await b.peer.db.table('stock').increment('r7', 'qty', 5)
+    const before = structuredClone(b.peer.sync.counters.bytesByMessage)
+    let stats: Awaited<ReturnType<typeof b.peer.sync.syncWith>> = null
+    await eventually('a round from b', async () => (stats = await b.peer.sync.syncWith(a.peer.node.peerId)) !== null)
+    expect(stats).toMatchObject({ byFeed: 1, feedMissed: 0, errors: [] })
+    const after = b.peer.sync.counters.bytesByMessage
+    expect(after.changes?.in).toBeGreaterThan(before.changes?.in ?? 0)
+    expect(after.children?.in ?? 0).toBe(before.children?.in ?? 0)
+    expect(after.leaves?.in ?? 0).toBe(before.leaves?.in ?? 0)
+    expect(await b.peer.db.table('stock').get('r20')).toMatchObject({ qty: 102 })
+    expect(await a.peer.db.table('stock').get('r7')).toMatchObject({ qty: 12 })
+    for (const p of [a, b]) expect(p.logs).toEqual([])
+  })
+
   it('schema changes reach peers: a new table and a new column', async () => {
     const a = await start()
     const b = await start({ bootstrap: [addr(a)], tables: [] })

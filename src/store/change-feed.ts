@@ -1,0 +1,186 @@
+import { FEED_MAX_KEYS, FEED_MARKED_PEERS } from '../constants.js'
+import { StoreCorruptError } from '../errors.js'
+import { ID_SEP } from '../table/ids.js'
+import { prefixEnd, SEP } from './layout.js'
+
+/*
+ * The change feed: which rows of each partition changed here, in commit order, so that a peer
+ * known to hold this store's state of a partition as of feed position S can be told just the rows
+ * changed since (anti-entropy by versions: proportional to the change, not to the digest tree).
+ *
+ *   feed  table␀partition␀position(14 hex digits) → the keys one commit changed there, NUL-joined
+ *   meta  feed␀table␀partition → "position floor logged": the last position; the position below the
+ *                                 oldest entry kept; how many keys the kept entries list
+ *   meta  feedEpoch → random id of this store's feed: positions only compare within one epoch
+ *   meta  mark␀peer␀table␀partition → "epoch position": the peer's feed position whose state this
+ *                                      store was seen to hold (equal digest roots)
+ * Bounded: once a partition's entries list more than FEED_MAX_KEYS keys, the oldest go and the
+ * floor rises; a peer asking from below the floor is told to use the digest tree instead.
+ */
+
+const POSITION_DIGITS = 14
+export const FEED_PREFIX = `feed${SEP}`
+export const FEED_EPOCH = 'feedEpoch'
+export const MARK_PREFIX = `mark${SEP}`
+const NUL = 0
+
+export interface FeedPosition {
+  /** Position of the last commit that changed the partition. */
+  seq: number
+  /** Entries after this position are kept. */
+  floor: number
+  /** Keys listed by the kept entries. */
+  logged: number
+}
+
+/** A peer's feed position whose state this store holds. */
+export interface FeedMark {
+  epoch: string
+  seq: number
+}
+
+export type FeedAnswer = { seq: number; keys: string[] } | 'unknown' | 'too-many'
+
+type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
+
+interface FeedLevel {
+  get(key: string): Promise<Uint8Array | undefined>
+  iterator(options: { gt: string; lte: string }): AsyncIterable<[string, Uint8Array]>
+}
+
+interface MetaLevel {
+  get(key: string): Promise<string | undefined>
+  put(key: string, value: string): Promise<void>
+  iterator(options: { gte: string; lt: string }): AsyncIterable<[string, string]>
+}
+
+const utf8 = new TextEncoder()
+const text = new TextDecoder()
+
+export function feedKey(pid: string, seq: number): string {
+  return `${pid}${SEP}${seq.toString(16).padStart(POSITION_DIGITS, '0')}`
+}
+
+function countKeys(entry: Uint8Array): number {
+  let n = 1
+  for (const b of entry) if (b === NUL) n++
+  return n
+}
+
+export class ChangeFeed {
+  private readonly positions = new Map<string, FeedPosition>()
+  /** peer → (pid → mark), for the peers of recent rounds (loaded from meta on first use). */
+  private readonly marks = new Map<string, Map<string, FeedMark>>()
+  private epochId = ''
+
+  async load(meta: MetaLevel): Promise<void> {
+    for await (const [key, value] of meta.iterator({ gte: FEED_PREFIX, lt: prefixEnd(FEED_PREFIX) })) {
+      const [seq, floor, logged] = value.split(' ').map(Number)
+      if (![seq, floor, logged].every((n) => Number.isSafeInteger(n) && n! >= 0) || floor! > seq!) {
+        throw new StoreCorruptError(`the change feed's position of partition ${JSON.stringify(key.slice(FEED_PREFIX.length).split(ID_SEP).join('/'))} is damaged (${JSON.stringify(value)}); run \`shoal check\``)
+      }
+      this.positions.set(key.slice(FEED_PREFIX.length), { seq: seq!, floor: floor!, logged: logged! })
+    }
+    const epoch = await meta.get(FEED_EPOCH)
+    if (epoch !== undefined) this.epochId = epoch
+    else {
+      this.epochId = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('')
+      await meta.put(FEED_EPOCH, this.epochId)
+    }
+  }
+
+  /** This store's feed id: a peer's mark of another epoch (a data folder started over) says nothing. */
+  epoch(): string {
+    return this.epochId
+  }
+
+  /** The partition's last feed position (0: nothing logged yet). */
+  seq(pid: string): number {
+    return this.positions.get(pid)?.seq ?? 0
+  }
+
+  /**
+   * The feed entries of a commit changing `changed` (pid → keys), added to `ops`, with the oldest
+   * entries of a partition over FEED_MAX_KEYS removed (their sizes read back). Returns the positions
+   * to take once the commit is durable.
+   */
+  async append(feed: FeedLevel, prefix: { feed: string; meta: string }, changed: ReadonlyMap<string, readonly string[]>, ops: BatchOp[]): Promise<Map<string, FeedPosition>> {
+    const next = new Map<string, FeedPosition>()
+    for (const [pid, keys] of changed) {
+      if (keys.length === 0) continue
+      const at = { ...(this.positions.get(pid) ?? { seq: 0, floor: 0, logged: 0 }) }
+      at.seq++
+      at.logged += keys.length
+      ops.push({ type: 'put', key: prefix.feed + feedKey(pid, at.seq), value: utf8.encode(keys.join('\u0000')) })
+      while (at.logged > FEED_MAX_KEYS && at.floor < at.seq - 1) {
+        const key = feedKey(pid, at.floor + 1)
+        const entry = await feed.get(key)
+        at.floor++
+        if (entry === undefined) continue
+        at.logged -= countKeys(entry)
+        ops.push({ type: 'del', key: prefix.feed + key })
+      }
+      ops.push({ type: 'put', key: prefix.meta + FEED_PREFIX + pid, value: utf8.encode(`${at.seq} ${at.floor} ${at.logged}`) })
+      next.set(pid, at)
+    }
+    return next
+  }
+
+  committed(next: ReadonlyMap<string, FeedPosition>): void {
+    for (const [pid, at] of next) this.positions.set(pid, at)
+  }
+
+  /**
+   * The keys changed in a partition after position `after` (each once), and the position they
+   * reach; 'unknown' when the feed no longer (or never) reached back that far, 'too-many' when
+   * more than `limit` keys changed.
+   */
+  async since(feed: FeedLevel, pid: string, after: number, limit: number): Promise<FeedAnswer> {
+    const at = this.positions.get(pid) ?? { seq: 0, floor: 0, logged: 0 }
+    if (after < at.floor || after > at.seq) return 'unknown'
+    const keys = new Set<string>()
+    let expect = after + 1
+    for await (const [key, entry] of feed.iterator({ gt: feedKey(pid, after), lte: feedKey(pid, at.seq) })) {
+      // Entries trimmed meanwhile leave a gap: the answer would miss rows.
+      if (parseInt(key.slice(key.lastIndexOf(SEP) + 1), 16) !== expect++) return 'unknown'
+      for (const k of text.decode(entry).split('\u0000')) keys.add(k)
+      if (keys.size > limit) return 'too-many'
+    }
+    if (expect !== at.seq + 1) return 'unknown'
+    return { seq: at.seq, keys: [...keys] }
+  }
+
+  /** What this store was seen to hold of `peer`'s partition, or null. */
+  async mark(meta: MetaLevel, peer: string, pid: string): Promise<FeedMark | null> {
+    return (await this.peerMarks(meta, peer)).get(pid) ?? null
+  }
+
+  async setMark(meta: MetaLevel, peer: string, pid: string, mark: FeedMark): Promise<void> {
+    const marks = await this.peerMarks(meta, peer)
+    const current = marks.get(pid)
+    if (current !== undefined && current.epoch === mark.epoch && current.seq === mark.seq) return
+    marks.set(pid, mark)
+    await meta.put(MARK_PREFIX + peer + SEP + pid, `${mark.epoch} ${mark.seq}`)
+  }
+
+  private async peerMarks(meta: MetaLevel, peer: string): Promise<Map<string, FeedMark>> {
+    let marks = this.marks.get(peer)
+    if (marks !== undefined) {
+      // Most recently used last: the first is the one to forget.
+      this.marks.delete(peer)
+      this.marks.set(peer, marks)
+      return marks
+    }
+    marks = new Map()
+    const prefix = MARK_PREFIX + peer + SEP
+    for await (const [key, value] of meta.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
+      const [epoch, seq] = value.split(' ')
+      const n = Number(seq)
+      // A damaged mark is only a lost shortcut: the digest tree still reconciles that partition.
+      if (epoch !== undefined && epoch !== '' && Number.isSafeInteger(n) && n >= 0) marks.set(key.slice(prefix.length), { epoch, seq: n })
+    }
+    if (this.marks.size >= FEED_MARKED_PEERS) this.marks.delete(this.marks.keys().next().value!)
+    this.marks.set(peer, marks)
+    return marks
+  }
+}

@@ -1,0 +1,102 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { FEED_MAX_KEYS } from '../../src/constants.js'
+import { Shoal, type TableSchema } from '../../src/index.js'
+import { tempDir } from '../helpers/tempdir.js'
+
+const stock: TableSchema = { name: 'stock', primaryKey: 'sku', partitionBy: 'store', engine: 'columns', columns: { sku: 'string', store: 'string', qty: 'number' } }
+
+describe('the change feed', () => {
+  it('lists each row changed after a position once, per partition, and keeps its positions and epoch across a reopen', async () => {
+    const dir = await tempDir()
+    let db = await Shoal.open({ dir })
+    await db.defineTable(stock)
+    const t = db.table('stock')
+    const r = db.replication()
+    expect(r.feedSeq('stock', '1')).toBe(0)
+    await t.put('A', { store: '1', qty: 1 })
+    const start = r.feedSeq('stock', '1')
+    expect(start).toBe(1)
+    await t.put('B', { store: '1', qty: 1 })
+    await t.update('A', { qty: 2 })
+    await t.put('C', { store: '2', qty: 1 })
+    expect(r.feedSeq('stock', '1')).toBe(3)
+    expect(r.feedSeq('stock', '2')).toBe(1)
+    const since = await r.changedSince('stock', '1', start, 100)
+    expect(since).toEqual({ seq: 3, keys: expect.arrayContaining(['A', 'B']) })
+    expect((since as { keys: string[] }).keys).toHaveLength(2)
+    expect(await r.changedSince('stock', '1', 3, 100)).toEqual({ seq: 3, keys: [] })
+    expect(await r.changedSince('stock', '1', 0, 100)).toEqual({ seq: 3, keys: expect.arrayContaining(['A', 'B']) })
+    expect(await r.changedSince('stock', '1', 0, 1)).toBe('too-many')
+    // A position this feed never reached: another folder's, or a peer's lie.
+    expect(await r.changedSince('stock', '1', 4, 100)).toBe('unknown')
+    const epoch = r.feedEpoch()
+    expect(epoch).toMatch(/^[0-9a-f]{16}$/)
+    await r.setFeedMark('peer-x', 'stock', '1', { epoch: 'aaaaaaaaaaaaaaaa', seq: 7 })
+    await db.close()
+
+    db = await Shoal.open({ dir })
+    const again = db.replication()
+    expect(again.feedEpoch()).toBe(epoch)
+    expect(again.feedSeq('stock', '1')).toBe(3)
+    expect(await again.changedSince('stock', '1', 1, 100)).toEqual({ seq: 3, keys: expect.arrayContaining(['A', 'B']) })
+    expect(await again.feedMark('peer-x', 'stock', '1')).toEqual({ epoch: 'aaaaaaaaaaaaaaaa', seq: 7 })
+    expect(await again.feedMark('peer-x', 'stock', '2')).toBeNull()
+    expect(await again.feedMark('peer-y', 'stock', '1')).toBeNull()
+    await db.table('stock').put('D', { store: '1', qty: 1 })
+    expect(await again.changedSince('stock', '1', 3, 100)).toEqual({ seq: 4, keys: ['D'] })
+    expect((await again.rowHashes('stock', '1', ['D', 'nope'])).map((h) => h?.length ?? null)).toEqual([16, null])
+    await db.close()
+    // Another folder is another feed.
+    const other = await Shoal.open({ dir: await tempDir() })
+    expect(other.replication().feedEpoch()).not.toBe(epoch)
+    await other.close()
+  })
+
+  it('is bounded: past FEED_MAX_KEYS listed keys the oldest entries go, and asking from before them says unknown', async () => {
+    const db = await Shoal.open({ dir: await tempDir() })
+    await db.defineTable(stock)
+    const t = db.table('stock')
+    const r = db.replication()
+    const batch = 4096
+    const batches = Math.ceil(FEED_MAX_KEYS / batch) + 2
+    for (let b = 0; b < batches; b++) await Promise.all(Array.from({ length: batch }, (_, i) => t.put(`k${i}`, { store: '1', qty: b })))
+    const seq = r.feedSeq('stock', '1')
+    expect(seq).toBeGreaterThanOrEqual(batches)
+    expect(await r.changedSince('stock', '1', 0, 100_000)).toBe('unknown')
+    const recent = await r.changedSince('stock', '1', seq - 1, 100_000)
+    expect(recent).not.toBe('unknown')
+    expect(await db.check()).toMatchObject({ problems: [] })
+    await db.close()
+  }, 60_000)
+
+  it('answers exactly the rows changed after any position it still holds (property)', async () => {
+    const db = await Shoal.open({ dir: await tempDir() })
+    await db.defineTable(stock)
+    const t = db.table('stock')
+    const r = db.replication()
+    // A model: per position, the keys its commit changed.
+    const history: string[][] = []
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 6 }), fc.nat(), async (commits, pick) => {
+        for (const keys of commits) {
+          const before = r.feedSeq('stock', '1')
+          // One group commit: concurrent puts of distinct values.
+          await Promise.all([...new Set(keys)].map((k) => t.put(`k${k}`, { store: '1', qty: history.length * 100 + k })))
+          const after = r.feedSeq('stock', '1')
+          for (let s = before; s < after; s++) history.push([])
+          history[after - 1] = [...new Set([...(history[after - 1] ?? []), ...keys.map((k) => `k${k}`)])]
+        }
+        const seq = r.feedSeq('stock', '1')
+        expect(seq).toBe(history.length)
+        const from = pick % (seq + 1)
+        const answer = await r.changedSince('stock', '1', from, 1000)
+        const expected = new Set(history.slice(from).flat())
+        expect(answer).not.toBe('unknown')
+        expect(new Set((answer as { keys: string[] }).keys)).toEqual(expected)
+      }),
+      { numRuns: 20 },
+    )
+    await db.close()
+  })
+})
