@@ -22,7 +22,7 @@ import { addr, quiesce, rootsOf, roundWith, startPeer, stopAll, type Running } f
 interface Breakdown {
   frames: number
   bytes: number
-  /** hello + children (tree descent) + leaves (key / hash lists). */
+  /** hello + children (tree descent) + leaves (key / hash lists) + changes and settle (the change feed's key / hash lists and root check). */
   treeBytes: number
   /** fetch requests (keys, versions) + fetch responses + pushes. */
   rowBytes: number
@@ -51,7 +51,7 @@ async function shadowRound(initiator: Running, responder: Running, table: string
     const res = encodeResponse(response)
     count(`${request.type} request`, req.length)
     count(`${request.type} response`, res.length)
-    if (request.type === 'hello' || request.type === 'children' || request.type === 'leaves') b.treeBytes += req.length + res.length
+    if (request.type === 'hello' || request.type === 'children' || request.type === 'leaves' || request.type === 'changes' || request.type === 'settle') b.treeBytes += req.length + res.length
     else b.rowBytes += req.length + res.length
     if (request.type === 'fetch') for (const i of request.items) b.versionBytes += i.version?.length ?? 0
     if (request.type === 'push') for (const r of request.rows) b.rowPayload += r.bytes.length
@@ -65,7 +65,8 @@ async function shadowRound(initiator: Running, responder: Running, table: string
     return decodeResponse(res, request.type)
   }
   const t0 = performance.now()
-  const stats = await reconcile(here, ask, { from: responder.peer.node.peerId.toString() })
+  // As the peers' own rounds go: both speak /shoal/sync/1.2.0, so the change feed is tried first.
+  const stats = await reconcile(here, ask, { from: responder.peer.node.peerId.toString(), feed: true })
   const ms = performance.now() - t0
   if (rootsOf(initiator, table) !== rootsOf(responder, table)) throw new Error('the shadow round left the replicas different')
   return { stats, ms, breakdown: b }
@@ -203,9 +204,10 @@ export async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<
         [`diff_${k}_changed_there`]: r.stats.changedThere,
         [`diff_${k}_changed_here`]: r.stats.changedHere,
         [`diff_${k}_differing_partitions`]: r.stats.differing,
+        [`diff_${k}_by_feed`]: r.stats.byFeed,
       })
       progress(
-        `  round: ${fmt(r.ms, 1)} ms, ${fmt(r.bytes)} bytes for ${fmt(payload)} bytes of payload (${fmt(r.bytes / payload, 2)}×); ${r.stats.differing} partitions differed; ` +
+        `  round: ${fmt(r.ms, 1)} ms, ${fmt(r.bytes)} bytes for ${fmt(payload)} bytes of payload (${fmt(r.bytes / payload, 2)}×); ${r.stats.differing} partitions differed (${r.stats.byFeed} settled by the change feed); ` +
           `rows received ${r.stats.rowsReceived} (changed ${r.stats.changedHere}), sent ${r.stats.rowsSent} (changed ${r.stats.changedThere} on A)`,
       )
       progress(`${engine}: anti-entropy: ${DIFF_ROWS} more ${kind} rows on A, shadow round in-process to split the bytes by message kind`)
@@ -236,7 +238,7 @@ export async function benchAntiEntropy(engine: EngineName, m: Metrics): Promise<
         progress(`  round: ${fmt(warm.ms, 1)} ms, ${fmt(warm.bytes)} bytes for ${fmt(payload3)} bytes of payload`)
       }
       progress(
-        `  shadow: ${fmt(d.bytes)} bytes in ${d.frames} frames = ${fmt(d.treeBytes)} tree/hash/key-list (hello, children, leaves) + ${fmt(d.rowBytes)} row frames ` +
+        `  shadow: ${fmt(d.bytes)} bytes in ${d.frames} frames = ${fmt(d.treeBytes)} tree/hash/key-list (hello, children, leaves, changes, settle) + ${fmt(d.rowBytes)} row frames ` +
           `(of which ${fmt(d.rowPayload)} row data, ${fmt(d.versionBytes)} versions) for ${fmt(payload2)} bytes of payload; ${Object.entries(d.byType)
             .map(([t, v]) => `${t} ${v.frames}×/${fmt(v.bytes)} B`)
             .join(', ')}`,

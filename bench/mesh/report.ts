@@ -66,7 +66,8 @@ export function lines(): Line[] {
         { label: `${what}: rows received by B`, key: `diff_${k}_rows_received`, unit: '' },
         { label: `${what}: rows B pushed to A`, key: `diff_${k}_rows_sent`, unit: '' },
         { label: `${what}: … of them changing A`, key: `diff_${k}_changed_there`, unit: '' },
-        { label: `${what} (shadow): tree + hash/key lists`, key: `diff_${k}_shadow_tree_bytes`, unit: 'B' },
+        { label: `${what}: partitions settled by the change feed (of those differing)`, key: `diff_${k}_by_feed`, unit: '' },
+        { label: `${what} (shadow): tree + hash/key lists`, key: `diff_${k}_shadow_tree_bytes`, unit: 'B', target: { text: '≤ 40 KB', ok: (v) => v <= 40_000 } },
         { label: `${what} (shadow): row frames`, key: `diff_${k}_shadow_row_frame_bytes`, unit: 'B' },
         { label: `${what} (shadow): row frames ÷ payload`, key: `diff_${k}_row_frames_ratio`, unit: '×', digits: 2, target: { text: '≤ 1.5× (+ hashes)', ok: (v) => v <= 1.5 } },
       ]
