@@ -242,9 +242,13 @@ class ColumnsDoc implements EngineDoc {
       },
     })
     if (!wrote) return null
+    const empty = this.cl === 0 && this.seqs.size === 0 && this.cells === 0
     delta.cl = Math.max(delta.cl, this.cl)
     this.merge(delta)
-    return encodeParsed(delta)
+    const bytes = encodeParsed(delta)
+    // A new row is its first change: the state's encoding is those bytes (encodeParsed is canonical).
+    if (empty) this.encoded = bytes
+    return bytes
   }
 
   applyDelta(delta: Uint8Array): ApplyResult {
