@@ -80,9 +80,12 @@ export const MAX_ROW_VALUE_BYTES = 4 * 1024 * 1024
 export const MAX_PARTITIONS_PER_TABLE = 65_536
 
 /**
- * Keys a partition's change feed lists at most (store/change-feed.ts): a peer that fell further
- * behind reconciles by the digest tree. ~16 B each on disk.
+ * Keys a partition's change feed lists at most (store/change-feed.ts): as many as the partition
+ * has rows, within these bounds (~16 B each on disk). A peer that fell further behind reconciles
+ * by the digest tree, which is cheaper than a feed exchange once more than an eighth of the rows
+ * changed anyway.
  */
+export const FEED_MIN_KEYS = 1_024
 export const FEED_MAX_KEYS = 16_384
 /** Peers whose feed marks are kept in memory (the rest are read back from disk when they return). */
 export const FEED_MARKED_PEERS = 256

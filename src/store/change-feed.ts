@@ -1,4 +1,4 @@
-import { FEED_MAX_KEYS, FEED_MARKED_PEERS } from '../constants.js'
+import { FEED_MARKED_PEERS, FEED_MAX_KEYS, FEED_MIN_KEYS } from '../constants.js'
 import { StoreCorruptError } from '../errors.js'
 import { ID_SEP } from '../table/ids.js'
 import { prefixEnd, SEP } from './layout.js'
@@ -14,8 +14,9 @@ import { prefixEnd, SEP } from './layout.js'
  *   meta  feedEpoch → random id of this store's feed: positions only compare within one epoch
  *   meta  mark␀peer␀table␀partition → "epoch position": the peer's feed position whose state this
  *                                      store was seen to hold (equal digest roots)
- * Bounded: once a partition's entries list more than FEED_MAX_KEYS keys, the oldest go and the
- * floor rises; a peer asking from below the floor is told to use the digest tree instead.
+ * Bounded: once a partition's entries list more keys than it has rows (at least FEED_MIN_KEYS, at
+ * most FEED_MAX_KEYS), the oldest go and the floor rises; a peer asking from below the floor is
+ * told to use the digest tree instead.
  */
 
 const POSITION_DIGITS = 14
@@ -101,10 +102,10 @@ export class ChangeFeed {
 
   /**
    * The feed entries of a commit changing `changed` (pid → keys), added to `ops`, with the oldest
-   * entries of a partition over FEED_MAX_KEYS removed (their sizes read back). Returns the positions
-   * to take once the commit is durable.
+   * entries of a partition over its bound removed (their sizes read back; `rows`: a partition's
+   * row count). Returns the positions to take once the commit is durable.
    */
-  async append(feed: FeedLevel, prefix: { feed: string; meta: string }, changed: ReadonlyMap<string, readonly string[]>, ops: BatchOp[]): Promise<Map<string, FeedPosition>> {
+  async append(feed: FeedLevel, prefix: { feed: string; meta: string }, changed: ReadonlyMap<string, readonly string[]>, rows: (pid: string) => number, ops: BatchOp[]): Promise<Map<string, FeedPosition>> {
     const next = new Map<string, FeedPosition>()
     for (const [pid, keys] of changed) {
       if (keys.length === 0) continue
@@ -112,7 +113,8 @@ export class ChangeFeed {
       at.seq++
       at.logged += keys.length
       ops.push({ type: 'put', key: prefix.feed + feedKey(pid, at.seq), value: utf8.encode(keys.join('\u0000')) })
-      while (at.logged > FEED_MAX_KEYS && at.floor < at.seq - 1) {
+      const bound = Math.min(FEED_MAX_KEYS, Math.max(FEED_MIN_KEYS, rows(pid)))
+      while (at.logged > bound && at.floor < at.seq - 1) {
         const key = feedKey(pid, at.floor + 1)
         const entry = await feed.get(key)
         at.floor++

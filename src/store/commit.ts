@@ -74,7 +74,7 @@ export async function commitRows(
     updates.push({ row, rowHash, alive, size: record.length })
   }
   const leaves = await leafOps(core, changes, ops)
-  const feed = await core.feed.append(core.levels.feed, core.prefix, changedKeys, ops)
+  const feed = await core.feed.append(core.levels.feed, core.prefix, changedKeys, (pid) => core.digests.rowCountOf(pid), ops)
   const next = core.digests.next(changes)
   for (const [pid, root] of next.roots) ops.push({ type: 'put', key: core.prefix.meta + ROOT_PREFIX + pid, value: utf8.encode(toHex(root)) })
   for (const [pid, count] of next.counts) ops.push({ type: 'put', key: core.prefix.meta + COUNT_PREFIX + pid, value: utf8.encode(String(count)) })

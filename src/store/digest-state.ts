@@ -90,6 +90,11 @@ export class DigestState {
     return [...new Set([...this.counts.keys(), ...this.roots.keys()])]
   }
 
+  /** Live rows of a partition, by partition id. */
+  rowCountOf(pid: string): number {
+    return this.counts.get(pid) ?? 0
+  }
+
   rowCount(table: string, partition?: string): number {
     if (partition !== undefined) return this.counts.get(partitionId(table, partition)) ?? 0
     let total = 0

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { FEED_MAX_KEYS } from '../../src/constants.js'
+import { FEED_MIN_KEYS } from '../../src/constants.js'
 import { Shoal, type TableSchema } from '../../src/index.js'
 import { tempDir } from '../helpers/tempdir.js'
 
@@ -53,19 +53,26 @@ describe('the change feed', () => {
     await other.close()
   })
 
-  it('is bounded: past FEED_MAX_KEYS listed keys the oldest entries go, and asking from before them says unknown', async () => {
+  it('is bounded: past as many listed keys as the partition has rows (at least FEED_MIN_KEYS) the oldest entries go, and asking from before them says unknown', async () => {
     const db = await Shoal.open({ dir: await tempDir() })
     await db.defineTable(stock)
     const t = db.table('stock')
     const r = db.replication()
-    const batch = 4096
-    const batches = Math.ceil(FEED_MAX_KEYS / batch) + 2
-    for (let b = 0; b < batches; b++) await Promise.all(Array.from({ length: batch }, (_, i) => t.put(`k${i}`, { store: '1', qty: b })))
-    const seq = r.feedSeq('stock', '1')
-    expect(seq).toBeGreaterThanOrEqual(batches)
+    // 10 hot rows written over and over: the bound is FEED_MIN_KEYS.
+    for (let b = 0; b < Math.floor(FEED_MIN_KEYS / 10) + 20; b++) await Promise.all(Array.from({ length: 10 }, (_, i) => t.put(`hot${i}`, { store: '1', qty: b })))
+    let seq = r.feedSeq('stock', '1')
     expect(await r.changedSince('stock', '1', 0, 100_000)).toBe('unknown')
-    const recent = await r.changedSince('stock', '1', seq - 1, 100_000)
+    expect(await r.changedSince('stock', '1', seq - Math.floor(FEED_MIN_KEYS / 10) + 1, 100_000)).toEqual({ seq, keys: expect.arrayContaining(['hot0', 'hot9']) })
+    // A big partition keeps as many keys as it has rows.
+    const rows = FEED_MIN_KEYS * 3
+    await Promise.all(Array.from({ length: rows }, (_, i) => t.put(`k${i}`, { store: '1', qty: 0 })))
+    const loaded = r.feedSeq('stock', '1')
+    await Promise.all(Array.from({ length: rows }, (_, i) => t.put(`k${i}`, { store: '1', qty: 1 })))
+    seq = r.feedSeq('stock', '1')
+    const recent = await r.changedSince('stock', '1', loaded, 100_000)
     expect(recent).not.toBe('unknown')
+    expect((recent as { keys: string[] }).keys).toHaveLength(rows)
+    expect(await r.changedSince('stock', '1', loaded - 1, 100_000)).toBe('unknown')
     expect(await db.check()).toMatchObject({ problems: [] })
     await db.close()
   }, 60_000)
