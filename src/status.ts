@@ -100,6 +100,9 @@ export interface PeerCounters {
   syncRoundsFailed: number
   /** Rows changed here by anti-entropy (repairs of what gossip missed, initial loads). */
   rowsRepaired: number
+  /** Differing partitions this peer's own rounds reconciled by the change feed (what changed since the last round), and by the digest tree. */
+  syncPartitionsByFeed: number
+  syncPartitionsByTree: number
   /** Messages, frames or rows from peers that were refused (malformed, unknown table, …). */
   refused: number
   /** The same, by reason (a ShoalError code such as DELTA_INVALID, or RATE_LIMITED, NOT_CARRIED, …). */

@@ -22,6 +22,8 @@ const COUNTERS: ReadonlyArray<readonly [string, CounterField, string]> = [
   ['shoal_sync_rounds_total', 'syncRounds', 'Anti-entropy rounds finished, as initiator or responder.'],
   ['shoal_sync_rounds_failed_total', 'syncRoundsFailed', 'Anti-entropy rounds that failed (timeout, dropped connection, refused request).'],
   ['shoal_rows_repaired_total', 'rowsRepaired', 'Rows changed here by anti-entropy (repairs and initial loads).'],
+  ['shoal_sync_partitions_by_feed_total', 'syncPartitionsByFeed', "Differing partitions this peer's rounds reconciled by the change feed (the rows changed since the last round)."],
+  ['shoal_sync_partitions_by_tree_total', 'syncPartitionsByTree', "Differing partitions this peer's rounds reconciled by walking the digest tree."],
 ]
 
 /**

@@ -150,6 +150,8 @@ export class Replication {
       syncRounds: s.rounds,
       syncRoundsFailed: s.failedRounds,
       rowsRepaired: s.rowsRepaired,
+      syncPartitionsByFeed: s.partitionsByFeed,
+      syncPartitionsByTree: s.partitionsByTree,
       refused: this.refusals.total,
       refusedByReason: this.refusals.counts(),
       connectedPeers: node.connectedPeers().length,

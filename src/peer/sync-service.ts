@@ -63,6 +63,9 @@ export interface SyncCounters extends SyncPeerTotals {
   framesOut: number
   /** Rows changed here by anti-entropy. */
   rowsRepaired: number
+  /** Differing partitions this peer's rounds brought in sync by the change feed, and by the digest tree. */
+  partitionsByFeed: number
+  partitionsByTree: number
   /** Frame bytes by message type (a request and its answer count under the request's type), both roles. */
   bytesByMessage: Record<string, { in: number; out: number }>
 }
@@ -92,7 +95,7 @@ export const SYNC_REQUEST_BURST = 400
  * most one round per peer at a time.
  */
 export class SyncService {
-  readonly counters: SyncCounters = { rounds: 0, failedRounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rowsRepaired: 0, bytesByMessage: {} }
+  readonly counters: SyncCounters = { rounds: 0, failedRounds: 0, rowsIn: 0, rowsOut: 0, bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0, rowsRepaired: 0, partitionsByFeed: 0, partitionsByTree: 0, bytesByMessage: {} }
   readonly refusals: Refusals
   /** Called as rows of a partition arrive in a round (initial loads, big repairs). */
   onProgress: ((progress: LoadProgress & { done: boolean }) => void) | undefined
@@ -289,6 +292,8 @@ export class SyncService {
     this.counters.rowsIn += stats.rowsReceived
     this.counters.rowsOut += stats.rowsSent
     this.counters.rowsRepaired += stats.changedHere
+    this.counters.partitionsByFeed += stats.byFeed
+    this.counters.partitionsByTree += Math.max(0, stats.differing - stats.byFeed - stats.busyElsewhere - stats.errors.length)
     const ok = error === null && stats.errors.length === 0
     // A round that went on past failed partitions still says why it failed.
     const why = error ?? (stats.errors.length === 0 ? null : stats.errors.length === 1 ? stats.errors[0]! : `${stats.errors[0]} (and ${stats.errors.length - 1} more partitions)`)

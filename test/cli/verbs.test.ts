@@ -50,7 +50,7 @@ async function liveStatus(): Promise<PeerStatus> {
 beforeEach(async () => {
   dir = await tempDir()
   db = await Shoal.open({ dir })
-  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncBytesByMessage: {}, syncByPeer: [] }) })
+  api = await startHttpApi({ token: TOKEN, host: '127.0.0.1', port: 0, db, status: liveStatus, counters: () => ({ deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, syncPartitionsByFeed: 0, syncPartitionsByTree: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncBytesByMessage: {}, syncByPeer: [] }) })
   await writeApiFile(dir, { url: api.url, pid: process.pid, token: TOKEN })
 })
 

@@ -17,7 +17,7 @@ const STOCK = {
   columns: { id: 'string', store: 'string', name: 'string', price: 'number', qty: 'counter', notes: 'text' },
 }
 
-const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, syncRoundsFailed: 1, rowsRepaired: 5, refused: 1, refusedByReason: { DELTA_INVALID: 1 }, connectedPeers: 2, syncBytesByMessage: { range: { in: 120, out: 64_000 } }, syncByPeer: [{ peer: '12D3KooWOther', totals: { rounds: 4, failedRounds: 1, rowsIn: 1500, rowsOut: 3, bytesIn: 48000, bytesOut: 900 } }] }
+const counters: PeerCounters = { deltasIn: 12, deltasOut: 7, bytesIn: 3400, bytesOut: 2100, syncRounds: 3, syncRoundsFailed: 1, rowsRepaired: 5, syncPartitionsByFeed: 2, syncPartitionsByTree: 1, refused: 1, refusedByReason: { DELTA_INVALID: 1 }, connectedPeers: 2, syncBytesByMessage: { range: { in: 120, out: 64_000 } }, syncByPeer: [{ peer: '12D3KooWOther', totals: { rounds: 4, failedRounds: 1, rowsIn: 1500, rowsOut: 3, bytesIn: 48000, bytesOut: 900 } }] }
 
 let dir: string
 let db: Shoal
@@ -331,6 +331,8 @@ describe('HTTP API', () => {
     expect(lines).toContain('shoal_sync_peer_bytes_out_total{peer="12D3KooWOther"} 900')
     expect(lines).toContain('shoal_sync_peer_rounds_failed_total{peer="12D3KooWOther"} 1')
     expect(lines).toContain('shoal_rows_repaired_total 5')
+    expect(lines).toContain('shoal_sync_partitions_by_feed_total 2')
+    expect(lines).toContain('shoal_sync_partitions_by_tree_total 1')
     expect(lines).toContain('shoal_refused_total{reason="DELTA_INVALID"} 1')
     expect(lines).toContain('# TYPE shoal_connected_peers gauge')
     expect(lines).toContain('shoal_connected_peers 2')

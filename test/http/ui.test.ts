@@ -13,7 +13,7 @@ import { tempDir } from '../helpers/tempdir.js'
 /* The web app's files at /ui/: public (no token) but still only under the API's own Host, nothing outside the built app, and the API itself still locked. */
 
 const TOKEN = createApiToken()
-const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncBytesByMessage: {}, syncByPeer: [] }
+const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, syncPartitionsByFeed: 0, syncPartitionsByTree: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncBytesByMessage: {}, syncByPeer: [] }
 const INFO: UiPeerInfo = { peerId: '12D3KooWui', mesh: null, webSockets: [{ port: 4002, secure: false }], storeTables: ['stock'] }
 const open: Array<{ api: HttpApi; db: Shoal }> = []
 

@@ -279,6 +279,7 @@ describe('the mesh: real peers on 127.0.0.1', () => {
     let stats: Awaited<ReturnType<typeof b.peer.sync.syncWith>> = null
     await eventually('a round from b', async () => (stats = await b.peer.sync.syncWith(a.peer.node.peerId)) !== null)
     expect(stats).toMatchObject({ byFeed: 1, feedMissed: 0, errors: [] })
+    expect(b.peer.sync.counters.partitionsByFeed).toBeGreaterThanOrEqual(1)
     const after = b.peer.sync.counters.bytesByMessage
     expect(after.changes?.in).toBeGreaterThan(before.changes?.in ?? 0)
     expect(after.children?.in ?? 0).toBe(before.children?.in ?? 0)
