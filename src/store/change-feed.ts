@@ -1,5 +1,4 @@
 import { FEED_MARKED_PEERS, FEED_MAX_KEYS, FEED_MIN_KEYS } from '../constants.js'
-import { StoreCorruptError } from '../errors.js'
 import { ID_SEP } from '../table/ids.js'
 import { prefixEnd, SEP } from './layout.js'
 
@@ -74,16 +73,22 @@ export class ChangeFeed {
   private readonly marks = new Map<string, Map<string, FeedMark>>()
   private epochId = ''
 
-  async load(meta: MetaLevel): Promise<void> {
+  /** Reads the feed's positions and epoch; `onDamage` hears of a damaged position (the feed then starts a new epoch). */
+  async load(meta: MetaLevel, onDamage: (message: string) => void = () => undefined): Promise<void> {
+    let damaged = false
     for await (const [key, value] of meta.iterator({ gte: FEED_PREFIX, lt: prefixEnd(FEED_PREFIX) })) {
       const [seq, floor, logged] = value.split(' ').map(Number)
       if (![seq, floor, logged].every((n) => Number.isSafeInteger(n) && n! >= 0) || floor! > seq!) {
-        throw new StoreCorruptError(`the change feed's position of partition ${JSON.stringify(key.slice(FEED_PREFIX.length).split(ID_SEP).join('/'))} is damaged (${JSON.stringify(value)}); run \`shoal check\``)
+        // Only a shortcut is lost: that partition's feed starts over, and a new epoch voids every
+        // peer's mark of this store, so they reconcile by the digest tree until marked again.
+        onDamage(`the change feed's position of partition ${JSON.stringify(key.slice(FEED_PREFIX.length).split(ID_SEP).join('/'))} was damaged (${JSON.stringify(value.slice(0, 80))}); the feed starts over (peers reconcile it by the digest tree until their next round)`)
+        damaged = true
+        continue
       }
       this.positions.set(key.slice(FEED_PREFIX.length), { seq: seq!, floor: floor!, logged: logged! })
     }
     const epoch = await meta.get(FEED_EPOCH)
-    if (epoch !== undefined) this.epochId = epoch
+    if (epoch !== undefined && /^[0-9a-f]{16}$/.test(epoch) && !damaged) this.epochId = epoch
     else {
       this.epochId = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('')
       await meta.put(FEED_EPOCH, this.epochId)

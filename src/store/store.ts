@@ -145,7 +145,7 @@ export class Store {
     try {
       await digests.load(levels.meta)
       await changeLog.load(levels.changes, levels.meta)
-      await feed.load(levels.meta)
+      await feed.load(levels.meta, (message) => logger.warn(message))
       let after: { partition: string; key: string } | null = null
       for (;;) {
         const page: StoredRow[] = await scanRows(core, CATALOG_SCHEMA, '', after, 1000)

@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { FEED_MIN_KEYS } from '../../src/constants.js'
 import { Shoal, type TableSchema } from '../../src/index.js'
+import { callbackLogger } from '../../src/log.js'
 import { tempDir } from '../helpers/tempdir.js'
 
 const stock: TableSchema = { name: 'stock', primaryKey: 'sku', partitionBy: 'store', engine: 'columns', columns: { sku: 'string', store: 'string', qty: 'number' } }
@@ -76,6 +77,30 @@ describe('the change feed', () => {
     expect(await db.check()).toMatchObject({ problems: [] })
     await db.close()
   }, 60_000)
+
+  it('a damaged feed position costs only the shortcut: the store opens, says so, and starts a new epoch', async () => {
+    const dir = await tempDir()
+    let db = await Shoal.open({ dir })
+    await db.defineTable(stock)
+    await db.table('stock').put('A', { store: '1', qty: 1 })
+    const epoch = db.replication().feedEpoch()
+    await db.close()
+    const { ClassicLevel } = await import('classic-level')
+    const raw = new ClassicLevel<string, string>(dir, { valueEncoding: 'utf8' })
+    const meta = raw.sublevel<string, string>('meta', { valueEncoding: 'utf8' })
+    await meta.put('feed\u0000stock\u00001', 'garbage 9 x')
+    await raw.close()
+    const warnings: string[] = []
+    db = await Shoal.open({ dir, logger: callbackLogger((level, m) => level === 'warn' && warnings.push(m)) })
+    expect(warnings.join()).toMatch(/change feed's position of partition "stock\/1" was damaged/)
+    const r = db.replication()
+    expect(r.feedEpoch()).not.toBe(epoch)
+    expect(r.feedSeq('stock', '1')).toBe(0)
+    expect(await db.table('stock').get('A')).toMatchObject({ qty: 1 })
+    await db.table('stock').put('B', { store: '1', qty: 1 })
+    expect(await r.changedSince('stock', '1', 0, 10)).toEqual({ seq: 1, keys: ['B'] })
+    await db.close()
+  })
 
   it('answers exactly the rows changed after any position it still holds (property)', async () => {
     const db = await Shoal.open({ dir: await tempDir() })
