@@ -1,27 +1,16 @@
 import { encode as cbor } from 'cborg'
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Shoal, type EngineName, type TableSchema } from '../../src/index.js'
 import { answer, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, type SyncRequest, type SyncResponse } from '../../src/sync/sync-messages.js'
-import { tempDir } from '../helpers/tempdir.js'
+import { digests, forgetStores, rowsOf, store } from '../helpers/stores.js'
 
 /*
  * Anti-entropy by the change feed (protocol 1.2.0) between real stores, wired request → answer in
  * process through the codec. Each store is named by its actor, as peers are by their ids.
  */
-
-const open: Shoal[] = []
-afterEach(async () => {
-  for (const db of open.splice(0)) if (db.isOpen) await db.close()
-})
-
-async function store(): Promise<Shoal> {
-  const db = await Shoal.open({ dir: await tempDir() })
-  open.push(db)
-  return db
-}
 
 const stock = (engine: EngineName): TableSchema => ({
   name: 'stock',
@@ -54,21 +43,6 @@ async function round(a: Shoal, b: Shoal, options: { feed?: boolean; tamper?: (re
   const stats = await reconcile(new StoreReplica(a.replication()), ask, { from: nameOf(b), feed: options.feed ?? true })
   expect(stats.errors).toEqual([])
   return { ...stats, requests, bytes }
-}
-
-async function rowsOf(db: Shoal): Promise<unknown[]> {
-  const out: unknown[] = []
-  let after: string | undefined
-  for (;;) {
-    const page = await db.table('stock').scan({ limit: 500, ...(after === undefined ? {} : { after }) })
-    out.push(...page.rows)
-    if (page.next === null) return out
-    after = page.next
-  }
-}
-
-async function digests(db: Shoal): Promise<unknown> {
-  return (await db.status()).tables.map((t) => [t.name, t.partitions])
 }
 
 /** Two stores holding the same 1,000 rows in partition '1', each having seen the other's state. */
@@ -227,14 +201,14 @@ describe('anti-entropy with the change feed converges (property)', () => {
             byFeed += r.byFeed
           }
         }
-        const [r0, r1, r2] = await Promise.all(dbs.map(rowsOf))
+        const [r0, r1, r2] = await Promise.all(dbs.map((d) => rowsOf(d)))
         expect(r1).toEqual(r0)
         expect(r2).toEqual(r0)
         const [d0, d1, d2] = await Promise.all(dbs.map(digests))
         expect(d1).toEqual(d0)
         expect(d2).toEqual(d0)
         await Promise.all(dbs.map((d) => d.close()))
-        open.splice(0)
+        forgetStores()
       }),
       { numRuns, ...(seed === undefined ? {} : { seed }) },
     )

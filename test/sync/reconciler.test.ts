@@ -1,26 +1,15 @@
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Shoal, type EngineName, type TableSchema } from '../../src/index.js'
 import { answer, mostRowsDiffer, newRoundStats, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, MAX_ROOTS_PER_FRAME, type SyncRequest } from '../../src/sync/sync-messages.js'
-import { tempDir } from '../helpers/tempdir.js'
+import { digests, forgetStores, rowsOf, store } from '../helpers/stores.js'
 
 /*
  * Anti-entropy between real stores, wired request → answer in process (through the wire codec, so
  * byte counts are what a stream would carry). The libp2p transport is tested in test/peer.
  */
-
-const open: Shoal[] = []
-afterEach(async () => {
-  for (const db of open.splice(0)) await db.close()
-})
-
-async function store(): Promise<Shoal> {
-  const db = await Shoal.open({ dir: await tempDir() })
-  open.push(db)
-  return db
-}
 
 const stock = (engine: EngineName): TableSchema => ({
   name: 'stock',
@@ -59,21 +48,6 @@ async function sync(a: Shoal, b: Shoal, carriesA: Record<string, string[]> = {},
   const stats = await reconcile(new StoreReplica(a.replication(), carriesA), w.ask, { from: 'b' })
   expect(stats.errors).toEqual([])
   return { ...stats, wire: w }
-}
-
-async function rowsOf(db: Shoal, table = 'stock'): Promise<unknown[]> {
-  const out: unknown[] = []
-  let after: string | undefined
-  for (;;) {
-    const page = await db.table(table).scan({ limit: 500, ...(after === undefined ? {} : { after }) })
-    out.push(...page.rows)
-    if (page.next === null) return out
-    after = page.next
-  }
-}
-
-async function digests(db: Shoal): Promise<unknown> {
-  return (await db.status()).tables.map((t) => [t.name, t.partitions])
 }
 
 describe.each(['yjs', 'automerge', 'columns'] as const)('anti-entropy between two stores (%s)', (engine) => {
@@ -327,7 +301,7 @@ describe('anti-entropy convergence (property)', () => {
         expect(d1).toEqual(d0)
         expect(d2).toEqual(d0)
         await Promise.all(dbs.map((d) => d.close()))
-        open.splice(0)
+        forgetStores()
       }),
       { numRuns, ...(seed === undefined ? {} : { seed }) },
     )
