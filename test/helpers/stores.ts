@@ -1,4 +1,4 @@
-import { afterEach } from 'vitest'
+import { afterEach, expect } from 'vitest'
 import { Shoal } from '../../src/index.js'
 import { tempDir } from './tempdir.js'
 
@@ -16,9 +16,17 @@ export async function store(): Promise<Shoal> {
   return db
 }
 
-/** Forgets the stores opened so far (a property test that closed its own between runs). */
-export function forgetStores(): void {
-  open.splice(0)
+/** Expects the replicas to hold the same rows and digests, then closes them (a property test's run). */
+export async function expectConvergedAndClose(dbs: readonly Shoal[]): Promise<void> {
+  const [rows0, ...rows] = await Promise.all(dbs.map((d) => rowsOf(d)))
+  for (const r of rows) expect(r).toEqual(rows0)
+  const [digests0, ...rest] = await Promise.all(dbs.map(digests))
+  for (const d of rest) expect(d).toEqual(digests0)
+  await Promise.all(dbs.map((d) => d.close()))
+  for (const d of dbs) {
+    const i = open.indexOf(d)
+    if (i >= 0) open.splice(i, 1)
+  }
 }
 
 afterEach(async () => {

@@ -5,7 +5,7 @@ import { Shoal, type EngineName, type TableSchema } from '../../src/index.js'
 import { answer, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, type SyncRequest, type SyncResponse } from '../../src/sync/sync-messages.js'
-import { digests, forgetStores, rowsOf, store } from '../helpers/stores.js'
+import { digests, expectConvergedAndClose, rowsOf, store } from '../helpers/stores.js'
 
 /*
  * Anti-entropy by the change feed (protocol 1.2.0) between real stores, wired request → answer in
@@ -201,14 +201,7 @@ describe('anti-entropy with the change feed converges (property)', () => {
             byFeed += r.byFeed
           }
         }
-        const [r0, r1, r2] = await Promise.all(dbs.map((d) => rowsOf(d)))
-        expect(r1).toEqual(r0)
-        expect(r2).toEqual(r0)
-        const [d0, d1, d2] = await Promise.all(dbs.map(digests))
-        expect(d1).toEqual(d0)
-        expect(d2).toEqual(d0)
-        await Promise.all(dbs.map((d) => d.close()))
-        forgetStores()
+        await expectConvergedAndClose(dbs)
       }),
       { numRuns, ...(seed === undefined ? {} : { seed }) },
     )

@@ -4,7 +4,7 @@ import { Shoal, type EngineName, type TableSchema } from '../../src/index.js'
 import { answer, mostRowsDiffer, newRoundStats, reconcile, type Ask, type RoundStats } from '../../src/sync/reconciler.js'
 import { StoreReplica } from '../../src/sync/store-replica.js'
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, MAX_ROOTS_PER_FRAME, type SyncRequest } from '../../src/sync/sync-messages.js'
-import { digests, forgetStores, rowsOf, store } from '../helpers/stores.js'
+import { digests, expectConvergedAndClose, rowsOf, store } from '../helpers/stores.js'
 
 /*
  * Anti-entropy between real stores, wired request → answer in process (through the wire codec, so
@@ -294,14 +294,7 @@ describe('anti-entropy convergence (property)', () => {
         }
         // A ring of rounds twice over reaches everyone.
         for (let i = 0; i < 2; i++) for (const [x, y] of [[0, 1], [1, 2], [2, 0]] as const) await sync(dbs[x]!, dbs[y]!)
-        const [r0, r1, r2] = await Promise.all(dbs.map((d) => rowsOf(d)))
-        expect(r1).toEqual(r0)
-        expect(r2).toEqual(r0)
-        const [d0, d1, d2] = await Promise.all(dbs.map(digests))
-        expect(d1).toEqual(d0)
-        expect(d2).toEqual(d0)
-        await Promise.all(dbs.map((d) => d.close()))
-        forgetStores()
+        await expectConvergedAndClose(dbs)
       }),
       { numRuns, ...(seed === undefined ? {} : { seed }) },
     )
