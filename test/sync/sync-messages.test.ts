@@ -25,6 +25,10 @@ describe('anti-entropy frames', () => {
       { type: 'range', table: 'stock', partition: '1', from: 0, to: 65536, after: { leaf: 9, key: 'k' }, maxBytes: 4096 },
       { type: 'fetch', table: 'stock', partition: '1', items: [{ key: 'a', version: null }, { key: 'b', version: new Uint8Array([1, 2]) }] },
       { type: 'push', table: 'stock', partition: '1', rows: [{ key: 'a', bytes: new Uint8Array([1]) }] },
+      // The change feed (protocol 1.2.0).
+      { type: 'hello', carries: {}, roots: [{ table: 'stock', partition: '1', root, rows: 3 }], next: null, feed: { epoch: '0123456789abcdef', seqs: [42] } },
+      { type: 'changes', table: 'stock', partition: '1', epoch: '0123456789abcdef', after: 41, limit: 64, keys: ['a', 'b'] },
+      { type: 'settle', table: 'stock', partition: '1', root, epoch: 'fedcba9876543210', seq: 7 },
     ]
     for (const r of requests) expect(decodeRequest(encodeRequest(r))).toEqual(r)
     const responses: Array<[SyncRequest['type'], SyncResponse]> = [
@@ -36,6 +40,10 @@ describe('anti-entropy frames', () => {
       ['fetch', { type: 'fetch', rows: [{ key: 'x', bytes: null, version: new Uint8Array([1]) }] }],
       ['push', { type: 'push', applied: 2, refused: 1 }],
       ['push', { type: 'error', code: 'NOT_CARRIED', message: 'no' }],
+      ['hello', { type: 'hello', carries: {}, roots: [{ table: 'stock', partition: '1', root, rows: 3 }], next: null, feed: { epoch: '0123456789abcdef', seqs: [42], have: [null] } }],
+      ['changes', { type: 'changes', status: 'ok', seq: 50, rows: [{ key: 'a', hash: new Uint8Array(8) }, { key: 'b', hash: null }] }],
+      ['changes', { type: 'changes', status: 'too-many', seq: 0, rows: [] }],
+      ['settle', { type: 'settle', root, seq: 50 }],
     ]
     for (const [type, r] of responses) expect(decodeResponse(encodeResponse(r), type)).toEqual(r)
   })
