@@ -52,6 +52,9 @@ export interface SyncStatus {
   rounds: number
   failedRounds: number
   rowsRepaired: number
+  /** Differing partitions this peer's rounds reconciled by the change feed, and by walking the digest tree. */
+  partitionsByFeed: number
+  partitionsByTree: number
   peers: SyncPeerStatus[]
   loading: LoadProgress[]
 }

@@ -226,7 +226,7 @@ export const httpRequests: FuzzTarget = {
       if (level === 'error') internal.push(message)
     })
     let url = ''
-    const status = async (): Promise<PeerStatus> => ({ ...(await db.status()), name: 'fuzz', peerId: '12D3KooWfuzz', addresses: [], connectedPeers: [], http: url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, peers: [], loading: [] } })
+    const status = async (): Promise<PeerStatus> => ({ ...(await db.status()), name: 'fuzz', peerId: '12D3KooWfuzz', addresses: [], connectedPeers: [], http: url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, partitionsByFeed: 0, partitionsByTree: 0, peers: [], loading: [] } })
     const counters: PeerCounters = { deltasIn: 0, deltasOut: 0, bytesIn: 0, bytesOut: 0, syncRounds: 0, syncRoundsFailed: 0, rowsRepaired: 0, syncPartitionsByFeed: 0, syncPartitionsByTree: 0, refused: 0, refusedByReason: {}, connectedPeers: 0, syncBytesByMessage: {}, syncByPeer: [] }
     const api = await startHttpApi({ token, host: '127.0.0.1', port: 0, db, status, counters: () => counters, logger })
     url = api.url

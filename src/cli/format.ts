@@ -111,7 +111,7 @@ export function formatPeerStatus(status: PeerStatus): string {
     `http    ${status.http ?? 'off'}`,
     ...status.addresses.map((a, i) => `${i === 0 ? 'listen' : '      '}  ${a}`),
     `peers   ${status.connectedPeers.length === 0 ? 'none connected' : `${status.connectedPeers.length} connected: ${status.connectedPeers.map(shortPeerId).join(', ')}`}`,
-    `sync    ${formatCount(status.sync.rounds)} rounds${status.sync.failedRounds > 0 ? ` (${formatCount(status.sync.failedRounds)} failed)` : ''}, ${formatCount(status.sync.rowsRepaired)} rows repaired`,
+    `sync    ${formatCount(status.sync.rounds)} rounds${status.sync.failedRounds > 0 ? ` (${formatCount(status.sync.failedRounds)} failed)` : ''}, ${formatCount(status.sync.rowsRepaired)} rows repaired${formatRepairPaths(status.sync)}`,
     ...status.sync.peers.map(formatSyncPeer),
     ...status.sync.loading.map((p) => `loading ${formatLoad(p)}`),
     ...(status.bridge == null ? [] : ['', formatBridge(status.bridge)]),
@@ -164,4 +164,10 @@ export function formatBridge(bridge: BridgeStatus): string {
     lines.push(`        dead letter ${d.table} ${formatValue(d.key)} (${d.direction}, ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${d.nextAttempt === null ? '' : `, next ${d.nextAttempt}`}): ${formatValue(d.reason)}`)
   }
   return lines.join('\n')
+}
+
+/** How the differing partitions were reconciled, once any were: by the change feed or the digest tree. */
+function formatRepairPaths(sync: { partitionsByFeed: number; partitionsByTree: number }): string {
+  if (sync.partitionsByFeed + sync.partitionsByTree === 0) return ''
+  return `; differing partitions: ${formatCount(sync.partitionsByFeed)} by change feed, ${formatCount(sync.partitionsByTree)} by digest tree`
 }

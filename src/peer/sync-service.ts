@@ -173,6 +173,8 @@ export class SyncService {
       rounds: this.counters.rounds,
       failedRounds: this.counters.failedRounds,
       rowsRepaired: this.counters.rowsRepaired,
+      partitionsByFeed: this.counters.partitionsByFeed,
+      partitionsByTree: this.counters.partitionsByTree,
       peers: [...this.peers.values()].map((p) => ({ ...p, totals: { ...p.totals }, state: this.scheduler.isBusy(p.peer) ? 'syncing' : 'idle' })),
       loading: [...this.loading.values()].map((l) => ({ ...l })),
     }

@@ -47,7 +47,7 @@ describe('SQL bridge status and metrics', () => {
     expect(text).toMatch(/dead letter stock C \(write, 1 attempt, next .*\): .*CHECK constraint/)
 
     let api: HttpApi | null = null
-    const peerStatus = async (): Promise<PeerStatus> => ({ ...(await db.status()), name: 't', peerId: 'p', addresses: [], connectedPeers: [], http: api!.url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, peers: [], loading: [] }, bridge: bridge.status() })
+    const peerStatus = async (): Promise<PeerStatus> => ({ ...(await db.status()), name: 't', peerId: 'p', addresses: [], connectedPeers: [], http: api!.url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, partitionsByFeed: 0, partitionsByTree: 0, peers: [], loading: [] }, bridge: bridge.status() })
     const token = createApiToken()
     const auth = { headers: { authorization: `Bearer ${token}` } }
     api = await startHttpApi({ token, host: '127.0.0.1', port: 0, db, status: peerStatus, counters: () => counters, bridge: () => bridge.status() })

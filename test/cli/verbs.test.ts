@@ -35,6 +35,8 @@ async function liveStatus(): Promise<PeerStatus> {
       rounds: 4,
       failedRounds: 1,
       rowsRepaired: 2,
+      partitionsByFeed: 3,
+      partitionsByTree: 1,
       peers: [
         {
           peer: '12D3KooWOtherPeer',
@@ -162,7 +164,7 @@ describe('shoal verbs over the HTTP API', () => {
     const text = await runOk(['status', '--data', dir])
     expect(text).toMatch(/peer\s+fake/)
     expect(text).toMatch(/id\s+12D3KooWFakePeerForTheCliTest/)
-    expect(text).toMatch(/sync\s+4 rounds \(1 failed\), 2 rows repaired/)
+    expect(text).toMatch(/sync\s+4 rounds \(1 failed\), 2 rows repaired; differing partitions: 3 by change feed, 1 by digest tree/)
     expect(text).toMatch(/12D3…erPeer\s+syncing\s+last round .* failed: no bytes from 12D3KooWOtherPeer for 30 s/)
     expect(text).toMatch(/in all: 3 rounds \(1 failed\), 1,480 rows in, 12 out, 3\.1 MiB in, 20\.0 KiB out/)
     expect(text).toMatch(/loading \[##########\.{10}\] 52% 520\/1,000 rows stock\/1 from 12D3…erPeer/)

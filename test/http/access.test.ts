@@ -25,7 +25,7 @@ let port: number
 const extra: HttpApi[] = []
 
 async function status(): Promise<PeerStatus> {
-  return { ...(await db.status()), name: 'access', peerId: '12D3KooWaccess', addresses: [], connectedPeers: [], http: api.url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, peers: [], loading: [] } }
+  return { ...(await db.status()), name: 'access', peerId: '12D3KooWaccess', addresses: [], connectedPeers: [], http: api.url, sync: { rounds: 0, failedRounds: 0, rowsRepaired: 0, partitionsByFeed: 0, partitionsByTree: 0, peers: [], loading: [] } }
 }
 
 const logged: Array<{ level: string; message: string; fields: LogFields }> = []

@@ -31,7 +31,7 @@ async function fakeStatus(): Promise<PeerStatus> {
     addresses: ['/ip4/127.0.0.1/tcp/1/p2p/12D3KooWtest'],
     connectedPeers: [],
     http: api.url,
-    sync: { rounds: 3, failedRounds: 1, rowsRepaired: 5, peers: [], loading: [] },
+    sync: { rounds: 3, failedRounds: 1, rowsRepaired: 5, partitionsByFeed: 0, partitionsByTree: 0, peers: [], loading: [] },
   }
 }
 
