@@ -13,8 +13,9 @@ import { prefixEnd, SEP } from './layout.js'
  *   meta  feedEpoch → random id of this store's feed: positions only compare within one epoch
  *   meta  mark␀peer␀table␀partition → "epoch position": the peer's feed position whose state this
  *                                      store was seen to hold (equal digest roots)
- * Bounded: once a partition's entries list more keys than it has rows (at least FEED_MIN_KEYS, at
- * most FEED_MAX_KEYS), the oldest go and the floor rises; a peer asking from below the floor is
+ * Bounded: once a partition's entries list a quarter more keys than it has rows (counted as at
+ * least FEED_MIN_KEYS, at most FEED_MAX_KEYS), the oldest go until they list no more than that,
+ * and the floor rises; a peer asking from below the floor is
  * told to use the digest tree instead.
  */
 
@@ -22,6 +23,8 @@ const POSITION_DIGITS = 14
 export const FEED_PREFIX = `feed${SEP}`
 export const FEED_EPOCH = 'feedEpoch'
 export const MARK_PREFIX = `mark${SEP}`
+/** A feed epoch: 8 random bytes in hex. */
+export const FEED_EPOCH_PATTERN = /^[0-9a-f]{16}$/
 const NUL = 0
 
 export interface FeedPosition {
@@ -44,7 +47,6 @@ export type FeedAnswer = { seq: number; keys: string[] } | 'unknown' | 'too-many
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
 interface FeedLevel {
-  get(key: string): Promise<Uint8Array | undefined>
   iterator(options: { gt: string; lte: string }): AsyncIterable<[string, Uint8Array]>
 }
 
@@ -88,7 +90,7 @@ export class ChangeFeed {
       this.positions.set(key.slice(FEED_PREFIX.length), { seq: seq!, floor: floor!, logged: logged! })
     }
     const epoch = await meta.get(FEED_EPOCH)
-    if (epoch !== undefined && /^[0-9a-f]{16}$/.test(epoch) && !damaged) this.epochId = epoch
+    if (epoch !== undefined && FEED_EPOCH_PATTERN.test(epoch) && !damaged) this.epochId = epoch
     else {
       this.epochId = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('')
       await meta.put(FEED_EPOCH, this.epochId)
@@ -119,13 +121,15 @@ export class ChangeFeed {
       at.logged += keys.length
       ops.push({ type: 'put', key: prefix.feed + feedKey(pid, at.seq), value: utf8.encode(keys.join('\u0000')) })
       const bound = Math.min(FEED_MAX_KEYS, Math.max(FEED_MIN_KEYS, rows(pid)))
-      while (at.logged > bound && at.floor < at.seq - 1) {
-        const key = feedKey(pid, at.floor + 1)
-        const entry = await feed.get(key)
-        at.floor++
-        if (entry === undefined) continue
-        at.logged -= countKeys(entry)
-        ops.push({ type: 'del', key: prefix.feed + key })
+      // Trimmed in one read once a quarter over the bound, back down to it: a partition taking
+      // one-row commits does not pay a LevelDB read (a thread-pool hop) on every commit.
+      if (at.logged > bound + bound / 4) {
+        for await (const [key, entry] of feed.iterator({ gt: feedKey(pid, at.floor), lte: feedKey(pid, at.seq - 1) })) {
+          if (at.logged <= bound) break
+          at.floor = parseInt(key.slice(key.lastIndexOf(SEP) + 1), 16)
+          at.logged -= countKeys(entry)
+          ops.push({ type: 'del', key: prefix.feed + key })
+        }
       }
       ops.push({ type: 'put', key: prefix.meta + FEED_PREFIX + pid, value: utf8.encode(`${at.seq} ${at.floor} ${at.logged}`) })
       next.set(pid, at)

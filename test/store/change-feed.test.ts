@@ -60,7 +60,7 @@ describe('the change feed', () => {
     const t = db.table('stock')
     const r = db.replication()
     // 10 hot rows written over and over: the bound is FEED_MIN_KEYS.
-    for (let b = 0; b < Math.floor(FEED_MIN_KEYS / 10) + 20; b++) await Promise.all(Array.from({ length: 10 }, (_, i) => t.put(`hot${i}`, { store: '1', qty: b })))
+    for (let b = 0; b < Math.floor(FEED_MIN_KEYS / 10) * 2; b++) await Promise.all(Array.from({ length: 10 }, (_, i) => t.put(`hot${i}`, { store: '1', qty: b })))
     let seq = r.feedSeq('stock', '1')
     expect(await r.changedSince('stock', '1', 0, 100_000)).toBe('unknown')
     expect(await r.changedSince('stock', '1', seq - Math.floor(FEED_MIN_KEYS / 10) + 1, 100_000)).toEqual({ seq, keys: expect.arrayContaining(['hot0', 'hot9']) })
@@ -75,6 +75,27 @@ describe('the change feed', () => {
     expect((recent as { keys: string[] }).keys).toHaveLength(rows)
     expect(await r.changedSince('stock', '1', loaded - 1, 100_000)).toBe('unknown')
     expect(await db.check()).toMatchObject({ problems: [] })
+    await db.close()
+  }, 60_000)
+
+  it('one-row commits do not each read the feed back: trimming runs once per quarter of the bound', async () => {
+    const db = await Shoal.open({ dir: await tempDir() })
+    await db.defineTable(stock)
+    const t = db.table('stock')
+    const feed = (db as unknown as { store: { core: { levels: { feed: { iterator: (...a: unknown[]) => unknown } } } } }).store.core.levels.feed
+    const iterator = feed.iterator.bind(feed)
+    let reads = 0
+    feed.iterator = (...a: unknown[]) => {
+      reads++
+      return iterator(...a)
+    }
+    const commits = 2 * FEED_MIN_KEYS
+    for (let i = 0; i < commits; i++) await t.put('only', { store: '1', qty: i })
+    // Over the bound after 1.25 × FEED_MIN_KEYS commits, then every quarter of it.
+    expect(reads).toBeGreaterThanOrEqual(1)
+    expect(reads).toBeLessThanOrEqual(Math.ceil((commits - 1.25 * FEED_MIN_KEYS) / (FEED_MIN_KEYS / 4)) + 1)
+    const seq = db.replication().feedSeq('stock', '1')
+    expect(await db.replication().changedSince('stock', '1', seq - FEED_MIN_KEYS, 10)).toEqual({ seq, keys: ['only'] })
     await db.close()
   }, 60_000)
 
