@@ -8,6 +8,7 @@ import { CATALOG_TABLE } from '../table/catalog.js'
 import { utf8Length } from '../table/hash.js'
 import { MAX_CHANGESET_BYTES } from '../trust/changeset.js'
 import { MAX_DOCUMENT_BYTES } from '../trust/documents.js'
+import { FEED_EPOCH_PATTERN } from '../store/change-feed.js'
 import type { Carries } from './carries.js'
 import { shown } from '../validation.js'
 
@@ -93,8 +94,6 @@ export interface RowBytes {
 
 /** Keys listed in one `changes` request or answer at most (each side's changed rows). */
 export const MAX_FEED_KEYS = 4096
-/** A change feed's epoch: 16 hex digits (store/change-feed.ts). */
-const EPOCH_PATTERN = /^[0-9a-f]{16}$/
 
 /**
  * The change feed in hello (protocol 1.2.0), aligned with the roots of the same message: each
@@ -366,7 +365,7 @@ function changesetList(v: unknown): Uint8Array[] {
 }
 
 function epoch(v: unknown): string {
-  if (typeof v !== 'string' || !EPOCH_PATTERN.test(v)) throw new ProtocolError(`invalid change-feed epoch ${shown(v)?.slice(0, 80)} (must be 16 hex digits)`)
+  if (typeof v !== 'string' || !FEED_EPOCH_PATTERN.test(v)) throw new ProtocolError(`invalid change-feed epoch ${shown(v)?.slice(0, 80)} (must be 16 hex digits)`)
   return v
 }
 
