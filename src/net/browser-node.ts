@@ -8,7 +8,7 @@ import { DEFAULT_DISCOVERY_INTERVAL_MS, PEER_BOOK_FILE } from './constants.js'
 import { NetStartError } from './errors.js'
 import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
-import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
+import { DEFAULT_REDIAL, DiscoveryReports, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
 import { configureLibp2p, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, startShoalNode } from './shoal-node.js'
 
 export interface BrowserNetInit {
@@ -54,11 +54,12 @@ export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode
   parseAddrs('bootstrap', init.bootstrap, true)
   checkWebRtc(init.webrtc)
   const privateKey = await loadOrCreatePeerKey(init.dataDir)
+  const reports = new DiscoveryReports()
   const peerDiscovery: Array<NonNullable<Libp2pOptions['peerDiscovery']>[number]> = [
     // cast: it needs the `pubsub` service as a component, provided by service name at run time
-    meshDiscovery({ interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS }) as unknown as (components: unknown) => PeerDiscovery,
+    reports.tap(meshDiscovery({ interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS }) as unknown as (components: unknown) => PeerDiscovery),
   ]
-  if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap }))
+  if (init.bootstrap.length > 0) peerDiscovery.push(reports.tap(bootstrap({ list: init.bootstrap })))
   const online = new OnlineSwitch()
   const webrtc = init.webrtc === false ? null : init.webrtc ?? {}
   const node = await configureLibp2p({
@@ -74,7 +75,7 @@ export async function createBrowserNode(init: BrowserNetInit): Promise<ShoalNode
     services: shoalServices(init.signedGossip !== false),
     connectionGater: gaterFrom(online, init.gater),
   })
-  const keeper = new MeshKeeper(node as unknown as Libp2p, { ...DEFAULT_REDIAL, ...init.redial }, `${init.dataDir}/${PEER_BOOK_FILE}`)
+  const keeper = new MeshKeeper(node as unknown as Libp2p, { ...DEFAULT_REDIAL, ...init.redial }, `${init.dataDir}/${PEER_BOOK_FILE}`, Math.random, reports)
   await startShoalNode(node, keeper, init.bootstrap, `bootstrap ${JSON.stringify(init.bootstrap)}`)
   return new ShoalNode(node, keeper, online)
 }

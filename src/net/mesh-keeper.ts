@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'main-event'
-import type { Connection, IdentifyResult, Libp2p, Logger, PeerId, PeerInfo, PeerUpdate } from '@libp2p/interface'
+import type { Connection, IdentifyResult, Libp2p, Logger, PeerDiscovery, PeerId, PeerInfo, PeerUpdate } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import {
@@ -41,6 +41,30 @@ export const DEFAULT_REDIAL: RedialOptions = {
 export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
   const nominal = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30))
   return Math.round(nominal * (0.5 + 0.5 * random()))
+}
+
+/**
+ * Every report of the node's discovery services (mDNS, bootstrap, mesh announcements), for the
+ * keeper: libp2p emits 'peer:discovery' only for a peer new to its peer store, so without these a
+ * peer heard of, tried MAX_UNMET_REDIALS times while it was unreachable and forgotten would never
+ * be dialled again, however often it announced itself later. Two tabs whose first WebRTC dials
+ * failed (a slow relay, ICE on a loaded machine) would stay apart for good.
+ */
+export class DiscoveryReports {
+  private listener: ((info: PeerInfo) => void) | undefined
+
+  /** The discovery factory, its 'peer' events also reported here. */
+  tap<C>(factory: (components: C) => PeerDiscovery): (components: C) => PeerDiscovery {
+    return (components) => {
+      const discovery = factory(components)
+      discovery.addEventListener('peer', (event) => this.listener?.(event.detail))
+      return discovery
+    }
+  }
+
+  listen(listener: ((info: PeerInfo) => void) | undefined): void {
+    this.listener = listener
+  }
 }
 
 interface Entry {
@@ -98,6 +122,7 @@ export class MeshKeeper {
     private readonly options: RedialOptions,
     private readonly bookFile: string | undefined,
     private readonly random: () => number = Math.random,
+    private readonly reports?: DiscoveryReports,
   ) {
     this.log = libp2p.logger.forComponent('shoal:net:mesh-keeper')
   }
@@ -108,6 +133,7 @@ export class MeshKeeper {
     this.running = true
     const events = this.libp2p
     for (const [name, handler] of this.listeners()) (events as unknown as EventTarget).addEventListener(name, handler)
+    this.reports?.listen(this.heard)
 
     if (this.bookFile === undefined) return
     const now = Date.now()
@@ -175,6 +201,7 @@ export class MeshKeeper {
     this.abort.abort()
     const events = this.libp2p
     for (const [name, handler] of this.listeners()) (events as unknown as EventTarget).removeEventListener(name, handler)
+    this.reports?.listen(undefined)
     for (const entry of this.entries.values()) clearTimeout(entry.timer)
     clearTimeout(this.saveTimer)
     this.saveTimer = undefined
@@ -227,9 +254,11 @@ export class MeshKeeper {
     this.scheduleSave()
   }
 
-  private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
-    const { id, multiaddrs } = evt.detail
-    if (id.equals(this.libp2p.peerId)) return
+  private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => this.heard(evt.detail)
+
+  /** A peer was discovered or announced itself again: dial it unless connected or already on it. */
+  private readonly heard = ({ id, multiaddrs }: PeerInfo): void => {
+    if (!this.running || id.equals(this.libp2p.peerId)) return
     const entry = this.add(id, Date.now())
     if (multiaddrs.length > 0) entry.addrs = [...multiaddrs]
     // Nothing to dial yet (a tab before its relay slot): its next announcement will say where.

@@ -19,7 +19,7 @@ import { loadOrCreatePeerKey } from './identity.js'
 import { meshDiscovery } from './mesh-discovery.js'
 import { privateNetwork } from './private-network.js'
 import { lanDiscovery } from './lan-discovery.js'
-import { DEFAULT_REDIAL, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
+import { DEFAULT_REDIAL, DiscoveryReports, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
 import { configureLibp2p, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, startShoalNode, type ShoalServices } from './shoal-node.js'
 
 export { ShoalNode, type ShoalServices } from './shoal-node.js'
@@ -92,16 +92,17 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     connectionProtector = privateNetwork(secret)
   }
 
+  const reports = new DiscoveryReports()
   const peerDiscovery: Array<NonNullable<Libp2pOptions['peerDiscovery']>[number]> = [
     // Peers learn of further peers from the ones they meet (see mesh-discovery.ts).
     // cast: it needs the `pubsub` service as a component, which libp2p provides by service name
     // at run time but its Components type does not declare
-    meshDiscovery({ interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS }) as unknown as (components: unknown) => PeerDiscovery,
+    reports.tap(meshDiscovery({ interval: init.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS }) as unknown as (components: unknown) => PeerDiscovery),
   ]
   const inMemory = init.transports === 'memory'
   // cast: as for meshDiscovery, its components are provided at run time
-  if (init.mdns !== false && !inMemory) peerDiscovery.push(lanDiscovery({ serviceTag: MDNS_SERVICE_TAG }) as unknown as (components: unknown) => PeerDiscovery)
-  if (bootstrapList.length > 0 && !inMemory) peerDiscovery.push(bootstrap({ list: bootstrapList }))
+  if (init.mdns !== false && !inMemory) peerDiscovery.push(reports.tap(lanDiscovery({ serviceTag: MDNS_SERVICE_TAG }) as unknown as (components: unknown) => PeerDiscovery))
+  if (bootstrapList.length > 0 && !inMemory) peerDiscovery.push(reports.tap(bootstrap({ list: bootstrapList })))
 
   const services: ServiceFactoryMap<ShoalServices> = { ...shoalServices(init.signedGossip !== false), dcutr: dcutr(), autonat: autoNAT() }
   if (init.relay === true) services.relay = circuitRelayServer()
@@ -121,6 +122,8 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
     node as unknown as Libp2p,
     { ...DEFAULT_REDIAL, ...init.redial },
     join(init.dataDir, PEER_BOOK_FILE),
+    Math.random,
+    reports,
   )
   await startShoalNode(node, keeper, bootstrapList, `listen ${JSON.stringify(init.listen)}`, '; check that the ports are free and the addresses belong to this machine')
   return new ShoalNode(node, keeper, online, connectionProtector !== undefined)

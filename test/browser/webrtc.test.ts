@@ -1,5 +1,5 @@
 import type { Page } from 'playwright-core'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFailed } from 'vitest'
 import { encodeJoinCode } from '../../src/trust/join-code.js'
 import { browserAvailable, startBrowser, webrtcPaths, type BrowserHarness, STOCK } from '../helpers/browser.js'
 import { memberFolder, testMesh } from '../helpers/mesh.js'
@@ -14,6 +14,28 @@ import { startTurn, turnAvailable, type Turn } from '../helpers/turn.js'
  * server there (helpers/turn.ts), as devices on different networks would use one.
  */
 
+
+/** libp2p's loggers in the tabs: what a failing run prints (harness.consoleOf). */
+const DEBUG = 'libp2p:webrtc*,libp2p:circuit-relay*,libp2p:connection-manager*,-libp2p:connection-manager:connection-pruner*,-*:muxer*,*shoal:net*'
+
+/**
+ * The stage a test has reached, and on failure (a timeout included) what each tab saw: its
+ * connections and its last log lines. A WebRTC stall in CI then says where it stalled.
+ */
+function stages(harness: BrowserHarness, pages: () => Page[]): (name: string) => void {
+  let stage = 'setup'
+  const began = Date.now()
+  onTestFailed(async () => {
+    console.error(`failed at stage '${stage}' (${((Date.now() - began) / 1000).toFixed(1)} s into the test)`)
+    for (const [i, page] of pages().entries()) {
+      const seen = await Promise.race([connections(page).then((c) => JSON.stringify(c)), new Promise<string>((r) => setTimeout(() => r('(no answer in 5 s)'), 5_000))]).catch((e: Error) => `(${e.message})`)
+      console.error(`tab ${i} connections: ${seen}\n${harness.consoleOf(page).join('\n')}`)
+    }
+  })
+  return (name) => {
+    stage = name
+  }
+}
 
 type Win = Window & { shoal: typeof import('../../src/browser.js'); peer: import('../../src/browser.js').BrowserPeer }
 
@@ -70,12 +92,17 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
   let turn: Turn
 
   it('two tabs meet through a relay, connect over WebRTC, and keep replicating when the relay is gone', async () => {
-    harness ??= await startBrowser()
+    let pages: Page[] = []
+    const stage = stages((harness ??= await startBrowser()), () => pages)
     turn ??= await startTurn()
     const { relay, ws } = await relayPeer()
-    const [a, b] = [await harness.openPage(), await harness.openPage()]
+    stage('tabs starting')
+    const [a, b] = [await harness.openPage(undefined, { debug: DEBUG }), await harness.openPage(undefined, { debug: DEBUG })]
+    pages = [a, b]
     const [idA, idB] = await Promise.all([startTab(a, ws, turn), startTab(b, ws, turn)])
-    await eventually('a direct WebRTC connection between the tabs', () => directlyConnected(a, idA, b, idB), 60_000)
+    stage('connecting')
+    await eventually('a direct WebRTC connection between the tabs', () => directlyConnected(a, idA, b, idB), 45_000)
+    stage('first row')
     await a.evaluate(async () => {
       const w = window as unknown as Win
       await w.peer.db.table('stock').put('s1-apple', { store: 's1', sku: 'apple', qty: 4 })
@@ -83,8 +110,11 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
     await eventually('the row in tab B', async () => (await tabRow(b, 's1-apple'))?.qty === 4)
 
     const relayId = relay.peer.node.peerId.toString()
+    stage('stopping the relay')
     await stopPeer(relay)
+    stage('relay stopped')
     await eventually('the relay gone from both tabs', async () => !(await connections(a)).some((c) => c.peer === relayId) && !(await connections(b)).some((c) => c.peer === relayId))
+    stage('tab to tab')
     await b.evaluate(async () => {
       const w = window as unknown as Win
       await w.peer.db.table('stock').increment('s1-apple', 'qty', 3)
@@ -96,9 +126,10 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
     expect((await connections(b)).map((c) => c.peer)).toEqual([idA])
     expect(await webrtcPaths(a)).toEqual(['127.0.0.1 → 127.0.0.1'])
     expect(await webrtcPaths(b)).toEqual(['127.0.0.1 → 127.0.0.1'])
-  })
+  }, 150_000)
   it('in a private mesh: admitted tabs connect over WebRTC; a stranger is refused by the relay and never reaches them', async () => {
-    harness ??= await startBrowser()
+    let pages: Page[] = []
+    const stage = stages((harness ??= await startBrowser()), () => pages)
     turn ??= await startTurn()
     const mesh = await testMesh()
     const dir = await tempDir()
@@ -109,9 +140,13 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
       const id = await page.evaluate(() => (window as unknown as Win).shoal.BrowserPeer.peerId())
       return encodeJoinCode({ mesh: mesh.id, documents: [await mesh.admit(id, 'store', ['s1']), mesh.rules] })
     }
-    const [a, b] = [await harness.openPage(), await harness.openPage()]
+    stage('tabs starting')
+    const [a, b] = [await harness.openPage(undefined, { debug: DEBUG }), await harness.openPage(undefined, { debug: DEBUG })]
+    pages = [a, b]
     const [idA, idB] = await Promise.all([startTab(a, ws, turn, await joinCode(a)), startTab(b, ws, turn, await joinCode(b))])
-    await eventually('a direct WebRTC connection between the admitted tabs', () => directlyConnected(a, idA, b, idB), 60_000)
+    stage('connecting')
+    await eventually('a direct WebRTC connection between the admitted tabs', () => directlyConnected(a, idA, b, idB), 45_000)
+    stage('first row')
     await a.evaluate(async () => {
       const w = window as unknown as Win
       await w.peer.db.table('stock').put('s1-pear', { store: 's1', sku: 'pear', qty: 2 })
@@ -120,6 +155,7 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
 
     // A stranger who learnt A's address (addresses are not secret) asks the relay to reach it.
     const webrtcAddr = await a.evaluate(() => (window as unknown as Win).peer.node.multiaddrs().map(String).find((addr) => addr.includes('/webrtc'))!)
+    stage('stranger')
     const stranger = await harness.openPage()
     const refusedBefore = hq.peer.refusals.counts().NOT_ADMITTED ?? 0
     const dialled = await stranger.evaluate(
@@ -144,6 +180,7 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
     expect(await hq.peer.db.table('stock').get('s1-forged')).toBeNull()
 
     // The members go on without hq: admitted to each other over WebRTC, signed changes and all.
+    stage('without hq')
     await stopPeer(hq)
     await b.evaluate(async () => {
       const w = window as unknown as Win
@@ -151,5 +188,5 @@ describe.skipIf(!browserAvailable() || !turnAvailable())('WebRTC between tabs (C
     })
     await eventually('B’s press in tab A with hq gone', async () => (await tabRow(a, 's1-pear'))?.qty === 7)
     expect(await webrtcPaths(a)).toEqual(['127.0.0.1 → 127.0.0.1'])
-  })
+  }, 150_000)
 })

@@ -81,10 +81,19 @@ export interface BrowserHarness {
   dir: string
   /** A fresh context (its own IndexedDB, the loopback-only WebRTC guard); use it rather than browser.newContext. */
   newContext(options?: BrowserContextOptions): Promise<BrowserContext>
-  /** A fresh context (its own IndexedDB) with the page loaded and `window.shoal` imported. */
-  openPage(context?: BrowserContext): Promise<Page>
+  /**
+   * A fresh context (its own IndexedDB) with the page loaded and `window.shoal` imported.
+   * `debug`: the page's `localStorage.debug` (libp2p's loggers, e.g. 'libp2p:webrtc*'), whose
+   * lines `consoleOf` keeps.
+   */
+  openPage(context?: BrowserContext, options?: { debug?: string }): Promise<Page>
+  /** The page's last console lines (at most CONSOLE_LINES), oldest first: what a failing test prints. */
+  consoleOf(page: Page): string[]
   close(): Promise<void>
 }
+
+/** Console lines kept per page (consoleOf). */
+export const CONSOLE_LINES = 400
 
 /** The local and remote address of each connected WebRTC peer connection's selected candidate pair in the page ('127.0.0.1 → 127.0.0.1'). */
 export async function webrtcPaths(page: Page): Promise<string[]> {
@@ -113,6 +122,7 @@ export async function startBrowser(): Promise<BrowserHarness> {
   const url = `http://127.0.0.1:${address.port}/`
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true })
   const errors: string[] = []
+  const consoles = new WeakMap<Page, string[]>()
   const harness: BrowserHarness = {
     browser,
     url,
@@ -122,13 +132,26 @@ export async function startBrowser(): Promise<BrowserHarness> {
       await context.addInitScript(LOOPBACK_ONLY)
       return context
     },
-    async openPage(context?: BrowserContext): Promise<Page> {
+    async openPage(context?: BrowserContext, options?: { debug?: string }): Promise<Page> {
       const ctx = context ?? (await harness.newContext())
       const page = await ctx.newPage()
       page.on('pageerror', (e) => errors.push(e.message))
+      const lines: string[] = []
+      consoles.set(page, lines)
+      const started = Date.now()
+      page.on('console', (m) => {
+        // The debug package styles its lines with %c and a CSS argument each: left out here.
+        const text = m.text().replace(/%c/g, '').replace(/ ?color: (#[0-9a-f]{6}|inherit)/gi, '')
+        lines.push(`+${((Date.now() - started) / 1000).toFixed(3)}s ${m.type()}: ${text}`)
+        if (lines.length > CONSOLE_LINES) lines.splice(0, lines.length - CONSOLE_LINES)
+      })
+      if (options?.debug !== undefined) await page.addInitScript((debug) => localStorage.setItem('debug', debug), options.debug)
       await page.goto(url)
       await page.waitForFunction(() => (window as unknown as { shoalReady?: boolean }).shoalReady === true, undefined, { timeout: 30_000 })
       return page
+    },
+    consoleOf(page: Page): string[] {
+      return [...(consoles.get(page) ?? [])]
     },
     async close(): Promise<void> {
       await browser.close()

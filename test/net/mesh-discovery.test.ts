@@ -3,17 +3,24 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { peerDiscoverySymbol, type Libp2p, type PeerDiscovery, type PeerDiscoveryEvents, type PeerId } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { TypedEventEmitter } from 'main-event'
 import { decode, encode } from 'cborg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { DISCOVERY_TOPIC, MAX_ANNOUNCED_ADDRS, MAX_UNMET_REDIALS } from '../../src/net/constants.js'
 import { loadOrCreatePeerKey } from '../../src/net/identity.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/net/mesh-discovery.js'
+import { DiscoveryReports, MeshKeeper } from '../../src/net/mesh-keeper.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
+import { configureLibp2p, shoalServices, startShoalNode } from '../../src/net/shoal-node.js'
 
 const dirs: string[] = []
 const nodes: ShoalNode[] = []
+const stops: Array<() => Promise<void>> = []
 afterAll(async () => {
+  await Promise.allSettled(stops.map((stop) => stop()))
   await Promise.allSettled(nodes.map((n) => n.stop()))
   await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })))
 })
@@ -31,6 +38,15 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 15_00
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/** A discovery service the test makes report peers, as mDNS or an announcement would. */
+class TestDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> {
+  readonly [peerDiscoverySymbol] = this
+  readonly [Symbol.toStringTag] = 'test-discovery'
+  report(id: PeerId, addr: Multiaddr): void {
+    this.safeDispatchEvent('peer', { detail: { id, multiaddrs: [addr] } })
   }
 }
 
@@ -106,6 +122,38 @@ describe('discovery between real peers', () => {
     a.libp2p.safeDispatchEvent('peer:discovery', { detail: { id: ghost, multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/1')] } })
     await waitFor('the ghost to be tried', () => a.knownPeers().some((p) => p.equals(ghost)), 5_000)
     await waitFor(`the ghost to be forgotten after ${MAX_UNMET_REDIALS} tries`, () => !a.knownPeers().some((p) => p.equals(ghost)), 20_000)
+  })
+
+  it('dials a peer it had forgotten as never reached once a discovery reports it again', async () => {
+    // B, first up alone: its id and address are what A hears of while B is down.
+    const bDir = await mkdtemp(join(tmpdir(), 'shoal-disc-'))
+    dirs.push(bDir)
+    const first = await createNode({ dataDir: bDir, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false })
+    const bAddr = first.multiaddrs()[0]!
+    const bId = first.peerId
+    await first.stop()
+
+    // A: a libp2p node whose one discovery service the test drives, and its keeper.
+    const discovery = new TestDiscovery()
+    const reports = new DiscoveryReports()
+    const a = await configureLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], peerDiscovery: [reports.tap(() => discovery as unknown as PeerDiscovery)], services: shoalServices(true) })
+    const keeper = new MeshKeeper(a as unknown as Libp2p, { minDelayMs: 50, maxDelayMs: 200, forgetAfterMs: 60_000, maxPeers: 256 }, undefined, Math.random, reports)
+    await startShoalNode(a, keeper, [], 'test')
+    stops.push(async () => {
+      await keeper.stop()
+      await a.stop()
+    })
+    discovery.report(bId, bAddr)
+    await waitFor('B to be tried', () => keeper.knownPeers().some((p) => p.equals(bId)), 5_000)
+    await waitFor(`B to be forgotten after ${MAX_UNMET_REDIALS} tries`, () => !keeper.knownPeers().some((p) => p.equals(bId)), 20_000)
+
+    // B comes up again, knowing nothing of A. B is in A's peer store already, so libp2p emits no
+    // 'peer:discovery' when it is reported again: the report alone must bring A's keeper back to it.
+    const b = await createNode({ dataDir: bDir, listen: [bAddr.toString()], mdns: false })
+    nodes.push(b)
+    discovery.report(bId, bAddr)
+    await waitFor('A to dial B on the new report', () => a.getConnections(bId).length > 0, 20_000)
+    expect(a.getConnections(bId).map((c) => c.direction)).toEqual(['outbound'])
   })
 
   it('keeps the peers it replicates with when announcements of unknown peers fill its book', async () => {
