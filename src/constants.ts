@@ -89,3 +89,9 @@ export const FEED_MIN_KEYS = 1_024
 export const FEED_MAX_KEYS = 16_384
 /** Peers whose feed marks are kept in memory (the rest are read back from disk when they return). */
 export const FEED_MARKED_PEERS = 256
+/**
+ * Peers whose feed marks are kept on disk: the least recently marked beyond these lose theirs
+ * (they reconcile by the digest tree until marked again), so peer ids that come and go (a peer id
+ * costs nothing to make) cannot grow the store without bound.
+ */
+export const FEED_MARKS_KEPT_PEERS = 1_024

@@ -1,4 +1,4 @@
-import { FEED_MARKED_PEERS, FEED_MAX_KEYS, FEED_MIN_KEYS } from '../constants.js'
+import { FEED_MARKED_PEERS, FEED_MARKS_KEPT_PEERS, FEED_MAX_KEYS, FEED_MIN_KEYS } from '../constants.js'
 import { ID_SEP } from '../table/ids.js'
 import { prefixEnd, SEP } from './layout.js'
 
@@ -13,6 +13,8 @@ import { prefixEnd, SEP } from './layout.js'
  *   meta  feedEpoch → random id of this store's feed: positions only compare within one epoch
  *   meta  mark␀peer␀table␀partition → "epoch position": the peer's feed position whose state this
  *                                      store was seen to hold (equal digest roots)
+ *   meta  markedPeer␀peer → when a mark of the peer was last set (ms, strictly increasing): the
+ *                           marks of the FEED_MARKS_KEPT_PEERS most recent peers are kept
  * Bounded: once a partition's entries list a quarter more keys than it has rows (counted as at
  * least FEED_MIN_KEYS, at most FEED_MAX_KEYS), the oldest go until they list no more than that,
  * and the floor rises; a peer asking from below the floor is
@@ -23,6 +25,9 @@ const POSITION_DIGITS = 14
 export const FEED_PREFIX = `feed${SEP}`
 export const FEED_EPOCH = 'feedEpoch'
 export const MARK_PREFIX = `mark${SEP}`
+export const MARKED_PEER_PREFIX = `markedPeer${SEP}`
+/** A peer still marking is refreshed in markedPeer␀ this often, though its marks do not change. */
+const MARKED_PEER_REFRESH_MS = 60 * 60 * 1000
 /** A feed epoch: 8 random bytes in hex. */
 export const FEED_EPOCH_PATTERN = /^[0-9a-f]{16}$/
 const NUL = 0
@@ -53,6 +58,9 @@ interface FeedLevel {
 interface MetaLevel {
   get(key: string): Promise<string | undefined>
   put(key: string, value: string): Promise<void>
+  del(key: string): Promise<void>
+  batch(ops: Array<{ type: 'put'; key: string; value: string }>): Promise<void>
+  clear(range: { gte: string; lt: string }): Promise<void>
   iterator(options: { gte: string; lt: string }): AsyncIterable<[string, string]>
 }
 
@@ -73,6 +81,10 @@ export class ChangeFeed {
   private readonly positions = new Map<string, FeedPosition>()
   /** peer → (pid → mark), for the peers of recent rounds (loaded from meta on first use). */
   private readonly marks = new Map<string, Map<string, FeedMark>>()
+  /** Every peer with marks on disk → when one was last set (ms), least recent first. */
+  private readonly markedPeers = new Map<string, number>()
+  /** The last time given a mark: strictly increasing, so marks set in one millisecond keep their order across a reopen. */
+  private lastMarkedAt = 0
   private epochId = ''
 
   /** Reads the feed's positions and epoch; `onDamage` hears of a damaged position (the feed then starts a new epoch). */
@@ -88,6 +100,16 @@ export class ChangeFeed {
         continue
       }
       this.positions.set(key.slice(FEED_PREFIX.length), { seq: seq!, floor: floor!, logged: logged! })
+    }
+    const marked: Array<[string, number]> = []
+    for await (const [key, value] of meta.iterator({ gte: MARKED_PEER_PREFIX, lt: prefixEnd(MARKED_PEER_PREFIX) })) {
+      const at = Number(value)
+      // A damaged time only makes that peer's marks the first to go.
+      marked.push([key.slice(MARKED_PEER_PREFIX.length), Number.isFinite(at) ? at : 0])
+    }
+    for (const [peer, at] of marked.sort((x, y) => x[1] - y[1])) {
+      this.markedPeers.set(peer, at)
+      this.lastMarkedAt = Math.max(this.lastMarkedAt, at)
     }
     const epoch = await meta.get(FEED_EPOCH)
     if (epoch !== undefined && FEED_EPOCH_PATTERN.test(epoch) && !damaged) this.epochId = epoch
@@ -169,9 +191,32 @@ export class ChangeFeed {
   async setMark(meta: MetaLevel, peer: string, pid: string, mark: FeedMark): Promise<void> {
     const marks = await this.peerMarks(meta, peer)
     const current = marks.get(pid)
-    if (current !== undefined && current.epoch === mark.epoch && current.seq === mark.seq) return
+    const now = Math.max(Date.now(), this.lastMarkedAt + 1)
+    const last = this.markedPeers.get(peer)
+    const unchanged = current !== undefined && current.epoch === mark.epoch && current.seq === mark.seq
+    if (unchanged && last !== undefined && now - last < MARKED_PEER_REFRESH_MS) return
     marks.set(pid, mark)
-    await meta.put(MARK_PREFIX + peer + SEP + pid, `${mark.epoch} ${mark.seq}`)
+    this.lastMarkedAt = now
+    this.markedPeers.delete(peer)
+    this.markedPeers.set(peer, now)
+    await meta.batch([
+      { type: 'put', key: MARK_PREFIX + peer + SEP + pid, value: `${mark.epoch} ${mark.seq}` },
+      { type: 'put', key: MARKED_PEER_PREFIX + peer, value: String(now) },
+    ])
+    if (last === undefined) await this.keepMarksBounded(meta)
+  }
+
+  /** Drops the marks of the least recently marked peers beyond FEED_MARKS_KEPT_PEERS. */
+  private async keepMarksBounded(meta: MetaLevel): Promise<void> {
+    while (this.markedPeers.size > FEED_MARKS_KEPT_PEERS) {
+      const peer = this.markedPeers.keys().next().value!
+      this.markedPeers.delete(peer)
+      this.marks.delete(peer)
+      const prefix = MARK_PREFIX + peer + SEP
+      await meta.clear({ gte: prefix, lt: prefixEnd(prefix) })
+      // Last: a crash before it leaves the peer listed, to be dropped again after the next open.
+      await meta.del(MARKED_PEER_PREFIX + peer)
+    }
   }
 
   private async peerMarks(meta: MetaLevel, peer: string): Promise<Map<string, FeedMark>> {

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { FEED_MIN_KEYS } from '../../src/constants.js'
+import { FEED_MARKS_KEPT_PEERS, FEED_MIN_KEYS } from '../../src/constants.js'
 import { Shoal, type TableSchema } from '../../src/index.js'
 import { callbackLogger } from '../../src/log.js'
 import { tempDir } from '../helpers/tempdir.js'
@@ -97,6 +97,53 @@ describe('the change feed', () => {
     const seq = db.replication().feedSeq('stock', '1')
     expect(await db.replication().changedSince('stock', '1', seq - FEED_MIN_KEYS, 10)).toEqual({ seq, keys: ['only'] })
     await db.close()
+  }, 60_000)
+
+  it('keeps the marks of the FEED_MARKS_KEPT_PEERS most recently marked peers on disk and drops older ones, across a reopen', async () => {
+    const dir = await tempDir()
+    let db = await Shoal.open({ dir })
+    await db.defineTable(stock)
+    let r = db.replication()
+    const mark = (seq: number) => ({ epoch: 'aaaaaaaaaaaaaaaa', seq })
+    const peers = Array.from({ length: FEED_MARKS_KEPT_PEERS }, (_, i) => `peer-${i}`)
+    for (const [i, peer] of peers.entries()) {
+      await r.setFeedMark(peer, 'stock', '1', mark(i))
+      await r.setFeedMark(peer, 'stock', '2', mark(i))
+    }
+    // peer-0 marks again: now peer-1 is the least recent, and the first to go.
+    await r.setFeedMark('peer-0', 'stock', '1', mark(99))
+    await r.setFeedMark('newcomer-a', 'stock', '1', mark(1))
+    expect(await r.feedMark('peer-1', 'stock', '1')).toBeNull()
+    expect(await r.feedMark('peer-1', 'stock', '2')).toBeNull()
+    expect(await r.feedMark('peer-0', 'stock', '1')).toEqual(mark(99))
+    expect(await r.feedMark('peer-0', 'stock', '2')).toEqual(mark(0))
+    await db.close()
+
+    // After a reopen the order holds: peer-2 goes next.
+    db = await Shoal.open({ dir })
+    r = db.replication()
+    await r.setFeedMark('newcomer-b', 'stock', '1', mark(1))
+    expect(await r.feedMark('peer-2', 'stock', '1')).toBeNull()
+    expect(await r.feedMark('peer-3', 'stock', '1')).toEqual(mark(3))
+    expect(await r.feedMark('newcomer-a', 'stock', '1')).toEqual(mark(1))
+    await db.close()
+
+    const { ClassicLevel } = await import('classic-level')
+    const raw = new ClassicLevel<string, string>(dir, { valueEncoding: 'utf8' })
+    const meta = raw.sublevel<string, string>('meta', { valueEncoding: 'utf8' })
+    const marked = new Set<string>()
+    let marks = 0
+    for await (const key of meta.keys({ gte: 'mark\u0000', lt: 'mark\u0001' })) {
+      marks++
+      marked.add(key.split('\u0000')[1]!)
+    }
+    const listed = await meta.keys({ gte: 'markedPeer\u0000', lt: 'markedPeer\u0001' }).all()
+    await raw.close()
+    expect(marked.size).toBe(FEED_MARKS_KEPT_PEERS)
+    expect(listed).toHaveLength(FEED_MARKS_KEPT_PEERS)
+    expect(marked.has('peer-1') || marked.has('peer-2')).toBe(false)
+    // Each kept peer's marks are all there: peer-0, peer-3… two each, the newcomers one each.
+    expect(marks).toBe(2 * (FEED_MARKS_KEPT_PEERS - 2) + 2)
   }, 60_000)
 
   it('a damaged feed position costs only the shortcut: the store opens, says so, and starts a new epoch', async () => {
