@@ -39,6 +39,8 @@ function memoryLines(rows: number): Line[] {
 const LINES: Line[] = [
   { label: 'durable writes/s, single (awaited puts)', key: 'single_writes_per_s', unit: '/s' },
   { label: `durable writes/s, batched (chunks of ${CHUNK})`, key: 'batched_writes_per_s', unit: '/s' },
+  { label: '  … LevelDB alone writing the same entries (rows/s)', key: 'level_ceiling_rows_per_s', unit: '/s' },
+  { label: '  … LevelDB entries a row', key: 'level_entries_per_row', unit: '', digits: 1 },
   { label: 'reads/s warm, sequential', key: 'warm_reads_seq_per_s', unit: '/s' },
   { label: `reads/s warm, ${SIZES.readConcurrency} concurrent`, key: 'warm_reads_concurrent_per_s', unit: '/s' },
   { label: '  … warm sequential, get with { partition }', key: 'warm_reads_seq_with_partition_per_s', unit: '/s' },
