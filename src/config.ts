@@ -132,7 +132,7 @@ const CONFIG_FIELDS = {
   listen: v.optional(multiaddrs('libp2p multiaddrs to listen on. Default: TCP and WebSockets on all interfaces, ports chosen by the OS.'), DEFAULT_LISTEN),
   bootstrap: v.optional(multiaddrs('Multiaddrs ending in /p2p/<peer id> of peers to join through (shoal start prints its own).'), []),
   mdns: v.optional(flag('Discover peers on the LAN by mDNS.'), true),
-  deflate: v.optional(flag('Deflate anti-entropy pages (/shoal/sync/1.1.0, and 1.2.0, which also reconciles by the change feed: what changed since the last round) with peers that allow it too, and gossip messages on topics whose every subscriber reads them: on row data 2-9x fewer bytes, ~2 ms of CPU per 256 KiB page. Deflated gossip is read either way. Off, rounds use /shoal/sync/1.0.0 and the digest tree alone.'), true),
+  deflate: v.optional(flag('Deflate anti-entropy pages (/shoal/sync/1.1.0, and 1.2.0, which also reconciles by the change feed: what changed since the last round) with peers that allow it too, and gossip messages on topics whose every subscriber reads them: on row data 2-9x fewer bytes, ~2 ms of CPU per 256 KiB page. Deflated gossip is read either way. Off, rounds use /shoal/sync/1.2.0-plain: the change feed, in plain frames.'), true),
   carries: v.optional(
     v.pipe(
       entriesOf(

@@ -10,7 +10,7 @@ import type { Carries } from '../sync/carries.js'
 import { answer, newRoundStats, reconcile, type Ask, type LoadProgressEvent, type RoundStats } from '../sync/reconciler.js'
 import { DEFAULT_CONNECT_DELAY_MS, DEFAULT_INTERVAL_MS, DEFAULT_PEERS_PER_ROUND, LEARNED_MAX_WAIT_MS, LEARNED_QUIET_MS, RoundScheduler } from '../sync/round-scheduler.js'
 import { StoreReplica } from '../sync/store-replica.js'
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOL_FEED, SYNC_PROTOCOLS } from '../sync/sync-messages.js'
+import { decodeRequest, decodeResponse, deflatedProtocol, encodeRequest, encodeResponse, feedProtocol, MAX_FRAME_BYTES, SYNC_PROTOCOLS, SYNC_PROTOCOLS_PLAIN } from '../sync/sync-messages.js'
 import { packFrame, unpackFrame } from '../sync/frame-compression.js'
 import { LinkMeter } from '../sync/link-meter.js'
 import { SilenceWatch } from './silence.js'
@@ -38,7 +38,7 @@ export interface SyncServiceInit {
    * 30 s): silence, not total duration, so a slow link's long pages never time out.
    */
   requestTimeoutMs?: number
-  /** Offer and accept deflated pages (/shoal/sync/1.1.0; default true); false speaks 1.0.0 only. */
+  /** Offer and accept deflated pages (/shoal/sync/1.2.0 and 1.1.0; default true); false speaks 1.2.0-plain (the change feed in plain frames) and 1.0.0. */
   deflate?: boolean
   /** Range page and push batch size; default: sized to each peer's measured throughput (sync/link-meter.ts). */
   pageBytes?: number
@@ -228,7 +228,7 @@ export class SyncService {
         return null
       }
       stream = await this.node.libp2p.dialProtocol(typeof peer === 'string' ? peerIdFromString(peer) : peer, this.protocols(), { signal })
-      const deflate = deflated(stream.protocol)
+      const deflate = deflatedProtocol(stream.protocol)
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
       const meter = this.meterOf(id)
       const watch = new SilenceWatch(stream, id, this.init.requestTimeoutMs ?? DEFAULT_SILENCE_MS, signal)
@@ -262,7 +262,7 @@ export class SyncService {
         onProgress: (event) => this.progress(id, event),
         stats,
         claim: (table, partition) => this.claim(partitionId(table, partition)),
-        feed: stream.protocol === SYNC_PROTOCOL_FEED,
+        feed: feedProtocol(stream.protocol),
       })
       await stream.close().catch(() => undefined)
       outcome = stats.errors.length === 0 ? 'ok' : 'failed'
@@ -310,7 +310,7 @@ export class SyncService {
 
   /** The sync protocols this peer speaks, preferred first. */
   private protocols(): string[] {
-    return this.init.deflate === false ? [SYNC_PROTOCOL] : SYNC_PROTOCOLS
+    return this.init.deflate === false ? SYNC_PROTOCOLS_PLAIN : SYNC_PROTOCOLS
   }
 
   private meterOf(peer: string): LinkMeter {
@@ -370,14 +370,14 @@ export class SyncService {
   /** Turns a session away: one error answer, then the stream is closed. */
   private async refuseSession(lp: LengthPrefixedStream, stream: Stream, code: string, message: string): Promise<void> {
     const frame = encodeResponse({ type: 'error', code, message })
-    await lp.write(deflated(stream.protocol) ? await packFrame(frame) : frame, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => undefined)
+    await lp.write(deflatedProtocol(stream.protocol) ? await packFrame(frame) : frame, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => undefined)
     await stream.close().catch(() => undefined)
   }
 
   /** Serves one inbound stream: one answer per request, until the initiator closes it. */
   private async respond(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
-    const deflate = deflated(stream.protocol)
+    const deflate = deflatedProtocol(stream.protocol)
     const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
     const total = [...this.inbound.values()].reduce((a, b) => a + b, 0)
     const max = this.init.maxInboundSessions ?? MAX_INBOUND_SESSIONS
@@ -533,7 +533,3 @@ export function etaSeconds(received: number, expected: number, elapsedMs: number
   return Math.ceil(((expected - received) * elapsedMs) / received / 1000)
 }
 
-/** Frames behind a deflate flag byte: protocols 1.1.0 and 1.2.0. */
-function deflated(protocol: string): boolean {
-  return protocol === SYNC_PROTOCOL_DEFLATE || protocol === SYNC_PROTOCOL_FEED
-}

@@ -32,8 +32,25 @@ export const SYNC_PROTOCOL_DEFLATE = '/shoal/sync/1.1.0'
  * `settle` reconcile a partition by what changed since the last round (store/change-feed.ts).
  */
 export const SYNC_PROTOCOL_FEED = '/shoal/sync/1.2.0'
+/**
+ * 1.2.0's messages in plain frames (no flag byte, as 1.0.0): what a peer with `deflate: false`
+ * speaks, so that turning compression off does not also turn off the change feed.
+ */
+export const SYNC_PROTOCOL_FEED_PLAIN = '/shoal/sync/1.2.0-plain'
 /** What a peer dials and serves, preferred first. */
-export const SYNC_PROTOCOLS = [SYNC_PROTOCOL_FEED, SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOL]
+export const SYNC_PROTOCOLS = [SYNC_PROTOCOL_FEED, SYNC_PROTOCOL_FEED_PLAIN, SYNC_PROTOCOL_DEFLATE, SYNC_PROTOCOL]
+/** What a peer that does not deflate (`deflate: false`) dials and serves, preferred first. */
+export const SYNC_PROTOCOLS_PLAIN = [SYNC_PROTOCOL_FEED_PLAIN, SYNC_PROTOCOL]
+
+/** Whether a sync protocol's frames sit behind a deflate flag byte (sync/frame-compression.ts). */
+export function deflatedProtocol(protocol: string): boolean {
+  return protocol === SYNC_PROTOCOL_DEFLATE || protocol === SYNC_PROTOCOL_FEED
+}
+
+/** Whether a sync protocol carries the change feed (hello's feed positions, `changes`, `settle`). */
+export function feedProtocol(protocol: string): boolean {
+  return protocol === SYNC_PROTOCOL_FEED || protocol === SYNC_PROTOCOL_FEED_PLAIN
+}
 export const SYNC_VERSION = 1
 /**
  * Largest frame sent or accepted. A row may be 1 MiB, so a frame must hold one; libp2p resets

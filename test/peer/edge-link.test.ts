@@ -51,8 +51,8 @@ async function handRolledResponder(serve: (request: Uint8Array, stream: Paramete
 }
 
 describe('anti-entropy over slow and stalled links', () => {
-  it('deflates pages where both peers allow it, and falls back to plain 1.0.0 with a peer that does not', async () => {
-    // Two separate pairs, the same rows: a1 → b with both defaults, a2 → c where c allows 1.0.0 only.
+  it('deflates pages where both peers allow it, and sends plain frames (1.2.0-plain) to a peer that does not', async () => {
+    // Two separate pairs, the same rows: a1 → b with both defaults, a2 → c where c turned deflate off.
     const a1 = await withRows(2000)
     const a2 = await withRows(2000)
     const b = await startPeer({ tables: [STOCK], bootstrap: [addressOf(a1)] })

@@ -4,10 +4,14 @@ import { ProtocolError } from '../../src/errors.js'
 import {
   decodeRequest,
   decodeResponse,
+  deflatedProtocol,
   encodeRequest,
   encodeResponse,
   MAX_FRAME_BYTES,
   MAX_KEYS_PER_REQUEST,
+  feedProtocol,
+  SYNC_PROTOCOLS,
+  SYNC_PROTOCOLS_PLAIN,
   SYNC_VERSION,
   type SyncRequest,
   type SyncResponse,
@@ -72,6 +76,17 @@ describe('anti-entropy frames', () => {
 
   it('refuses a response of another type than the request', () => {
     expect(() => decodeResponse(encodeResponse({ type: 'push', applied: 0, refused: 0 }), 'range')).toThrow(/response of type "push" to a 'range' request/)
+  })
+
+  it('the protocols: the feed on 1.2.0 and 1.2.0-plain, deflated frames on 1.2.0 and 1.1.0; a peer that does not deflate offers no deflated one', () => {
+    expect(SYNC_PROTOCOLS.map((p) => [p, feedProtocol(p), deflatedProtocol(p)])).toEqual([
+      ['/shoal/sync/1.2.0', true, true],
+      ['/shoal/sync/1.2.0-plain', true, false],
+      ['/shoal/sync/1.1.0', false, true],
+      ['/shoal/sync/1.0.0', false, false],
+    ])
+    expect(SYNC_PROTOCOLS_PLAIN.some(deflatedProtocol)).toBe(false)
+    expect(SYNC_PROTOCOLS_PLAIN.every((p) => SYNC_PROTOCOLS.includes(p))).toBe(true)
   })
 })
 
