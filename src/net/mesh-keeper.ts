@@ -48,7 +48,10 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number, rand
  * keeper: libp2p emits 'peer:discovery' only for a peer new to its peer store, so without these a
  * peer heard of, tried MAX_UNMET_REDIALS times while it was unreachable and forgotten would never
  * be dialled again, however often it announced itself later. Two tabs whose first WebRTC dials
- * failed (a slow relay, ICE on a loaded machine) would stay apart for good.
+ * failed (a slow relay, ICE on a loaded machine) would stay apart for good. The keeper gives such
+ * a peer one more try per report, at most once per redial ceiling (`maxDelayMs`), so a peer it
+ * can never reach (another mesh's on the same LAN) costs one dial a minute, not a burst per mDNS
+ * answer.
  */
 export class DiscoveryReports {
   private listener: ((info: PeerInfo) => void) | undefined
@@ -108,6 +111,8 @@ interface Entry {
  */
 export class MeshKeeper {
   private readonly entries = new Map<string, Entry>()
+  /** Peers forgotten as never reached → when (bounded like the book): a report of one waits out the redial ceiling. */
+  private readonly unreached = new Map<string, number>()
   /** Shared by every redial: many in flight at once is normal, not a listener leak. */
   private readonly abort = withUnboundedListeners(new AbortController())
   private running = false
@@ -226,6 +231,7 @@ export class MeshKeeper {
   }
 
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    this.unreached.delete(evt.detail.toString())
     const entry = this.add(evt.detail, Date.now())
     entry.met = true
     entry.lastSeen = Date.now()
@@ -259,7 +265,15 @@ export class MeshKeeper {
   /** A peer was discovered or announced itself again: dial it unless connected or already on it. */
   private readonly heard = ({ id, multiaddrs }: PeerInfo): void => {
     if (!this.running || id.equals(this.libp2p.peerId)) return
+    const key = id.toString()
+    const forgottenAt = this.unreached.get(key)
+    if (forgottenAt !== undefined && !this.entries.has(key)) {
+      if (Date.now() - forgottenAt < this.options.maxDelayMs) return
+      this.unreached.delete(key)
+    }
     const entry = this.add(id, Date.now())
+    // Tried and forgotten before: one more try now, not a fresh series.
+    if (forgottenAt !== undefined && !entry.met) entry.attempt = Math.max(entry.attempt, MAX_UNMET_REDIALS - 1)
     if (multiaddrs.length > 0) entry.addrs = [...multiaddrs]
     // Nothing to dial yet (a tab before its relay slot): its next announcement will say where.
     if (entry.addrs.length > 0) this.schedule(entry, 0)
@@ -366,6 +380,8 @@ export class MeshKeeper {
         // Heard of, never reached: not worth redialling for days (and maybe not a real peer).
         this.log('forgetting %p: never reached after %d attempts', entry.id, entry.attempt)
         this.forget(entry.id)
+        if (this.unreached.size >= this.options.maxPeers) this.unreached.delete(this.unreached.keys().next().value!)
+        this.unreached.set(entry.id.toString(), Date.now())
         return
       }
       const delay = backoffDelay(entry.attempt, this.options.minDelayMs, this.options.maxDelayMs, this.random)

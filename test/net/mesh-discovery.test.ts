@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -151,9 +152,44 @@ describe('discovery between real peers', () => {
     // 'peer:discovery' when it is reported again: the report alone must bring A's keeper back to it.
     const b = await createNode({ dataDir: bDir, listen: [bAddr.toString()], mdns: false })
     nodes.push(b)
-    discovery.report(bId, bAddr)
-    await waitFor('A to dial B on the new report', () => a.getConnections(bId).length > 0, 20_000)
+    // Reported again and again, as announcements and mDNS answers come: past the redial ceiling
+    // (200 ms here) one of them brings A back to B.
+    await waitFor('A to dial B on a new report', () => {
+      discovery.report(bId, bAddr)
+      return a.getConnections(bId).length > 0
+    }, 20_000)
     expect(a.getConnections(bId).map((c) => c.direction)).toEqual(['outbound'])
+  })
+
+  it('a peer forgotten as never reached is not dialled again on reports within the redial ceiling', async () => {
+    // B's address: a port that takes each connection and drops it, counting the dials.
+    let dials = 0
+    const trap = createServer((socket) => {
+      dials++
+      socket.destroy()
+    })
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve))
+    stops.push(() => new Promise<void>((resolve) => trap.close(() => resolve())))
+    const bId = await somePeer()
+    const bAddr = multiaddr(`/ip4/127.0.0.1/tcp/${(trap.address() as AddressInfo).port}`)
+
+    const discovery = new TestDiscovery()
+    const reports = new DiscoveryReports()
+    const a = await configureLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], peerDiscovery: [reports.tap(() => discovery as unknown as PeerDiscovery)], services: shoalServices(true) })
+    // Quick first tries, a ceiling far beyond this test.
+    const keeper = new MeshKeeper(a as unknown as Libp2p, { minDelayMs: 50, maxDelayMs: 600_000, forgetAfterMs: 3_600_000, maxPeers: 256 }, undefined, Math.random, reports)
+    await startShoalNode(a, keeper, [], 'test')
+    stops.push(async () => {
+      await keeper.stop()
+      await a.stop()
+    })
+    discovery.report(bId, bAddr)
+    await waitFor('B to be tried', () => keeper.knownPeers().some((p) => p.equals(bId)), 5_000)
+    await waitFor(`B to be forgotten after ${MAX_UNMET_REDIALS} tries`, () => !keeper.knownPeers().some((p) => p.equals(bId)), 20_000)
+    expect(dials).toBe(MAX_UNMET_REDIALS)
+    // Reports take a peer back into the book at once; these are all turned away.
+    for (let i = 0; i < 20; i++) discovery.report(bId, bAddr)
+    expect(keeper.knownPeers().some((p) => p.equals(bId))).toBe(false)
   })
 
   it('keeps the peers it replicates with when announcements of unknown peers fill its book', async () => {
