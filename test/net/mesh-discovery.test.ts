@@ -51,6 +51,21 @@ class TestDiscovery extends TypedEventEmitter<PeerDiscoveryEvents> {
   }
 }
 
+/** A libp2p node whose one discovery service the test drives, and its keeper (first redial after ~50 ms, then doubling up to `maxDelayMs`). */
+async function keptNode(maxDelayMs: number): Promise<{ a: Libp2p; keeper: MeshKeeper; discovery: TestDiscovery }> {
+  const discovery = new TestDiscovery()
+  const reports = new DiscoveryReports()
+  const node = await configureLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], peerDiscovery: [reports.tap(() => discovery as unknown as PeerDiscovery)], services: shoalServices(true) })
+  const a = node as unknown as Libp2p
+  const keeper = new MeshKeeper(a, { minDelayMs: 50, maxDelayMs, forgetAfterMs: 3_600_000, maxPeers: 256 }, undefined, Math.random, reports)
+  await startShoalNode(node, keeper, [], 'test')
+  stops.push(async () => {
+    await keeper.stop()
+    await node.stop()
+  })
+  return { a, keeper, discovery }
+}
+
 const somePeer = async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
 
 /** An announcement's fields as given, for forgeries: [version, 'peer', addrs, peer, signature]. */
@@ -134,16 +149,7 @@ describe('discovery between real peers', () => {
     const bId = first.peerId
     await first.stop()
 
-    // A: a libp2p node whose one discovery service the test drives, and its keeper.
-    const discovery = new TestDiscovery()
-    const reports = new DiscoveryReports()
-    const a = await configureLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], peerDiscovery: [reports.tap(() => discovery as unknown as PeerDiscovery)], services: shoalServices(true) })
-    const keeper = new MeshKeeper(a as unknown as Libp2p, { minDelayMs: 50, maxDelayMs: 200, forgetAfterMs: 60_000, maxPeers: 256 }, undefined, Math.random, reports)
-    await startShoalNode(a, keeper, [], 'test')
-    stops.push(async () => {
-      await keeper.stop()
-      await a.stop()
-    })
+    const { a, keeper, discovery } = await keptNode(200)
     discovery.report(bId, bAddr)
     await waitFor('B to be tried', () => keeper.knownPeers().some((p) => p.equals(bId)), 5_000)
     await waitFor(`B to be forgotten after ${MAX_UNMET_REDIALS} tries`, () => !keeper.knownPeers().some((p) => p.equals(bId)), 20_000)
@@ -173,16 +179,8 @@ describe('discovery between real peers', () => {
     const bId = await somePeer()
     const bAddr = multiaddr(`/ip4/127.0.0.1/tcp/${(trap.address() as AddressInfo).port}`)
 
-    const discovery = new TestDiscovery()
-    const reports = new DiscoveryReports()
-    const a = await configureLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], peerDiscovery: [reports.tap(() => discovery as unknown as PeerDiscovery)], services: shoalServices(true) })
     // Quick first tries, a ceiling far beyond this test.
-    const keeper = new MeshKeeper(a as unknown as Libp2p, { minDelayMs: 50, maxDelayMs: 600_000, forgetAfterMs: 3_600_000, maxPeers: 256 }, undefined, Math.random, reports)
-    await startShoalNode(a, keeper, [], 'test')
-    stops.push(async () => {
-      await keeper.stop()
-      await a.stop()
-    })
+    const { keeper, discovery } = await keptNode(600_000)
     discovery.report(bId, bAddr)
     await waitFor('B to be tried', () => keeper.knownPeers().some((p) => p.equals(bId)), 5_000)
     await waitFor(`B to be forgotten after ${MAX_UNMET_REDIALS} tries`, () => !keeper.knownPeers().some((p) => p.equals(bId)), 20_000)
