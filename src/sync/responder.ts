@@ -28,8 +28,9 @@ export async function answer(local: SyncReplica, req: SyncRequest, from: string,
     }
     switch (req.type) {
       case 'hello': {
-        const page = pageOfRoots(roots(), null, MAX_ROOTS_PER_FRAME)
-        const feed = local.feed !== undefined && log === undefined && req.feed !== undefined ? await answerFeed(local, local.feed, req, page.roots, from) : undefined
+        const all = roots()
+        const page = pageOfRoots(all, null, MAX_ROOTS_PER_FRAME)
+        const feed = local.feed !== undefined && log === undefined && req.feed !== undefined ? await answerFeed(local.feed, req, all, page.roots, from) : undefined
         return { type: 'hello', carries: local.carries(), ...page, ...(feed === undefined ? {} : { feed }) }
       }
       case 'roots':
@@ -108,12 +109,12 @@ function trustedRefusal(log: ChangesetReplica, req: SyncRequest, from: string): 
  * as of the position it sent (marked); the answer gives this side's positions and what it holds of
  * the asker's (for the asker to list what it changed since).
  */
-async function answerFeed(local: SyncReplica, feed: FeedReplica, req: Extract<SyncRequest, { type: 'hello' }>, mine: readonly PartitionRoot[], from: string): Promise<HelloFeed> {
+async function answerFeed(feed: FeedReplica, req: Extract<SyncRequest, { type: 'hello' }>, all: readonly PartitionRoot[], mine: readonly PartitionRoot[], from: string): Promise<HelloFeed> {
   const theirs = req.feed!
   // Positions read with the roots just taken (no await between: both move at commit), or the
   // asker would mark a position past the root it saw.
   const seqs = mine.map((r) => feed.seq(r.table, r.partition))
-  const now = new Map(local.roots().map((r) => [partitionId(r.table, r.partition), r.root]))
+  const now = new Map(all.map((r) => [partitionId(r.table, r.partition), r.root]))
   for (const [i, r] of req.roots.entries()) {
     const root = now.get(partitionId(r.table, r.partition))
     if (root !== undefined && equalBytes(root, r.root)) await feed.setMark(from, r.table, r.partition, { epoch: theirs.epoch, seq: theirs.seqs[i]! })
