@@ -68,5 +68,10 @@ export const MAX_GOSSIP_MESSAGE_BYTES = 512 * 1024 + 4096
 /** Gossipsub's accounting per subscribed topic: the topic string plus ~1 KiB of bookkeeping. */
 export const GOSSIPSUB_BYTES_PER_TOPIC = 1100
 
-/** How often libp2p's connection monitor pings each connected peer (its default: 10 s). */
-export const CONNECTION_PING_INTERVAL_MS = 30_000
+/**
+ * How often each connection is probed for a far end gone silent (net/liveness.ts; libp2p's own
+ * monitor: 10 s). Both sides probe, so a dead peer is found within about this plus the timeout.
+ */
+export const LIVENESS_INTERVAL_MS = 30_000
+/** The shortest wait for a probe's answer; libp2p's adaptive timeout lengthens it on links seen to be slow. */
+export const LIVENESS_MIN_TIMEOUT_MS = 5_000

@@ -18,3 +18,10 @@ export class NetStartError extends ShoalError {
     super('NET_START_FAILED', message, options)
   }
 }
+
+/** A connection's far end stopped answering liveness probes; it was closed, and the peer is redialled. */
+export class DeadConnectionError extends ShoalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONNECTION_DEAD', message, options)
+  }
+}

@@ -20,6 +20,7 @@ import { meshDiscovery } from './mesh-discovery.js'
 import { privateNetwork } from './private-network.js'
 import { lanDiscovery } from './lan-discovery.js'
 import { DEFAULT_REDIAL, DiscoveryReports, MeshKeeper, type RedialOptions } from './mesh-keeper.js'
+import type { LivenessInit } from './liveness.js'
 import { configureLibp2p, gaterFrom, OnlineSwitch, parseAddrs, shoalServices, ShoalNode, startShoalNode, type ShoalServices } from './shoal-node.js'
 
 export { ShoalNode, type ShoalServices } from './shoal-node.js'
@@ -39,6 +40,8 @@ export interface NetInit {
   discoveryIntervalMs?: number
   /** Redial backoff for known peers (defaults: 1 s doubling to 60 s, forget after 7 days). */
   redial?: Partial<RedialOptions>
+  /** How often connections are probed for a far end gone silent, and the shortest wait for an answer (defaults: 30 s, 5 s). */
+  liveness?: LivenessInit
   /**
    * 'default': TCP, WebSockets and circuit relay. 'memory': the in-process @libp2p/memory
    * transport only (the real-stack simulator's peers): listen on '/memory/<unique name>'; no mDNS;
@@ -104,7 +107,7 @@ export async function createNode(init: NetInit): Promise<ShoalNode> {
   if (init.mdns !== false && !inMemory) peerDiscovery.push(reports.tap(lanDiscovery({ serviceTag: MDNS_SERVICE_TAG }) as unknown as (components: unknown) => PeerDiscovery))
   if (bootstrapList.length > 0 && !inMemory) peerDiscovery.push(reports.tap(bootstrap({ list: bootstrapList })))
 
-  const services: ServiceFactoryMap<ShoalServices> = { ...shoalServices(init.signedGossip !== false), dcutr: dcutr(), autonat: autoNAT() }
+  const services: ServiceFactoryMap<ShoalServices> = { ...shoalServices(init.signedGossip !== false, init.liveness), dcutr: dcutr(), autonat: autoNAT() }
   if (init.relay === true) services.relay = circuitRelayServer()
 
   const online = new OnlineSwitch()

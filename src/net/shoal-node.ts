@@ -11,8 +11,9 @@ import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
 import { coalescing } from './coalescing-encrypter.js'
-import { CONNECTION_PING_INTERVAL_MS, GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS } from './constants.js'
+import { GOSSIPSUB_BYTES_PER_TOPIC, MAX_GOSSIP_MESSAGE_BYTES, MAX_GOSSIP_TOPICS } from './constants.js'
 import { NetStartError } from './errors.js'
+import { liveness, type Liveness, type LivenessInit } from './liveness.js'
 import type { MeshKeeper } from './mesh-keeper.js'
 
 /*
@@ -27,6 +28,8 @@ export interface ShoalServices extends Record<string, unknown> {
   identifyPush: IdentifyPush
   ping: Ping
   pubsub: GossipSub
+  /** Finds connections gone silent and aborts them (net/liveness.ts; in place of libp2p's connection monitor). */
+  liveness: Liveness
   /** Node peers only: hole punching and reachability checks mean nothing to a browser tab. */
   dcutr?: unknown
   autonat?: unknown
@@ -126,11 +129,12 @@ export class ShoalNode {
 }
 
 /** The services of every Shoal node; Node peers add dcutr, autonat and (when asked) a relay server. */
-export function shoalServices(signedGossip: boolean): ServiceFactoryMap<ShoalServices> {
+export function shoalServices(signedGossip: boolean, livenessInit?: LivenessInit): ServiceFactoryMap<ShoalServices> {
   return {
     identify: identify(),
     identifyPush: identifyPush(),
     ping: ping(),
+    liveness: liveness(livenessInit),
     pubsub: gossipsub({
       globalSignaturePolicy: signedGossip ? 'StrictSign' : 'StrictNoSign',
       // A lone peer writing locally must not get errors; anti-entropy repairs what it missed.
@@ -171,10 +175,12 @@ export async function configureLibp2p(options: Omit<Libp2pOptions<ShoalServices>
 function connectionOptions(): Pick<Libp2pOptions, 'connectionEncrypters' | 'streamMuxers' | 'connectionMonitor'> {
   return {
     connectionEncrypters: [coalescing(noise())],
-    streamMuxers: [yamux()],
-    // libp2p pings every peer every 10 s (~1 KB a time for a pair): most of what two idle
-    // peers send. 30 s still finds a dead connection well before anti-entropy would miss it.
-    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
+    // yamux's keepalive pings every 30 s but never closes a connection that stops answering;
+    // the liveness service pings with the same frame and does (shoalServices).
+    streamMuxers: [yamux({ enableKeepAlive: false })],
+    // libp2p's monitor opens a ping stream per probe (~450 B, both sides): the liveness service
+    // replaces it with yamux's ping frame (~60 B a round trip).
+    connectionMonitor: { enabled: false },
   }
 }
 
