@@ -6,7 +6,7 @@ import { DeadConnectionError } from './errors.js'
 /*
  * Finds connections whose far end has gone silently (a power cut, a dropped Wi-Fi link: no FIN
  * ever comes, and TCP alone would give up after ~15 minutes) and aborts them, so the mesh keeper
- * redials and the peer's next connection is not refused for an old one that is dead.
+ * redials, and gossip and anti-entropy stop writing into a connection nobody reads.
  *
  * libp2p's own connection monitor does this by opening a ping stream every interval: stream
  * negotiation, yamux window frames and Noise framing come to ~450 B a ping, both sides ping, and
@@ -44,7 +44,7 @@ export class Liveness implements Startable {
   private readonly probing = new WeakSet<Connection>()
   private controller: AbortController | undefined
   private timer: ReturnType<typeof setInterval> | undefined
-  /** Probes sent and connections aborted since start, by kind (for tests and metrics). */
+  /** Probes sent, by kind, and connections aborted since start (what tests look at). */
   readonly counts = { muxerPings: 0, streamPings: 0, aborted: 0 }
 
   constructor(

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, describe, expect, it } from 'vitest'
+import { Liveness } from '../../src/net/liveness.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
 
 /*
  * The liveness service (net/liveness.ts) on real libp2p nodes over loopback TCP: it probes with
- * yamux's ping frame, not a ping stream, and closes a connection whose far end stops answering
+ * yamux's ping frame, not a ping stream (the ping protocol where the muxer has none), and closes a connection whose far end stops answering
  * (here: a relay between the two peers that stops forwarding without closing, as a dropped link
  * or a powered-off peer does).
  */
@@ -76,6 +77,33 @@ describe('liveness', () => {
     expect(la.counts.aborted + lb.counts.aborted).toBe(0)
     expect(a.libp2p.getConnections(b.peerId).length).toBe(1)
     expect(a.libp2p.getConnections(b.peerId)[0]!.rtt).toBeGreaterThanOrEqual(0)
+  })
+
+  it('probes a connection whose muxer cannot ping (WebRTC) with the ping protocol', async () => {
+    const a = await start()
+    const b = await start()
+    await a.dial(b.multiaddrs()[0]!)
+    const connection = a.libp2p.getConnections(b.peerId)[0]!
+    // The same connection as a WebRTC one looks to the service: no muxer with a ping.
+    const withoutMuxer = new Proxy(connection, {
+      get(target, property) {
+        if (property === 'muxer') return undefined
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      },
+      set: (target, property, value) => Reflect.set(target, property, value, target),
+    })
+    const live = new Liveness({ connectionManager: { getConnections: () => [withoutMuxer] }, logger: a.libp2p.logger }, { intervalMs: 100, minTimeoutMs: 2_000 })
+    live.start()
+    try {
+      // A probe starts only once the one before has been answered (or has closed the connection).
+      await waitFor('three ping-protocol probes', () => live.counts.streamPings >= 3)
+      expect(live.counts.muxerPings).toBe(0)
+      expect(live.counts.aborted).toBe(0)
+      expect(connection.status).toBe('open')
+    } finally {
+      live.stop()
+    }
   })
 
   it('closes a connection whose far end has gone silent, on both sides', async () => {
