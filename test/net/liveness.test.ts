@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Liveness } from '../../src/net/liveness.js'
 import { createNode, type ShoalNode } from '../../src/net/node.js'
+import { eventually } from '../helpers/peers.js'
 
 /*
  * The liveness service (net/liveness.ts) on real libp2p nodes over loopback TCP: it probes with
@@ -31,14 +32,6 @@ async function start(): Promise<ShoalNode> {
   const node = await createNode({ dataDir: dir, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, liveness: { intervalMs: 150, minTimeoutMs: 400 } })
   nodes.push(node)
   return node
-}
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
 }
 
 /** A TCP relay to `port` on 127.0.0.1 that forwards until `freeze()`, then holds both sockets open and silent. */
@@ -72,7 +65,7 @@ describe('liveness', () => {
     await a.dial(b.multiaddrs()[0]!)
     const la = a.libp2p.services.liveness
     const lb = b.libp2p.services.liveness
-    await waitFor('three probes each way', () => la.counts.muxerPings >= 3 && lb.counts.muxerPings >= 3)
+    await eventually('three probes each way', () => la.counts.muxerPings >= 3 && lb.counts.muxerPings >= 3)
     expect(la.counts.streamPings + lb.counts.streamPings).toBe(0)
     expect(la.counts.aborted + lb.counts.aborted).toBe(0)
     expect(a.libp2p.getConnections(b.peerId).length).toBe(1)
@@ -97,7 +90,7 @@ describe('liveness', () => {
     live.start()
     try {
       // A probe starts only once the one before has been answered (or has closed the connection).
-      await waitFor('three ping-protocol probes', () => live.counts.streamPings >= 3)
+      await eventually('three ping-protocol probes', () => live.counts.streamPings >= 3)
       expect(live.counts.muxerPings).toBe(0)
       expect(live.counts.aborted).toBe(0)
       expect(connection.status).toBe('open')
@@ -113,11 +106,11 @@ describe('liveness', () => {
     const closed: unknown[] = []
     a.libp2p.addEventListener('connection:close', (event) => closed.push(event.detail))
     await a.dial(multiaddr(`/ip4/127.0.0.1/tcp/${relay.port}/p2p/${b.peerId.toString()}`))
-    await waitFor('a first probe answered', () => a.libp2p.services.liveness.counts.muxerPings >= 2)
+    await eventually('a first probe answered', () => a.libp2p.services.liveness.counts.muxerPings >= 2)
     expect(a.libp2p.getConnections(b.peerId).length).toBe(1)
     relay.freeze()
-    await waitFor('a to close its connection to b', () => a.libp2p.getConnections(b.peerId).length === 0)
-    await waitFor('b to close its connection to a', () => b.libp2p.getConnections(a.peerId).length === 0)
+    await eventually('a to close its connection to b', () => a.libp2p.getConnections(b.peerId).length === 0)
+    await eventually('b to close its connection to a', () => b.libp2p.getConnections(a.peerId).length === 0)
     expect(a.libp2p.services.liveness.counts.aborted).toBeGreaterThanOrEqual(1)
     expect(b.libp2p.services.liveness.counts.aborted).toBeGreaterThanOrEqual(1)
     expect(closed.length).toBeGreaterThanOrEqual(1)
